@@ -1,0 +1,118 @@
+import uuid
+
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Lower
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+
+class RoomQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "RoomQuerySet":
+        """THE access rule. A public room is visible to every signed-in user; a private room
+        exists only for its participants. Page views, the websocket consumer, the services and
+        every API view go through this method, so they cannot disagree."""
+        if user is None or not user.is_authenticated:
+            return self.none()
+        is_member = Membership.objects.filter(room=OuterRef("pk"), user=user)
+        return self.filter(Q(is_private=False) | Q(Exists(is_member)))
+
+    def public(self) -> "RoomQuerySet":
+        return self.filter(is_private=False)
+
+
+class Room(models.Model):
+    name = models.CharField(_("name"), max_length=64, blank=True)
+    is_private = models.BooleanField(default=False)
+    # For a private 1:1 room: "<lower user id>:<higher user id>". Unique, so two concurrent
+    # "Message" clicks cannot create two rooms for one pair.
+    dm_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    # The per-room sequence: the seq of the newest message. Incremented under the row's write
+    # lock inside the sending transaction, so seqs are gap-free and in commit order.
+    last_seq = models.BigIntegerField(default=0)
+
+    objects = RoomQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                condition=Q(is_private=False),
+                name="chat_room_public_name_ci_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_private=True) | ~Q(name=""), name="chat_room_public_has_name"
+            ),
+        ]
+        indexes = [models.Index(fields=["is_private", "-last_message_at"])]
+
+    def __str__(self) -> str:
+        return self.name or f"room {self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("chat:room_detail", kwargs={"pk": self.pk})
+
+    @property
+    def activity_at(self):
+        return self.last_message_at or self.created_at
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", _("Owner")
+        MEMBER = "member", _("Member")
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    # Read pointer: the highest seq this user has seen in this room (unread = last_seq - this).
+    last_read_seq = models.BigIntegerField(default=0)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "user"], name="chat_membership_unique"),
+        ]
+        indexes = [models.Index(fields=["user", "room"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.room_id} ({self.role})"
+
+
+class Message(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages"
+    )
+    seq = models.BigIntegerField()
+    body = models.TextField(max_length=4000)
+    # Set by the sending client; the same (author, client_id) stores one row (idempotent retry).
+    client_id = models.UUIDField(null=True, blank=True, default=None)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["room", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="chat_message_room_seq_unique"),
+            models.UniqueConstraint(
+                fields=["author", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="chat_message_author_client_id_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} in {self.room_id}"
+
+
+def new_client_id() -> uuid.UUID:
+    return uuid.uuid4()

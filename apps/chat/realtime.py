@@ -1,0 +1,34 @@
+"""The only module that touches the channel layer. Payloads are primitives: ids and one HTML
+string rendered once per message (never per recipient)."""
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.template.loader import render_to_string
+
+from .models import Message
+
+
+def room_group(room_id: int) -> str:
+    return f"room-{room_id}"
+
+
+def render_messages_oob(messages: list[Message]) -> str:
+    """Message elements wrapped for htmx's out-of-band append into ``#message-list``."""
+    return render_to_string("chat/room_detail.html#message-oob", {"messages": messages})
+
+
+def message_event(message: Message, html: str | None = None) -> dict:
+    return {
+        "type": "chat.message",
+        "room": message.room_id,
+        "id": message.pk,
+        "seq": message.seq,
+        "html": html if html is not None else render_messages_oob([message]),
+    }
+
+
+def broadcast_message(message: Message) -> None:
+    """Publish a committed message to everyone connected to its room. Called on commit only:
+    a message is visible to listeners only once it is in the database."""
+    layer = get_channel_layer()
+    async_to_sync(layer.group_send)(room_group(message.room_id), message_event(message))

@@ -1,0 +1,81 @@
+"""Reads. Every room lookup starts from ``Room.objects.visible_to(user)`` — the one access rule."""
+
+from django.conf import settings
+from django.db.models import Prefetch, QuerySet
+
+from apps.profiles.models import Profile
+
+from .models import Membership, Message, Room
+
+
+def room_list_for_user(*, user) -> QuerySet[Room]:
+    return Room.objects.visible_to(user).order_by("-last_message_at", "-created_at")
+
+
+def room_get_for_user(*, user, pk) -> Room:
+    """The room if ``user`` may see it; ``Room.DoesNotExist`` otherwise (a private room that is
+    not yours is indistinguishable from one that does not exist)."""
+    return Room.objects.visible_to(user).get(pk=pk)
+
+
+def room_is_visible_to(*, room: Room, user) -> bool:
+    if not user.is_authenticated:
+        return False
+    if not room.is_private:
+        return True
+    return Membership.objects.filter(room=room, user=user).exists()
+
+
+def public_room_list(*, user) -> QuerySet[Room]:
+    return room_list_for_user(user=user).filter(is_private=False)
+
+
+def private_room_list(*, user) -> QuerySet[Room]:
+    """The user's private conversations, each with its participants' profiles prefetched so the
+    title (the other participant) costs no extra query per room."""
+    members = Membership.objects.select_related("user__profile")
+    return (
+        Room.objects.filter(is_private=True, memberships__user=user)
+        .prefetch_related(Prefetch("memberships", queryset=members, to_attr="member_list"))
+        .order_by("-last_message_at", "-created_at")
+    )
+
+
+def room_title_for(*, room: Room, user) -> str:
+    """A public room's name; for a private room, the other participant's display name."""
+    if not room.is_private:
+        return room.name
+    members = getattr(room, "member_list", None)
+    if members is None:
+        members = list(room.memberships.select_related("user__profile"))
+    others = [m.user for m in members if m.user_id != user.pk] or [m.user for m in members]
+    return ", ".join(_profile_name(u) for u in others) or room.name
+
+
+def _profile_name(user) -> str:
+    try:
+        return user.profile.name
+    except Profile.DoesNotExist:
+        return user.get_username()
+
+
+def _message_qs(room: Room) -> QuerySet[Message]:
+    return Message.objects.filter(room=room).select_related("author__profile")
+
+
+def message_list_latest(*, room: Room, limit: int | None = None) -> list[Message]:
+    """The newest ``limit`` messages, oldest first. One query (keyset on seq, no OFFSET)."""
+    limit = limit or settings.PARLEY_HISTORY_PAGE_SIZE
+    return list(reversed(_message_qs(room).order_by("-seq")[:limit]))
+
+
+def message_list_before(*, room: Room, before_seq: int, limit: int | None = None) -> list[Message]:
+    """The ``limit`` messages just older than ``before_seq``, oldest first."""
+    limit = limit or settings.PARLEY_HISTORY_PAGE_SIZE
+    qs = _message_qs(room).filter(seq__lt=before_seq).order_by("-seq")[:limit]
+    return list(reversed(qs))
+
+
+def message_list_after(*, room: Room, after_seq: int, limit: int) -> list[Message]:
+    """Messages newer than ``after_seq`` in seq order (catch-up after a reconnect)."""
+    return list(_message_qs(room).filter(seq__gt=after_seq).order_by("seq")[:limit])

@@ -1,0 +1,141 @@
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from . import selectors, services
+from .forms import MessageForm, RoomCreateForm
+from .models import Room
+
+
+def _room_or_404(request, pk: int) -> Room:
+    try:
+        return selectors.room_get_for_user(user=request.user, pk=pk)
+    except Room.DoesNotExist:
+        raise Http404(_("No such room.")) from None
+
+
+def _room_list_context(user) -> dict:
+    private_rooms = list(selectors.private_room_list(user=user))
+    for room in private_rooms:
+        room.title = selectors.room_title_for(room=room, user=user)
+    return {"public_rooms": selectors.public_room_list(user=user), "private_rooms": private_rooms}
+
+
+@login_required
+@require_GET
+def home(request):
+    context = {"form": RoomCreateForm(), **_room_list_context(request.user)}
+    return render(request, "chat/home.html", context)
+
+
+@login_required
+@require_GET
+def room_list(request):
+    """The room list alone (an htmx partial, polled to refresh last activity)."""
+    return render(request, "chat/home.html#room-list", _room_list_context(request.user))
+
+
+@login_required
+@require_POST
+def room_create(request):
+    form = RoomCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            room = services.room_create(name=form.cleaned_data["name"], creator=request.user)
+        except ValidationError as exc:
+            form.add_error("name", exc)
+        except services.RateLimited as exc:
+            form.add_error(
+                "name", _("You are creating rooms too fast. Try again in %(s)d s.") % {"s": exc.retry_after}
+            )
+        else:
+            if request.htmx:
+                return HttpResponseClientRedirect(room.get_absolute_url())
+            return redirect(room)
+    if request.htmx:
+        return render(request, "chat/home.html#room-create-form", {"form": form})
+    context = {"form": form, **_room_list_context(request.user)}
+    return render(request, "chat/home.html", context, status=400)
+
+
+@login_required
+@require_GET
+def room_detail(request, pk: int):
+    room = _room_or_404(request, pk)
+    messages = selectors.message_list_latest(room=room)
+    context = {
+        "room": room,
+        "title": selectors.room_title_for(room=room, user=request.user),
+        "messages": messages,
+        "has_older": bool(messages) and messages[0].seq > 1,
+        "form": MessageForm(),
+    }
+    return render(request, "chat/room_detail.html", context)
+
+
+@login_required
+@require_GET
+def room_history(request, pk: int):
+    """Older messages, keyset-paginated on seq: ?before=<seq>."""
+    room = _room_or_404(request, pk)
+    try:
+        before = int(request.GET.get("before", ""))
+    except ValueError:
+        return HttpResponse(_("before must be a number."), status=400)
+    messages = selectors.message_list_before(room=room, before_seq=before)
+    context = {"room": room, "messages": messages, "has_older": bool(messages) and messages[0].seq > 1}
+    return render(request, "chat/room_detail.html#message-page", context)
+
+
+@login_required
+@require_POST
+def message_send(request, pk: int):
+    """HTML fallback for sending without a websocket (and for htmx POSTs)."""
+    room = _room_or_404(request, pk)
+    form = MessageForm(request.POST)
+    error = None
+    if form.is_valid():
+        try:
+            services.message_send(
+                room=room,
+                author=request.user,
+                body=form.cleaned_data["body"],
+                client_id=form.cleaned_data["client_id"] or None,
+            )
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        except services.RateLimited as exc:
+            error = _("You are sending too fast. Try again in %(s)d s.") % {"s": exc.retry_after}
+        except services.RoomNotFound:
+            raise Http404 from None
+    else:
+        error = _("Type a message first.")
+    if error is None:
+        return redirect(room)
+    messages = selectors.message_list_latest(room=room)
+    context = {
+        "room": room,
+        "title": selectors.room_title_for(room=room, user=request.user),
+        "messages": messages,
+        "has_older": bool(messages) and messages[0].seq > 1,
+        "form": form,
+        "error": error,
+    }
+    return render(request, "chat/room_detail.html", context, status=400)
+
+
+@login_required
+@require_POST
+def dm_open(request, user_id: int):
+    """Get or create the private room with another user, then open it."""
+    other = get_object_or_404(get_user_model(), pk=user_id, is_active=True)
+    try:
+        room, _created = services.dm_get_or_create(user=request.user, other=other)
+    except ValidationError:
+        raise Http404 from None
+    return redirect(room)

@@ -1,0 +1,39 @@
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Profile(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    display_name = models.CharField(_("display name"), max_length=40, blank=True)
+    # Always a re-encoded square thumbnail under a random name (see services.avatar_process).
+    avatar = models.ImageField(_("avatar"), upload_to="avatars/", blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("profile")
+        verbose_name_plural = _("profiles")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        """What other people see: the display name, or the username when there is none."""
+        return self.display_name or self.user.get_username()
+
+    @property
+    def initials(self) -> str:
+        parts = [p for p in self.name.replace("_", " ").replace(".", " ").split() if p]
+        letters = "".join(p[0] for p in parts[:2]) or self.name[:1]
+        return letters.upper()
+
+    @property
+    def color_hue(self) -> int:
+        """A stable hue for the initials avatar, derived from the user id."""
+        digest = hashlib.blake2s(str(self.user_id).encode(), digest_size=2).digest()
+        return int.from_bytes(digest, "big") % 360

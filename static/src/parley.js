@@ -1,0 +1,171 @@
+// Parley's only script: small behaviours htmx does not cover. No framework.
+(function () {
+  "use strict";
+
+  // Close an open nav dropdown on Escape or on a click outside it.
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape") return;
+    document.querySelectorAll("details[data-dropdown][open]").forEach(function (d) {
+      d.open = false;
+      d.querySelector("summary").focus();
+    });
+  });
+  document.addEventListener("click", function (e) {
+    document.querySelectorAll("details[data-dropdown][open]").forEach(function (d) {
+      if (!d.contains(e.target)) d.open = false;
+    });
+  });
+
+  // ---- The room page ------------------------------------------------------------------------
+  var chat = document.getElementById("chat");
+  if (!chat) return;
+
+  var list = document.getElementById("message-list");
+  var scroller = document.getElementById("message-scroller");
+  var form = document.getElementById("composer");
+  var textarea = document.getElementById("composer-body");
+  var clientIdInput = form.querySelector("input[name=client_id]");
+  var status = document.getElementById("connection-status");
+  var socket = null; // htmx's socket wrapper, known after the first open
+  var pending = null; // {clientId, body} of the message awaiting its acknowledgement
+  var myId = chat.dataset.user;
+
+  function uuid4() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    var b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    var h = Array.from(b, function (x) { return x.toString(16).padStart(2, "0"); }).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  }
+
+  function lastSeq() {
+    var last = 0;
+    list.querySelectorAll("article[data-seq]").forEach(function (a) {
+      var s = parseInt(a.dataset.seq, 10);
+      if (s > last) last = s;
+    });
+    return last;
+  }
+
+  function nearBottom() {
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+  }
+
+  function scrollToBottom() {
+    scroller.scrollTop = scroller.scrollHeight;
+  }
+
+  function setStatus(state, text) {
+    status.dataset.state = state;
+    status.textContent = text;
+  }
+
+  // Messages can arrive twice (a live frame and a catch-up) or out of order (a live frame
+  // before the catch-up batch): keep one element per id, sorted by seq.
+  function normalize() {
+    var seen = {};
+    var prev = -1;
+    var sorted = true;
+    list.querySelectorAll("article[data-seq]").forEach(function (a) {
+      if (seen[a.id]) { a.remove(); return; }
+      seen[a.id] = true;
+      var s = parseInt(a.dataset.seq, 10);
+      if (s < prev) sorted = false;
+      prev = s;
+    });
+    if (!sorted) {
+      var items = Array.from(list.querySelectorAll("article[data-seq]"));
+      items.sort(function (x, y) { return x.dataset.seq - y.dataset.seq; });
+      items.forEach(function (a) { list.appendChild(a); });
+    }
+    var empty = document.getElementById("empty-room");
+    if (empty && list.querySelector("article")) empty.remove();
+  }
+
+  function markMine(root) {
+    if (!myId) return;
+    root.querySelectorAll('article[data-author="' + myId + '"]').forEach(function (a) {
+      a.classList.add("is-mine");
+    });
+  }
+
+  function localiseTimes(root) {
+    root.querySelectorAll("article time[datetime]").forEach(function (t) {
+      var d = new Date(t.getAttribute("datetime"));
+      if (!isNaN(d)) t.textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    });
+  }
+
+  function resume() {
+    if (socket) socket.send(JSON.stringify({ type: "resume", after_seq: lastSeq() }));
+  }
+
+  // Enter sends, Shift+Enter makes a new line.
+  textarea.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  // Give every message a client_id so a resend after a lost acknowledgement stores one row.
+  form.addEventListener("htmx:wsConfigSend", function (e) {
+    if (!clientIdInput.value) clientIdInput.value = uuid4();
+    e.detail.parameters.client_id = clientIdInput.value;
+    pending = { clientId: clientIdInput.value, body: e.detail.parameters.body };
+    delete e.detail.parameters.csrfmiddlewaretoken;
+  });
+
+  chat.addEventListener("htmx:wsConnecting", function () {
+    if (status.dataset.state !== "offline") setStatus("connecting", status.dataset.textConnecting || "Connecting…");
+  });
+  chat.addEventListener("htmx:wsOpen", function (e) {
+    socket = e.detail.socketWrapper;
+    setStatus("connected", status.dataset.textConnected || "Connected");
+    resume();
+  });
+  chat.addEventListener("htmx:wsClose", function (e) {
+    var code = e.detail.event.code;
+    if ([1006, 1011, 1012, 1013].indexOf(code) >= 0) {
+      setStatus("reconnecting", status.dataset.textReconnecting || "Reconnecting…");
+    } else if (code === 4401) {
+      setStatus("closed", status.dataset.textUnauthenticated || "Signed out — reload to log in");
+    } else if (code === 4404) {
+      setStatus("closed", status.dataset.textNotFound || "This room is not available");
+    } else {
+      setStatus("closed", status.dataset.textClosed || "Disconnected — reload the page");
+    }
+  });
+  window.addEventListener("offline", function () { setStatus("offline", status.dataset.textOffline || "Offline"); });
+  window.addEventListener("online", resume);
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") resume();
+  });
+
+  var stick = true;
+  chat.addEventListener("htmx:wsBeforeMessage", function () { stick = nearBottom(); });
+  chat.addEventListener("htmx:wsAfterMessage", function () {
+    if (document.getElementById("chat-reload").dataset.reload) {
+      window.location.reload();
+      return;
+    }
+    normalize();
+    markMine(list);
+    localiseTimes(list);
+    if (pending && document.querySelector('article[data-client-id="' + pending.clientId + '"]')) {
+      // Acknowledged: the composer may now forget the text (unless the user typed more).
+      if (textarea.value.trim() === (pending.body || "").trim()) textarea.value = "";
+      clientIdInput.value = "";
+      document.getElementById("composer-error").textContent = "";
+      pending = null;
+      stick = true;
+    }
+    if (stick) scrollToBottom();
+  });
+
+  markMine(list);
+  localiseTimes(list);
+  scrollToBottom();
+  document.body.addEventListener("htmx:afterSwap", function () { localiseTimes(list); markMine(list); });
+})();
