@@ -1,6 +1,7 @@
 """Shared pytest fixtures: users, rooms and messages made through the real services."""
 
 import itertools
+import os
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -9,15 +10,30 @@ _counter = itertools.count(1)
 PASSWORD = "correct-horse-battery-staple"
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache_and_media(settings, tmp_path):
-    """Rate-limit counters and uploads must not leak between tests."""
+def _clear_counters() -> None:
+    """Forget rate-limit and throttle counters. On Redis only our counter keys go: FLUSHDB would
+    also wipe the channel layer's group memberships of anything else using that Redis."""
     from django.core.cache import cache
+    from django.core.cache.backends.redis import RedisCache
 
+    if not isinstance(cache, RedisCache):
+        cache.clear()
+        return
+    client = cache._cache.get_client(write=True)
+    for pattern in ("rl:*", "throttle_*", "allauth*"):
+        for key in client.scan_iter(match=cache.make_key(pattern)):
+            client.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_counters_and_media(settings, tmp_path):
+    """Rate-limit counters and uploads must not leak between tests."""
     settings.MEDIA_ROOT = tmp_path / "media"
-    cache.clear()
+    # Password hashing is deliberately slow; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    _clear_counters()
     yield
-    cache.clear()
+    _clear_counters()
 
 
 @pytest.fixture
@@ -72,3 +88,32 @@ def private_room(alice, bob):
 def alice_client(client, alice):
     client.force_login(alice)
     return client
+
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need Redis carry the ``redis`` marker; without REDIS_URL they are skipped
+    with a visible reason (and in CI that skip becomes a failure, see below)."""
+    if os.environ.get("REDIS_URL"):
+        return
+    skip = pytest.mark.skip(reason="needs the real Redis: set REDIS_URL=redis://127.0.0.1:6379/0")
+    for item in items:
+        if "redis" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI (CI=true) a skipped test is a failed test: a missing service must never pass
+    silently."""
+    report = yield
+    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which is not allowed: {report.longrepr}"
+    return report
+
+
+@pytest.fixture
+def unlimited(settings):
+    """Lift the per-user send rate limit for tests that build a long history."""
+    settings.PARLEY_MESSAGE_RATE = (1_000_000, 10)

@@ -7,6 +7,7 @@ cache and therefore every rate limit shared by all server processes).
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -110,6 +111,15 @@ DATABASES = {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
         },
+        # A file, not ":memory:": tests run websocket consumers and concurrent writers in other
+        # threads, and SQLite's shared-cache memory mode fails those with "table is locked".
+        # One file per test process, so parallel runs never share (and destroy) one database.
+        "TEST": {
+            "NAME": os.environ.get(
+                "PARLEY_SQLITE_TEST_PATH",
+                os.path.join(tempfile.gettempdir(), f"parley-test-{os.getpid()}.sqlite3"),
+            )
+        },
     }
 }
 if DATABASE_URL:
@@ -134,6 +144,10 @@ if REDIS_URL:
                         # channels-redis builds redis-py's pool without a size; redis-py then
                         # raises "Too many connections" past 100 instead of waiting.
                         "max_connections": int(os.environ.get("PARLEY_REDIS_MAX_CONNECTIONS", "500")),
+                        # redis-py 8 reads with a 5 s socket timeout by default, the same as
+                        # channels-redis's 5 s BZPOPMIN: every idle receive() then raises
+                        # TimeoutError and kills its consumer. Keep the timeout above it.
+                        "socket_timeout": 15,
                     }
                 ],
                 "prefix": os.environ.get("PARLEY_CHANNEL_PREFIX", "parley"),
@@ -191,7 +205,18 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.api.parsers.JSONParser",  # DRF's, plus a size cap and a nesting guard
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # Service exceptions (ValidationError, RateLimited, RoomNotFound) → JSON 400/429/404.
+    "EXCEPTION_HANDLER": "apps.api.exceptions.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    # Throttles identify anonymous clients by address. With NUM_PROXIES unset DRF trusts any
+    # X-Forwarded-For a client sends (a free bypass); 0 = REMOTE_ADDR (the ASGI server's
+    # --proxy-headers handles a trusted proxy), N = the Nth address from the right.
+    "NUM_PROXIES": int(os.environ.get("PARLEY_API_NUM_PROXIES", "0")),
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("PARLEY_API_RATE", "600/min"),
         "token": "10/min",

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -97,7 +98,7 @@ class Message(models.Model):
     body = models.TextField(max_length=4000)
     # Set by the sending client; the same (author, client_id) stores one row (idempotent retry).
     client_id = models.UUIDField(null=True, blank=True, default=None)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["room", "seq"]

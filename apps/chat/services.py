@@ -128,7 +128,9 @@ def message_send(*, room: Room, author, body, client_id=None) -> SendResult:
         earlier = _message_by_client_id(author=author, client_id=client_id)
         if earlier is not None:
             if earlier.room_id != room.pk:
-                raise ValidationError(_("client_id was already used in another room."), code="reused")
+                raise ValidationError(
+                    _("client_id was already used in another room."), code="reused"
+                )
             return SendResult(earlier, created=False)
     count, window = settings.PARLEY_MESSAGE_RATE
     ratelimit.hit(key=f"message-send:{author.pk}", limit=count, window=window)
@@ -140,7 +142,7 @@ def message_send(*, room: Room, author, body, client_id=None) -> SendResult:
             Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1, last_message_at=now)
             seq = Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).get()
             message = Message.objects.create(
-                room=room, author=author, seq=seq, body=body, client_id=client_id
+                room=room, author=author, seq=seq, body=body, client_id=client_id, created_at=now
             )
             transaction.on_commit(lambda: realtime.broadcast_message(message))
     except IntegrityError:

@@ -51,7 +51,9 @@ def room_create(request):
             form.add_error("name", exc)
         except services.RateLimited as exc:
             form.add_error(
-                "name", _("You are creating rooms too fast. Try again in %(s)d s.") % {"s": exc.retry_after}
+                "name",
+                _("You are creating rooms too fast. Try again in %(s)d s.")
+                % {"s": exc.retry_after},
             )
         else:
             if request.htmx:
@@ -88,7 +90,11 @@ def room_history(request, pk: int):
     except ValueError:
         return HttpResponse(_("before must be a number."), status=400)
     messages = selectors.message_list_before(room=room, before_seq=before)
-    context = {"room": room, "messages": messages, "has_older": bool(messages) and messages[0].seq > 1}
+    context = {
+        "room": room,
+        "messages": messages,
+        "has_older": bool(messages) and messages[0].seq > 1,
+    }
     return render(request, "chat/room_detail.html#message-page", context)
 
 

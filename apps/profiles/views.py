@@ -1,12 +1,65 @@
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from . import selectors, services
+from .forms import ProfileForm
+
+PROFILES_PER_PAGE = 100
 
 
 @login_required
-def profile_list(request):  # replaced by the profiles work
-    return HttpResponse("TODO")
+@require_GET
+def profile_list(request):
+    """Everyone you can message, by name."""
+    page = Paginator(selectors.profile_list(), PROFILES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "profiles/profile_list.html", {"page": page})
+
+
+def _edit_context(profile, form, *, saved: bool = False) -> dict:
+    return {
+        "profile": profile,
+        "form": form,
+        "saved": saved,
+        "display_name_max": services.DISPLAY_NAME_MAX_LENGTH,
+        "avatar_max_mb": settings.PARLEY_AVATAR_MAX_BYTES // (1024 * 1024),
+    }
 
 
 @login_required
-def profile_edit(request):  # replaced by the profiles work
-    return HttpResponse("TODO")
+@require_http_methods(["GET", "POST"])
+def profile_edit(request):
+    """The profile editor. htmx posts get the form fragment back (errors inline, or a fresh
+    form with a notice plus an out-of-band nav update); plain posts redirect or get a 400."""
+    profile = request.user.profile
+    page = "profiles/profile_edit.html"
+    template = f"{page}#profile-form" if request.htmx else page
+    if request.method == "GET":
+        form = ProfileForm(initial={"display_name": profile.display_name})
+        return render(request, template, _edit_context(profile, form))
+
+    form = ProfileForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            services.profile_update(
+                profile=profile,
+                display_name=form.cleaned_data["display_name"],
+                avatar=form.cleaned_data["avatar"],
+                remove_avatar=form.cleaned_data["remove_avatar"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)  # a dict keyed by field lands on those fields
+        else:
+            if not request.htmx:
+                messages.success(request, _("Your profile was saved."))
+                return redirect("profiles:edit")
+            form = ProfileForm(initial={"display_name": profile.display_name})
+            return render(request, template, _edit_context(profile, form, saved=True))
+    # htmx swaps only 2xx responses by default: errors come back as 200 there, 400 otherwise.
+    status = 200 if request.htmx else 400
+    return render(request, template, _edit_context(profile, form), status=status)

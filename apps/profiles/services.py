@@ -1,0 +1,183 @@
+"""Writes for profiles. The HTML editor and the API (PATCH /api/profiles/me/) both call
+``profile_update``; an avatar is only ever stored after ``avatar_process`` re-encoded it."""
+
+import io
+import unicodedata
+import uuid
+import warnings
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils.translation import gettext as _
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .models import Profile
+
+__all__ = ["DISPLAY_NAME_MAX_LENGTH", "avatar_process", "profile_update"]
+
+DISPLAY_NAME_MAX_LENGTH = 40
+# Decoders Pillow may try: the type comes from the bytes, never from the name or Content-Type.
+AVATAR_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+# Stored format: WebP keeps transparency, is small, and every current browser shows it.
+AVATAR_OUTPUT_FORMAT = "WEBP"
+AVATAR_OUTPUT_EXTENSION = "webp"
+
+_UNSET: Any = object()
+
+
+def _error(message: str, code: str) -> ValidationError:
+    return ValidationError(message, code=code)
+
+
+def _clean_display_name(value) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise _error(_("Enter a valid display name."), "invalid")
+    value = value.strip()
+    if len(value) > DISPLAY_NAME_MAX_LENGTH:
+        raise _error(
+            _("A display name can have at most %(max)d characters (it has %(n)d).")
+            % {"max": DISPLAY_NAME_MAX_LENGTH, "n": len(value)},
+            "max_length",
+        )
+    # Control and invisible formatting characters (newlines, RTL overrides, zero-width
+    # joiners) would let a name break layouts or impersonate someone.
+    if any(unicodedata.category(ch) in {"Cc", "Cf"} for ch in value):
+        raise _error(_("A display name cannot contain control or invisible characters."), "invalid")
+    return value
+
+
+def _upload_size(upload) -> int | None:
+    size = getattr(upload, "size", None)
+    if isinstance(size, int):
+        return size
+    try:
+        pos = upload.tell()
+        upload.seek(0, io.SEEK_END)
+        end = upload.tell()
+        upload.seek(pos)
+        return end
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def avatar_process(*, upload) -> ContentFile:
+    """Validate an uploaded image and re-encode it as a square WebP thumbnail.
+
+    Accepts JPEG, PNG, WebP and GIF (the first frame), decided from the decoded content. The
+    byte size is checked first, then the dimensions from the header alone, and only then are
+    the pixels decoded. The result is a ``PARLEY_AVATAR_SIZE`` square, centre-cropped, rotated
+    upright from its EXIF orientation and carrying no metadata (EXIF, ICC, XMP), under a random
+    file name. Raises ``ValidationError`` with a message a person can act on.
+    """
+    max_bytes = settings.PARLEY_AVATAR_MAX_BYTES
+    max_side = settings.PARLEY_AVATAR_MAX_SIDE
+    size = _upload_size(upload)
+    if size is None or size == 0:
+        raise _error(_("The uploaded file is empty."), "empty")
+    if size > max_bytes:
+        raise _error(
+            _("The image is too big: at most %(mb)d MB.") % {"mb": max_bytes // (1024 * 1024)},
+            "file_size",
+        )
+    too_large = _error(
+        _("The image is too large: at most %(side)d×%(side)d pixels.") % {"side": max_side},
+        "dimensions",
+    )
+    unreadable = _error(
+        _("This file is not an image we can read. Upload a JPEG, PNG, WebP or GIF."),
+        "invalid_image",
+    )
+    try:
+        upload.seek(0)
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it an error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(upload, formats=AVATAR_FORMATS) as image:  # reads the header only
+                width, height = image.size
+                if width > max_side or height > max_side:
+                    raise too_large
+                if width < 1 or height < 1:
+                    raise unreadable
+                image.load()  # now decode: the first frame of an animation
+                thumbnail = _square_thumbnail(image)
+    except ValidationError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_large from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError):
+        # Truncated or corrupt data surfaces as any of these from Pillow's decoders.
+        raise unreadable from None
+    out = io.BytesIO()
+    thumbnail.save(out, format=AVATAR_OUTPUT_FORMAT, quality=85, method=4)
+    return ContentFile(out.getvalue(), name=f"{uuid.uuid4().hex}.{AVATAR_OUTPUT_EXTENSION}")
+
+
+def _square_thumbnail(image: Image.Image) -> Image.Image:
+    side = settings.PARLEY_AVATAR_SIZE
+    upright = ImageOps.exif_transpose(image)
+    has_alpha = upright.mode in {"RGBA", "LA", "PA"} or (
+        upright.mode == "P" and "transparency" in upright.info
+    )
+    upright = upright.convert("RGBA" if has_alpha else "RGB")
+    fitted = ImageOps.fit(upright, (side, side), method=Image.Resampling.LANCZOS)
+    # A fresh image: nothing from the original's metadata (info, EXIF, ICC) comes along.
+    clean = Image.new(fitted.mode, fitted.size)
+    clean.paste(fitted)
+    return clean
+
+
+def profile_update(
+    *,
+    profile: Profile,
+    display_name: str = _UNSET,
+    avatar=_UNSET,
+    remove_avatar: bool = False,
+) -> Profile:
+    """Change a profile's display name and/or avatar; arguments left out are left alone.
+
+    ``display_name`` is stripped; empty means "show my username". ``avatar`` is an uploaded
+    file (``None`` also means "no change"); ``remove_avatar=True`` clears the avatar unless a
+    new one is given. Everything is validated before anything is written; errors come as one
+    ``ValidationError`` keyed by field (``display_name``, ``avatar``). The replaced avatar file
+    is deleted once the transaction commits.
+    """
+    errors: dict[str, list[ValidationError]] = {}
+    new_name = profile.display_name
+    if display_name is not _UNSET:
+        try:
+            new_name = _clean_display_name(display_name)
+        except ValidationError as exc:
+            errors["display_name"] = exc.error_list
+    new_avatar: ContentFile | None = None
+    if avatar is not _UNSET and avatar is not None:
+        try:
+            new_avatar = avatar_process(upload=avatar)
+        except ValidationError as exc:
+            errors["avatar"] = exc.error_list
+    if errors:
+        raise ValidationError(errors)
+
+    old_avatar_name = profile.avatar.name if profile.avatar else ""
+    profile.display_name = new_name
+    if new_avatar is not None:
+        # save=False: the file lands in storage now, the row below.
+        profile.avatar.save(new_avatar.name, new_avatar, save=False)
+    elif remove_avatar:
+        profile.avatar = ""
+    stored_name = profile.avatar.name if profile.avatar else ""
+    storage = profile.avatar.storage
+    try:
+        with transaction.atomic():
+            profile.save()
+    except Exception:
+        if new_avatar is not None and stored_name:
+            storage.delete(stored_name)  # do not leave an orphan behind a failed save
+        raise
+    if old_avatar_name and old_avatar_name != stored_name:
+        transaction.on_commit(lambda: storage.delete(old_avatar_name))
+    return profile
