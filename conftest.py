@@ -90,7 +90,6 @@ def alice_client(client, alice):
     return client
 
 
-
 def pytest_collection_modifyitems(config, items):
     """Tests that need Redis carry the ``redis`` marker; without REDIS_URL they are skipped
     with a visible reason (and in CI that skip becomes a failure, see below)."""

@@ -1,4 +1,6 @@
-"""ASGI entry point: HTTP goes to Django, websockets through origin check → session auth → router."""
+"""ASGI entry point.
+
+HTTP goes to Django; websockets pass the origin check, then session auth, then the router."""
 
 import os
 
@@ -17,6 +19,8 @@ from apps.chat.routing import websocket_urlpatterns  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
     }
 )

@@ -143,7 +143,9 @@ if REDIS_URL:
                         "address": REDIS_URL,
                         # channels-redis builds redis-py's pool without a size; redis-py then
                         # raises "Too many connections" past 100 instead of waiting.
-                        "max_connections": int(os.environ.get("PARLEY_REDIS_MAX_CONNECTIONS", "500")),
+                        "max_connections": int(
+                            os.environ.get("PARLEY_REDIS_MAX_CONNECTIONS", "500")
+                        ),
                         # redis-py 8 reads with a 5 s socket timeout by default, the same as
                         # channels-redis's 5 s BZPOPMIN: every idle receive() then raises
                         # TimeoutError and kills its consumer. Keep the timeout above it.
@@ -192,7 +194,9 @@ ACCOUNT_USERNAME_MIN_LENGTH = 2
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = True
 ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
-EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
+)
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "parley@localhost")
 
 # --- REST framework -------------------------------------------------------------------------

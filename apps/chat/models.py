@@ -1,6 +1,5 @@
 import uuid
 
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, OuterRef, Q

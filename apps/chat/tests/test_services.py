@@ -3,9 +3,9 @@
 import uuid
 
 import pytest
-from django.core.exceptions import ValidationError
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from apps.chat import realtime, services

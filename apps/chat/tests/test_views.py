@@ -84,7 +84,7 @@ def test_room_page_shows_the_last_50_messages_oldest_first(
     assert "message number 5<" not in html
     assert "message number 6<" in html and "message number 55<" in html
     assert html.index("message number 6<") < html.index("message number 55<")
-    assert 'ws-connect="/ws/chat/room/%d/"' % public_room.pk in html
+    assert f'ws-connect="/ws/chat/room/{public_room.pk}/"' in html
     assert 'name="body"' in html and "ws-send" in html
     assert 'aria-live="polite"' in html
     assert "Load older messages" in html
