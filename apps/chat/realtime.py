@@ -14,7 +14,7 @@ def room_group(room_id: int) -> str:
 
 def render_messages_oob(messages: list[Message]) -> str:
     """Message elements wrapped for htmx's out-of-band append into ``#message-list``."""
-    return render_to_string("chat/room_detail.html#message-oob", {"messages": messages})
+    return render_to_string("chat/room_detail.html#message-oob", {"message_list": messages})
 
 
 def message_event(message: Message, html: str | None = None) -> dict:

@@ -1,6 +1,7 @@
 """Writes. Each action is one function: access check, validation, save, then broadcast on commit.
 The websocket consumer, the HTML views and the API all call these — there is no other path."""
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -19,9 +20,21 @@ from .selectors import room_is_visible_to
 __all__ = ["RateLimited", "SendResult", "dm_get_or_create", "message_send", "room_create"]
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _reject_unstorable(text: str) -> None:
+    """NUL cannot be stored by PostgreSQL and lone surrogates cannot be encoded at all."""
+    if _UNSTORABLE.search(text):
+        raise ValidationError(
+            _("The text contains characters that cannot be stored."), code="invalid"
+        )
+
+
 def _clean_room_name(name) -> str:
     if not isinstance(name, str):
         raise ValidationError(_("Enter a room name."), code="invalid")
+    _reject_unstorable(name)
     name = name.strip()
     if not name:
         raise ValidationError(_("Enter a room name."), code="required")
@@ -86,6 +99,7 @@ class SendResult:
 def _clean_body(body) -> str:
     if not isinstance(body, str):
         raise ValidationError(_("The message must be text."), code="invalid")
+    _reject_unstorable(body)
     body = body.strip()
     if not body:
         raise ValidationError(_("Type a message first."), code="required")

@@ -65,19 +65,26 @@ def room_create(request):
     return render(request, "chat/home.html", context, status=400)
 
 
+def _history_context(room: Room, message_list: list) -> dict:
+    # Not "messages": that name belongs to django.contrib.messages in every template.
+    has_older = bool(message_list) and message_list[0].seq > 1
+    return {"room": room, "message_list": message_list, "has_older": has_older}
+
+
+def _render_room(request, room: Room, *, form=None, error=None, status=200):
+    context = {
+        **_history_context(room, selectors.message_list_latest(room=room)),
+        "title": selectors.room_title_for(room=room, user=request.user),
+        "form": form or MessageForm(),
+        "error": error,
+    }
+    return render(request, "chat/room_detail.html", context, status=status)
+
+
 @login_required
 @require_GET
 def room_detail(request, pk: int):
-    room = _room_or_404(request, pk)
-    messages = selectors.message_list_latest(room=room)
-    context = {
-        "room": room,
-        "title": selectors.room_title_for(room=room, user=request.user),
-        "messages": messages,
-        "has_older": bool(messages) and messages[0].seq > 1,
-        "form": MessageForm(),
-    }
-    return render(request, "chat/room_detail.html", context)
+    return _render_room(request, _room_or_404(request, pk))
 
 
 @login_required
@@ -89,13 +96,10 @@ def room_history(request, pk: int):
         before = int(request.GET.get("before", ""))
     except ValueError:
         return HttpResponse(_("before must be a number."), status=400)
-    messages = selectors.message_list_before(room=room, before_seq=before)
-    context = {
-        "room": room,
-        "messages": messages,
-        "has_older": bool(messages) and messages[0].seq > 1,
-    }
-    return render(request, "chat/room_detail.html#message-page", context)
+    message_list = selectors.message_list_before(room=room, before_seq=before)
+    return render(
+        request, "chat/room_detail.html#message-page", _history_context(room, message_list)
+    )
 
 
 @login_required
@@ -123,16 +127,7 @@ def message_send(request, pk: int):
         error = _("Type a message first.")
     if error is None:
         return redirect(room)
-    messages = selectors.message_list_latest(room=room)
-    context = {
-        "room": room,
-        "title": selectors.room_title_for(room=room, user=request.user),
-        "messages": messages,
-        "has_older": bool(messages) and messages[0].seq > 1,
-        "form": form,
-        "error": error,
-    }
-    return render(request, "chat/room_detail.html", context, status=400)
+    return _render_room(request, room, form=form, error=error, status=400)
 
 
 @login_required

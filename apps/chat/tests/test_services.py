@@ -24,7 +24,7 @@ def test_room_create_trims_the_name_and_makes_the_creator_owner(alice):
     assert Membership.objects.get(room=room, user=alice).role == Membership.Role.OWNER
 
 
-@pytest.mark.parametrize("name", ["", "   ", "x" * 65, None, 42])
+@pytest.mark.parametrize("name", ["", "   ", "x" * 65, None, 42, "nul\x00", "half\udfff"])
 def test_room_create_rejects_empty_too_long_or_non_text_names(alice, name):
     with pytest.raises(ValidationError):
         services.room_create(name=name, creator=alice)
@@ -101,7 +101,9 @@ def test_seq_is_per_room(public_room, private_room, alice):
     assert services.message_send(room=private_room, author=alice, body="c").message.seq == 1
 
 
-@pytest.mark.parametrize("body", ["", "   \n\t ", "x" * 4001, None, 12, ["a"], {"a": 1}])
+@pytest.mark.parametrize(
+    "body", ["", "   \n\t ", "x" * 4001, None, 12, ["a"], {"a": 1}, "a\x00b", "a\ud800b"]
+)
 def test_message_send_rejects_bad_bodies_and_writes_nothing(public_room, alice, body):
     with pytest.raises(ValidationError):
         services.message_send(room=public_room, author=alice, body=body)

@@ -88,6 +88,7 @@ def test_room_page_shows_the_last_50_messages_oldest_first(
     assert 'name="body"' in html and "ws-send" in html
     assert 'aria-live="polite"' in html
     assert "Load older messages" in html
+    assert f"#1 in {public_room.pk}" not in html  # no Message objects leak into the flash area
 
 
 def test_room_page_query_count_does_not_grow_with_history(

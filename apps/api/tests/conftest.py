@@ -1,0 +1,52 @@
+"""Fixtures for the API tests: clients authenticated the way real API clients are (a token), and
+messages made through the real service."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from apps.chat import services
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """The production hasher takes ~0.3 s per user made or password checked; these tests are
+    about the API, not the hash."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def anon(db):
+    return APIClient()
+
+
+@pytest.fixture
+def token_client(db):
+    """``token_client(user)`` → an APIClient sending ``Authorization: Token <key>``."""
+
+    def make(user) -> APIClient:
+        token, _ = Token.objects.get_or_create(user=user)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def as_alice(token_client, alice):
+    return token_client(alice)
+
+
+@pytest.fixture
+def as_carol(token_client, carol):
+    """Carol is the outsider: she is in no private room."""
+    return token_client(carol)
+
+
+@pytest.fixture
+def send():
+    def send(room, author, body="hello"):
+        return services.message_send(room=room, author=author, body=body).message
+
+    return send

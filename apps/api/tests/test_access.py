@@ -1,0 +1,124 @@
+"""Who may reach what: every route, for a member, an outsider and an anonymous caller.
+
+The rule under test is the one access rule (``Room.objects.visible_to``): a private room that is
+not yours answers exactly like a room that does not exist — 404, on every route and method."""
+
+import pytest
+
+from apps.chat.models import Message
+
+# (method, url template, JSON payload) for every route that names a room.
+ROOM_ROUTES = [
+    ("get", "/api/rooms/{pk}/", None),
+    ("options", "/api/rooms/{pk}/", None),
+    ("get", "/api/rooms/{pk}/messages/", None),
+    ("post", "/api/rooms/{pk}/messages/", {"body": "knock knock"}),
+    ("options", "/api/rooms/{pk}/messages/", None),
+]
+
+# Every route: anonymous callers get 401 (with the challenge that says how to authenticate).
+ALL_ROUTES = [
+    ("get", "/api/rooms/", None),
+    ("post", "/api/rooms/", {"name": "anon-room"}),
+    *ROOM_ROUTES,
+    ("get", "/api/profiles/", None),
+    ("get", "/api/profiles/{user}/", None),
+    ("get", "/api/profiles/me/", None),
+    ("patch", "/api/profiles/me/", {"display_name": "Mallory"}),
+    ("post", "/api/dm/", {"username": "bob"}),
+    ("delete", "/api/auth/token/", None),
+]
+
+
+def _call(client, method, template, payload, **kwargs):
+    url = template.format(**kwargs)
+    if payload is None:
+        return getattr(client, method)(url)
+    return getattr(client, method)(url, payload, format="json")
+
+
+@pytest.mark.parametrize(("method", "template", "payload"), ALL_ROUTES)
+def test_anonymous_gets_401_json_with_token_challenge_on_every_route(
+    anon, private_room, bob, method, template, payload
+):
+    response = _call(anon, method, template, payload, pk=private_room.pk, user=bob.pk)
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert response["WWW-Authenticate"] == "Token"
+    assert "detail" in response.json()
+
+
+@pytest.mark.parametrize(("method", "template", "payload"), ROOM_ROUTES)
+def test_outsider_gets_404_for_a_private_room_on_every_route(
+    as_carol, private_room, method, template, payload
+):
+    response = _call(as_carol, method, template, payload, pk=private_room.pk)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert Message.objects.count() == 0
+
+
+@pytest.mark.parametrize(("method", "template", "payload"), ROOM_ROUTES)
+def test_a_room_that_does_not_exist_answers_exactly_like_a_hidden_one(
+    as_carol, private_room, method, template, payload
+):
+    hidden = _call(as_carol, method, template, payload, pk=private_room.pk)
+    missing = _call(as_carol, method, template, payload, pk=private_room.pk + 1000)
+
+    assert missing.status_code == hidden.status_code == 404
+    assert missing.json() == hidden.json()
+
+
+@pytest.mark.parametrize(("method", "template", "payload"), ROOM_ROUTES)
+def test_member_reaches_their_private_room_on_every_route(
+    as_alice, private_room, method, template, payload
+):
+    response = _call(as_alice, method, template, payload, pk=private_room.pk)
+
+    assert response.status_code in (200, 201)
+
+
+@pytest.mark.parametrize(("method", "template", "payload"), ROOM_ROUTES)
+def test_any_signed_in_user_reaches_a_public_room_on_every_route(
+    as_carol, public_room, method, template, payload
+):
+    response = _call(as_carol, method, template, payload, pk=public_room.pk)
+
+    assert response.status_code in (200, 201)
+
+
+def test_room_list_shows_public_rooms_and_only_your_own_private_rooms(
+    as_alice, as_carol, public_room, private_room
+):
+    alice_ids = {room["id"] for room in as_alice.get("/api/rooms/").json()["results"]}
+    carol_ids = {room["id"] for room in as_carol.get("/api/rooms/").json()["results"]}
+
+    assert alice_ids == {public_room.pk, private_room.pk}
+    assert carol_ids == {public_room.pk}
+
+
+def test_outsider_cannot_read_messages_of_a_private_room(as_carol, private_room, alice, send):
+    send(private_room, alice, "secret")
+
+    response = as_carol.get(f"/api/rooms/{private_room.pk}/messages/")
+
+    assert response.status_code == 404
+    assert b"secret" not in response.content
+
+
+def test_root_lists_every_route_without_authentication(anon):
+    response = anon.get("/api/")
+
+    assert response.status_code == 200
+    assert set(response.json()) == {"rooms", "profiles", "profiles/me", "dm", "auth/token"}
+    assert response.json()["rooms"] == "http://testserver/api/rooms/"
+
+
+def test_anonymous_caller_may_ask_for_a_token(anon, alice, password):
+    response = anon.post(
+        "/api/auth/token/", {"username": "alice", "password": password}, format="json"
+    )
+
+    assert response.status_code == 200

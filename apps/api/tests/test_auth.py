@@ -1,0 +1,204 @@
+"""Authentication: tokens (obtain, use, reject, revoke, throttle) and sessions (CSRF enforced)."""
+
+import pytest
+from django.test import Client
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from apps.chat.models import Message
+
+TOKEN_URL = "/api/auth/token/"
+
+
+def test_obtained_token_authenticates_api_calls(anon, alice, password):
+    response = anon.post(TOKEN_URL, {"username": "alice", "password": password}, format="json")
+
+    assert response.status_code == 200
+    key = response.json()["token"]
+    assert Token.objects.get(user=alice).key == key
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    me = client.get("/api/profiles/me/")
+    assert me.status_code == 200
+    assert me.json()["username"] == "alice"
+
+
+def test_token_can_be_obtained_with_a_form_post_too(anon, alice, password):
+    response = anon.post(TOKEN_URL, {"username": "alice", "password": password})
+
+    assert response.status_code == 200
+    assert response.json()["token"] == Token.objects.get(user=alice).key
+
+
+def test_asking_again_returns_the_same_token(anon, alice, password):
+    credentials = {"username": "alice", "password": password}
+    first = anon.post(TOKEN_URL, credentials, format="json").json()["token"]
+    second = anon.post(TOKEN_URL, credentials, format="json").json()["token"]
+
+    assert first == second
+    assert Token.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"username": "alice", "password": "wrong"},
+        {"username": "nobody", "password": "whatever"},
+        {"username": "alice"},
+        {},
+        ["alice", "password"],
+    ],
+)
+def test_wrong_or_missing_credentials_give_400_json_and_no_token(anon, alice, payload):
+    response = anon.post(TOKEN_URL, payload, format="json")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "token" not in response.json()
+    assert not Token.objects.exists()
+
+
+def test_inactive_user_gets_no_token(anon, make_user, password):
+    make_user("sleepy", is_active=False)
+
+    response = anon.post(TOKEN_URL, {"username": "sleepy", "password": password}, format="json")
+
+    assert response.status_code == 400
+    assert not Token.objects.exists()
+
+
+def test_a_stale_token_header_does_not_stop_you_getting_a_new_token(alice, password):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+
+    response = client.post(TOKEN_URL, {"username": "alice", "password": password}, format="json")
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("header", ["Token not-a-real-token", "Token ", "Token a b", "Bearer x"])
+def test_bad_token_gives_401_json(public_room, header):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+
+    response = client.get("/api/rooms/")
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_a_token_of_a_deactivated_user_stops_working(token_client, alice):
+    client = token_client(alice)
+    alice.is_active = False
+    alice.save()
+
+    assert client.get("/api/rooms/").status_code == 401
+
+
+def test_delete_revokes_your_token(as_alice, alice):
+    response = as_alice.delete(TOKEN_URL)
+
+    assert response.status_code == 204
+    assert not Token.objects.filter(user=alice).exists()
+    assert as_alice.get("/api/rooms/").status_code == 401
+
+
+def test_password_guessing_is_throttled_per_username_across_addresses(anon, alice):
+    statuses = [
+        anon.post(
+            TOKEN_URL,
+            {"username": "alice", "password": f"guess-{n}"},
+            format="json",
+            REMOTE_ADDR=f"10.0.0.{n}",
+        ).status_code
+        for n in range(11)
+    ]
+
+    assert statuses[:10] == [400] * 10
+    assert statuses[10] == 429
+
+
+def test_password_guessing_is_throttled_per_address_across_usernames(anon, make_user):
+    statuses = [
+        anon.post(
+            TOKEN_URL, {"username": f"victim{n}", "password": "guess"}, format="json"
+        ).status_code
+        for n in range(11)
+    ]
+
+    assert statuses[10] == 429
+
+
+def test_a_forged_x_forwarded_for_does_not_reset_the_address_throttle(anon):
+    statuses = [
+        anon.post(
+            TOKEN_URL,
+            {"username": f"victim{n}", "password": "guess"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{n}",
+        ).status_code
+        for n in range(11)
+    ]
+
+    assert statuses[10] == 429
+
+
+def test_throttled_token_request_says_when_to_retry(anon, alice, password):
+    for n in range(10):
+        anon.post(TOKEN_URL, {"username": "alice", "password": f"no-{n}"}, format="json")
+
+    # Even the right password waits: the throttle runs before credentials are checked.
+    response = anon.post(TOKEN_URL, {"username": "alice", "password": password}, format="json")
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert "detail" in response.json()
+
+
+def test_session_auth_without_csrf_token_is_refused(alice, public_room):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+
+    response = client.post(
+        f"/api/rooms/{public_room.pk}/messages/", {"body": "hi"}, content_type="application/json"
+    )
+
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert "CSRF" in response.json()["detail"]
+    assert Message.objects.count() == 0
+
+
+def test_session_auth_with_csrf_token_may_post(alice, public_room):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    secret = "a" * 32  # a well-formed CSRF secret; cookie and header must match
+    client.cookies["csrftoken"] = secret
+
+    response = client.post(
+        f"/api/rooms/{public_room.pk}/messages/",
+        {"body": "hi"},
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=secret,
+    )
+
+    assert response.status_code == 201
+
+
+def test_session_auth_reads_without_csrf_token(alice, public_room):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+
+    assert client.get(f"/api/rooms/{public_room.pk}/messages/").status_code == 200
+
+
+def test_token_auth_needs_no_csrf_token(alice, public_room):
+    token = Token.objects.create(user=alice)
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    response = client.post(f"/api/rooms/{public_room.pk}/messages/", {"body": "hi"}, format="json")
+
+    assert response.status_code == 201
