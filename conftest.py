@@ -106,7 +106,8 @@ def pytest_runtest_makereport(item, call):
     """In CI (CI=true) a skipped test is a failed test: a missing service must never pass
     silently."""
     report = yield
-    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+    strict = os.environ.get("CI") or os.environ.get("PARLEY_FAIL_ON_SKIP")
+    if strict and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which is not allowed: {report.longrepr}"
     return report
