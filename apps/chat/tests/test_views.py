@@ -170,3 +170,16 @@ def test_message_button_for_unknown_user_or_yourself_is_404(alice_client, alice)
 
 def test_message_button_needs_post(alice_client, bob):
     assert alice_client.get(reverse("chat:dm_open", kwargs={"user_id": bob.pk})).status_code == 405
+
+
+def test_room_activity_reads_just_now_then_minutes_ago(alice_client, public_room, alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    services.message_send(room=public_room, author=alice, body="x")
+    assert "just now" in alice_client.get(reverse("chat:home")).content.decode()
+    Room.objects.filter(pk=public_room.pk).update(
+        last_message_at=timezone.now() - timedelta(minutes=5)
+    )
+    assert "5\xa0minutes ago" in alice_client.get(reverse("chat:home")).content.decode()

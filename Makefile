@@ -1,0 +1,90 @@
+# Parley: `make run` serves the app on http://127.0.0.1:8000, `make test` runs every test.
+# Both start from a fresh checkout: they create .venv, install the Python and npm packages,
+# build the front-end assets and migrate the database. Stamp files keep repeated runs fast.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Extra arguments for both pytest runs, e.g. make test PYTEST_ARGS="-x -k room"
+PYTEST_ARGS ?=
+
+export PYTHON
+
+.PHONY: help run test test-unit test-e2e setup setup-test assets migrate lint format clean
+
+help:
+	@echo "make run    install everything, migrate, serve on http://$(HOST):$(PORT)"
+	@echo "make test   install everything (with test tools), run unit + end-to-end tests"
+	@echo "make lint   ruff check + ruff format --check"
+	@echo "make clean  remove .venv, node_modules, built assets and caches"
+
+# --- Python -------------------------------------------------------------------------------
+$(PY):
+	@bash scripts/check-prereqs.sh python
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "Could not create $(VENV). Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
+
+# Runtime dependencies only. pyproject.toml lists no packages, so `pip install .` installs
+# the dependencies and an empty "parley" distribution.
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PIP) install --quiet --disable-pip-version-check .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(PIP) install --quiet --disable-pip-version-check ".[test]"
+	@touch $@
+
+# --- npm + assets -----------------------------------------------------------------------------
+node_modules/.installed: package.json package-lock.json
+	@bash scripts/check-prereqs.sh node
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# Always rebuilt (about a second): Tailwind scans every template for class names.
+assets: node_modules/.installed
+	npm run --silent build
+
+# --- Setup ---------------------------------------------------------------------------------------
+setup: $(VENV)/.installed assets
+setup-test: $(VENV)/.installed-test assets
+
+migrate: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+
+# --- Main targets ----------------------------------------------------------------------------
+run:
+	@bash scripts/check-prereqs.sh python node
+	@$(MAKE) --no-print-directory setup migrate
+	@echo "Parley: http://$(HOST):$(PORT)/  (Ctrl+C stops the server)"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test:
+	@bash scripts/check-prereqs.sh python node chromium
+	@$(MAKE) --no-print-directory setup-test
+	bash scripts/run-tests.sh $(PYTEST_ARGS)
+
+test-unit: setup-test
+	$(VENV)/bin/pytest -m "not e2e" $(PYTEST_ARGS)
+
+test-e2e: setup-test
+	@bash scripts/check-prereqs.sh chromium
+	$(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) node_modules static/dist static/vendor staticfiles build *.egg-info \
+	  .pytest_cache .ruff_cache test-results e2e/artifacts
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

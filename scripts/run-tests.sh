@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole suite, as `make test` runs it: unit/integration tests, then the browser tests in a
+# process of their own (Playwright's sync API keeps an event loop running, which breaks
+# pytest-asyncio tests that share its process).
+#
+#   scripts/run-tests.sh [extra pytest args...]
+#
+# PYTEST_ADDOPTS is honoured by pytest itself. A selection that collects no test (pytest exit
+# code 5) is reported but not fatal; no test at all across both runs is a failure.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+PYTEST="${PYTEST:-.venv/bin/pytest}"
+
+ran=0
+status=0
+
+run() {
+  local label="$1"
+  shift
+  printf '\n== %s: pytest %s\n' "$label" "$*"
+  "$PYTEST" "$@"
+  local rc=$?
+  case "$rc" in
+    0) ran=$((ran + 1)) ;;
+    5) echo "== ${label}: no tests were collected (pytest exit 5); continuing." ;;
+    *) echo "== ${label}: FAILED (pytest exit ${rc})" >&2; status=1 ;;
+  esac
+}
+
+run "unit and integration tests" -m "not e2e" "$@"
+run "end-to-end browser tests" -m e2e "$@"
+
+if [ "$status" -ne 0 ]; then
+  echo "Some tests failed." >&2
+  exit 1
+fi
+if [ "$ran" -eq 0 ]; then
+  echo "No test was collected at all: treating that as a failure." >&2
+  exit 1
+fi
+echo "All test runs passed."
