@@ -1,7 +1,9 @@
 """The room websocket. Thin: authenticate, check access, parse JSON, call the service."""
 
+import asyncio
 import json
 import logging
+import random
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -17,13 +19,30 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+CLOSE_SERVICE_RESTART = 1012  # htmx's ws extension reconnects after this one
 # Past this many missed messages a reconnecting page reloads its history instead.
 RESUME_CAP = 500
+# Live messages are held for a socket that has not sent its first "resume" yet, at most this
+# many and this long; then delivery starts from the room's seq at connect time.
+HOLD_MAX = 1000
+HOLD_SECONDS = 1.0
+# How often a socket re-joins its group (a Redis restart forgets groups) and checks the
+# database for messages the channel layer dropped after the last one it delivered.
+TICK_SECONDS = 20.0
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
+    """Delivery is exactly-once and in seq order per socket, although the channel layer is
+    at-most-once. ``cursor`` is the highest seq this socket has been sent: a live message at or
+    below it is a duplicate and dropped; one above ``cursor + 1`` means the layer lost
+    something, and the gap is read from the database first. Until the client's first
+    ``resume`` there is no cursor and live messages are held, so the catch-up goes first (a
+    client that never resumes starts receiving after HOLD_SECONDS)."""
+
     room: Room | None = None
     group: str | None = None
+    cursor: int | None = None
+    ticker: asyncio.Task | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -41,14 +60,46 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.group = realtime.room_group(self.room.pk)
+        self.seq_at_connect = self.room.last_seq
+        self.held: list[dict] = []
+        self.delivery = asyncio.Lock()
         # Subscribe before accepting: anything committed after this point reaches us live, and
         # anything before it is covered by the client's "resume" query.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        self.ticker = asyncio.create_task(self.tick())
 
     async def disconnect(self, code) -> None:
-        if self.group is not None:
+        if self.ticker is not None:
+            self.ticker.cancel()
+        if self.group is None:
+            return
+        try:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        except Exception:  # Redis unreachable: the membership expires after group_expiry
+            logger.warning("group_discard failed for %s", self.channel_name, exc_info=True)
+
+    async def tick(self) -> None:
+        await asyncio.sleep(HOLD_SECONDS)
+        if self.cursor is None:
+            async with self.delivery:
+                await self.start_from(self.seq_at_connect)
+        while True:
+            await asyncio.sleep(TICK_SECONDS * random.uniform(0.75, 1.25))
+            try:
+                await self.channel_layer.group_add(self.group, self.channel_name)
+            except Exception:
+                # The channel layer is unreachable: "service restart" makes the client
+                # reconnect (here or to another process) and catch up from the database.
+                logger.warning("channel layer unreachable; closing %s", self.channel_name)
+                await self.close(code=CLOSE_SERVICE_RESTART)
+                return
+            if self.cursor is None:
+                continue
+            last_seq = await database_sync_to_async(selectors.room_last_seq)(room=self.room)
+            if last_seq > self.cursor:
+                async with self.delivery:
+                    await self.send_missed(upto=last_seq)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         if self.room is None:
@@ -76,27 +127,27 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.send_error(_("Unknown frame type."))
 
     async def receive_message(self, data: dict) -> None:
+        client_id = data.get("client_id")
         try:
             result = await database_sync_to_async(services.message_send)(
                 room=self.room,
                 author=self.scope["user"],
                 body=data.get("body"),
-                client_id=data.get("client_id"),
+                client_id=client_id,
             )
         except ValidationError as exc:
-            await self.send_error(" ".join(exc.messages))
+            await self.send_error(" ".join(exc.messages), client_id=client_id)
             return
         except services.RateLimited as exc:
-            await self.send_error(
-                _("You are sending too fast. Try again in %(s)d s.") % {"s": exc.retry_after}
-            )
+            text = _("You are sending too fast. Try again in %(s)d s.") % {"s": exc.retry_after}
+            await self.send_error(text, client_id=client_id)
             return
         except services.RoomNotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return
         if not result.created:
-            # A retry of a message we already stored: no new broadcast happens, so acknowledge
-            # it to this socket directly with the very same fragment.
+            # A retry of a message already stored: there is no new broadcast, so acknowledge it
+            # to this socket with the very same fragment.
             html = await database_sync_to_async(realtime.render_messages_oob)([result.message])
             await self.send(text_data=html)
 
@@ -107,22 +158,53 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             await self.send_error(_("after_seq must be a non-negative integer."))
             return
-        html = await database_sync_to_async(self._render_missed)(after)
-        if html:
-            await self.send(text_data=html)
+        async with self.delivery:
+            # The client says what it holds: send everything after that, then what was held.
+            await self.start_from(after, catch_up=True)
 
-    def _render_missed(self, after: int) -> str:
-        missed = selectors.message_list_after(room=self.room, after_seq=after, limit=RESUME_CAP + 1)
+    async def start_from(self, seq: int, *, catch_up: bool = False) -> None:
+        self.cursor = seq
+        if catch_up:
+            await self.send_missed(upto=None)
+        held, self.held = self.held, []
+        for event in sorted(held, key=lambda e: e["seq"]):
+            await self.deliver(event)
+
+    async def send_missed(self, *, upto: int | None) -> None:
+        """Send what the database holds after ``cursor`` (up to ``upto``) in one frame."""
+        missed = await database_sync_to_async(selectors.message_list_after)(
+            room=self.room, after_seq=self.cursor, limit=RESUME_CAP + 1, upto_seq=upto
+        )
         if len(missed) > RESUME_CAP:
-            return render_to_string("chat/room_detail.html#reload", {})
-        if not missed:
-            return ""
-        return realtime.render_messages_oob(missed)
+            # Too far behind to replay over the socket: the page reloads its history instead.
+            await self.send(text_data=render_to_string("chat/room_detail.html#reload", {}))
+            self.cursor = await database_sync_to_async(selectors.room_last_seq)(room=self.room)
+            return
+        if missed:
+            html = await database_sync_to_async(realtime.render_messages_oob)(missed)
+            await self.send(text_data=html)
+            self.cursor = missed[-1].seq
+
+    async def deliver(self, event: dict) -> None:
+        seq = event["seq"]
+        if seq <= self.cursor:
+            return  # already sent: a catch-up overlapped the live stream
+        if seq > self.cursor + 1:
+            await self.send_missed(upto=seq - 1)  # the channel layer dropped something
+        if seq > self.cursor:
+            await self.send(text_data=event["html"])
+            self.cursor = seq
 
     async def chat_message(self, event: dict) -> None:
-        """Group handler: the HTML was rendered once by the sender's process; just forward it."""
-        await self.send(text_data=event["html"])
+        """Group handler: the HTML was rendered once, by the sender's process."""
+        if self.cursor is None:
+            if len(self.held) < HOLD_MAX:
+                self.held.append(event)
+            return  # past HOLD_MAX the resume query finds it in the database
+        async with self.delivery:
+            await self.deliver(event)
 
-    async def send_error(self, text: str) -> None:
-        html = render_to_string("chat/room_detail.html#composer-error", {"error": text})
+    async def send_error(self, text: str, client_id=None) -> None:
+        context = {"error": text, "client_id": client_id if isinstance(client_id, str) else ""}
+        html = render_to_string("chat/room_detail.html#composer-error", context)
         await self.send(text_data=html)

@@ -76,6 +76,16 @@ def message_list_before(*, room: Room, before_seq: int, limit: int | None = None
     return list(reversed(qs))
 
 
-def message_list_after(*, room: Room, after_seq: int, limit: int) -> list[Message]:
-    """Messages newer than ``after_seq`` in seq order (catch-up after a reconnect)."""
-    return list(_message_qs(room).filter(seq__gt=after_seq).order_by("seq")[:limit])
+def message_list_after(
+    *, room: Room, after_seq: int, limit: int, upto_seq: int | None = None
+) -> list[Message]:
+    """Messages newer than ``after_seq`` (and at most ``upto_seq``) in seq order: catch-up
+    after a reconnect, or a gap the channel layer left."""
+    qs = _message_qs(room).filter(seq__gt=after_seq)
+    if upto_seq is not None:
+        qs = qs.filter(seq__lte=upto_seq)
+    return list(qs.order_by("seq")[:limit])
+
+
+def room_last_seq(*, room: Room) -> int:
+    return Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).first() or 0

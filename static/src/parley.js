@@ -24,10 +24,8 @@
   var scroller = document.getElementById("message-scroller");
   var form = document.getElementById("composer");
   var textarea = document.getElementById("composer-body");
-  var clientIdInput = form.querySelector("input[name=client_id]");
   var status = document.getElementById("connection-status");
   var socket = null; // htmx's socket wrapper, known after the first open
-  var pending = null; // {clientId, body} of the message awaiting its acknowledgement
   var myId = chat.dataset.user;
 
   function uuid4() {
@@ -109,12 +107,75 @@
     }
   });
 
-  // Give every message a client_id so a resend after a lost acknowledgement stores one row.
+  // ---- Sending: every message gets a client_id and shows as pending until the server's
+  // fragment with that client_id comes back. A resend with the same client_id is stored once,
+  // so retrying after a lost acknowledgement is always safe. The typed text is never lost.
+  var pendingList = document.getElementById("pending-list");
+  var pendingTemplate = document.getElementById("pending-template");
+  var pending = {}; // client_id -> {body, el, timer}
+  var ACK_TIMEOUT_MS = 10000;
+
+  function transmit(clientId) {
+    var p = pending[clientId];
+    if (!p) return;
+    setPendingState(p, "pending");
+    clearTimeout(p.timer);
+    p.timer = setTimeout(function () { setPendingState(p, "failed"); }, ACK_TIMEOUT_MS);
+    if (socket) socket.send(JSON.stringify({ type: "message", body: p.body, client_id: clientId }), form);
+  }
+
+  function setPendingState(p, state) {
+    p.el.dataset.state = state;
+    var label = p.el.querySelector(".pending-status");
+    label.textContent = label.dataset[state === "failed" ? "textFailed" : "textPending"];
+    p.el.querySelector(".pending-retry").classList.toggle("hidden", state !== "failed");
+  }
+
+  function addPending(clientId, body) {
+    var el = pendingTemplate.content.firstElementChild.cloneNode(true);
+    el.dataset.pending = clientId;
+    el.querySelector(".message-body").textContent = body;
+    el.querySelector(".pending-retry").addEventListener("click", function () { transmit(clientId); });
+    pendingList.appendChild(el);
+    pending[clientId] = { body: body, el: el, timer: null };
+    scrollToBottom();
+  }
+
+  function settlePending() {
+    Object.keys(pending).forEach(function (clientId) {
+      if (list.querySelector('article[data-client-id="' + clientId + '"]')) {
+        clearTimeout(pending[clientId].timer);
+        pending[clientId].el.remove();
+        delete pending[clientId];
+        document.getElementById("composer-error").textContent = "";
+      }
+    });
+  }
+
+  // The server refused a message (too long, rate limited…): give the text back to the composer.
+  function refusePending() {
+    var error = document.getElementById("composer-error");
+    var p = pending[error.dataset.clientId];
+    if (!p) return;
+    clearTimeout(p.timer);
+    if (!textarea.value.trim()) {
+      textarea.value = p.body;
+      p.el.remove();
+      delete pending[error.dataset.clientId];
+    } else {
+      setPendingState(p, "failed");
+    }
+  }
+
   form.addEventListener("htmx:wsConfigSend", function (e) {
-    if (!clientIdInput.value) clientIdInput.value = uuid4();
-    e.detail.parameters.client_id = clientIdInput.value;
-    pending = { clientId: clientIdInput.value, body: e.detail.parameters.body };
-    delete e.detail.parameters.csrfmiddlewaretoken;
+    // Sending is ours (transmit), so a resend can reuse the same client_id.
+    e.preventDefault();
+    var body = textarea.value;
+    if (!body.trim()) return;
+    var clientId = uuid4();
+    addPending(clientId, body);
+    textarea.value = "";
+    transmit(clientId);
   });
 
   chat.addEventListener("htmx:wsConnecting", function () {
@@ -124,9 +185,12 @@
     socket = e.detail.socketWrapper;
     setStatus("connected", status.dataset.textConnected || "Connected");
     resume();
+    // Anything unacknowledged is sent again: the server stores each client_id once.
+    Object.keys(pending).forEach(transmit);
   });
   chat.addEventListener("htmx:wsClose", function (e) {
     var code = e.detail.event.code;
+    Object.keys(pending).forEach(function (id) { setPendingState(pending[id], "failed"); });
     if ([1006, 1011, 1012, 1013].indexOf(code) >= 0) {
       setStatus("reconnecting", status.dataset.textReconnecting || "Reconnecting…");
     } else if (code === 4401) {
@@ -153,14 +217,8 @@
     normalize();
     markMine(list);
     localiseTimes(list);
-    if (pending && document.querySelector('article[data-client-id="' + pending.clientId + '"]')) {
-      // Acknowledged: the composer may now forget the text (unless the user typed more).
-      if (textarea.value.trim() === (pending.body || "").trim()) textarea.value = "";
-      clientIdInput.value = "";
-      document.getElementById("composer-error").textContent = "";
-      pending = null;
-      stick = true;
-    }
+    settlePending();
+    refusePending();
     if (stick) scrollToBottom();
   });
 

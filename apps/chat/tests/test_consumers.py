@@ -12,7 +12,8 @@ from django.conf import settings
 from django.test import Client
 
 from apps.chat import services
-from apps.chat.models import Message
+from apps.chat.models import Message, Room
+from apps.chat.selectors import room_last_seq
 from project.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,9 +38,14 @@ async def open_socket(room_pk: int, user=None, origin=ORIGIN) -> tuple[Websocket
     return communicator, connected
 
 
-async def joined(room_pk: int, user) -> WebsocketCommunicator:
+async def joined(room_pk: int, user, after_seq: int | None = None) -> WebsocketCommunicator:
+    """A connected socket that has done what the page does first: resume from the last seq it
+    shows (by default the room's current one, so nothing is replayed)."""
     communicator, connected = await open_socket(room_pk, user)
     assert connected
+    if after_seq is None:
+        after_seq = await database_sync_to_async(room_last_seq)(room=Room(pk=room_pk))
+    await send_json(communicator, {"type": "resume", "after_seq": after_seq})
     return communicator
 
 
@@ -220,4 +226,71 @@ async def test_a_rate_limited_sender_gets_an_error_and_nothing_is_written(
     html = await a.receive_from(timeout=5)
     assert 'id="composer-error"' in html and "too fast" in html
     assert await message_count() == 1
+    await a.disconnect()
+
+
+async def test_catch_up_goes_before_live_messages_and_nothing_twice(
+    public_room, alice, bob, unlimited
+):
+    """A message missed before connecting and one arriving live before the client's resume:
+    the resume answer carries both, in order, and the held live copy is not sent again."""
+    await database_sync_to_async(services.message_send)(room=public_room, author=bob, body="before")
+    a, _ = await open_socket(public_room.pk, alice)
+    await database_sync_to_async(services.message_send)(room=public_room, author=bob, body="live")
+    await send_json(a, {"type": "resume", "after_seq": 0})
+    html = await a.receive_from(timeout=5)
+    assert html.index('data-seq="1"') < html.index('data-seq="2"')
+    assert await a.receive_nothing(timeout=0.5)
+    await a.disconnect()
+
+
+async def test_a_client_that_never_resumes_still_gets_live_messages(public_room, alice, bob):
+    a, _ = await open_socket(public_room.pk, alice)
+    await database_sync_to_async(services.message_send)(room=public_room, author=bob, body="hi")
+    assert 'data-seq="1"' in await a.receive_from(timeout=5)
+    await a.disconnect()
+
+
+async def test_a_message_the_channel_layer_dropped_is_filled_in_from_the_database(
+    public_room, alice, bob, monkeypatch, unlimited
+):
+    """The layer is at-most-once: when seq 2 never arrives but 3 does, the socket reads 2
+    from the database and sends 2 then 3."""
+    from apps.chat import realtime
+
+    a = await joined(public_room.pk, alice)
+    await database_sync_to_async(services.message_send)(room=public_room, author=bob, body="one")
+    assert 'data-seq="1"' in await a.receive_from(timeout=5)
+    real_broadcast = realtime.broadcast_message
+    monkeypatch.setattr(realtime, "broadcast_message", lambda message: None)
+    await database_sync_to_async(services.message_send)(room=public_room, author=bob, body="lost")
+    monkeypatch.setattr(realtime, "broadcast_message", real_broadcast)
+    await database_sync_to_async(services.message_send)(room=public_room, author=bob, body="three")
+    first, second = await a.receive_from(timeout=5), await a.receive_from(timeout=5)
+    assert 'data-seq="2"' in first and "lost" in first
+    assert 'data-seq="3"' in second
+    await a.disconnect()
+
+
+async def test_a_trailing_dropped_message_arrives_on_the_next_tick(
+    public_room, alice, bob, monkeypatch
+):
+    from apps.chat import consumers, realtime
+
+    monkeypatch.setattr(consumers, "TICK_SECONDS", 0.2)
+    a = await joined(public_room.pk, alice)
+    monkeypatch.setattr(realtime, "broadcast_message", lambda message: None)
+    await database_sync_to_async(services.message_send)(
+        room=public_room, author=bob, body="dropped"
+    )
+    html = await a.receive_from(timeout=5)
+    assert 'data-seq="1"' in html and "dropped" in html
+    await a.disconnect()
+
+
+async def test_an_error_names_the_client_id_it_refuses(public_room, alice):
+    a = await joined(public_room.pk, alice)
+    await send_json(a, {"body": "", "client_id": "c0ffee00-0000-4000-8000-000000000000"})
+    html = await a.receive_from(timeout=5)
+    assert 'data-client-id="c0ffee00-0000-4000-8000-000000000000"' in html
     await a.disconnect()
