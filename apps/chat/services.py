@@ -31,20 +31,27 @@ def _reject_unstorable(text: str) -> None:
         )
 
 
+def _clean_text(value, *, max_length: int, not_text: str, empty: str, too_long: str) -> str:
+    """Strip and check a user-typed text: a string, storable, 1..max_length characters."""
+    if not isinstance(value, str):
+        raise ValidationError(not_text, code="invalid")
+    _reject_unstorable(value)
+    value = value.strip()
+    if not value:
+        raise ValidationError(empty, code="required")
+    if len(value) > max_length:
+        raise ValidationError(too_long % {"max": max_length, "len": len(value)}, code="max_length")
+    return value
+
+
 def _clean_room_name(name) -> str:
-    if not isinstance(name, str):
-        raise ValidationError(_("Enter a room name."), code="invalid")
-    _reject_unstorable(name)
-    name = name.strip()
-    if not name:
-        raise ValidationError(_("Enter a room name."), code="required")
-    if len(name) > settings.PARLEY_ROOM_NAME_MAX_LENGTH:
-        raise ValidationError(
-            _("A room name can have at most %(max)d characters.")
-            % {"max": settings.PARLEY_ROOM_NAME_MAX_LENGTH},
-            code="max_length",
-        )
-    return name
+    return _clean_text(
+        name,
+        max_length=settings.PARLEY_ROOM_NAME_MAX_LENGTH,
+        not_text=_("Enter a room name."),
+        empty=_("Enter a room name."),
+        too_long=_("A room name can have at most %(max)d characters."),
+    )
 
 
 def room_create(*, name, creator) -> Room:
@@ -97,19 +104,13 @@ class SendResult:
 
 
 def _clean_body(body) -> str:
-    if not isinstance(body, str):
-        raise ValidationError(_("The message must be text."), code="invalid")
-    _reject_unstorable(body)
-    body = body.strip()
-    if not body:
-        raise ValidationError(_("Type a message first."), code="required")
-    if len(body) > settings.PARLEY_MESSAGE_MAX_LENGTH:
-        raise ValidationError(
-            _("A message can have at most %(max)d characters (this one has %(len)d).")
-            % {"max": settings.PARLEY_MESSAGE_MAX_LENGTH, "len": len(body)},
-            code="max_length",
-        )
-    return body
+    return _clean_text(
+        body,
+        max_length=settings.PARLEY_MESSAGE_MAX_LENGTH,
+        not_text=_("The message must be text."),
+        empty=_("Type a message first."),
+        too_long=_("A message can have at most %(max)d characters (this one has %(len)d)."),
+    )
 
 
 def _clean_client_id(client_id) -> uuid.UUID | None:
