@@ -183,3 +183,15 @@ def test_room_activity_reads_just_now_then_minutes_ago(alice_client, public_room
         last_message_at=timezone.now() - timedelta(minutes=5)
     )
     assert "5\xa0minutes ago" in alice_client.get(reverse("chat:home")).content.decode()
+
+
+@pytest.mark.parametrize("history", [60, 180])
+def test_history_page_query_count_is_constant(
+    alice_client, public_room, alice, bob, unlimited, history, django_assert_num_queries
+):
+    for i in range(history):
+        services.message_send(room=public_room, author=alice if i % 2 else bob, body=str(i))
+    url = reverse("chat:room_history", kwargs={"pk": public_room.pk}) + f"?before={history - 5}"
+    # session + user + room (the access rule) + one page of messages with authors and profiles
+    with django_assert_num_queries(4):
+        assert alice_client.get(url).status_code == 200
