@@ -134,33 +134,43 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: channel layer + cache (shared state across server processes) ---------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        # channels-redis builds redis-py's pool without a size; redis-py then
-                        # raises "Too many connections" past 100 instead of waiting.
-                        "max_connections": int(
-                            os.environ.get("PARLEY_REDIS_MAX_CONNECTIONS", "500")
-                        ),
-                        # redis-py 8 reads with a 5 s socket timeout by default, the same as
-                        # channels-redis's 5 s BZPOPMIN: every idle receive() then raises
-                        # TimeoutError and kills its consumer. Keep the timeout above it.
-                        "socket_timeout": 15,
-                    }
-                ],
-                "prefix": os.environ.get("PARLEY_CHANNEL_PREFIX", "parley"),
-                # At-most-once either way: the database is the source of truth and clients
-                # catch up from it. These bound memory for a reader that stops reading.
-                "capacity": int(os.environ.get("PARLEY_CHANNEL_CAPACITY", "1000")),
-                "expiry": int(os.environ.get("PARLEY_CHANNEL_EXPIRY", "30")),
-                "group_expiry": int(os.environ.get("PARLEY_GROUP_EXPIRY", "3600")),
-            },
-        }
+    # PARLEY_CHANNEL_LAYER=core (default): channels-redis's list-per-channel layer, with bounded
+    # queues. =pubsub: one PUBLISH per message, fanned out to local sockets inside each
+    # process. Both are at-most-once; the consumers' cursor and catch-up cover the losses.
+    PARLEY_CHANNEL_LAYER = os.environ.get("PARLEY_CHANNEL_LAYER", "core")
+    _redis_host = {
+        "address": REDIS_URL,
+        # channels-redis builds redis-py's pool without a size; redis-py then raises
+        # "Too many connections" past 100 instead of waiting.
+        "max_connections": int(os.environ.get("PARLEY_REDIS_MAX_CONNECTIONS", "500")),
+        # redis-py 8 reads with a 5 s socket timeout by default, the same as channels-redis's
+        # 5 s BZPOPMIN: every idle receive() then raises TimeoutError and kills its consumer.
+        "socket_timeout": 15,
     }
+    _prefix = os.environ.get("PARLEY_CHANNEL_PREFIX", "parley")
+    if PARLEY_CHANNEL_LAYER == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [_redis_host], "prefix": _prefix},
+            }
+        }
+    elif PARLEY_CHANNEL_LAYER == "core":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [_redis_host],
+                    "prefix": _prefix,
+                    # These bound memory for a reader that stops reading.
+                    "capacity": int(os.environ.get("PARLEY_CHANNEL_CAPACITY", "1000")),
+                    "expiry": int(os.environ.get("PARLEY_CHANNEL_EXPIRY", "30")),
+                    "group_expiry": int(os.environ.get("PARLEY_GROUP_EXPIRY", "3600")),
+                },
+            }
+        }
+    else:
+        raise ImproperlyConfigured("PARLEY_CHANNEL_LAYER must be 'core' or 'pubsub'.")
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
