@@ -16,12 +16,15 @@ PYTEST_ARGS ?=
 
 export PYTHON
 
-.PHONY: help run test test-unit test-e2e setup setup-test assets migrate lint format clean
+.PHONY: help run test test-unit test-e2e faults setup setup-test assets migrate lint format clean \
+	bench bench-quick
 
 help:
 	@echo "make run    install everything, migrate, serve on http://$(HOST):$(PORT)"
-	@echo "make test   install everything (with test tools), run unit + end-to-end tests"
+	@echo "make test   install everything (with test tools), run unit, end-to-end and fault tests"
+	@echo "make faults the fault-injection suite alone (figures in faults/results/latest.json)"
 	@echo "make lint   ruff check + ruff format --check"
+	@echo "make bench  benchmark T0/T1/T2 (needs Redis + PostgreSQL, 15-20 min); bench-quick: ~1.5 min"
 	@echo "make clean  remove .venv, node_modules, built assets and caches"
 
 # --- Python -------------------------------------------------------------------------------
@@ -38,6 +41,10 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(PIP) install --quiet --disable-pip-version-check ".[test]"
+	@touch $@
+
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(PIP) install --quiet --disable-pip-version-check ".[test,bench]"
 	@touch $@
 
 # --- npm + assets -----------------------------------------------------------------------------
@@ -70,11 +77,28 @@ test:
 	bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 test-unit: setup-test
-	$(VENV)/bin/pytest -m "not e2e" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not e2e and not faults" $(PYTEST_ARGS)
 
 test-e2e: setup-test
 	@bash scripts/check-prereqs.sh chromium
 	$(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
+
+# Fault injection: private Redis + 3 daphne processes, killed during traffic (faults/).
+faults: setup-test
+	$(VENV)/bin/pytest -m faults -s $(PYTEST_ARGS)
+
+# --- Benchmarks (bench/README.md) ------------------------------------------------------------
+# The load generator runs on core 1, the servers on core 0 (bench/servers.py). Redis on
+# 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 must answer (BENCH_REDIS_URL,
+# BENCH_POSTGRES_URL override them). Results: bench/results/latest.{json,md}.
+BENCH_ARGS ?=
+BENCH_CPU := $(shell [ "$$(nproc)" -ge 2 ] && echo "taskset -c 1")
+
+bench: $(VENV)/.installed-bench
+	$(BENCH_CPU) $(PY) -m bench.run $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.installed-bench
+	$(BENCH_CPU) $(PY) -m bench.run --quick $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole suite, as `make test` runs it: unit/integration tests, then the browser tests in a
 # process of their own (Playwright's sync API keeps an event loop running, which breaks
-# pytest-asyncio tests that share its process).
+# pytest-asyncio tests that share its process), then the fault-injection suite in a third one
+# (it starts a private Redis and several server processes, and kills them; see faults/).
 #
 #   scripts/run-tests.sh [extra pytest args...]
 #
 # PYTEST_ADDOPTS is honoured by pytest itself. A selection that collects no test (pytest exit
-# code 5) is reported but not fatal; no test at all across both runs is a failure.
+# code 5) is reported but not fatal; no test at all across the runs is a failure.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -28,8 +29,9 @@ run() {
   esac
 }
 
-run "unit and integration tests" -m "not e2e" "$@"
+run "unit and integration tests" -m "not e2e and not faults" "$@"
 run "end-to-end browser tests" -m e2e "$@"
+run "fault-injection tests" -m faults "$@"
 
 if [ "$status" -ne 0 ]; then
   echo "Some tests failed." >&2

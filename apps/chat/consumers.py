@@ -28,7 +28,7 @@ HOLD_MAX = 1000
 HOLD_SECONDS = 1.0
 # How often a socket re-joins its group (a Redis restart forgets groups) and checks the
 # database for messages the channel layer dropped after the last one it delivered.
-TICK_SECONDS = 20.0
+TICK_SECONDS = 10.0
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
@@ -145,11 +145,15 @@ class RoomConsumer(AsyncWebsocketConsumer):
         except services.RoomNotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        if not result.created:
-            # A retry of a message already stored: there is no new broadcast, so acknowledge it
-            # to this socket with the very same fragment.
-            html = await database_sync_to_async(realtime.render_messages_oob)([result.message])
-            await self.send(text_data=html)
+        # Acknowledge on this socket without waiting for the channel layer (which may drop
+        # it), through the same ordered path as live messages. A retry of a message stored
+        # earlier is acknowledged with the very same fragment, even if this socket had it.
+        event = await database_sync_to_async(realtime.message_event)(result.message)
+        async with self.delivery:
+            if self.cursor is not None and event["seq"] > self.cursor:
+                await self.deliver(event)  # in order: a gap before it is filled first
+            elif self.cursor is None or not result.created:
+                await self.send(text_data=event["html"])  # an ack nothing else would bring
 
     async def receive_resume(self, data: dict) -> None:
         after = data.get("after_seq", 0)

@@ -17,14 +17,20 @@ def render_messages_oob(messages: list[Message]) -> str:
     return render_to_string("chat/room_detail.html#message-oob", {"message_list": messages})
 
 
-def message_event(message: Message, html: str | None = None) -> dict:
-    return {
-        "type": "chat.message",
-        "room": message.room_id,
-        "id": message.pk,
-        "seq": message.seq,
-        "html": html if html is not None else render_messages_oob([message]),
-    }
+def message_event(message: Message) -> dict:
+    """The channel-layer event for a message. Rendered once per message object: the broadcast
+    and the sender's own acknowledgement share it."""
+    event = getattr(message, "_realtime_event", None)
+    if event is None:
+        event = {
+            "type": "chat.message",
+            "room": message.room_id,
+            "id": message.pk,
+            "seq": message.seq,
+            "html": render_messages_oob([message]),
+        }
+        message._realtime_event = event
+    return event
 
 
 def broadcast_message(message: Message) -> None:

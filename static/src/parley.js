@@ -181,14 +181,17 @@
   chat.addEventListener("htmx:wsConnecting", function () {
     if (status.dataset.state !== "offline") setStatus("connecting", status.dataset.textConnecting || "Connecting…");
   });
+  var socketOpen = false;
   chat.addEventListener("htmx:wsOpen", function (e) {
     socket = e.detail.socketWrapper;
+    socketOpen = true;
     setStatus("connected", status.dataset.textConnected || "Connected");
     resume();
     // Anything unacknowledged is sent again: the server stores each client_id once.
     Object.keys(pending).forEach(transmit);
   });
   chat.addEventListener("htmx:wsClose", function (e) {
+    socketOpen = false;
     var code = e.detail.event.code;
     Object.keys(pending).forEach(function (id) { setPendingState(pending[id], "failed"); });
     if ([1006, 1011, 1012, 1013].indexOf(code) >= 0) {
@@ -202,7 +205,18 @@
     }
   });
   window.addEventListener("offline", function () { setStatus("offline", status.dataset.textOffline || "Offline"); });
-  window.addEventListener("online", resume);
+  // Going offline does not always close an open websocket (Chromium keeps it): when the
+  // network is back, either the socket survived (catch up) or reconnect now rather than after
+  // the extension's backoff, which grows to a minute.
+  window.addEventListener("online", function () {
+    if (socketOpen) {
+      setStatus("connected", status.dataset.textConnected || "Connected");
+      resume();
+    } else if (socket && status.dataset.state !== "closed") {
+      setStatus("reconnecting", status.dataset.textReconnecting || "Reconnecting…");
+      socket.reconnect();
+    }
+  });
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible") resume();
   });

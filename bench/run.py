@@ -1,0 +1,921 @@
+"""Benchmark Parley against a raw websockets server (T0) and the Channels tutorial (T1).
+
+    taskset -c 1 .venv/bin/python -m bench.run            # everything (make bench), 15-20 min
+    taskset -c 1 .venv/bin/python -m bench.run --quick    # about a minute (make bench-quick)
+    ... --targets t2-daphne --scenarios s2,s3 --profile   # py-spy profile of Parley under load
+
+The load generator (this process) runs on core 1, every server on core 0. Each scenario gets a
+fresh server process and a Redis prefix of its own that is emptied before and after; Parley
+gets a fresh PostgreSQL database ``parley_bench_<pid>`` that is dropped at the end. Results go to
+bench/results/latest.json and latest.md. Nothing here asserts on timings.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import redis
+import uvloop
+
+from . import loadgen as lg
+from .servers import (
+    ROOT,
+    Server,
+    cpu_ms,
+    cpu_ms_by_cmdline,
+    free_port,
+    machine_busy_ms,
+    rss_kb,
+    server_for,
+)
+
+RESULTS = ROOT / "bench" / "results"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+PY = sys.executable
+
+LABELS = {
+    "t0": "T0 raw websockets",
+    "t1-daphne": "T1 Channels tutorial, daphne",
+    "t1-uvicorn": "T1 Channels tutorial, uvicorn",
+    "t2-daphne": "T2 Parley, daphne",
+    "t2-uvicorn": "T2 Parley, uvicorn --ws websockets",
+    "t2-uvicorn-sansio": "T2 Parley, uvicorn --ws websockets-sansio",
+}
+ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7"]
+
+FULL = {
+    "targets": ["t0", "t1-daphne", "t2-daphne", "t2-uvicorn"],
+    "clients": 500,
+    "storm_concurrency": 100,
+    "connect_concurrency": 25,
+    "s2_rate": 10,
+    "s2_seconds": 20,
+    # fmt: off
+    "s3_steps": [
+        250,
+        500,
+        750,
+        1000,
+        1500,
+        2000,
+        3000,
+        4000,
+        5000,
+        7500,
+        10_000,
+        15_000,
+        20_000,
+        30_000,
+        40_000,
+        50_000,
+        60_000,
+        80_000,
+        100_000,
+    ],
+    # fmt: on
+    "s3_step_seconds": 6,
+    "s3_refine": True,
+    "drain_seconds": 4,
+    "s4_rooms": 40,
+    "s4_room_size": 5,
+    "s4_rate_per_room": 2,
+    "s4_seconds": 15,
+    "s5_rate": 10,
+    "s5_seconds": 10,
+    "s6_sizes": [10_000, 1_000_000],
+    "s6_requests": 50,
+    "s7_seconds": 30,
+}
+QUICK = {
+    **FULL,
+    "targets": ["t0", "t1-daphne", "t2-daphne"],
+    "clients": 40,
+    "storm_concurrency": 20,
+    "connect_concurrency": 20,
+    "s2_seconds": 2,
+    "s3_steps": [200, 400],
+    "s3_step_seconds": 1.5,
+    "s3_refine": False,
+    "drain_seconds": 2,
+    "s4_rooms": 4,
+    "s4_seconds": 2,
+    "s5_seconds": 2,
+    "s6_sizes": [1_000, 10_000],
+    "s6_requests": 5,
+    "s7_seconds": 3,
+}
+P99_LIMIT_MS = 250.0
+SUSTAINED_P99_MS = 1000.0
+
+T_START = time.monotonic()
+
+
+def say(text: str) -> None:
+    print(f"[{time.monotonic() - T_START:6.1f}s] {text}", flush=True)
+
+
+def per_1k(ms: float, deliveries: int) -> float | None:
+    return round(ms * 1000 / deliveries, 1) if deliveries else None
+
+
+# --- shared services ------------------------------------------------------------------------
+
+
+class Redis:
+    def __init__(self) -> None:
+        self.client = redis.Redis.from_url(REDIS_URL)
+        self.client.ping()
+        self.pid = int(self.client.info("server")["process_id"])
+
+    def clean(self, prefix: str) -> int:
+        keys = list(self.client.scan_iter(match=f"{prefix}*", count=1000))
+        for i in range(0, len(keys), 500):
+            self.client.delete(*keys[i : i + 500])
+        return len(keys)
+
+    def group_members(self, prefix: str) -> int:
+        """Members of every channels-redis group under ``prefix`` (sorted sets
+        ``<prefix>:group:<name>``)."""
+        return sum(self.client.zcard(k) for k in self.client.scan_iter(match=f"{prefix}:group:*"))
+
+
+class Parley:
+    """A fresh PostgreSQL database with users, sessions and rooms for T2."""
+
+    def __init__(self, clients: int, rooms: int) -> None:
+        self.name = f"parley_bench_{os.getpid()}"
+        self.url = f"{PG_URL}/{self.name}"
+        with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+        self.created = True
+        env = self.env("bench-setup")
+        say(f"T2: migrating {self.name}")
+        subprocess.run(  # noqa: S603
+            [PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+        )
+        say(f"T2: creating {clients} users with sessions and {rooms} rooms")
+        data = self.tool("setup", "--users", str(clients), "--rooms", str(rooms))
+        self.sessions: list[str] = data["sessions"]
+        self.rooms: list[int] = data["rooms"]
+
+    def env(self, prefix: str) -> dict[str, str]:
+        return {
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DJANGO_SECRET_KEY": "bench-not-a-secret-" + "x" * 40,
+            "DJANGO_DEBUG": "0",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+            "DJANGO_SECURE_COOKIES": "0",
+            "DJANGO_HSTS_SECONDS": "0",
+            "DATABASE_URL": self.url,
+            "REDIS_URL": REDIS_URL,
+            "PARLEY_CHANNEL_PREFIX": prefix,
+            "PARLEY_CACHE_PREFIX": prefix,
+            "PARLEY_MESSAGE_RATE_COUNT": "1000000000",
+        }
+
+    def tool(self, *args: str, pin: bool = False) -> dict:
+        argv = [PY, "-m", "bench.parley_tool", *args]
+        if pin:
+            argv = ["taskset", "-c", "0", *argv]
+        out = subprocess.run(  # noqa: S603
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **self.env("bench-tool")},
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        return json.loads(out.stdout)
+
+    def last_seq(self) -> dict[int, int]:
+        with psycopg.connect(self.url) as conn:
+            return dict(conn.execute("SELECT id, last_seq FROM chat_room").fetchall())
+
+    def drop(self) -> None:
+        with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+# --- one target -------------------------------------------------------------------------------
+
+
+class Target:
+    def __init__(self, name: str, cfg: dict, rds: Redis, parley: Parley | None) -> None:
+        self.name = name
+        self.kind = name.split("-")[0]
+        self.cfg = cfg
+        self.redis = rds
+        self.parley = parley
+        self.prefix = f"bench{os.getpid()}-{name}"
+        self.server: Server | None = None
+        self.sink = lg.Sink()
+        self._id = 0
+        self.profile = False
+        self.room_keys: dict[int, int] = {}
+
+    def next_id(self) -> int:
+        self._id += 1
+        return self._id
+
+    # Room keys: 0 = the big room, 1..40 = S4 rooms, 41 = the S5 room.
+    def protocol(self) -> lg.Protocol:
+        port = self.server.port
+        if self.kind == "t0":
+            return lg.raw_protocol(port)
+        if self.kind == "t1":
+            return lg.tutorial_protocol(port)
+        room_ids = dict(enumerate(self.parley.rooms))
+        return lg.parley_protocol(port, self.parley.sessions, room_ids, self.parley.last_seq())
+
+    def env(self) -> dict[str, str]:
+        if self.kind == "t1":
+            return {
+                "DJANGO_SETTINGS_MODULE": "bench.targets.t1_tutorial.settings",
+                "BENCH_CHANNEL_PREFIX": self.prefix,
+            }
+        if self.kind == "t2":
+            return self.parley.env(self.prefix)
+        return {}
+
+    @contextlib.asynccontextmanager
+    async def fresh_server(self, scenario: str):
+        self.redis.clean(self.prefix)
+        port = free_port()
+        self.server = server_for(self.name, port, self.env(), RESULTS / "logs" / f"{self.name}.log")
+        self.server.start()
+        try:
+            # One connection first: imports, DB connection and templates are warm afterwards.
+            warm = await lg.connect_many(self.protocol(), [(0, 0)], lg.Sink(), concurrency=1)
+            await asyncio.sleep(0.3)
+            for c in warm.clients:
+                c.close()
+            if warm.failures:
+                raise RuntimeError(f"{self.name}: warm-up connection failed: {warm.failures}")
+            await asyncio.sleep(0.3)
+            yield self.server
+        finally:
+            self.server.stop()
+            self.redis.clean(self.prefix)
+
+    def cpu(self) -> dict[str, float]:
+        snap = {
+            "server": cpu_ms(self.server.pid),
+            "redis": cpu_ms(self.redis.pid),
+            "loadgen": time.process_time() * 1000,
+            "wall": time.monotonic() * 1000,
+            "machine": machine_busy_ms(),
+            "postgres": cpu_ms_by_cmdline(self.parley.name) if self.parley else 0.0,
+        }
+        return snap
+
+    def cpu_report(self, before: dict, after: dict, deliveries: int) -> dict:
+        wall = after["wall"] - before["wall"]
+        out = {
+            "server_cpu_pct": round(100 * (after["server"] - before["server"]) / wall, 1),
+            "loadgen_cpu_pct": round(100 * (after["loadgen"] - before["loadgen"]) / wall, 1),
+            "server_cpu_ms_per_1k": per_1k(after["server"] - before["server"], deliveries),
+            "redis_cpu_ms_per_1k": per_1k(after["redis"] - before["redis"], deliveries),
+        }
+        if self.kind == "t2":
+            out["postgres_cpu_ms_per_1k"] = per_1k(
+                after["postgres"] - before["postgres"], deliveries
+            )
+        # Whatever else ran on the machine (other processes, kernel softirq for loopback
+        # traffic): a high figure means the run was disturbed.
+        ours = sum(after[k] - before[k] for k in ("server", "redis", "loadgen", "postgres"))
+        out["other_cpu_pct"] = round(100 * (after["machine"] - before["machine"] - ours) / wall, 1)
+        return out
+
+    async def quiesce(self, timeout: float = 15.0) -> None:
+        """Wait until the server is idle again (a failed ramp step leaves a backlog)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            a = cpu_ms(self.server.pid)
+            await asyncio.sleep(0.5)
+            if cpu_ms(self.server.pid) - a < 50:  # < 10 % of a core
+                return
+
+    async def connect_room(self, n: int, *, room: int = 0, concurrency: int | None = None):
+        res = await lg.connect_many(
+            self.protocol(),
+            [(i, room) for i in range(n)],
+            self.sink,
+            concurrency=concurrency or self.cfg["connect_concurrency"],
+        )
+        await asyncio.sleep(1.0)  # accepted sockets settle; T2 answers the resume frames
+        return res
+
+    def groups(self) -> int | None:
+        return None if self.kind == "t0" else self.redis.group_members(self.prefix)
+
+    @staticmethod
+    def closed(clients) -> dict:
+        codes = Counter(c.close_code for c in clients if not c.open)
+        return {str(k): v for k, v in codes.items()}
+
+    async def measure(self, rooms, *, rate: float, seconds: float, senders=None) -> dict:
+        self.sink.open_window(self._id + 1)
+        before = self.cpu()
+        sent = await lg.open_loop(
+            self.proto,
+            rooms,
+            self.sink,
+            rate=rate,
+            seconds=seconds,
+            next_id=self.next_id,
+            senders=senders,
+        )
+        await lg.drain(self.sink, timeout=self.cfg["drain_seconds"])
+        after = self.cpu()
+        result = lg.summary(self.sink)
+        result.update(sent)
+        result["rate_msgs"] = rate
+        result["deliveries_per_s"] = round(result["delivered"] / seconds)
+        result.update(self.cpu_report(before, after, result["delivered"]))
+        self.sink.open_window(1 << 62)
+        return result
+
+    # --- scenarios ---------------------------------------------------------------------------
+
+    async def s1(self) -> dict:
+        """Connect storm: N clients, ``storm_concurrency`` handshakes in flight; then all close
+        at once and we count the group members left behind."""
+        n = self.cfg["clients"]
+        async with self.fresh_server("s1") as server:
+            self.proto = self.protocol()
+            rss0 = rss_kb(server.pid)
+            res = await lg.connect_many(
+                self.proto,
+                [(i, 0) for i in range(n)],
+                self.sink,
+                concurrency=self.cfg["storm_concurrency"],
+            )
+            await asyncio.sleep(1.5)
+            open_clients = [c for c in res.clients if c.open]
+            rss1 = rss_kb(server.pid)
+            members = self.groups()
+            closed = self.closed(res.clients)
+            for c in res.clients:
+                c.close()
+            ghosts = members
+            deadline = time.monotonic() + 10
+            while ghosts and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                ghosts = self.groups()
+            await asyncio.sleep(0.5)
+            ghosts = self.groups()
+        failures = dict(res.failures)
+        if closed:
+            failures["closed after accept"] = sum(closed.values())
+        return {
+            "clients": n,
+            "connected": len(open_clients),
+            "failures": n - len(open_clients),
+            "failure_reasons": failures,
+            "close_codes": closed,
+            "seconds": round(res.seconds, 2),
+            "rss_before_kb": rss0,
+            "rss_after_kb": rss1,
+            "kb_per_connection": round((rss1 - rss0) / len(open_clients), 1)
+            if open_clients
+            else None,
+            "group_members_while_connected": members,
+            "ghost_members_after_disconnect": ghosts,
+        }
+
+    async def s2(self) -> dict:
+        """Steady fan-out: one room of N clients, ``s2_rate`` messages per second."""
+        n = self.cfg["clients"]
+        async with self.fresh_server("s2"):
+            self.proto = self.protocol()
+            res = await self.connect_room(n)
+            clients = [c for c in res.clients if c.open]
+            with self.profiling("s2"):
+                result = await self.measure(
+                    {0: clients}, rate=self.cfg["s2_rate"], seconds=self.cfg["s2_seconds"]
+                )
+            result["clients"] = len(clients)
+            result["connect_failures"] = n - len(clients)
+            result["closed_during_run"] = self.closed(clients)
+            for c in res.clients:
+                c.close()
+        return result
+
+    async def s3(self) -> dict:
+        """Ramp the big room in steps of deliveries/s. Two ceilings:
+
+        - the issue's: the best step with p99 ≤ 250 ms and no loss. In a room of 500 every
+          message is a burst of 500 deliveries, so this is mostly a per-recipient cost budget
+          (500 × cost < 250 ms) and can be 0 at any rate;
+        - the sustained throughput: the best step the server keeps up with (no loss, p99 ≤ 1 s).
+          The ramp stops at the first step that is not sustained; one bisection step refines
+          the latency ceiling in the full run."""
+        n = self.cfg["clients"]
+        steps = []
+        async with self.fresh_server("s3"):
+            self.proto = self.protocol()
+            res = await self.connect_room(n)
+            clients = [c for c in res.clients if c.open]
+
+            async def step(target: int) -> dict:
+                await self.quiesce()
+                live = [c for c in clients if c.open]
+                rate = target / max(1, len(live))
+                seconds = max(self.cfg["s3_step_seconds"], 8 / rate)  # at least 8 messages
+                say(f"  {self.name} S3 step {target} deliveries/s ({rate:.2f} msg/s)")
+                r = await self.measure({0: live}, rate=rate, seconds=seconds)
+                r["target_deliveries_per_s"] = target
+                r["clients"] = len(live)
+                ok = r["lost"] == 0 and r["p99_ms"] is not None and len(live) == len(clients)
+                r["sustained"] = ok and r["p99_ms"] <= SUSTAINED_P99_MS
+                r["passed"] = ok and r["p99_ms"] <= P99_LIMIT_MS
+                steps.append(r)
+                return r
+
+            with self.profiling("s3"):
+                best = first_fail = None
+                for target in self.cfg["s3_steps"]:
+                    r = await step(target)
+                    if r["passed"] and first_fail is None:
+                        best = target
+                    elif not r["passed"] and first_fail is None:
+                        first_fail = target
+                    if not r["sustained"]:
+                        break
+                if self.cfg["s3_refine"] and best and first_fail:
+                    await step((best + first_fail) // 2)
+            for c in res.clients:
+                c.close()
+
+        def top(key: str) -> dict | None:
+            ok = [s for s in steps if s[key]]
+            return max(ok, key=lambda s: s["target_deliveries_per_s"]) if ok else None
+
+        ceiling, sustained = top("passed"), top("sustained")
+        at_1k = next((s for s in steps if s["target_deliveries_per_s"] == 1000), None)
+        cost = (sustained or {}).get("server_cpu_ms_per_1k")
+        return {
+            "clients": len(clients),
+            "ceiling_deliveries_per_s": ceiling["deliveries_per_s"] if ceiling else 0,
+            "ceiling_step": ceiling,
+            "sustained_deliveries_per_s": sustained["deliveries_per_s"] if sustained else 0,
+            "sustained_step": sustained,
+            # What one fully used core would deliver at the measured per-delivery cost.
+            "cpu_bound_estimate_per_s": round(1_000_000 / cost) if cost else None,
+            "at_1k": at_1k,
+            "steps": steps,
+            "loadgen_limited": any(s["loadgen_cpu_pct"] > 90 for s in steps),
+        }
+
+    async def s4(self) -> dict:
+        """Many small rooms: ``s4_rooms`` rooms × ``s4_room_size`` clients."""
+        rooms_n, size = self.cfg["s4_rooms"], self.cfg["s4_room_size"]
+        async with self.fresh_server("s4"):
+            self.proto = self.protocol()
+            plan = [(r * size + j, 1 + r) for r in range(rooms_n) for j in range(size)]
+            res = await lg.connect_many(
+                self.proto, plan, self.sink, concurrency=self.cfg["connect_concurrency"]
+            )
+            await asyncio.sleep(1.0)
+            rooms: dict[int, list] = {}
+            for c in res.clients:
+                if c.open:
+                    rooms.setdefault(c.room, []).append(c)
+            result = await self.measure(
+                rooms,
+                rate=self.cfg["s4_rate_per_room"] * rooms_n,
+                seconds=self.cfg["s4_seconds"],
+            )
+            result["rooms"] = rooms_n
+            result["room_size"] = size
+            result["connect_failures"] = len(plan) - sum(len(v) for v in rooms.values())
+            for c in res.clients:
+                c.close()
+        return result
+
+    async def s5(self) -> dict:
+        """Send → echo to the sender (for Parley: persisted first), one client in its room."""
+        async with self.fresh_server("s5"):
+            self.proto = self.protocol()
+            res = await self.connect_room(1, room=41)
+            result = await self.measure(
+                {41: res.clients}, rate=self.cfg["s5_rate"], seconds=self.cfg["s5_seconds"]
+            )
+            for c in res.clients:
+                c.close()
+        return result
+
+    async def s7(self) -> dict:
+        """One of N clients stops reading while the room runs at the S2 rate: the others'
+        latency and the server's memory."""
+        n = self.cfg["clients"]
+        async with self.fresh_server("s7") as server:
+            self.proto = self.protocol()
+            res = await self.connect_room(n)
+            clients = [c for c in res.clients if c.open]
+            stalled, others = clients[0], clients[1:]
+            stalled.stop_reading()
+            rss: list[int] = [rss_kb(server.pid)]
+
+            async def sample() -> None:
+                while True:
+                    await asyncio.sleep(1.0)
+                    rss.append(rss_kb(server.pid))
+
+            sampler = asyncio.create_task(sample())
+            try:
+                result = await self.measure(
+                    {0: others},
+                    rate=self.cfg["s2_rate"],
+                    seconds=self.cfg["s7_seconds"],
+                    senders={0: others},
+                )
+            finally:
+                sampler.cancel()
+            rss.append(rss_kb(server.pid))
+            result["clients"] = len(clients)
+            result["rss_start_kb"] = rss[0]
+            result["rss_max_kb"] = max(rss)
+            result["rss_end_kb"] = rss[-1]
+            result["closed_during_run"] = self.closed(others)
+            for c in res.clients:
+                c.close()
+        return result
+
+    @contextlib.contextmanager
+    def profiling(self, scenario: str):
+        if not (self.profile and self.kind == "t2"):
+            yield
+            return
+        out = RESULTS / f"profile-{self.name}-{scenario}.txt"
+        pyspy = Path(PY).parent / "py-spy"
+        proc = subprocess.Popen(  # noqa: S603
+            [str(pyspy), "record", "--format", "raw", "-r", "100", "-o", str(out)]
+            + ["--pid", str(self.server.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield
+        finally:
+            proc.send_signal(2)  # SIGINT: py-spy writes its output and exits
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            if out.exists():
+                summarise_profile(out)
+
+
+def summarise_profile(path: Path, top: int = 30) -> None:
+    """Self and inclusive time per function from py-spy's collapsed stacks."""
+    own: Counter = Counter()
+    incl: Counter = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        own[frames[-1]] += n
+        for f in set(frames):
+            incl[f] += n
+    lines = [f"{total} samples", "", "self time:"]
+    lines += [f"{100 * v / total:5.1f}%  {k}" for k, v in own.most_common(top)]
+    lines += ["", "inclusive time:"]
+    lines += [f"{100 * v / total:5.1f}%  {k}" for k, v in incl.most_common(top * 2)]
+    path.with_suffix(".summary.txt").write_text("\n".join(lines) + "\n")
+
+
+def s6(parley: Parley, cfg: dict) -> dict:
+    """Room page and a history page with 10k and 1M messages (query count, in-process time)."""
+    rooms = []
+    for count in cfg["s6_sizes"]:
+        say(f"S6: inserting {count:,} messages")
+        filled = parley.tool("fill", "--count", str(count))
+        say(f"S6: {count:,} messages in {filled['seconds']} s")
+        rooms.append(filled["room"])
+    say("S6: measuring the room page and a history page")
+    pages = parley.tool(
+        "pages",
+        "--session",
+        parley.sessions[0],
+        "--rooms",
+        ",".join(map(str, rooms)),
+        "--requests",
+        str(cfg["s6_requests"]),
+        pin=True,
+    )
+    return {pages[str(pk)]["messages"]: pages[str(pk)] for pk in rooms}
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def _ms(*values) -> str:
+    return " / ".join("–" if v is None else f"{v:g}" for v in values)
+
+
+def markdown(results: dict) -> str:
+    t = results["targets"]
+    meta = results["meta"]
+    out = [
+        f"Parley benchmark — {meta['date']}, {meta['machine']}, mode `{meta['mode']}`, "
+        f"{meta['clients']} clients, {lg.BODY_BYTES}-byte messages. Servers on core 0, "
+        "load generator (uvloop + picows, open loop) on core 1; Redis and PostgreSQL unpinned.",
+        "",
+        "| target | fan-out ceiling (p99 ≤ 250 ms, no loss), deliveries/s | sustained "
+        "(no loss, p99 ≤ 1 s), deliveries/s | p50 / p99 at 1k deliveries/s, ms | "
+        "server CPU-ms per 1k deliveries (→ one-core estimate/s) | Redis / PG CPU-ms per 1k | "
+        "memory per connection (S1) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in t.items():
+        s3, s1 = r.get("s3"), r.get("s1")
+        row = [LABELS[name]]
+        if s3:
+            top = s3["sustained_step"] or {}
+            mark = " ¹" if s3["loadgen_limited"] else ""
+            row.append(f"{s3['ceiling_deliveries_per_s']:,}{mark}")
+            row.append(f"{s3['sustained_deliveries_per_s']:,}{mark}")
+            k = s3["at_1k"] or {}
+            row.append(_ms(k.get("p50_ms"), k.get("p99_ms")))
+            est = s3["cpu_bound_estimate_per_s"]
+            row.append(_ms(top.get("server_cpu_ms_per_1k")) + (f" (→ {est:,})" if est else ""))
+            row.append(_ms(top.get("redis_cpu_ms_per_1k"), top.get("postgres_cpu_ms_per_1k")))
+        else:
+            row += ["–"] * 5
+        row.append(f"{s1['kb_per_connection']} KB" if s1 else "–")
+        out.append("| " + " | ".join(row) + " |")
+    out += [
+        "",
+        "| target | S1 storm: failures / seconds / ghost members | S2 p50 / p95 / p99 / max ms "
+        "(delivered / expected) | S4 rooms p50 / p99 ms (delivered / expected) | "
+        "S5 echo p50 / p95 ms | S7 others' p99 ms, server RSS start → max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in t.items():
+        row = [LABELS[name]]
+        s1 = r.get("s1")
+        row.append(
+            f"{s1['failures']} / {s1['seconds']} / {_ms(s1['ghost_members_after_disconnect'])}"
+            if s1
+            else "–"
+        )
+        for key in ("s2", "s4"):
+            s = r.get(key)
+            if s and key == "s2":
+                row.append(
+                    f"{_ms(s['p50_ms'], s['p95_ms'], s['p99_ms'], s['max_ms'])} "
+                    f"({s['delivered']:,} / {s['expected']:,})"
+                )
+            elif s:
+                row.append(
+                    f"{_ms(s['p50_ms'], s['p99_ms'])} ({s['delivered']:,} / {s['expected']:,})"
+                )
+            else:
+                row.append("–")
+        s5 = r.get("s5")
+        row.append(_ms(s5["p50_ms"], s5["p95_ms"]) if s5 else "–")
+        s7 = r.get("s7")
+        row.append(
+            f"{_ms(s7['p99_ms'])} ({s7['delivered']:,} / {s7['expected']:,}), "
+            f"{s7['rss_start_kb'] // 1024} → {s7['rss_max_kb'] // 1024} MB"
+            if s7
+            else "–"
+        )
+        out.append("| " + " | ".join(row) + " |")
+    if results.get("s6"):
+        out += [
+            "",
+            "| S6 messages in the room | room page: queries, p50 / p95 ms | history page "
+            "(?before=middle): queries, p50 / p95 ms |",
+            "|---|---|---|",
+        ]
+        for count, page in results["s6"].items():
+            rp, hp = page["room_page"], page["history_page"]
+            out.append(
+                f"| {int(count):,} | {rp['queries']}, {_ms(rp['p50_ms'], rp['p95_ms'])} | "
+                f"{hp['queries']}, {_ms(hp['p50_ms'], hp['p95_ms'])} |"
+            )
+    if results.get("ratios"):
+        out += ["", "Ratios: " + ", ".join(
+            f"{k} = {v:g}" for k, v in results["ratios"].items()
+        )]  # fmt: skip
+    if any(r.get("s3", {}).get("loadgen_limited") for r in t.values()):
+        out += ["", "¹ the load generator's core was above 90 % in a step: a lower bound."]
+    if results.get("checks"):
+        out += ["", "Issue 4 targets (measured, not asserted):", ""]
+        out += [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in results["checks"]]
+    return "\n".join(out) + "\n"
+
+
+def ratios_and_checks(results: dict) -> None:
+    t = results["targets"]
+
+    def ceiling(name, key="ceiling_deliveries_per_s"):
+        return (t.get(name, {}).get("s3") or {}).get(key)
+
+    ratios = {}
+    checks = []
+    for name in t:
+        if not name.startswith("t2"):
+            continue
+        r = t[name]
+        for key, what in (
+            ("ceiling_deliveries_per_s", "ceiling (p99 ≤ 250 ms)"),
+            ("sustained_deliveries_per_s", "sustained"),
+        ):
+            c2, t0, t1 = ceiling(name, key), ceiling("t0", key), ceiling("t1-daphne", key)
+            if c2 is not None and t1:
+                ratios[f"{what}: {name}/t1-daphne"] = round(c2 / t1, 2)
+            if c2 is not None and t0:
+                ratios[f"{what}: {name}/t0"] = round(c2 / t0, 3)
+            if c2 is not None and t1 is not None:
+                checks.append((f"{name}: {what} ≥ 4× T1 ({c2:,} vs {t1:,})", c2 >= 4 * t1 > 0))
+            if c2 is not None and t0:
+                checks.append((f"{name}: {what} ≥ 0.25× T0 ({c2:,} vs {t0:,})", c2 >= 0.25 * t0))
+        if r.get("s2"):
+            s2 = r["s2"]
+            checks.append(
+                (
+                    f"{name}: S2 p99 ≤ 50 ms with 0 loss "
+                    f"(p99 {s2['p99_ms']} ms, lost {s2['lost']})",
+                    s2["p99_ms"] is not None and s2["p99_ms"] <= 50 and s2["lost"] == 0,
+                )
+            )
+        if r.get("s1"):
+            s1 = r["s1"]
+            checks.append((f"{name}: S1 0 failures ({s1['failures']})", s1["failures"] == 0))
+            checks.append(
+                (
+                    f"{name}: idle memory ≤ 40 KB per connection ({s1['kb_per_connection']} KB)",
+                    s1["kb_per_connection"] is not None and s1["kb_per_connection"] <= 40,
+                )
+            )
+            checks.append(
+                (
+                    f"{name}: no ghost group members after the storm "
+                    f"({s1['ghost_members_after_disconnect']})",
+                    not s1["ghost_members_after_disconnect"],
+                )
+            )
+        if r.get("s5"):
+            p95 = r["s5"]["p95_ms"]
+            checks.append((f"{name}: S5 p95 ≤ 20 ms ({p95} ms)", p95 is not None and p95 <= 20))
+    for count, page in (results.get("s6") or {}).items():
+        q = page["room_page"]["queries"]
+        checks.append((f"room page ≤ 5 queries at {int(count):,} messages ({q})", q <= 5))
+        if int(count) >= 1_000_000:
+            p95 = page["history_page"]["p95_ms"]
+            checks.append((f"history page p95 ≤ 50 ms at {int(count):,} ({p95} ms)", p95 <= 50))
+    results["ratios"] = ratios
+    results["checks"] = checks
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def busy_processes() -> list[str]:
+    """Other heavy processes that would disturb the figures (reported, not stopped)."""
+    out = subprocess.run(["ps", "-eo", "pid,pcpu,args"], capture_output=True, text=True).stdout  # noqa: S607
+    me = {str(os.getpid()), str(os.getppid())}
+    busy = []
+    for line in out.splitlines()[1:]:
+        pid, pcpu, args = line.split(None, 2)
+        if pid not in me and float(pcpu) >= 20:
+            busy.append(f"{pid} {pcpu}% {args[:80]}")
+    return busy
+
+
+async def main(args) -> dict:
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.clients:
+        cfg["clients"] = args.clients
+    if args.s2_rate:
+        cfg["s2_rate"] = args.s2_rate
+    if args.s2_seconds:
+        cfg["s2_seconds"] = args.s2_seconds
+    targets = args.targets.split(",") if args.targets else cfg["targets"]
+    scenarios = args.scenarios.split(",") if args.scenarios else [*ALL_SCENARIOS, "s6"]
+    affinity = sorted(os.sched_getaffinity(0))
+    if os.cpu_count() and os.cpu_count() >= 2 and affinity != [1]:
+        say(f"note: the load generator runs on cores {affinity}, not pinned to core 1")
+    busy = busy_processes()
+    if busy:
+        say("note: other busy processes, figures may be disturbed: " + "; ".join(busy))
+    try:
+        rds = Redis()
+    except redis.RedisError as exc:
+        sys.exit(f"The benchmark needs Redis at {REDIS_URL} (BENCH_REDIS_URL): {exc}")
+    try:
+        psycopg.connect(f"{PG_URL}/postgres", connect_timeout=5).close()
+    except psycopg.Error as exc:
+        sys.exit(f"The benchmark needs PostgreSQL at {PG_URL} (BENCH_POSTGRES_URL): {exc}")
+    results = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+            f"Linux {platform.release()}, Python {platform.python_version()}",
+            "mode": "quick" if args.quick else "full",
+            "clients": cfg["clients"],
+            "config": cfg,
+            "loadgen_affinity": affinity,
+            "busy_processes_at_start": busy,
+            "client": "picows + uvloop",
+        },
+        "targets": {},
+    }
+    parley = None
+    try:
+        if any(t.startswith("t2") for t in targets) or "s6" in scenarios:
+            parley = Parley(max(cfg["clients"], cfg["s4_rooms"] * cfg["s4_room_size"]), 42)
+        for name in targets:
+            target = Target(name, cfg, rds, parley)
+            target.profile = args.profile
+            results["targets"][name] = {}
+            for sc in scenarios:
+                if sc == "s6":
+                    continue
+                say(f"{LABELS[name]}: {sc.upper()}")
+                try:
+                    r = await getattr(target, sc)()
+                except Exception as exc:  # noqa: BLE001 - report and go on with the others
+                    say(f"  {sc} failed: {exc!r}")
+                    traceback.print_exc()
+                    r = None
+                    results["targets"][name][f"{sc}_error"] = repr(exc)
+                if r is not None:
+                    results["targets"][name][sc] = r
+                    say("  " + brief(sc, r))
+        if "s6" in scenarios and parley is not None:
+            results["s6"] = s6(parley, cfg)
+    finally:
+        if parley is not None and not args.keep_db:
+            parley.drop()
+    if not args.quick:  # quick mode proves the harness works; its figures mean little
+        ratios_and_checks(results)
+    return results
+
+
+def brief(sc: str, r: dict) -> str:
+    if sc == "s1":
+        return (
+            f"connected {r['connected']}/{r['clients']} in {r['seconds']} s, "
+            f"{r['kb_per_connection']} KB/conn, ghosts {r['ghost_members_after_disconnect']}, "
+            f"failures {r['failure_reasons']}"
+        )
+    if sc == "s3":
+        return (
+            f"ceiling (p99 ≤ 250 ms) {r['ceiling_deliveries_per_s']:,} deliveries/s, sustained "
+            f"{r['sustained_deliveries_per_s']:,}, "
+            f"one-core estimate {r['cpu_bound_estimate_per_s']}"
+        )
+    return (
+        f"p50/p95/p99/max {_ms(r['p50_ms'], r['p95_ms'], r['p99_ms'], r['max_ms'])} ms, "
+        f"delivered {r['delivered']:,}/{r['expected']:,}, server CPU {r['server_cpu_pct']} %, "
+        f"loadgen CPU {r['loadgen_cpu_pct']} %, other CPU {r['other_cpu_pct']} %"
+    )
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="about a minute, few clients")
+    parser.add_argument("--targets", help="comma-separated: " + ", ".join(LABELS))
+    parser.add_argument("--scenarios", help="comma-separated: s1,s2,s3,s4,s5,s6,s7")
+    parser.add_argument("--clients", type=int, help="clients in the big room (default 500)")
+    parser.add_argument("--s2-rate", type=float, help="S2/S7 messages per second (default 10)")
+    parser.add_argument("--s2-seconds", type=float, help="S2 duration (default 20)")
+    parser.add_argument("--profile", action="store_true", help="py-spy record T2 during S2/S3")
+    parser.add_argument("--keep-db", action="store_true", help="do not drop parley_bench_<pid>")
+    parser.add_argument("--output", default="latest", help="results/<name>.json and .md")
+    args = parser.parse_args()
+    results = uvloop.run(main(args))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.output}.json").write_text(json.dumps(results, indent=1, default=str))
+    table = markdown(results)
+    (RESULTS / f"{args.output}.md").write_text(table)
+    print()
+    print(table)
+    say(f"wrote {RESULTS / (args.output + '.json')} and .md")
+
+
+if __name__ == "__main__":
+    cli()
