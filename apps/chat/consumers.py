@@ -199,6 +199,16 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=event["html"])
             self.cursor = seq
 
+    async def dispatch(self, message: dict) -> None:
+        # Channels hops to the database thread (aclose_old_connections) before every handler.
+        # A live message touches no database on the common path (gap fills use
+        # database_sync_to_async, which cleans up connections itself), and this handler runs
+        # once per recipient of every message: skip the hop.
+        if message.get("type") == "chat.message":
+            await self.chat_message(message)
+        else:
+            await super().dispatch(message)
+
     async def chat_message(self, event: dict) -> None:
         """Group handler: the HTML was rendered once, by the sender's process."""
         if self.cursor is None:
