@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
+from redis.exceptions import RedisError
 
 from . import realtime, selectors, services
 from .models import Room
@@ -19,7 +20,11 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
-CLOSE_SERVICE_RESTART = 1012  # htmx's ws extension reconnects after this one
+# htmx's ws extension reconnects after these two (and after 1006/1011).
+CLOSE_SERVICE_RESTART = 1012
+CLOSE_TRY_AGAIN_LATER = 1013
+# What a lost channel layer (Redis down or restarting) raises.
+LAYER_ERRORS = (RedisError, OSError)
 # Past this many missed messages a reconnecting page reloads its history instead.
 RESUME_CAP = 500
 # Live messages are held for a socket that has not sent its first "resume" yet, at most this
@@ -44,6 +49,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
     cursor: int | None = None
     ticker: asyncio.Task | None = None
 
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        except LAYER_ERRORS:
+            # The channel layer died under us (Redis restarted): ask the client to reconnect,
+            # here or elsewhere, and catch up, instead of an internal-error close.
+            logger.warning("channel layer lost; closing the socket with 1012")
+            try:
+                await send({"type": "websocket.close", "code": CLOSE_SERVICE_RESTART})
+            except Exception:  # the connection is already gone
+                logger.debug("close after channel-layer loss failed", exc_info=True)
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -65,7 +82,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.delivery = asyncio.Lock()
         # Subscribe before accepting: anything committed after this point reaches us live, and
         # anything before it is covered by the client's "resume" query.
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except LAYER_ERRORS:
+            # Redis is unreachable right now: "try again later" (retried with backoff).
+            self.group = None
+            await self.accept()
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            return
         await self.accept()
         self.ticker = asyncio.create_task(self.tick())
 
@@ -76,7 +100,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         try:
             await self.channel_layer.group_discard(self.group, self.channel_name)
-        except Exception:  # Redis unreachable: the membership expires after group_expiry
+        except LAYER_ERRORS:  # Redis unreachable: the membership expires after group_expiry
             logger.warning("group_discard failed for %s", self.channel_name, exc_info=True)
 
     async def tick(self) -> None:
@@ -88,7 +112,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(TICK_SECONDS * random.uniform(0.75, 1.25))
             try:
                 await self.channel_layer.group_add(self.group, self.channel_name)
-            except Exception:
+            except LAYER_ERRORS:
                 # The channel layer is unreachable: "service restart" makes the client
                 # reconnect (here or to another process) and catch up from the database.
                 logger.warning("channel layer unreachable; closing %s", self.channel_name)

@@ -294,3 +294,22 @@ async def test_an_error_names_the_client_id_it_refuses(public_room, alice):
     html = await a.receive_from(timeout=5)
     assert 'data-client-id="c0ffee00-0000-4000-8000-000000000000"' in html
     await a.disconnect()
+
+
+async def test_an_unreachable_channel_layer_at_connect_says_try_again_later(
+    public_room, alice, monkeypatch
+):
+    """Redis down during the handshake: accept and close with 1013, which clients retry,
+    instead of failing the handshake with HTTP 500."""
+    from channels.layers import get_channel_layer
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    layer = get_channel_layer()
+
+    async def unreachable(*args, **kwargs):
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(layer, "group_add", unreachable)
+    communicator, connected = await open_socket(public_room.pk, alice)
+    assert connected
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 1013}
