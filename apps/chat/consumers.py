@@ -52,14 +52,20 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         try:
             await super().__call__(scope, receive, send)
-        except LAYER_ERRORS:
-            # The channel layer died under us (Redis restarted): ask the client to reconnect,
-            # here or elsewhere, and catch up, instead of an internal-error close.
-            logger.warning("channel layer lost; closing the socket with 1012")
-            try:
-                await send({"type": "websocket.close", "code": CLOSE_SERVICE_RESTART})
-            except Exception:  # the connection is already gone
-                logger.debug("close after channel-layer loss failed", exc_info=True)
+        except LAYER_ERRORS as exc:
+            # The channel layer died under us (Redis restarted): the client must reconnect,
+            # here or elsewhere, and catch up.
+            logger.warning("channel layer lost; closing the socket for a retry")
+            await self.close_for_retry(CLOSE_SERVICE_RESTART, exc, send=send)
+
+    async def close_for_retry(self, code: int, exc: BaseException, *, send=None) -> None:
+        """Close with a code clients retry. uvicorn sends 1012/1013 as asked; daphne's
+        websocket library only sends 1000 or 3000-4999 for an application, so there the
+        original error goes up and daphne closes with 1011 — which clients retry too."""
+        try:
+            await (send or self.base_send)({"type": "websocket.close", "code": code})
+        except Exception:
+            raise exc from None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -84,11 +90,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # anything before it is covered by the client's "resume" query.
         try:
             await self.channel_layer.group_add(self.group, self.channel_name)
-        except LAYER_ERRORS:
-            # Redis is unreachable right now: "try again later" (retried with backoff).
+        except LAYER_ERRORS as exc:
+            # Redis is unreachable right now: accept (a failed handshake would be an HTTP 500)
+            # and close with "try again later", which clients retry with backoff.
             self.group = None
             await self.accept()
-            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            await self.close_for_retry(CLOSE_TRY_AGAIN_LATER, exc)
             return
         await self.accept()
         self.ticker = asyncio.create_task(self.tick())
@@ -113,11 +120,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
             try:
                 await self.channel_layer.group_add(self.group, self.channel_name)
             except LAYER_ERRORS:
-                # The channel layer is unreachable: "service restart" makes the client
-                # reconnect (here or to another process) and catch up from the database.
-                logger.warning("channel layer unreachable; closing %s", self.channel_name)
-                await self.close(code=CLOSE_SERVICE_RESTART)
-                return
+                # Redis is unreachable: the receive loop fails too, and __call__ closes the
+                # socket for a retry. Try again on the next tick meanwhile.
+                logger.warning("channel layer unreachable from %s", self.channel_name)
+                continue
             if self.cursor is None:
                 continue
             last_seq = await database_sync_to_async(selectors.room_last_seq)(room=self.room)
