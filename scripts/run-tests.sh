@@ -29,7 +29,9 @@ run() {
   esac
 }
 
-run "unit and integration tests" -m "not e2e and not faults" "$@"
+# Consumers reach the database from worker threads; persistent connections there would keep
+# PostgreSQL's test database "in use" when pytest-django drops it at the end.
+DJANGO_CONN_MAX_AGE=0 run "unit and integration tests" -m "not e2e and not faults" "$@"
 run "end-to-end browser tests" -m e2e "$@"
 run "fault-injection tests" -m faults "$@"
 

@@ -87,17 +87,20 @@ async def test_an_outsider_is_closed_with_4404_before_any_frame(private_room, ca
     assert connected  # accepted, then closed: htmx does not retry a 4xxx close
     output = await communicator.receive_output(timeout=5)
     assert output == {"type": "websocket.close", "code": 4404}
+    await communicator.disconnect()  # let the application finish before the loop closes
 
 
 async def test_a_missing_room_is_closed_with_4404(alice):
     communicator, _ = await open_socket(987654, alice)
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4404}
+    await communicator.disconnect()
 
 
 async def test_an_anonymous_socket_is_closed_with_4401_before_any_frame(public_room):
     communicator, connected = await open_socket(public_room.pk, None)
     assert connected
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+    await communicator.disconnect()
 
 
 async def test_a_foreign_origin_is_refused(public_room, alice):
@@ -313,3 +316,4 @@ async def test_an_unreachable_channel_layer_at_connect_says_try_again_later(
     communicator, connected = await open_socket(public_room.pk, alice)
     assert connected
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 1013}
+    await communicator.disconnect()
