@@ -6,7 +6,7 @@ see answers 404 on every route, exactly like a room that does not exist."""
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Case, IntegerField, Prefetch, Value, When
+from django.db.models import Case, IntegerField, Value, When
 from django.urls import Resolver404, resolve
 from django.utils.translation import gettext as _
 from rest_framework import mixins, status, viewsets
@@ -22,7 +22,6 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from apps.chat import selectors, services
-from apps.chat.models import Membership
 from apps.profiles import selectors as profile_selectors
 from apps.profiles import services as profile_services
 from apps.profiles.models import Profile
@@ -71,14 +70,8 @@ class RoomViewSet(
     def get_queryset(self):
         rooms = selectors.room_list_for_user(user=self.request.user)
         if self.action == "list":
-            # Titles of private rooms name the other participant: fetch those memberships in one
-            # query for the whole page. Public rooms' (possibly many) members are not loaded.
-            members = Membership.objects.filter(room__is_private=True).select_related(
-                "user__profile"
-            )
-            rooms = rooms.prefetch_related(
-                Prefetch("memberships", queryset=members, to_attr="member_list")
-            )
+            # Private rooms are titled by the other participant: one query for the whole page.
+            rooms = selectors.with_private_members(rooms)
         return rooms
 
     def get_serializer_class(self):

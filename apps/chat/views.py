@@ -108,23 +108,21 @@ def message_send(request, pk: int):
     """HTML fallback for sending without a websocket (and for htmx POSTs)."""
     room = _room_or_404(request, pk)
     form = MessageForm(request.POST)
+    form.is_valid()  # both fields are optional: the service does the validating
     error = None
-    if form.is_valid():
-        try:
-            services.message_send(
-                room=room,
-                author=request.user,
-                body=form.cleaned_data["body"],
-                client_id=form.cleaned_data["client_id"] or None,
-            )
-        except ValidationError as exc:
-            error = " ".join(exc.messages)
-        except services.RateLimited as exc:
-            error = _("You are sending too fast. Try again in %(s)d s.") % {"s": exc.retry_after}
-        except services.RoomNotFound:
-            raise Http404 from None
-    else:
-        error = _("Type a message first.")
+    try:
+        services.message_send(
+            room=room,
+            author=request.user,
+            body=form.cleaned_data["body"],
+            client_id=form.cleaned_data["client_id"] or None,
+        )
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+    except services.RateLimited as exc:
+        error = _("You are sending too fast. Try again in %(s)d s.") % {"s": exc.retry_after}
+    except services.RoomNotFound:
+        raise Http404 from None
     if error is None:
         return redirect(room)
     return _render_room(request, room, form=form, error=error, status=400)
