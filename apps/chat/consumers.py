@@ -1,9 +1,12 @@
-"""The room websocket. Thin: authenticate, check access, parse JSON, call the service."""
+"""The room websocket. Thin: authenticate, check access, parse JSON, call the service.
+
+Live messages reach a socket through its process's fan-out hub (fanout.py), not through a
+channel-layer channel of its own."""
 
 import asyncio
 import json
 import logging
-import random
+from collections import deque
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -11,29 +14,27 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
-from redis.exceptions import RedisError
 
-from . import realtime, selectors, services
+from . import fanout, realtime, selectors, services
+from .fanout import start_eagerly
 from .models import Room
+from .realtime import LAYER_ERRORS
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
-# htmx's ws extension reconnects after these two (and after 1006/1011).
-CLOSE_SERVICE_RESTART = 1012
+# htmx's ws extension reconnects after this one (and after 1006/1011/1012).
 CLOSE_TRY_AGAIN_LATER = 1013
-# What a lost channel layer (Redis down or restarting) raises.
-LAYER_ERRORS = (RedisError, OSError)
 # Past this many missed messages a reconnecting page reloads its history instead.
 RESUME_CAP = 500
 # Live messages are held for a socket that has not sent its first "resume" yet, at most this
 # many and this long; then delivery starts from the room's seq at connect time.
 HOLD_MAX = 1000
 HOLD_SECONDS = 1.0
-# How often a socket re-joins its group (a Redis restart forgets groups) and checks the
-# database for messages the channel layer dropped after the last one it delivered.
-TICK_SECONDS = 10.0
+# Work queued for a socket that is not keeping up; past it live messages are dropped here and
+# read back from the database when the socket drains (the gap check) or on the hub's tick.
+BACKLOG_MAX = 1000
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
@@ -42,28 +43,28 @@ class RoomConsumer(AsyncWebsocketConsumer):
     below it is a duplicate and dropped; one above ``cursor + 1`` means the layer lost
     something, and the gap is read from the database first. Until the client's first
     ``resume`` there is no cursor and live messages are held, so the catch-up goes first (a
-    client that never resumes starts receiving after HOLD_SECONDS)."""
+    client that never resumes starts receiving after HOLD_SECONDS).
+
+    Everything sent to the socket goes through one ordered queue of jobs (``_submit``): live
+    messages, acknowledgements, catch-ups. A job that does not need to wait — a live message
+    in order, to a socket that keeps up — runs to completion inside ``offer``; only the rest
+    get a task."""
+
+    # The hub receives from the channel layer for the whole process (fanout.py).
+    channel_layer_alias = None
 
     room: Room | None = None
-    group: str | None = None
+    joined = False
     cursor: int | None = None
-    ticker: asyncio.Task | None = None
+    runner: asyncio.Task | bool | None = None
+    hold_timer: asyncio.TimerHandle | None = None
 
-    async def __call__(self, scope, receive, send):
-        try:
-            await super().__call__(scope, receive, send)
-        except LAYER_ERRORS as exc:
-            # The channel layer died under us (Redis restarted): the client must reconnect,
-            # here or elsewhere, and catch up.
-            logger.warning("channel layer lost; closing the socket for a retry")
-            await self.close_for_retry(CLOSE_SERVICE_RESTART, exc, send=send)
-
-    async def close_for_retry(self, code: int, exc: BaseException, *, send=None) -> None:
+    async def close_for_retry(self, code: int, exc: BaseException) -> None:
         """Close with a code clients retry. uvicorn sends 1012/1013 as asked; daphne's
         websocket library only sends 1000 or 3000-4999 for an application, so there the
         original error goes up and daphne closes with 1011 — which clients retry too."""
         try:
-            await (send or self.base_send)({"type": "websocket.close", "code": code})
+            await self.base_send({"type": "websocket.close", "code": code})
         except Exception:
             raise exc from None
 
@@ -82,54 +83,32 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        self.group = realtime.room_group(self.room.pk)
         self.seq_at_connect = self.room.last_seq
         self.held: list[dict] = []
-        self.delivery = asyncio.Lock()
+        self.jobs: deque = deque()
         # Subscribe before accepting: anything committed after this point reaches us live, and
         # anything before it is covered by the client's "resume" query.
         try:
-            await self.channel_layer.group_add(self.group, self.channel_name)
+            await fanout.hub().join(self.room.pk, self)
         except LAYER_ERRORS as exc:
             # Redis is unreachable right now: accept (a failed handshake would be an HTTP 500)
             # and close with "try again later", which clients retry with backoff.
-            self.group = None
             await self.accept()
             await self.close_for_retry(CLOSE_TRY_AGAIN_LATER, exc)
             return
+        self.joined = True
         await self.accept()
-        self.ticker = asyncio.create_task(self.tick())
+        self.hold_timer = asyncio.get_running_loop().call_later(HOLD_SECONDS, self._hold_expired)
 
     async def disconnect(self, code) -> None:
-        if self.ticker is not None:
-            self.ticker.cancel()
-        if self.group is None:
-            return
-        try:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-        except LAYER_ERRORS:  # Redis unreachable: the membership expires after group_expiry
-            logger.warning("group_discard failed for %s", self.channel_name, exc_info=True)
-
-    async def tick(self) -> None:
-        await asyncio.sleep(HOLD_SECONDS)
-        if self.cursor is None:
-            async with self.delivery:
-                await self.start_from(self.seq_at_connect)
-        while True:
-            await asyncio.sleep(TICK_SECONDS * random.uniform(0.75, 1.25))
-            try:
-                await self.channel_layer.group_add(self.group, self.channel_name)
-            except LAYER_ERRORS:
-                # Redis is unreachable: the receive loop fails too, and __call__ closes the
-                # socket for a retry. Try again on the next tick meanwhile.
-                logger.warning("channel layer unreachable from %s", self.channel_name)
-                continue
-            if self.cursor is None:
-                continue
-            last_seq = await database_sync_to_async(selectors.room_last_seq)(room=self.room)
-            if last_seq > self.cursor:
-                async with self.delivery:
-                    await self.send_missed(upto=last_seq)
+        if self.hold_timer is not None:
+            self.hold_timer.cancel()
+        self.jobs = deque()
+        if isinstance(self.runner, asyncio.Task):
+            self.runner.cancel()
+        if self.joined:
+            self.joined = False
+            await fanout.hub().leave(self.room.pk, self)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         if self.room is None:
@@ -176,14 +155,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         # Acknowledge on this socket without waiting for the channel layer (which may drop
-        # it), through the same ordered path as live messages. A retry of a message stored
+        # it), through the same ordered queue as live messages. A retry of a message stored
         # earlier is acknowledged with the very same fragment, even if this socket had it.
         event = await database_sync_to_async(realtime.message_event)(result.message)
-        async with self.delivery:
-            if self.cursor is not None and event["seq"] > self.cursor:
-                await self.deliver(event)  # in order: a gap before it is filled first
-            elif self.cursor is None or not result.created:
-                await self.send(text_data=event["html"])  # an ack nothing else would bring
+        self._submit(self._ack, (event, result.created))
 
     async def receive_resume(self, data: dict) -> None:
         after = data.get("after_seq", 0)
@@ -192,63 +167,107 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             await self.send_error(_("after_seq must be a non-negative integer."))
             return
-        async with self.delivery:
-            # The client says what it holds: send everything after that, then what was held.
-            await self.start_from(after, catch_up=True)
+        # The client says what it holds: send everything after that, then what was held.
+        self._submit(self._start_from, (after, True))
 
-    async def start_from(self, seq: int, *, catch_up: bool = False) -> None:
+    async def send_error(self, text: str, client_id=None) -> None:
+        context = {"error": text, "client_id": client_id if isinstance(client_id, str) else ""}
+        html = render_to_string("chat/room_detail.html#composer-error", context)
+        await self.send(text_data=html)
+
+    # --- called by the hub ----------------------------------------------------------------
+
+    def offer(self, event: dict) -> None:
+        """A live message for this socket, rendered once by the sender (synchronous)."""
+        if self.cursor is None:
+            if len(self.held) < HOLD_MAX:
+                self.held.append(event)
+            return  # past HOLD_MAX the resume query finds it in the database
+        if len(self.jobs) < BACKLOG_MAX:
+            self._submit(self._deliver, event)
+
+    def catch_up_to(self, seq: int) -> None:
+        """The room's last seq, read from the database: send what this socket lacks up to it."""
+        if self.cursor is not None and seq > self.cursor and not self.jobs:
+            self._submit(self._catch_up, seq)
+
+    # --- the ordered queue --------------------------------------------------------------------
+
+    def _submit(self, job, arg) -> None:
+        self.jobs.append((job, arg))
+        if self.runner is None:
+            self.runner = True  # running now, in this call
+            self.runner = start_eagerly(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while self.jobs:
+                job, arg = self.jobs.popleft()
+                try:
+                    await job(arg)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # A closed socket or an unreachable database: what this socket lacks is
+                    # sent on the next live message (the gap check) or the hub's next tick.
+                    logger.warning("delivery to %s failed", self.room, exc_info=True)
+        finally:
+            self.runner = None
+
+    def _hold_expired(self) -> None:
+        self.hold_timer = None
+        if self.cursor is None:
+            self._submit(self._start_from, (self.seq_at_connect, False))
+
+    async def _start_from(self, arg: tuple[int, bool]) -> None:
+        seq, catch_up = arg
+        if not catch_up and self.cursor is not None:
+            return  # a resume came first
+        if self.hold_timer is not None:
+            self.hold_timer.cancel()
+            self.hold_timer = None
         self.cursor = seq
         if catch_up:
-            await self.send_missed(upto=None)
+            await self._send_missed(upto=None)
         held, self.held = self.held, []
         for event in sorted(held, key=lambda e: e["seq"]):
-            await self.deliver(event)
+            await self._deliver(event)
 
-    async def send_missed(self, *, upto: int | None) -> None:
+    async def _ack(self, arg: tuple[dict, bool]) -> None:
+        event, created = arg
+        if self.cursor is not None and event["seq"] > self.cursor:
+            await self._deliver(event)  # in order: a gap before it is filled first
+        elif self.cursor is None or not created:
+            await self._send(event["html"])  # an ack nothing else would bring
+
+    async def _catch_up(self, seq: int) -> None:
+        if seq > self.cursor:
+            await self._send_missed(upto=seq)
+
+    async def _deliver(self, event: dict) -> None:
+        seq = event["seq"]
+        if seq <= self.cursor:
+            return  # already sent: a catch-up overlapped the live stream
+        if seq > self.cursor + 1:
+            await self._send_missed(upto=seq - 1)  # the channel layer dropped something
+        if seq > self.cursor:
+            self.cursor = seq
+            await self._send(event["html"])
+
+    async def _send_missed(self, *, upto: int | None) -> None:
         """Send what the database holds after ``cursor`` (up to ``upto``) in one frame."""
         missed = await database_sync_to_async(selectors.message_list_after)(
             room=self.room, after_seq=self.cursor, limit=RESUME_CAP + 1, upto_seq=upto
         )
         if len(missed) > RESUME_CAP:
             # Too far behind to replay over the socket: the page reloads its history instead.
-            await self.send(text_data=render_to_string("chat/room_detail.html#reload", {}))
             self.cursor = await database_sync_to_async(selectors.room_last_seq)(room=self.room)
+            await self._send(render_to_string("chat/room_detail.html#reload", {}))
             return
         if missed:
             html = await database_sync_to_async(realtime.render_messages_oob)(missed)
-            await self.send(text_data=html)
             self.cursor = missed[-1].seq
+            await self._send(html)
 
-    async def deliver(self, event: dict) -> None:
-        seq = event["seq"]
-        if seq <= self.cursor:
-            return  # already sent: a catch-up overlapped the live stream
-        if seq > self.cursor + 1:
-            await self.send_missed(upto=seq - 1)  # the channel layer dropped something
-        if seq > self.cursor:
-            await self.send(text_data=event["html"])
-            self.cursor = seq
-
-    async def dispatch(self, message: dict) -> None:
-        # Channels hops to the database thread (aclose_old_connections) before every handler.
-        # A live message touches no database on the common path (gap fills use
-        # database_sync_to_async, which cleans up connections itself), and this handler runs
-        # once per recipient of every message: skip the hop.
-        if message.get("type") == "chat.message":
-            await self.chat_message(message)
-        else:
-            await super().dispatch(message)
-
-    async def chat_message(self, event: dict) -> None:
-        """Group handler: the HTML was rendered once, by the sender's process."""
-        if self.cursor is None:
-            if len(self.held) < HOLD_MAX:
-                self.held.append(event)
-            return  # past HOLD_MAX the resume query finds it in the database
-        async with self.delivery:
-            await self.deliver(event)
-
-    async def send_error(self, text: str, client_id=None) -> None:
-        context = {"error": text, "client_id": client_id if isinstance(client_id, str) else ""}
-        html = render_to_string("chat/room_detail.html#composer-error", context)
-        await self.send(text_data=html)
+    async def _send(self, html: str) -> None:
+        await self.base_send({"type": "websocket.send", "text": html})

@@ -1,11 +1,19 @@
 """The only module that touches the channel layer. Payloads are primitives: ids and one HTML
 string rendered once per message (never per recipient)."""
 
+import logging
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
+from redis.exceptions import RedisError
 
 from .models import Message
+
+logger = logging.getLogger(__name__)
+
+# What a lost channel layer (Redis down or restarting) raises.
+LAYER_ERRORS = (RedisError, OSError)
 
 
 def room_group(room_id: int) -> str:
@@ -35,6 +43,11 @@ def message_event(message: Message) -> dict:
 
 def broadcast_message(message: Message) -> None:
     """Publish a committed message to everyone connected to its room. Called on commit only:
-    a message is visible to listeners only once it is in the database."""
+    a message is visible to listeners only once it is in the database. If the layer is
+    unreachable the message is stored all the same, and every socket reads it from the
+    database when the layer is back (fanout.Hub.refresh)."""
     layer = get_channel_layer()
-    async_to_sync(layer.group_send)(room_group(message.room_id), message_event(message))
+    try:
+        async_to_sync(layer.group_send)(room_group(message.room_id), message_event(message))
+    except LAYER_ERRORS:
+        logger.warning("broadcast of message %s failed; sockets catch up later", message.pk)

@@ -88,3 +88,8 @@ def message_list_after(
 
 def room_last_seq(*, room: Room) -> int:
     return Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).first() or 0
+
+
+def room_last_seqs(room_ids) -> dict[int, int]:
+    """{room id: last seq} for many rooms in one query (the fan-out hub's periodic check)."""
+    return dict(Room.objects.filter(pk__in=room_ids).values_list("pk", "last_seq"))

@@ -278,9 +278,9 @@ async def test_a_message_the_channel_layer_dropped_is_filled_in_from_the_databas
 async def test_a_trailing_dropped_message_arrives_on_the_next_tick(
     public_room, alice, bob, monkeypatch
 ):
-    from apps.chat import consumers, realtime
+    from apps.chat import fanout, realtime
 
-    monkeypatch.setattr(consumers, "TICK_SECONDS", 0.2)
+    monkeypatch.setattr(fanout, "TICK_SECONDS", 0.2)
     a = await joined(public_room.pk, alice)
     monkeypatch.setattr(realtime, "broadcast_message", lambda message: None)
     await database_sync_to_async(services.message_send)(

@@ -1,0 +1,228 @@
+"""Per-process fan-out: one channel-layer subscription per room per process, not per socket.
+
+Every websocket process (each ASGI worker, on one machine or many) has one ``Hub`` per event
+loop. The hub owns one channel-layer channel; it joins a room's group when the first local
+socket of that room connects and leaves it when the last one goes. ``group_send`` therefore
+costs one channel-layer message per process, whatever the number of sockets, and the hub hands
+each event — rendered once, by the sender — to its local sockets with no task, queue or
+database work per recipient on the common path (``RoomConsumer.offer``).
+
+The channel layer stays at-most-once and Redis stays the only shared engine. What the layer
+drops, a restart forgets or an outage delays is recovered from the database: every
+``TICK_SECONDS`` the hub re-joins its groups (a restarted Redis has none) and reads the rooms'
+last seq in one query; a socket behind it catches up. After a failed receive it does the same
+at once, with backoff, so an outage costs a delay, not a reconnect storm.
+"""
+
+import asyncio
+import contextvars
+import logging
+import random
+from collections.abc import Coroutine
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from . import realtime, selectors
+from .realtime import LAYER_ERRORS
+
+logger = logging.getLogger(__name__)
+
+# How often the hub re-joins its groups and checks the database for what the layer lost.
+TICK_SECONDS = 10.0
+RETRY_MAX_SECONDS = 5.0
+
+
+def start_eagerly(coro: Coroutine) -> asyncio.Task | None:
+    """Run ``coro`` now, up to its first real suspension (as Python 3.12's eager tasks do).
+
+    Returns None when it finished without suspending — the common case for a websocket send,
+    which only waits when the client's socket buffer is full — or a task that carries it on.
+    Fanning a message out to 500 sockets then costs 500 calls, not 500 tasks, and one stalled
+    reader never holds up the others. Like a task, it runs in a copy of the caller's context
+    (asgiref keeps per-call state in context variables)."""
+    context = contextvars.copy_context()
+    try:
+        waiting_on = context.run(coro.send, None)
+    except StopIteration:
+        return None
+    return asyncio.get_running_loop().create_task(_carry_on(coro, waiting_on), context=context)
+
+
+async def _carry_on(coro: Coroutine, waiting_on):
+    # What a Task does for a coroutine it drives: wait for the future it yielded, then resume
+    # it with the outcome.
+    while True:
+        try:
+            if waiting_on is None:  # a bare yield (asyncio.sleep(0))
+                await asyncio.sleep(0)
+            else:
+                waiting_on._asyncio_future_blocking = False  # as Task.__step does
+                await waiting_on
+        except BaseException as exc:  # noqa: BLE001 - handed to the coroutine, as a Task does
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration as done:
+                return done.value
+            continue
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration as done:
+            return done.value
+
+
+class _Room:
+    __slots__ = ("members", "ready")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.members: set = set()
+        self.ready: asyncio.Future = loop.create_future()
+
+
+class Hub:
+    """The process's (event loop's) subscriptions. Members are consumers with two methods:
+    ``offer(event)`` — synchronous, called once per event — and ``catch_up_to(seq)``."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.channel: str | None = None
+        self.rooms: dict[int, _Room] = {}
+        # Serialises group_add/group_discard, so a leave and a re-join never cross in Redis.
+        self.subscribing = asyncio.Lock()
+        self.tasks: list[asyncio.Task] = []
+
+    async def join(self, room_id: int, consumer) -> None:
+        """Subscribe ``consumer`` to the room. Returns once the process is in the room's group,
+        so every message committed afterwards reaches it; raises a LAYER_ERRORS exception if
+        the channel layer is unreachable (and the consumer is not subscribed)."""
+        room = self.rooms.get(room_id)
+        first = room is None
+        if first:
+            room = self.rooms[room_id] = _Room(asyncio.get_running_loop())
+        # A member before it is subscribed: what arrives meanwhile is held, not missed.
+        room.members.add(consumer)
+        try:
+            if first:
+                if self.channel is None:
+                    self.channel = await self.layer.new_channel()
+                self._start()
+                async with self.subscribing:
+                    await self.layer.group_add(realtime.room_group(room_id), self.channel)
+                room.ready.set_result(None)
+            else:
+                await asyncio.shield(room.ready)
+        except BaseException as exc:
+            room.members.discard(consumer)
+            if first:
+                if self.rooms.get(room_id) is room:
+                    del self.rooms[room_id]
+                if isinstance(exc, asyncio.CancelledError):
+                    room.ready.cancel()
+                else:
+                    room.ready.set_exception(exc)
+                    room.ready.exception()  # marked retrieved; the waiters get it too
+                await self._stop_if_idle()
+            raise
+
+    async def leave(self, room_id: int, consumer) -> None:
+        room = self.rooms.get(room_id)
+        if room is None or consumer not in room.members:
+            return
+        room.members.discard(consumer)
+        if room.members:
+            return
+        del self.rooms[room_id]
+        stopping = self._stop_if_idle_now()
+        try:
+            async with self.subscribing:
+                await self.layer.group_discard(realtime.room_group(room_id), self.channel)
+        except LAYER_ERRORS:  # unreachable: the membership expires after group_expiry
+            logger.warning("group_discard of %s failed", self.channel, exc_info=True)
+        finally:
+            await asyncio.gather(*stopping, return_exceptions=True)
+
+    def dispatch(self, event: dict) -> None:
+        room = self.rooms.get(event.get("room"))
+        if room is None:
+            return
+        for consumer in tuple(room.members):
+            try:
+                consumer.offer(event)
+            except Exception:
+                logger.exception("delivery to %r failed", consumer)
+
+    async def refresh(self) -> None:
+        """Re-join every group (a restarted Redis forgot them) and let each socket catch up
+        from the database to its room's last seq. One query for all the process's rooms."""
+        room_ids = list(self.rooms)
+        if not room_ids:
+            return
+        try:
+            async with self.subscribing:
+                for room_id in room_ids:
+                    if room_id in self.rooms:
+                        await self.layer.group_add(realtime.room_group(room_id), self.channel)
+        except LAYER_ERRORS:
+            logger.warning("channel layer unreachable; catching up from the database")
+        last_seqs = await database_sync_to_async(selectors.room_last_seqs)(room_ids)
+        for room_id, last_seq in last_seqs.items():
+            room = self.rooms.get(room_id)
+            for consumer in tuple(room.members) if room else ():
+                consumer.catch_up_to(last_seq)
+
+    # --- the two background tasks, running while the hub has rooms --------------------------
+
+    def _start(self) -> None:
+        if not self.tasks:
+            self.tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._tick())]
+
+    def _stop_if_idle_now(self) -> list[asyncio.Task]:
+        if self.rooms or not self.tasks:
+            return []
+        tasks, self.tasks = self.tasks, []
+        for task in tasks:
+            task.cancel()
+        return tasks
+
+    async def _stop_if_idle(self) -> None:
+        await asyncio.gather(*self._stop_if_idle_now(), return_exceptions=True)
+
+    async def _read(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                event = await self.layer.receive(self.channel)
+            except LAYER_ERRORS:
+                logger.warning("channel layer receive failed; retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                await self._refresh_logged()
+                continue
+            delay = 0.1
+            if event.get("type") == "chat.message":
+                self.dispatch(event)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS * random.uniform(0.75, 1.25))
+            await self._refresh_logged()
+
+    async def _refresh_logged(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:  # the database may be away too: next tick
+            logger.exception("fan-out refresh failed")
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def hub() -> Hub:
+    """This event loop's hub (one per ASGI process; tests run one loop per test)."""
+    loop = asyncio.get_running_loop()
+    found = _hubs.get(loop)
+    if found is None:
+        for old in [old for old in _hubs if old.is_closed()]:
+            del _hubs[old]
+        found = _hubs[loop] = Hub(get_channel_layer())
+    return found
