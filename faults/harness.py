@@ -195,6 +195,9 @@ class FaultDatabase:
 
 
 # --- ASGI servers ---------------------------------------------------------------------------------
+LOSSY_LAYER = "faults.lossy_layer.LossyChannelLayer"
+
+
 @dataclass
 class Server:
     index: int
@@ -330,14 +333,13 @@ class Cluster:
         return added
 
     def lossy_server(self) -> Server:
-        """A server whose channel layer holds at most one pending message per receiver:
-        channels-redis silently drops group messages past that (and its per-process receive
-        buffer drops too), so its sockets only stay complete through the gap fill."""
+        """A server whose channel layer loses every third message it receives
+        (faults/lossy_layer.py), so its sockets only stay complete through the gap fill."""
         for server in self.servers:
-            if server.env.get("PARLEY_CHANNEL_CAPACITY") == "1":
+            if server.env.get("PARLEY_CHANNEL_BACKEND") == LOSSY_LAYER:
                 break
         else:
-            (server,) = self.add_servers(1, PARLEY_CHANNEL_CAPACITY="1")
+            (server,) = self.add_servers(1, PARLEY_CHANNEL_BACKEND=LOSSY_LAYER)
         self.ensure_running()
         return server
 

@@ -158,7 +158,10 @@ if REDIS_URL:
     elif PARLEY_CHANNEL_LAYER == "core":
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                # A subclass may stand in (the fault-injection suite's lossy layer does).
+                "BACKEND": os.environ.get(
+                    "PARLEY_CHANNEL_BACKEND", "channels_redis.core.RedisChannelLayer"
+                ),
                 "CONFIG": {
                     "hosts": [_redis_host],
                     "prefix": _prefix,
