@@ -2,6 +2,7 @@
 
 HTTP goes to Django; websockets pass the origin check, then session auth, then the router."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -24,3 +25,10 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Everything loaded so far (Django, the URL conf, compiled templates: ~150k objects) lives as
+# long as the process. Move it out of the cyclic collector's reach: a full collection under
+# load then scans only what was created since (measured: the S2 benchmark's p99 went from
+# 65-108 ms to 42 ms, its longest pause from 147 ms to 46 ms; see bench/README.md).
+gc.collect()
+gc.freeze()

@@ -8,6 +8,7 @@ import json
 import logging
 from collections import deque
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -35,6 +36,13 @@ HOLD_SECONDS = 1.0
 # Work queued for a socket that is not keeping up; past it live messages are dropped here and
 # read back from the database when the socket drains (the gap check) or on the hub's tick.
 BACKLOG_MAX = 1000
+
+
+def _send_and_render(**kwargs) -> tuple[services.SendResult, dict]:
+    """message_send and the fragment for the sender's acknowledgement, in one database-thread
+    hop (the fragment is the one the broadcast rendered, when there was one)."""
+    result = services.message_send(**kwargs)
+    return result, realtime.message_event(result.message)
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
@@ -138,7 +146,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def receive_message(self, data: dict) -> None:
         client_id = data.get("client_id")
         try:
-            result = await database_sync_to_async(services.message_send)(
+            result, event = await database_sync_to_async(_send_and_render)(
                 room=self.room,
                 author=self.scope["user"],
                 body=data.get("body"),
@@ -157,7 +165,6 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # Acknowledge on this socket without waiting for the channel layer (which may drop
         # it), through the same ordered queue as live messages. A retry of a message stored
         # earlier is acknowledged with the very same fragment, even if this socket had it.
-        event = await database_sync_to_async(realtime.message_event)(result.message)
         self._submit(self._ack, (event, result.created))
 
     async def receive_resume(self, data: dict) -> None:
@@ -174,6 +181,16 @@ class RoomConsumer(AsyncWebsocketConsumer):
         context = {"error": text, "client_id": client_id if isinstance(client_id, str) else ""}
         html = render_to_string("chat/room_detail.html#composer-error", context)
         await self.send(text_data=html)
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels first hops to the database thread to close stale connections
+        # (aclose_old_connections), for handlers that use the ORM directly. These reach the
+        # database only through database_sync_to_async, which does that itself: no extra hop
+        # per incoming frame.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- called by the hub ----------------------------------------------------------------
 
