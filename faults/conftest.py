@@ -1,4 +1,4 @@
-"""Fault-suite fixtures: a private Redis, a fresh database and several daphne processes.
+"""Fault-suite fixtures: a private Redis, a fresh database and several uvicorn processes.
 
 Run with `pytest -m faults` (a pytest process of its own, see scripts/run-tests.sh). Every case
 prints one summary line of figures; all of them are also written to faults/results/latest.json.
@@ -57,7 +57,7 @@ def _isolated_counters_and_media():
 
 @pytest.fixture(scope="session")
 def cluster(request, tmp_path_factory) -> Cluster:
-    """Private Redis + fresh database (PostgreSQL from DATABASE_URL, else SQLite) + three daphne
+    """Private Redis + fresh database (PostgreSQL from DATABASE_URL, else SQLite) + three uvicorn
     processes on free loopback ports. Torn down by pid, whatever happens."""
     binary = find_redis_server()
     if binary is None:

@@ -1,5 +1,5 @@
 """The fault suite's infrastructure: a private Redis it may kill, a throw-away database, and
-several real ASGI server processes (daphne) sharing both, each of which it may kill.
+several real ASGI server processes (uvicorn, as scripts/serve runs it) sharing both, each of which it may kill.
 
 Everything listens on 127.0.0.1 only, and every process is stopped by its own pid. The
 machine's Redis (6379) is never touched: the servers get REDIS_URL pointing at the private one.
@@ -220,13 +220,14 @@ class Server:
         return self.process is not None and self.process.poll() is None
 
     def spawn(self) -> None:
-        args = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-        args.append("project.asgi:application")
+        # The production server (scripts/serve: uvicorn), with this venv's binaries.
+        args = ["bash", "scripts/serve", "--log-level", "warning"]
+        env = {**self.env, "PORT": str(self.port), "VENV": str(Path(PYTHON).parent.parent)}
         with self.log_path.open("ab") as log:
             log.write(f"\n--- start #{self.starts + 1} at {time.time():.3f} ---\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                args, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                args, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         self.starts += 1
 

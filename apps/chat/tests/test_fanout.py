@@ -3,7 +3,6 @@ holds up nobody, and a forgotten subscription is restored from the database's po
 
 import asyncio
 import contextvars
-from collections import deque
 
 import pytest
 from channels.db import database_sync_to_async
@@ -99,7 +98,7 @@ async def test_cancelling_the_carrying_task_cancels_the_coroutine():
 
 def bare_consumer(send) -> RoomConsumer:
     consumer = RoomConsumer()
-    consumer.cursor, consumer.jobs, consumer.held = 0, deque(), []
+    consumer.cursor, consumer.jobs, consumer.held = 0, [], []
     consumer.base_send = send
     return consumer
 
