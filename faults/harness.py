@@ -1,5 +1,6 @@
 """The fault suite's infrastructure: a private Redis it may kill, a throw-away database, and
-several real ASGI server processes (uvicorn, as scripts/serve runs it) sharing both, each of which it may kill.
+several real ASGI server processes (uvicorn, as scripts/serve runs it) sharing both, each of
+which it may kill.
 
 Everything listens on 127.0.0.1 only, and every process is stopped by its own pid. The
 machine's Redis (6379) is never touched: the servers get REDIS_URL pointing at the private one.
