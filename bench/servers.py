@@ -128,8 +128,9 @@ class Server:
 
 
 def server_for(target: str, port: int, env: dict[str, str], log: Path) -> Server:
-    """argv of each target: T0 raw websockets, T1 tutorial on daphne/uvicorn, T2 Parley on
-    daphne/uvicorn."""
+    """argv of each target: T0 raw websockets, T1 tutorial on daphne/uvicorn, T2 Parley on its
+    production server (scripts/serve), and on daphne and uvicorn's older websockets for
+    comparison."""
     daphne = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0"]
     uvicorn = [
         str(BIN / "uvicorn"),
@@ -151,9 +152,19 @@ def server_for(target: str, port: int, env: dict[str, str], log: Path) -> Server
     argv = {
         "t0": [PY, "bench/targets/t0_raw.py", "--port", str(port)],
         "t1-daphne": [*daphne, t1_app],
-        "t1-uvicorn": [*uvicorn, "--ws", "websockets", t1_app],
+        "t1-uvicorn": [*uvicorn, "--ws", "websockets-sansio", t1_app],
+        # Parley's production command, as the README gives it.
+        "t2": [
+            "env",
+            f"VENV={BIN.parent}",
+            "bash",
+            "scripts/serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         "t2-daphne": [*daphne, "project.asgi:application"],
-        "t2-uvicorn": [*uvicorn, "--ws", "websockets", "project.asgi:application"],
-        "t2-uvicorn-sansio": [*uvicorn, "--ws", "websockets-sansio", "project.asgi:application"],
+        "t2-uvicorn-websockets": [*uvicorn, "--ws", "websockets", "project.asgi:application"],
     }[target]
     return Server(name=target, argv=argv, env=env, log=log, port=port)
