@@ -168,7 +168,7 @@ if REDIS_URL:
                     # These bound memory for a reader that stops reading.
                     "capacity": int(os.environ.get("PARLEY_CHANNEL_CAPACITY", "1000")),
                     "expiry": int(os.environ.get("PARLEY_CHANNEL_EXPIRY", "30")),
-                    "group_expiry": int(os.environ.get("PARLEY_GROUP_EXPIRY", "3600")),
+                    "group_expiry": int(os.environ.get("PARLEY_GROUP_EXPIRY", "300")),
                 },
             }
         }
