@@ -1,6 +1,7 @@
 """ASGI entry point.
 
-HTTP goes to Django; websockets pass the origin check, then session auth, then the router."""
+HTTP goes to Django; websockets pass the origin check, then session auth (read once at the
+handshake, project/websocket_auth.py), then the router."""
 
 import gc
 import os
@@ -11,17 +12,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 # Populate the app registry before importing consumers (they import models).
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apps.chat.routing import websocket_urlpatterns  # noqa: E402
+from project.websocket_auth import SessionAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            SessionAuthMiddleware(URLRouter(websocket_urlpatterns))
         ),
     }
 )

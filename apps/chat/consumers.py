@@ -199,8 +199,31 @@ class RoomConsumer(AsyncWebsocketConsumer):
             if len(self.held) < HOLD_MAX:
                 self.held.append(event)
             return  # past HOLD_MAX the resume query finds it in the database
-        if len(self.jobs) < BACKLOG_MAX:
+        if self.runner is None and not self.jobs and event["seq"] == self.cursor + 1:
+            # The common case — in order, nothing queued — without the job queue: one send,
+            # with the ASGI message the hub built once for every recipient.
+            self.cursor = event["seq"]
+            frame = event.get("frame") or realtime.websocket_frame(event["html"])
+            self.runner = True
+            try:
+                sending = start_eagerly(self.base_send(frame))
+            except Exception as exc:  # the socket is closing: disconnect() follows
+                self.runner = None
+                logger.info("send to a socket of %s failed: %r", self.room, exc)
+                return
+            self.runner = sending
+            if sending is not None:  # the client's buffer is full: the rest waits behind it
+                sending.add_done_callback(self._sent)
+        elif len(self.jobs) < BACKLOG_MAX:
             self._submit(self._deliver, event)
+
+    def _sent(self, sending: asyncio.Task) -> None:
+        self.runner = None
+        if not sending.cancelled() and sending.exception() is not None:
+            logger.info("send to a socket of %s failed: %r", self.room, sending.exception())
+        if self.jobs:
+            self.runner = True
+            self.runner = start_eagerly(self._run())
 
     def catch_up_to(self, seq: int) -> None:
         """The room's last seq, read from the database: send what this socket lacks up to it."""
@@ -286,4 +309,4 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._send(html)
 
     async def _send(self, html: str) -> None:
-        await self.base_send({"type": "websocket.send", "text": html})
+        await self.base_send(realtime.websocket_frame(html))

@@ -140,11 +140,18 @@ class Hub:
             logger.warning("group_discard of %s failed", self.channel, exc_info=True)
         finally:
             await asyncio.gather(*stopping, return_exceptions=True)
+            if stopping:
+                # channels-redis finishes each receive with a clean-up task that holds a lock
+                # until it is done; let it finish while this loop still runs.
+                cleaners = list(getattr(self.layer, "receive_cleaners", ()))
+                await asyncio.gather(*cleaners, return_exceptions=True)
 
     def dispatch(self, event: dict) -> None:
         room = self.rooms.get(event.get("room"))
         if room is None:
             return
+        # One ASGI message for every recipient: servers read it and never change it.
+        event["frame"] = realtime.websocket_frame(event["html"])
         for consumer in tuple(room.members):
             try:
                 consumer.offer(event)

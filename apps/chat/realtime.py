@@ -25,6 +25,11 @@ def render_messages_oob(messages: list[Message]) -> str:
     return render_to_string("chat/room_detail.html#message-oob", {"message_list": messages})
 
 
+def websocket_frame(html: str) -> dict:
+    """The ASGI message that sends ``html`` as a text frame."""
+    return {"type": "websocket.send", "text": html}
+
+
 def message_event(message: Message) -> dict:
     """The channel-layer event for a message. Rendered once per message object: the broadcast
     and the sender's own acknowledgement share it."""
