@@ -36,6 +36,19 @@ def _isolated_counters_and_media(settings, tmp_path):
     _clear_counters()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets a new channel-layer instance, as a new server process would. Tests run
+    one event loop each, and channels-redis keeps per-process asyncio locks that a receive
+    cancelled on one loop can leave bound to it (a bookkeeping slip that is harmless in a
+    server, which has a single loop for its lifetime)."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def password():
     return PASSWORD

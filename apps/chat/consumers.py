@@ -219,7 +219,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     def _sent(self, sending: asyncio.Task) -> None:
         self.runner = None
-        if not sending.cancelled() and sending.exception() is not None:
+        if sending.cancelled():  # disconnect() did that
+            return
+        if sending.exception() is not None:
             logger.info("send to a socket of %s failed: %r", self.room, sending.exception())
         if self.jobs:
             self.runner = True

@@ -59,6 +59,9 @@ async def _carry_on(coro: Coroutine, waiting_on):
             else:
                 waiting_on._asyncio_future_blocking = False  # as Task.__step does
                 await waiting_on
+        except GeneratorExit:  # this coroutine is being closed: close the one it drives
+            coro.close()
+            raise
         except BaseException as exc:  # noqa: BLE001 - handed to the coroutine, as a Task does
             try:
                 waiting_on = coro.throw(exc)
@@ -140,11 +143,6 @@ class Hub:
             logger.warning("group_discard of %s failed", self.channel, exc_info=True)
         finally:
             await asyncio.gather(*stopping, return_exceptions=True)
-            if stopping:
-                # channels-redis finishes each receive with a clean-up task that holds a lock
-                # until it is done; let it finish while this loop still runs.
-                cleaners = list(getattr(self.layer, "receive_cleaners", ()))
-                await asyncio.gather(*cleaners, return_exceptions=True)
 
     def dispatch(self, event: dict) -> None:
         room = self.rooms.get(event.get("room"))

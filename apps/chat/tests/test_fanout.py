@@ -132,6 +132,20 @@ async def test_a_stalled_socket_holds_up_no_other_socket_and_keeps_its_order():
     assert stalled_sent == ["<m1>", "<m2>", "<m3>"] and stalled.cursor == 3
 
 
+async def test_a_send_that_fails_leaves_the_socket_usable():
+    sent = []
+
+    async def closing_then_fine(message):
+        sent.append(message["text"])
+        if len(sent) == 1:
+            raise RuntimeError("Unexpected ASGI message after close")
+
+    consumer = bare_consumer(closing_then_fine)
+    consumer.offer(event(1))
+    consumer.offer(event(2))
+    assert sent == ["<m1>", "<m2>"] and consumer.runner is None and consumer.cursor == 2
+
+
 async def test_a_socket_that_never_drains_drops_its_backlog_beyond_the_limit(monkeypatch):
     monkeypatch.setattr("apps.chat.consumers.BACKLOG_MAX", 5)
     never = asyncio.Event()
@@ -144,6 +158,8 @@ async def test_a_socket_that_never_drains_drops_its_backlog_beyond_the_limit(mon
         consumer.offer(event(seq))
     assert len(consumer.jobs) == 5  # memory stays bounded; the database has the rest
     consumer.runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer.runner
 
 
 # --- the hub against the real channel layer ---------------------------------------------------
