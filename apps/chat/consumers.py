@@ -37,6 +37,10 @@ HOLD_SECONDS = 1.0
 BACKLOG_MAX = 1000
 
 
+class SendFailed(Exception):
+    """Writing to the socket failed: the client has gone."""
+
+
 def _send_and_render(**kwargs) -> tuple[services.SendResult, dict]:
     """message_send and the fragment for the sender's acknowledgement, in one database-thread
     hop (the fragment is the one the broadcast rendered, when there was one)."""
@@ -62,6 +66,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     room: Room | None = None
     joined = False
+    # Set when a send fails (the client went away); disconnect() follows, but until it runs
+    # nothing more is queued for this socket.
+    closed = False
     cursor: int | None = None
     runner: asyncio.Task | bool | None = None
     hold_timer: asyncio.TimerHandle | None = None
@@ -195,6 +202,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     def offer(self, event: dict) -> None:
         """A live message for this socket, rendered once by the sender (synchronous)."""
+        if self.closed:
+            return
         if self.cursor is None:
             if len(self.held) < HOLD_MAX:
                 self.held.append(event)
@@ -207,9 +216,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.runner = True
             try:
                 sending = start_eagerly(self.base_send(frame))
-            except Exception as exc:  # the socket is closing: disconnect() follows
+            except Exception as exc:
                 self.runner = None
-                logger.info("send to a socket of %s failed: %r", self.room, exc)
+                self._send_failed(exc)
                 return
             self.runner = sending
             if sending is not None:  # the client's buffer is full: the rest waits behind it
@@ -222,13 +231,21 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if sending.cancelled():  # disconnect() did that
             return
         if sending.exception() is not None:
-            logger.info("send to a socket of %s failed: %r", self.room, sending.exception())
-        if self.jobs:
+            self._send_failed(sending.exception())
+        elif self.jobs:
             self.runner = True
             self.runner = start_eagerly(self._run())
 
+    def _send_failed(self, exc: BaseException) -> None:
+        # The client is gone (uvicorn: ClientDisconnected); disconnect() follows.
+        logger.info("send to a socket of %s failed: %r", self.room, exc)
+        self.closed = True
+        self.jobs = []
+
     def catch_up_to(self, seq: int) -> None:
         """The room's last seq, read from the database: send what this socket lacks up to it."""
+        if self.closed:
+            return
         if self.cursor is not None and seq > self.cursor and not self.jobs:
             self._submit(self._catch_up, seq)
 
@@ -248,9 +265,11 @@ class RoomConsumer(AsyncWebsocketConsumer):
                     await job(arg)
                 except asyncio.CancelledError:
                     raise
+                except SendFailed as exc:
+                    self._send_failed(exc.__cause__)
                 except Exception:
-                    # A closed socket or an unreachable database: what this socket lacks is
-                    # sent on the next live message (the gap check) or the hub's next tick.
+                    # The database is unreachable: what this socket lacks is sent on the next
+                    # live message (the gap check) or the hub's next tick.
                     logger.warning("delivery to %s failed", self.room, exc_info=True)
         finally:
             self.runner = None
@@ -311,4 +330,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._send(html)
 
     async def _send(self, html: str) -> None:
-        await self.base_send(realtime.websocket_frame(html))
+        try:
+            await self.base_send(realtime.websocket_frame(html))
+        except Exception as exc:
+            raise SendFailed from exc

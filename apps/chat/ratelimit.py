@@ -1,9 +1,13 @@
 """A fixed-window counter in the Django cache. With REDIS_URL the cache is Redis, so every
 server process shares the same counters."""
 
+import logging
 import time
 
 from django.core.cache import cache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 
 class RateLimited(Exception):
@@ -18,11 +22,17 @@ def hit(*, key: str, limit: int, window: int) -> None:
     bucket = now // window
     cache_key = f"rl:{key}:{bucket}"
     # add() is atomic (SET NX on Redis): it initialises the window; incr() is atomic too.
-    cache.add(cache_key, 0, timeout=window + 1)
     try:
-        count = cache.incr(cache_key)
-    except ValueError:  # expired between add and incr
-        cache.set(cache_key, 1, timeout=window + 1)
-        count = 1
+        cache.add(cache_key, 0, timeout=window + 1)
+        try:
+            count = cache.incr(cache_key)
+        except ValueError:  # expired between add and incr
+            cache.set(cache_key, 1, timeout=window + 1)
+            count = 1
+    except (RedisError, OSError):
+        # The counters' store (Redis) is unreachable: let the action through rather than fail
+        # it; the limit is back as soon as Redis is.
+        logger.warning("rate-limit store unreachable; %s not counted", key)
+        return
     if count > limit:
         raise RateLimited(retry_after=(bucket + 1) * window - now)

@@ -132,18 +132,42 @@ async def test_a_stalled_socket_holds_up_no_other_socket_and_keeps_its_order():
     assert stalled_sent == ["<m1>", "<m2>", "<m3>"] and stalled.cursor == 3
 
 
-async def test_a_send_that_fails_leaves_the_socket_usable():
+async def test_a_socket_whose_send_failed_gets_nothing_more_queued():
+    """A failed send means the client has gone (uvicorn raises ClientDisconnected);
+    disconnect() follows, and until then no work piles up for the socket."""
     sent = []
 
-    async def closing_then_fine(message):
+    async def gone(message):
+        sent.append(message["text"])
+        raise OSError("client disconnected")
+
+    consumer = bare_consumer(gone)
+    consumer.offer(event(1))
+    consumer.offer(event(3))  # would need a database gap fill
+    consumer.catch_up_to(5)
+    assert sent == ["<m1>"] and consumer.closed
+    assert consumer.runner is None and consumer.jobs == []
+
+
+async def test_a_failed_send_inside_the_queue_closes_the_socket_too():
+    gate = asyncio.Event()
+    sent = []
+
+    async def slow_then_gone(message):
         sent.append(message["text"])
         if len(sent) == 1:
-            raise RuntimeError("Unexpected ASGI message after close")
+            await gate.wait()
+            return
+        raise OSError("client disconnected")
 
-    consumer = bare_consumer(closing_then_fine)
-    consumer.offer(event(1))
+    consumer = bare_consumer(slow_then_gone)
+    consumer.offer(event(1))  # waits: 2 and 3 queue behind it
     consumer.offer(event(2))
-    assert sent == ["<m1>", "<m2>"] and consumer.runner is None and consumer.cursor == 2
+    consumer.offer(event(3))
+    gate.set()
+    while consumer.runner is not None:
+        await asyncio.sleep(0)
+    assert sent == ["<m1>", "<m2>"] and consumer.closed and consumer.jobs == []
 
 
 async def test_a_socket_that_never_drains_drops_its_backlog_beyond_the_limit(monkeypatch):

@@ -165,6 +165,21 @@ def test_message_sending_is_rate_limited(public_room, alice, settings):
     assert Message.objects.count() == 3
 
 
+def test_a_message_is_sent_when_the_rate_limit_store_is_unreachable(
+    public_room, alice, monkeypatch
+):
+    """Redis (the counters' store) down must not fail a send: the limit fails open."""
+    from django.core.cache import cache
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    def unreachable(*args, **kwargs):
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(cache, "add", unreachable)
+    result = services.message_send(room=public_room, author=alice, body="still sent")
+    assert result.created and Message.objects.get().body == "still sent"
+
+
 def test_an_idempotent_retry_is_not_rate_limited(public_room, alice, settings):
     """A client retrying an unacknowledged message must get its ack, not a rate-limit error."""
     settings.PARLEY_MESSAGE_RATE = (1, 10)
