@@ -31,6 +31,7 @@ from . import loadgen as lg
 from .servers import (
     ROOT,
     Server,
+    cpu_delta,
     cpu_ms,
     cpu_ms_by_cmdline,
     free_port,
@@ -51,6 +52,7 @@ LABELS = {
     "t2": "T2 Parley, production (scripts/serve: uvicorn, websockets-sansio)",
     "t2-daphne": "T2 Parley, daphne",
     "t2-uvicorn-websockets": "T2 Parley, uvicorn --ws websockets",
+    "t2-pubsub": "T2 Parley, production server, channels-redis pub/sub layer",
 }
 ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7"]
 
@@ -248,7 +250,10 @@ class Target:
                 "BENCH_CHANNEL_PREFIX": self.prefix,
             }
         if self.kind == "t2":
-            return self.parley.env(self.prefix)
+            env = self.parley.env(self.prefix)
+            if self.name == "t2-pubsub":
+                env["PARLEY_CHANNEL_LAYER"] = "pubsub"
+            return env
         return {}
 
     @contextlib.asynccontextmanager
@@ -278,7 +283,7 @@ class Target:
             "loadgen": time.process_time() * 1000,
             "wall": time.monotonic() * 1000,
             "machine": machine_busy_ms(),
-            "postgres": cpu_ms_by_cmdline(self.parley.name) if self.parley else 0.0,
+            "postgres": cpu_ms_by_cmdline(self.parley.name) if self.parley else {},
         }
         return snap
 
@@ -292,11 +297,12 @@ class Target:
         }
         if self.kind == "t2":
             out["postgres_cpu_ms_per_1k"] = per_1k(
-                after["postgres"] - before["postgres"], deliveries
+                cpu_delta(before["postgres"], after["postgres"]), deliveries
             )
         # Whatever else ran on the machine (other processes, kernel softirq for loopback
         # traffic): a high figure means the run was disturbed.
-        ours = sum(after[k] - before[k] for k in ("server", "redis", "loadgen", "postgres"))
+        ours = sum(after[k] - before[k] for k in ("server", "redis", "loadgen"))
+        ours += cpu_delta(before["postgres"], after["postgres"])
         out["other_cpu_pct"] = round(100 * (after["machine"] - before["machine"] - ours) / wall, 1)
         return out
 

@@ -45,12 +45,12 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def cpu_ms_by_cmdline(needle: str) -> float:
-    """Summed CPU of every process whose command line contains ``needle``. PostgreSQL runs one
+def cpu_ms_by_cmdline(needle: str) -> dict[int, float]:
+    """CPU of every process whose command line contains ``needle``, by pid. PostgreSQL runs one
     backend per connection and names the database in its title
-    ("postgres: postgres parley_bench_123 127.0.0.1(5555) idle"); only living backends count,
-    which is fine while the server under test keeps its connections (CONN_MAX_AGE)."""
-    total = 0.0
+    ("postgres: postgres parley_bench_123 127.0.0.1(5555) idle"). Compare two snapshots with
+    ``cpu_delta``: a backend that exits in between drops out rather than going negative."""
+    found = {}
     encoded = needle.encode()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -61,8 +61,13 @@ def cpu_ms_by_cmdline(needle: str) -> float:
                     continue
         except OSError:
             continue
-        total += cpu_ms(int(entry))
-    return total
+        found[int(entry)] = cpu_ms(int(entry))
+    return found
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two ``cpu_ms_by_cmdline`` snapshots by the processes alive at the end."""
+    return sum(ms - before.get(pid, 0.0) for pid, ms in after.items())
 
 
 def machine_busy_ms() -> float:
@@ -149,21 +154,15 @@ def server_for(target: str, port: int, env: dict[str, str], log: Path) -> Server
         "3",
     ]
     t1_app = "bench.targets.t1_tutorial.asgi:application"
+    # Parley's production command, as the README gives it.
+    serve = ["env", f"VENV={BIN.parent}", "bash", "scripts/serve", "--port", str(port)]
+    serve += ["--log-level", "warning"]
     argv = {
         "t0": [PY, "bench/targets/t0_raw.py", "--port", str(port)],
         "t1-daphne": [*daphne, t1_app],
         "t1-uvicorn": [*uvicorn, "--ws", "websockets-sansio", t1_app],
-        # Parley's production command, as the README gives it.
-        "t2": [
-            "env",
-            f"VENV={BIN.parent}",
-            "bash",
-            "scripts/serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
+        "t2": serve,
+        "t2-pubsub": serve,  # with PARLEY_CHANNEL_LAYER=pubsub (bench/run.py)
         "t2-daphne": [*daphne, "project.asgi:application"],
         "t2-uvicorn-websockets": [*uvicorn, "--ws", "websockets", "project.asgi:application"],
     }[target]

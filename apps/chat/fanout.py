@@ -135,12 +135,13 @@ class Hub:
         if room.members:
             return
         del self.rooms[room_id]
+        channel = self.channel
         stopping = self._stop_if_idle_now()
         try:
             async with self.subscribing:
-                await self.layer.group_discard(realtime.room_group(room_id), self.channel)
+                await self.layer.group_discard(realtime.room_group(room_id), channel)
         except LAYER_ERRORS:  # unreachable: the membership expires after group_expiry
-            logger.warning("group_discard of %s failed", self.channel, exc_info=True)
+            logger.warning("group_discard of %s failed", channel, exc_info=True)
         finally:
             await asyncio.gather(*stopping, return_exceptions=True)
 
@@ -185,6 +186,9 @@ class Hub:
         if self.rooms or not self.tasks:
             return []
         tasks, self.tasks = self.tasks, []
+        # A cancelled receive may end the channel (the pub/sub layer unsubscribes it): the
+        # next start takes a new one.
+        self.channel = None
         for task in tasks:
             task.cancel()
         return tasks

@@ -256,3 +256,25 @@ async def test_a_broadcast_with_the_layer_down_still_stores_the_message(
         room=public_room, author=bob, body="kept"
     )
     assert result.created and result.message.seq == 1
+
+
+@transactional_db
+@pytest.mark.redis
+async def test_the_hub_works_on_the_pub_sub_layer_across_an_idle_restart(
+    public_room, alice, bob, settings
+):
+    """With PARLEY_CHANNEL_LAYER=pubsub: delivery works, and after the last socket leaves
+    (the hub stops, its channel ends) the next socket gets a working subscription again."""
+    core = settings.CHANNEL_LAYERS["default"]
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": core["CONFIG"]["prefix"] + "ps"},
+        }
+    }
+    for body in ("first", "second"):
+        socket = await joined(public_room.pk, alice)
+        await database_sync_to_async(services.message_send)(room=public_room, author=bob, body=body)
+        assert body in await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        assert not fanout.hub().rooms and fanout.hub().channel is None
