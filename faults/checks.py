@@ -29,6 +29,19 @@ def ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+# The figures every delivery case reports first (from ``verify``).
+OUTCOME = ("sent", "stored", "lost", "duplicated", "reordered")
+
+
+def pick(figures: dict, *keys: str) -> dict:
+    return {key: figures[key] for key in keys}
+
+
+def converge_ms(converge: float | None) -> int | str:
+    """``wait_converged``'s result for a summary line."""
+    return ms(converge) if converge is not None else "timeout"
+
+
 async def wait_converged(database, clients: list[ChatClient], timeout: float) -> float | None:
     """Seconds until every client holds as many messages as its room has (and its last seq),
     or None when ``timeout`` passes first."""

@@ -14,6 +14,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.sessions import CookieMiddleware  # noqa: E402
 
 from apps.chat.routing import websocket_urlpatterns  # noqa: E402
 from project.websocket_auth import SessionAuthMiddleware  # noqa: E402
@@ -22,7 +23,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            SessionAuthMiddleware(URLRouter(websocket_urlpatterns))
+            CookieMiddleware(SessionAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -212,10 +212,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             # The common case — in order, nothing queued — without the job queue: one send,
             # with the ASGI message the hub built once for every recipient.
             self.cursor = event["seq"]
-            frame = event.get("frame") or realtime.websocket_frame(event["html"])
             self.runner = True
             try:
-                sending = start_eagerly(self.base_send(frame))
+                sending = start_eagerly(self.base_send(event["frame"]))
             except Exception as exc:
                 self.runner = None
                 self._send_failed(exc)
@@ -233,8 +232,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if sending.exception() is not None:
             self._send_failed(sending.exception())
         elif self.jobs:
-            self.runner = True
-            self.runner = start_eagerly(self._run())
+            self._drain()
 
     def _send_failed(self, exc: BaseException) -> None:
         # The client is gone (uvicorn: ClientDisconnected); disconnect() follows.
@@ -254,8 +252,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
     def _submit(self, job, arg) -> None:
         self.jobs.append((job, arg))
         if self.runner is None:
-            self.runner = True  # running now, in this call
-            self.runner = start_eagerly(self._run())
+            self._drain()
+
+    def _drain(self) -> None:
+        """Run the queued jobs now, up to the first real wait; a task carries on from there."""
+        self.runner = True  # running, inside this call
+        self.runner = start_eagerly(self._run())
 
     async def _run(self) -> None:
         try:
