@@ -17,13 +17,15 @@ PYTEST_ARGS ?=
 export PYTHON
 
 .PHONY: help run test test-unit test-e2e faults setup setup-test assets migrate lint format clean \
-	bench bench-quick
+	bench bench-quick lock audit check-deploy checks
 
 help:
 	@echo "make run    install everything, migrate, serve on http://$(HOST):$(PORT)"
 	@echo "make test   install everything (with test tools), run unit, end-to-end and fault tests"
 	@echo "make faults the fault-injection suite alone (figures in faults/results/latest.json)"
 	@echo "make lint   ruff check + ruff format --check"
+	@echo "make checks lint + check --deploy with production values + audit (lock in sync, known CVEs)"
+	@echo "make lock   recompile requirements/*.txt from pyproject.toml"
 	@echo "make bench  benchmark T0/T1/T2 (needs Redis + PostgreSQL, 15-20 min); bench-quick: ~1.5 min"
 	@echo "make clean  remove .venv, node_modules, built assets and caches"
 
@@ -33,18 +35,20 @@ $(PY):
 	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
 	  echo "Could not create $(VENV). Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
 
-# Runtime dependencies only. pyproject.toml lists no packages, so `pip install .` installs
-# the dependencies and an empty "parley" distribution.
-$(VENV)/.installed: pyproject.toml | $(PY)
-	$(PIP) install --quiet --disable-pip-version-check .
+# The Python packages come from the lock files, with hashes: a fresh machine installs exactly
+# what CI tested. requirements/app.txt is the runtime; requirements/dev.txt adds the test, bench
+# and tool extras. Both are compiled from pyproject.toml by `make lock`.
+PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check --require-hashes --no-deps
+
+$(VENV)/.installed: requirements/app.txt | $(PY)
+	$(PIP_INSTALL) -r requirements/app.txt
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(PIP) install --quiet --disable-pip-version-check ".[test]"
+$(VENV)/.installed-test: requirements/dev.txt $(VENV)/.installed
+	$(PIP_INSTALL) -r requirements/dev.txt
 	@touch $@
 
-$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
-	$(PIP) install --quiet --disable-pip-version-check ".[test,bench]"
+$(VENV)/.installed-bench: $(VENV)/.installed-test
 	@touch $@
 
 # --- npm + assets -----------------------------------------------------------------------------
@@ -103,6 +107,27 @@ bench-quick: $(VENV)/.installed-bench
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Recompile both lock files after a change to pyproject.toml (needs the package index).
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
+lock: $(VENV)/.installed-test
+	$(PIP_COMPILE) --extra test --extra bench --extra tools -o requirements/dev.txt pyproject.toml
+	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/app.txt pyproject.toml
+
+# The lock matches pyproject.toml, and no locked version has a known vulnerability.
+audit: $(VENV)/.installed-test
+	$(PY) scripts/audit.py
+
+# Django's deployment checks with production values (a throwaway key, DEBUG off, HTTPS origin).
+check-deploy: $(VENV)/.installed
+	DJANGO_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+	DJANGO_DEBUG=0 DJANGO_ALLOWED_HOSTS=chat.example.com \
+	DJANGO_CSRF_TRUSTED_ORIGINS=https://chat.example.com \
+	$(PY) manage.py check --deploy --fail-level WARNING
+
+# What CI runs before the tests: lint, deployment checks, supply chain.
+checks: lint check-deploy audit
 
 format: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check --fix .
