@@ -18,6 +18,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections import Counter
@@ -53,6 +54,7 @@ LABELS = {
     "t2-daphne": "T2 Parley, daphne",
     "t2-uvicorn-websockets": "T2 Parley, uvicorn --ws websockets",
     "t2-pubsub": "T2 Parley, production server, channels-redis pub/sub layer",
+    "t2-base": "T2 Parley at the --baseline commit, production server",
 }
 ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7"]
 
@@ -262,7 +264,9 @@ class Target:
     async def fresh_server(self, scenario: str):
         self.redis.clean(self.prefix)
         port = free_port()
-        self.server = server_for(self.name, port, self.env(), RESULTS / "logs" / f"{self.name}.log")
+        log = RESULTS / "logs" / f"{self.name}.log"
+        root = self.cfg.get("baseline_dir") if self.name == "t2-base" else None
+        self.server = server_for(self.name, port, self.env(), log, root=root)
         self.server.start()
         try:
             # One connection first: imports, DB connection and templates are warm afterwards.
@@ -800,11 +804,39 @@ def ratios_and_checks(results: dict) -> None:
         if int(count) >= 1_000_000:
             p95 = page["history_page"]["p95_ms"]
             checks.append((f"history page p95 ≤ 50 ms at {int(count):,} ({p95} ms)", p95 <= 50))
+    base = t.get("t2-base")
+    if base and t.get("t2"):
+        # The change against its baseline, both measured in this run: >1 means t2 is higher.
+        for sc, key in (
+            ("s3", "ceiling_deliveries_per_s"),
+            ("s3", "sustained_deliveries_per_s"),
+            ("s2", "p99_ms"),
+            ("s1", "seconds"),
+            ("s1", "kb_per_connection"),
+            ("s5", "p95_ms"),
+        ):
+            now, before = (t["t2"].get(sc) or {}).get(key), (base.get(sc) or {}).get(key)
+            if now is not None and before:
+                ratios[f"{sc} {key}: t2/t2-base"] = round(now / before, 2)
     results["ratios"] = ratios
     results["checks"] = checks
 
 
 # --- main ----------------------------------------------------------------------------------------
+
+
+def baseline_checkout(ref: str) -> str:
+    """A detached git worktree of ``ref`` beside the results, served with this venv (its
+    migrations must match this tree's: the database is migrated once, by this tree)."""
+    path = Path(tempfile.gettempdir()) / f"parley-bench-baseline-{os.getpid()}"
+    subprocess.run(  # noqa: S603
+        ["git", "worktree", "add", "--detach", "--force", str(path), ref],  # noqa: S607
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    say(f"baseline: {ref} checked out in {path}")
+    return str(path)
 
 
 def busy_processes() -> list[str]:
@@ -828,6 +860,14 @@ async def main(args) -> dict:
     if args.s2_seconds:
         cfg["s2_seconds"] = args.s2_seconds
     targets = args.targets.split(",") if args.targets else cfg["targets"]
+    if args.baseline:
+        # The same scenarios against an earlier commit, in this run, on this machine: the
+        # change's cost is the ratio t2/t2-base (see ratios_and_checks).
+        cfg["baseline_dir"] = baseline_checkout(args.baseline)
+        if "t2-base" not in targets:
+            targets.append("t2-base")
+    elif "t2-base" in targets:
+        sys.exit("t2-base needs --baseline REF")
     scenarios = args.scenarios.split(",") if args.scenarios else [*ALL_SCENARIOS, "s6"]
     affinity = sorted(os.sched_getaffinity(0))
     if os.cpu_count() and os.cpu_count() >= 2 and affinity != [1]:
@@ -884,6 +924,12 @@ async def main(args) -> dict:
     finally:
         if parley is not None and not args.keep_db:
             parley.drop()
+        if cfg.get("baseline_dir"):
+            subprocess.run(  # noqa: S603
+                ["git", "worktree", "remove", "--force", cfg["baseline_dir"]],  # noqa: S607
+                cwd=ROOT,
+                check=False,
+            )
     if not args.quick:  # quick mode proves the harness works; its figures mean little
         ratios_and_checks(results)
     return results
@@ -920,6 +966,9 @@ def cli() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy record T2 during S2/S3")
     parser.add_argument("--keep-db", action="store_true", help="do not drop parley_bench_<pid>")
     parser.add_argument("--output", default="latest", help="results/<name>.json and .md")
+    parser.add_argument(
+        "--baseline", metavar="REF", help="also run T2 at this git commit (target t2-base)"
+    )
     args = parser.parse_args()
     results = uvloop.run(main(args))
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -99,6 +99,7 @@ class Server:
     port: int
     proc: subprocess.Popen | None = None
     started: list[int] = field(default_factory=list)
+    root: Path = ROOT  # the tree it runs from (bench/run.py --baseline: an older commit's)
 
     def start(self) -> None:
         env = {**os.environ, **self.env}
@@ -108,7 +109,7 @@ class Server:
             log.flush()
             self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
                 ["taskset", "-c", "0", *self.argv],
-                cwd=ROOT,
+                cwd=self.root,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -132,7 +133,9 @@ class Server:
             self.proc.wait(timeout=5)
 
 
-def server_for(target: str, port: int, env: dict[str, str], log: Path) -> Server:
+def server_for(
+    target: str, port: int, env: dict[str, str], log: Path, root: str | None = None
+) -> Server:
     """argv of each target: T0 raw websockets, T1 tutorial on daphne/uvicorn, T2 Parley on its
     production server (scripts/serve), and on daphne and uvicorn's older websockets for
     comparison."""
@@ -163,7 +166,8 @@ def server_for(target: str, port: int, env: dict[str, str], log: Path) -> Server
         "t1-uvicorn": [*uvicorn, "--ws", "websockets-sansio", t1_app],
         "t2": serve,
         "t2-pubsub": serve,  # with PARLEY_CHANNEL_LAYER=pubsub (bench/run.py)
+        "t2-base": serve,  # from the --baseline commit's tree (root)
         "t2-daphne": [*daphne, "project.asgi:application"],
         "t2-uvicorn-websockets": [*uvicorn, "--ws", "websockets", "project.asgi:application"],
     }[target]
-    return Server(name=target, argv=argv, env=env, log=log, port=port)
+    return Server(name=target, argv=argv, env=env, log=log, port=port, root=Path(root or ROOT))
