@@ -176,9 +176,19 @@ if REDIS_URL:
         raise ImproperlyConfigured("PARLEY_CHANNEL_LAYER must be 'core' or 'pubsub'.")
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # RedisCache that answers "miss" while Redis is unreachable, so throttles and rate
+            # limits fail open with one warning per interval instead of 500s (project/cache.py).
+            "BACKEND": "project.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("PARLEY_CACHE_PREFIX", "parley"),
+            "OPTIONS": {
+                # Short: a hung Redis must not hold a request (and the process's one sync
+                # thread) for long; the cache holds only counters.
+                "socket_connect_timeout": float(os.environ.get("PARLEY_CACHE_TIMEOUT", "0.5")),
+                "socket_timeout": float(os.environ.get("PARLEY_CACHE_TIMEOUT", "0.5")),
+                "RETRY_AFTER": float(os.environ.get("PARLEY_CACHE_RETRY_AFTER", "5")),
+                "WARNING_INTERVAL": float(os.environ.get("PARLEY_CACHE_WARNING_INTERVAL", "60")),
+            },
         }
     }
 else:
