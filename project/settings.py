@@ -196,6 +196,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Auth -----------------------------------------------------------------------------------
+# The Django admin is routed only with PARLEY_ADMIN=1, and then signs in through the allauth
+# login (and its rate limits), never through its own password form (project/urls.py).
+PARLEY_ADMIN = env_bool("PARLEY_ADMIN", False)
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
