@@ -220,6 +220,34 @@ ACCOUNT_USERNAME_MIN_LENGTH = 2
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = True
 ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
+ACCOUNT_FORMS = {"reset_password": "apps.accounts.forms.ResetPasswordForm"}
+
+# --- Sign-in limits (brute force without lock-out; apps/accounts/login_limits.py) -----------
+# Client addresses: 0 = REMOTE_ADDR (X-Forwarded-For ignored; scripts/serve's uvicorn already
+# puts a local proxy's client address there), N = the Nth X-Forwarded-For entry from the
+# right (N trusted proxies in front of a server that sees the proxies' addresses). One number
+# for allauth, DRF's throttles and Parley's login limits, so they count the same address.
+PARLEY_TRUSTED_PROXY_COUNT = int(
+    os.environ.get("PARLEY_TRUSTED_PROXY_COUNT", os.environ.get("PARLEY_API_NUM_PROXIES", "0"))
+)
+ALLAUTH_TRUSTED_PROXY_COUNT = PARLEY_TRUSTED_PROXY_COUNT
+ACCOUNT_RATE_LIMITS = {
+    # Replaced by PARLEY_LOGIN_LIMITS: allauth's per-username part refuses the right password
+    # too, so anyone could keep a public username locked out.
+    "login_failed": None,
+    # Per address only; per e-mail is counted per address + e-mail (apps/accounts/forms.py).
+    "reset_password": "20/m/ip",
+}
+# Failures per fixed window (seconds); see login_limits for what each one refuses.
+PARLEY_LOGIN_LIMITS = {
+    "window": int(os.environ.get("PARLEY_LOGIN_WINDOW", "900")),
+    "per_address_username": int(os.environ.get("PARLEY_LOGIN_PER_ADDRESS_USERNAME", "5")),
+    "per_address": int(os.environ.get("PARLEY_LOGIN_PER_ADDRESS", "30")),
+    "per_username": int(os.environ.get("PARLEY_LOGIN_PER_USERNAME", "10")),
+    "per_address_username_under_attack": 2,
+    "reset_per_address_email": 3,
+    "reset_per_email": 5,
+}
 EMAIL_BACKEND = os.environ.get(
     "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
 )
@@ -245,8 +273,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     # Throttles identify anonymous clients by address. With NUM_PROXIES unset DRF trusts any
     # X-Forwarded-For a client sends (a free bypass); 0 = REMOTE_ADDR (the ASGI server's
-    # --proxy-headers handles a trusted proxy), N = the Nth address from the right.
-    "NUM_PROXIES": int(os.environ.get("PARLEY_API_NUM_PROXIES", "0")),
+    # --proxy-headers handles a trusted proxy), N = the Nth address from the right. The same
+    # number as allauth's (PARLEY_TRUSTED_PROXY_COUNT above).
+    "NUM_PROXIES": PARLEY_TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("PARLEY_API_RATE", "600/min"),
         "token": "10/min",
