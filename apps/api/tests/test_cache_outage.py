@@ -191,3 +191,81 @@ def test_the_resilient_cache_is_an_ordinary_cache_while_redis_is_up(settings, cl
     assert cache.delete("n") is True
     with pytest.raises(ValueError):
         cache.incr("n")
+
+
+def test_password_reset_works_with_redis_down(redis_down, alice, caplog):
+    from allauth.account.models import EmailAddress
+    from django.core import mail
+
+    caplog.set_level(logging.WARNING)
+    EmailAddress.objects.create(user=alice, email="alice@example.com", primary=True)
+
+    response = Client().post(reverse("account_reset_password"), {"email": "alice@example.com"})
+
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    assert_no_error_logged(caplog)
+
+
+@pytest.fixture
+def silent_redis():
+    """A TCP server that accepts connections and never answers: a hung Redis."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+@pytest.mark.django_db(transaction=True)  # the request runs in another thread
+def test_a_hung_redis_times_out_and_the_request_still_succeeds(
+    settings, clock, silent_redis, as_alice, public_room, caplog
+):
+    """Without a socket timeout redis-py would wait for ever; the request must come back (the
+    worker thread is given 3 s: less than redis-py's own 5 s default, far more than the configured
+    0.2 s) and the outage be logged."""
+    import threading
+
+    caplog.set_level(logging.WARNING)
+    resilient.outage.reset()
+    working = settings.CACHES
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "project.cache.ResilientRedisCache",
+            "LOCATION": silent_redis,
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    statuses = []
+    try:
+        worker = threading.Thread(
+            target=lambda: statuses.append(as_alice.get("/api/rooms/")), daemon=True
+        )
+        worker.start()
+        worker.join(timeout=3)
+        assert not worker.is_alive(), "the request hung on the silent Redis"
+    finally:
+        settings.CACHES = working
+        resilient.outage.reset()
+    assert [r.status_code for r in statuses] == [200]
+    assert "Timeout" in outage_warnings(caplog)[0].getMessage()
