@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, Throttled, ValidationError
+from rest_framework.fields import CharField
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -296,10 +297,9 @@ class AuthTokenView(APIView):
 
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
-        data = request.data
-        username = data.get("username") if hasattr(data, "get") else None
-        if not isinstance(username, str) or not username:
-            serializer.is_valid(raise_exception=True)  # 400: nothing to guess against
+        username = _token_username(request.data)
+        if username is None:
+            serializer.is_valid(raise_exception=True)  # 400: no password checked
         try:
             attempt = login_limits.login_attempt_begin(request=request, username=username)
         except login_limits.LoginThrottled as exc:
@@ -314,6 +314,18 @@ class AuthTokenView(APIView):
     def delete(self, request):
         Token.objects.filter(user=request.user).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _token_username(data) -> str | None:
+    """The username a token request will check a password for, read as the serializer reads it
+    (``123`` is the username "123"), or None when no password will be checked."""
+    if not hasattr(data, "get") or data.get("password") in (None, ""):
+        return None
+    try:
+        username = CharField().run_validation(data.get("username"))
+    except ValidationError:
+        return None
+    return username or None
 
 
 class NotFoundView(APIView):

@@ -279,3 +279,25 @@ def test_password_reset_mails_per_address_are_capped_without_refusing_anyone(ali
     assert len(mail.outbox) == 5
     link = mail.outbox[0].body
     assert "/accounts/password/reset/key/" in link
+
+
+def test_a_username_sent_as_a_json_number_is_counted_like_the_string(make_user, password):
+    """The serializer reads 123 as the username "123": so must the counting."""
+    make_user("123")
+    for n in range(5):
+        assert token_login(123, f"guess-{n}", ATTACKER).status_code == 400
+
+    assert token_login("123", password, ATTACKER).status_code == 429
+    assert token_login(123, password, OWNER).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"username": "alice"}, {"username": "alice", "password": ""}, {"password": "x"}, []],
+)
+def test_requests_that_check_no_password_are_not_counted(alice, password, payload):
+    for _ in range(6):
+        response = APIClient().post(TOKEN_URL, payload, format="json", REMOTE_ADDR=ATTACKER)
+        assert response.status_code == 400
+
+    assert token_login("alice", password, ATTACKER).status_code == 200
