@@ -176,9 +176,19 @@ if REDIS_URL:
         raise ImproperlyConfigured("PARLEY_CHANNEL_LAYER must be 'core' or 'pubsub'.")
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # RedisCache that answers "miss" while Redis is unreachable, so throttles and rate
+            # limits fail open with one warning per interval instead of 500s (project/cache.py).
+            "BACKEND": "project.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("PARLEY_CACHE_PREFIX", "parley"),
+            "OPTIONS": {
+                # Short: a hung Redis must not hold a request (and the process's one sync
+                # thread) for long; the cache holds only counters.
+                "socket_connect_timeout": float(os.environ.get("PARLEY_CACHE_TIMEOUT", "0.5")),
+                "socket_timeout": float(os.environ.get("PARLEY_CACHE_TIMEOUT", "0.5")),
+                "RETRY_AFTER": float(os.environ.get("PARLEY_CACHE_RETRY_AFTER", "5")),
+                "WARNING_INTERVAL": float(os.environ.get("PARLEY_CACHE_WARNING_INTERVAL", "60")),
+            },
         }
     }
 else:
@@ -186,6 +196,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Auth -----------------------------------------------------------------------------------
+# The Django admin is routed only with PARLEY_ADMIN=1, and then signs in through the allauth
+# login (and its rate limits), never through its own password form (project/urls.py).
+PARLEY_ADMIN = env_bool("PARLEY_ADMIN", False)
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
@@ -207,6 +220,34 @@ ACCOUNT_USERNAME_MIN_LENGTH = 2
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = True
 ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
+ACCOUNT_FORMS = {"reset_password": "apps.accounts.forms.ResetPasswordForm"}
+
+# --- Sign-in limits (brute force without lock-out; apps/accounts/login_limits.py) -----------
+# Client addresses: 0 = REMOTE_ADDR (X-Forwarded-For ignored; scripts/serve's uvicorn already
+# puts a local proxy's client address there), N = the Nth X-Forwarded-For entry from the
+# right (N trusted proxies in front of a server that sees the proxies' addresses). One number
+# for allauth, DRF's throttles and Parley's login limits, so they count the same address.
+PARLEY_TRUSTED_PROXY_COUNT = int(
+    os.environ.get("PARLEY_TRUSTED_PROXY_COUNT", os.environ.get("PARLEY_API_NUM_PROXIES", "0"))
+)
+ALLAUTH_TRUSTED_PROXY_COUNT = PARLEY_TRUSTED_PROXY_COUNT
+ACCOUNT_RATE_LIMITS = {
+    # Replaced by PARLEY_LOGIN_LIMITS: allauth's per-username part refuses the right password
+    # too, so anyone could keep a public username locked out.
+    "login_failed": None,
+    # Per address only; per e-mail is counted per address + e-mail (apps/accounts/forms.py).
+    "reset_password": "20/m/ip",
+}
+# Failures per fixed window (seconds); see login_limits for what each one refuses.
+PARLEY_LOGIN_LIMITS = {
+    "window": int(os.environ.get("PARLEY_LOGIN_WINDOW", "900")),
+    "per_address_username": int(os.environ.get("PARLEY_LOGIN_PER_ADDRESS_USERNAME", "5")),
+    "per_address": int(os.environ.get("PARLEY_LOGIN_PER_ADDRESS", "30")),
+    "per_username": int(os.environ.get("PARLEY_LOGIN_PER_USERNAME", "10")),
+    "per_address_username_under_attack": 2,
+    "reset_per_address_email": 3,
+    "reset_per_email": 5,
+}
 EMAIL_BACKEND = os.environ.get(
     "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
 )
@@ -232,8 +273,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     # Throttles identify anonymous clients by address. With NUM_PROXIES unset DRF trusts any
     # X-Forwarded-For a client sends (a free bypass); 0 = REMOTE_ADDR (the ASGI server's
-    # --proxy-headers handles a trusted proxy), N = the Nth address from the right.
-    "NUM_PROXIES": int(os.environ.get("PARLEY_API_NUM_PROXIES", "0")),
+    # --proxy-headers handles a trusted proxy), N = the Nth address from the right. The same
+    # number as allauth's (PARLEY_TRUSTED_PROXY_COUNT above).
+    "NUM_PROXIES": PARLEY_TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("PARLEY_API_RATE", "600/min"),
         "token": "10/min",

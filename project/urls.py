@@ -1,14 +1,31 @@
 from django.conf import settings
-from django.contrib import admin
 from django.urls import include, path
 
-urlpatterns = [
-    path("", include("apps.chat.urls")),
-    path("profiles/", include("apps.profiles.urls")),
-    path("accounts/", include("allauth.urls")),
-    path("api/", include("apps.api.urls")),
-    path("admin/", admin.site.urls),
-]
+
+def build_urlpatterns(*, admin_enabled: bool) -> list:
+    """The site's routes. The admin is routed only when enabled (``PARLEY_ADMIN=1``): off, its
+    URLs are a plain 404, so its login form cannot be probed or used for password guessing."""
+    patterns = [
+        path("", include("apps.chat.urls")),
+        path("profiles/", include("apps.profiles.urls")),
+        path("accounts/", include("allauth.urls")),
+        path("api/", include("apps.api.urls")),
+    ]
+    if admin_enabled:
+        from django.contrib import admin
+
+        from apps.accounts.admin import admin_login
+
+        patterns += [
+            # Before the admin's own URLs: its password form is replaced by the allauth login
+            # (and allauth's rate limits); see apps.accounts.admin.admin_login.
+            path("admin/login/", admin_login, name="admin-login"),
+            path("admin/", admin.site.urls),
+        ]
+    return patterns
+
+
+urlpatterns = build_urlpatterns(admin_enabled=settings.PARLEY_ADMIN)
 
 if settings.DEBUG:
     from django.conf.urls.static import static

@@ -1,24 +1,17 @@
-"""Throttles for the token endpoint: password guessing is slowed per client address *and* per
-attempted username, so spreading guesses over many addresses does not help against one account."""
+"""Throttles for the token endpoint.
 
-import hashlib
+Requests are throttled per client address (the ``token`` rate), by the address rule the login
+shares (``apps.accounts.login_limits.client_address``). Failed passwords are counted by
+``login_limits`` in the view, per address + username: a limit per username alone would let
+anyone lock a (public) username out of the API."""
 
-from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+from rest_framework.throttling import ScopedRateThrottle
+
+from apps.accounts.login_limits import client_address
 
 
 class TokenAddressThrottle(ScopedRateThrottle):
     """The ``token`` rate per client address (or per user when already signed in)."""
 
-
-class TokenUsernameThrottle(SimpleRateThrottle):
-    """The ``token`` rate per attempted username, whatever address the attempts come from."""
-
-    scope = "token"
-
-    def get_cache_key(self, request, view):
-        data = request.data
-        username = data.get("username") if hasattr(data, "get") else None
-        if not isinstance(username, str) or not username:
-            return None  # nothing to guess against: the serializer will answer 400
-        ident = hashlib.sha256(username.casefold().encode("utf-8", "surrogatepass")).hexdigest()
-        return self.cache_format % {"scope": "token-username", "ident": ident}
+    def get_ident(self, request):
+        return client_address(request)

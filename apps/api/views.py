@@ -13,7 +13,8 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, Throttled, ValidationError
+from rest_framework.fields import CharField
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -21,6 +22,7 @@ from rest_framework.reverse import reverse
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
+from apps.accounts import login_limits
 from apps.chat import selectors, services
 from apps.profiles import selectors as profile_selectors
 from apps.profiles import services as profile_services
@@ -28,7 +30,7 @@ from apps.profiles.models import Profile
 
 from . import serializers
 from .exceptions import field_errors
-from .throttles import TokenAddressThrottle, TokenUsernameThrottle
+from .throttles import TokenAddressThrottle
 
 MESSAGE_PAGE_MAX = 100
 SEQ_MAX = 2**63 - 1  # BigIntegerField
@@ -269,9 +271,12 @@ class AuthTokenView(APIView):
     """POST `username` and `password` → `{"token": "…"}`; send it as `Authorization: Token …`.
     The same key is returned until it is revoked. DELETE (authenticated) revokes your key.
 
-    Attempts are throttled per client address and per username (the `token` rate)."""
+    Requests are throttled per client address (the `token` rate); failed passwords count
+    against that address and username as on the HTML login (`apps.accounts.login_limits`):
+    an address that keeps failing is refused (429 with Retry-After) for that username, while
+    the owner signing in from elsewhere is not."""
 
-    throttle_classes = [TokenAddressThrottle, TokenUsernameThrottle]
+    throttle_classes = [TokenAddressThrottle]
     throttle_scope = "token"
     serializer_class = AuthTokenSerializer
 
@@ -292,13 +297,35 @@ class AuthTokenView(APIView):
 
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        username = _token_username(request.data)
+        if username is None:
+            serializer.is_valid(raise_exception=True)  # 400: no password checked
+        try:
+            attempt = login_limits.login_attempt_begin(request=request, username=username)
+        except login_limits.LoginThrottled as exc:
+            raise Throttled(wait=exc.retry_after) from None
+        if not serializer.is_valid():
+            attempt.failed()
+            raise ValidationError(serializer.errors)
+        attempt.succeeded()
         token, _created = Token.objects.get_or_create(user=serializer.validated_data["user"])
         return Response({"token": token.key})
 
     def delete(self, request):
         Token.objects.filter(user=request.user).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _token_username(data) -> str | None:
+    """The username a token request will check a password for, read as the serializer reads it
+    (``123`` is the username "123"), or None when no password will be checked."""
+    if not hasattr(data, "get") or data.get("password") in (None, ""):
+        return None
+    try:
+        username = CharField().run_validation(data.get("username"))
+    except ValidationError:
+        return None
+    return username or None
 
 
 class NotFoundView(APIView):

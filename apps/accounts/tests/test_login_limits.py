@@ -1,0 +1,303 @@
+"""Item 9: password guessing is limited without letting anyone lock the owner out.
+
+Failures count per client address + username (apps/accounts/login_limits.py). The attacker's
+address is refused for the attacked username; the owner from another address, and other
+usernames from the attacker's address, are not. Addresses come from PARLEY_TRUSTED_PROXY_COUNT
+(ALLAUTH_TRUSTED_PROXY_COUNT / DRF NUM_PROXIES), so a forged X-Forwarded-For changes nothing.
+"""
+
+import pytest
+from django.contrib.auth import SESSION_KEY
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from apps.accounts import login_limits
+
+ATTACKER = "198.51.100.7"
+OWNER = "203.0.113.20"
+LOGIN_URL = "/accounts/login/"
+TOKEN_URL = "/api/auth/token/"
+TOO_MANY = "Too many failed login attempts"
+
+
+@pytest.fixture(autouse=True)
+def _limits(settings):
+    settings.PARLEY_LOGIN_LIMITS = {
+        **settings.PARLEY_LOGIN_LIMITS,
+        "window": 900,
+        "per_address_username": 5,
+        "per_address": 30,
+        "per_username": 10,
+        "per_address_username_under_attack": 2,
+        "reset_per_address_email": 3,
+        "reset_per_email": 5,
+    }
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 0
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 0}
+    # The per-request throttle is not what these tests are about (it is tested in test_auth).
+    settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+        **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+        "token": "1000/min",
+    }
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0  # the start of a 900 s window
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(login_limits, "_clock", clock)
+    return clock
+
+
+def html_login(username, password, address, **headers):
+    """POST the allauth login form; returns (response, signed-in user id or None)."""
+    client = Client()
+    response = client.post(
+        LOGIN_URL, {"login": username, "password": password}, REMOTE_ADDR=address, **headers
+    )
+    return response, client.session.get(SESSION_KEY)
+
+
+def token_login(username, password, address, **headers):
+    return APIClient().post(
+        TOKEN_URL,
+        {"username": username, "password": password},
+        format="json",
+        REMOTE_ADDR=address,
+        **headers,
+    )
+
+
+def fail_html(username, address, times, **headers):
+    for n in range(times):
+        response, user_id = html_login(username, f"guess-{n}", address, **headers)
+        assert user_id is None
+        assert response.status_code == 200
+
+
+def test_html_login_attacker_is_refused_while_owner_and_others_get_in(alice, bob, password):
+    fail_html("alice", ATTACKER, 5)
+
+    # The attacker's address is refused for alice, even with the right password.
+    refused, user_id = html_login("alice", password, ATTACKER)
+    assert user_id is None
+    assert TOO_MANY in refused.content.decode()
+
+    # The owner, from her own address, signs in with the right password.
+    owner, owner_id = html_login("alice", password, OWNER)
+    assert owner.status_code == 302
+    assert owner_id == str(alice.pk)
+
+    # Bob, from the attacker's address, is not affected.
+    other, bob_id = html_login("bob", password, ATTACKER)
+    assert other.status_code == 302
+    assert bob_id == str(bob.pk)
+
+
+def test_failures_below_the_limit_do_not_refuse_and_are_shown_as_wrong_password(alice, password):
+    fail_html("alice", ATTACKER, 4)
+
+    response, user_id = html_login("alice", password, ATTACKER)
+
+    assert response.status_code == 302
+    assert user_id == str(alice.pk)
+
+
+def test_the_username_is_counted_whatever_its_case(alice, password):
+    for n, spelling in enumerate(["alice", "ALICE", "Alice", " alice", "aLiCe"]):
+        html_login(spelling, f"guess-{n}", ATTACKER)
+
+    response, user_id = html_login("alice", password, ATTACKER)
+
+    assert user_id is None
+    assert TOO_MANY in response.content.decode()
+
+
+def test_the_refusal_ends_with_the_window(alice, password, clock):
+    fail_html("alice", ATTACKER, 5)
+    assert html_login("alice", password, ATTACKER)[1] is None
+
+    clock.now += 900
+
+    assert html_login("alice", password, ATTACKER)[1] == str(alice.pk)
+
+
+def test_a_successful_sign_in_forgets_that_addresses_failures(alice, password):
+    fail_html("alice", OWNER, 4)  # the owner mistyped four times
+    assert html_login("alice", password, OWNER)[1] == str(alice.pk)
+
+    fail_html("alice", OWNER, 4)  # four more later in the same window: still let in
+
+    assert html_login("alice", password, OWNER)[1] == str(alice.pk)
+
+
+def test_token_endpoint_attacker_is_refused_while_owner_and_others_get_tokens(alice, bob, password):
+    for n in range(5):
+        assert token_login("alice", f"guess-{n}", ATTACKER).status_code == 400
+
+    refused = token_login("alice", password, ATTACKER)
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= 900
+    assert "token" not in refused.json()
+
+    assert token_login("alice", password, OWNER).status_code == 200
+    assert token_login("bob", password, ATTACKER).status_code == 200
+
+
+def test_failures_on_the_token_endpoint_and_the_login_form_add_up(alice, password):
+    """One budget per address + username, whichever door the guesses use."""
+    for n in range(3):
+        assert token_login("alice", f"guess-{n}", ATTACKER).status_code == 400
+    fail_html("alice", ATTACKER, 2)
+
+    assert token_login("alice", password, ATTACKER).status_code == 429
+    assert html_login("alice", password, ATTACKER)[1] is None
+
+
+def test_a_username_under_attack_slows_every_failing_address_but_lets_the_owner_in(alice, password):
+    # A guesser spread over many addresses: ten failures on alice put her under attack.
+    for n in range(5):
+        fail_html("alice", f"10.0.0.{n}", 2)
+
+    # Now an address gets two failures, not five...
+    fail_html("alice", "10.0.1.1", 2)
+    assert TOO_MANY in html_login("alice", "guess-x", "10.0.1.1")[0].content.decode()
+    assert TOO_MANY in html_login("alice", password, "10.0.0.1")[0].content.decode()
+    # ...while an address that has not been failing has its password checked as usual.
+    assert html_login("alice", password, OWNER)[1] == str(alice.pk)
+    assert token_login("alice", password, "10.0.2.2").status_code == 200
+
+
+def test_password_spraying_from_one_address_is_refused_for_every_username(
+    make_user, password, settings
+):
+    # allauth's own per-address request limit (30/min) would answer first; this is about ours.
+    settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "login": "1000/m/ip"}
+    for n in range(30):
+        html_login(f"victim{n}", "Password1", ATTACKER)
+    make_user("fresh")
+
+    response, user_id = html_login("fresh", password, ATTACKER)
+
+    assert user_id is None
+    assert TOO_MANY in response.content.decode()
+    assert html_login("fresh", password, OWNER)[1] is not None
+
+
+def test_a_forged_x_forwarded_for_is_ignored_without_a_trusted_proxy(alice, password):
+    for n in range(5):
+        html_login("alice", f"guess-{n}", ATTACKER, HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
+
+    # Still counted against the real peer: refused, whatever the header says.
+    forged, user_id = html_login("alice", password, ATTACKER, HTTP_X_FORWARDED_FOR=OWNER)
+    assert user_id is None
+    assert TOO_MANY in forged.content.decode()
+    api = token_login("alice", password, ATTACKER, HTTP_X_FORWARDED_FOR=OWNER)
+    assert api.status_code == 429
+
+
+def test_with_one_trusted_proxy_the_address_it_appended_is_counted(alice, password, settings):
+    """Behind one proxy (REMOTE_ADDR is the proxy), the client is the last X-Forwarded-For
+    entry, the one the proxy appended; whatever the client put before it does not count."""
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    proxy = "127.0.0.1"
+    for n in range(5):
+        # The attacker forges a different first entry each time; the proxy appends his address.
+        forwarded = f"192.0.2.{n}, {ATTACKER}"
+        html_login("alice", f"guess-{n}", proxy, HTTP_X_FORWARDED_FOR=forwarded)
+
+    refused, user_id = html_login(
+        "alice", password, proxy, HTTP_X_FORWARDED_FOR=f"{OWNER}, {ATTACKER}"
+    )
+    assert user_id is None
+    assert TOO_MANY in refused.content.decode()
+    api = token_login("alice", password, proxy, HTTP_X_FORWARDED_FOR=f"{OWNER}, {ATTACKER}")
+    assert api.status_code == 429
+    # The owner comes through the same proxy from her own address.
+    assert html_login("alice", password, proxy, HTTP_X_FORWARDED_FOR=OWNER)[1] == str(alice.pk)
+    assert token_login("alice", password, proxy, HTTP_X_FORWARDED_FOR=OWNER).status_code == 200
+
+
+def test_a_malformed_forwarded_address_falls_back_to_the_peer(alice, password, settings):
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 2  # more proxies than entries: no 500 either
+    for header in ["not-an-ip", "", "1.2.3.4"]:
+        response, user_id = html_login("alice", password, OWNER, HTTP_X_FORWARDED_FOR=header)
+        assert response.status_code == 302
+        assert user_id == str(alice.pk)
+
+
+def test_ipv6_guesses_count_per_64_prefix(alice, password):
+    for n in range(5):
+        html_login("alice", f"guess-{n}", f"2001:db8:1:2::{n + 1:x}")
+
+    assert html_login("alice", password, "2001:db8:1:2:ffff::1")[1] is None
+    assert html_login("alice", password, "2001:db8:1:3::1")[1] == str(alice.pk)
+
+
+@pytest.fixture
+def alice_with_email(alice):
+    from allauth.account.models import EmailAddress
+
+    alice.email = "alice@example.com"
+    alice.save()
+    EmailAddress.objects.create(user=alice, email=alice.email, primary=True, verified=True)
+    return alice
+
+
+def reset(address, email="alice@example.com"):
+    return Client().post(reverse("account_reset_password"), {"email": email}, REMOTE_ADDR=address)
+
+
+def test_password_reset_refuses_a_repeating_address_but_not_the_owner(alice_with_email):
+    statuses = [reset(ATTACKER).status_code for _ in range(4)]
+
+    assert statuses == [302, 302, 302, 429]
+    assert len(mail.outbox) == 3
+    owner = reset(OWNER)
+    assert owner.status_code == 302
+    assert len(mail.outbox) == 4
+    assert mail.outbox[-1].to == ["alice@example.com"]
+
+
+def test_password_reset_mails_per_address_are_capped_without_refusing_anyone(alice_with_email):
+    """From many addresses the owner's mailbox gets at most five reset mails per window; later
+    requests get the usual answer (nobody is refused and nothing is revealed). The owner
+    already holds working reset links."""
+    statuses = [reset(f"10.9.0.{n}").status_code for n in range(8)]
+
+    assert statuses == [302] * 8
+    assert len(mail.outbox) == 5
+    link = mail.outbox[0].body
+    assert "/accounts/password/reset/key/" in link
+
+
+def test_a_username_sent_as_a_json_number_is_counted_like_the_string(make_user, password):
+    """The serializer reads 123 as the username "123": so must the counting."""
+    make_user("123")
+    for n in range(5):
+        assert token_login(123, f"guess-{n}", ATTACKER).status_code == 400
+
+    assert token_login("123", password, ATTACKER).status_code == 429
+    assert token_login(123, password, OWNER).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"username": "alice"}, {"username": "alice", "password": ""}, {"password": "x"}, []],
+)
+def test_requests_that_check_no_password_are_not_counted(alice, password, payload):
+    for _ in range(6):
+        response = APIClient().post(TOKEN_URL, payload, format="json", REMOTE_ADDR=ATTACKER)
+        assert response.status_code == 400
+
+    assert token_login("alice", password, ATTACKER).status_code == 200
