@@ -13,9 +13,11 @@ PASSWORD = "correct-horse-battery-staple"
 def _clear_counters() -> None:
     """Forget rate-limit and throttle counters. On Redis only our counter keys go: FLUSHDB would
     also wipe the channel layer's group memberships of anything else using that Redis."""
-    from django.core.cache import cache
+    from django.core.cache import caches
     from django.core.cache.backends.redis import RedisCache
 
+    # The backend itself: ``django.core.cache.cache`` is a proxy, never an instance of it.
+    cache = caches["default"]
     if not isinstance(cache, RedisCache):
         cache.clear()
         return
