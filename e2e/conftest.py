@@ -237,6 +237,73 @@ def base_url(asgi_server) -> str:
     return asgi_server.url
 
 
+# --- CSP violations: none allowed on any page of the suite -------------------------------------
+# Each page reports its violations from inside (a `securitypolicyviolation` listener installed
+# before any page script runs) and Chromium logs each one to the console; either source fails
+# the test. The listener calls a Playwright binding, which no page CSP can block.
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__parleyCspViolation({
+    directive: e.effectiveDirective, blocked: e.blockedURI, source: e.sourceFile,
+    line: e.lineNumber, sample: e.sample, disposition: e.disposition, url: document.URL,
+  });
+}, true);
+"""
+
+
+class CspViolations:
+    """The CSP violations seen in every browser context of one test."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def watch(self, context: BrowserContext) -> None:
+        context.expose_function("__parleyCspViolation", self._from_page)
+        context.add_init_script(_CSP_LISTENER)
+        context.on("console", self._from_console)
+
+    def _from_page(self, v: dict) -> None:
+        self.seen.append(
+            f"securitypolicyviolation on {v['url']}: {v['directive']} blocked {v['blocked']!r}"
+            f" at {v['source']}:{v['line']} {v['sample']!r} ({v['disposition']})"
+        )
+
+    def _from_console(self, message) -> None:
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+            self.seen.append(
+                f"console {message.type} on {message.page and message.page.url}: {message.text}"
+            )
+
+    def take(self) -> list[str]:
+        """What was seen so far, forgotten (a test that provokes violations on purpose)."""
+        seen, self.seen = self.seen, []
+        return seen
+
+
+@pytest.fixture(autouse=True)
+def csp_violations():
+    """Autouse: every e2e test fails if any page it opened broke the Content-Security-Policy."""
+    recorder = CspViolations()
+    yield recorder
+    # Contexts are closed by now (new_context depends on this fixture), so every event is in.
+    if recorder.seen:
+        pytest.fail(
+            "Content-Security-Policy violations:\n" + "\n".join(recorder.seen), pytrace=False
+        )
+
+
+@pytest.fixture
+def new_context(new_context, csp_violations):
+    """pytest-playwright's new_context (and so `context` and `page`), watched for violations."""
+
+    def make(**kwargs) -> BrowserContext:
+        context = new_context(**kwargs)
+        csp_violations.watch(context)
+        return context
+
+    return make
+
+
 # --- Users and helpers ----------------------------------------------------------------------
 _user_counter = itertools.count(1)
 
