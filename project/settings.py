@@ -297,8 +297,8 @@ if not DEBUG:
 # PARLEY_CSP_REPORT_ONLY=1 sends the same policy as Content-Security-Policy-Report-Only instead:
 # nothing is blocked, every violation is still reported (for trying a change in production).
 # Django's debug pages (404/500 under DEBUG) are left without a header by django-csp itself; the
-# DRF browsable API (DEBUG only) keeps the policy: its scripts are static files, and only a few
-# cosmetic style= attributes of its Bootstrap layout are ignored.
+# DRF browsable API (DEBUG only) keeps the policy too: its scripts are static files and work;
+# only its inline <style> of syntax colours for code in view descriptions is blocked.
 from csp.constants import NONCE, NONE, SELF  # noqa: E402
 
 PARLEY_CSP_REPORT_URI = "/csp-report/"
