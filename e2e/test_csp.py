@@ -64,6 +64,10 @@ def create_room(page, stem: str) -> str:
     return page.url
 
 
+# Each test signs up at most one user: the whole e2e suite shares allauth's per-address signup
+# limit (20 a minute), and every browser here comes from 127.0.0.1.
+
+
 def test_real_pages_send_the_policy_with_a_fresh_nonce_per_response(new_user, new_context):
     hana = new_user("hana")
     room_url = create_room(hana.page, "csp")
@@ -81,21 +85,21 @@ def test_the_room_works_under_the_policy_websocket_included(new_user):
     """connect-src 'self' must cover the same-origin ws:// socket (CSP3): a blocked socket
     would never reach "connected", and the autouse fixture would report the violation."""
     ivan = new_user("ivan")
-    judy = new_user("judy")
     room_url = create_room(ivan.page, "csp-room")
-    judy.page.goto(room_url)
-    for page in (ivan.page, judy.page):
+    other_tab = ivan.context.new_page()  # a second socket in the room
+    other_tab.goto(room_url)
+    for page in (ivan.page, other_tab):
         expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
 
     ivan.page.locator("#composer-body").fill("Strict but friendly")
     ivan.page.locator("#composer-body").press("Enter")
     expect(
-        judy.page.locator("#message-list article", has_text="Strict but friendly")
+        other_tab.locator("#message-list article", has_text="Strict but friendly")
     ).to_have_count(1)
     expect(ivan.page.locator("#message-list article.is-mine")).to_have_count(1)
     expect(ivan.page.locator("#composer-body")).to_have_value("")
     # Initials avatars get their colour from a class; the stylesheet (not style=) paints it.
-    avatar = judy.page.locator("#message-list article span[aria-hidden=true]").first
+    avatar = other_tab.locator("#message-list article span[aria-hidden=true]").first
     expect(avatar).to_have_class(re.compile(r"\bavatar-hue-\d+\b"))
     background = avatar.evaluate("el => getComputedStyle(el).backgroundColor")
     assert background not in ("rgba(0, 0, 0, 0)", "transparent"), background
@@ -105,24 +109,26 @@ def test_the_room_list_polls_every_30_s_only_while_the_tab_is_visible(new_user):
     """The poll used an hx-trigger filter that htmx evaluates with eval(); now parley.js cancels
     it while the page is hidden. The page's clock is Playwright's, so no 30 s wait."""
     kate = new_user("kate")
-    leo = new_user("leo")
     page = kate.page
     page.clock.install()
     page.goto("/")
     polls: list[str] = []
     page.on("request", lambda r: polls.append(r.url) if r.url.endswith("/rooms/") else None)
+    room_list = page.locator("#room-list")
 
-    # Hidden: the 30 s ticks pass without a request, and Leo's new room does not appear.
+    # Hidden: the 30 s ticks pass without a request, and a room created meanwhile (in another
+    # tab) does not appear.
     page.evaluate(
         "() => { Object.defineProperty(document, 'visibilityState', "
         "{value: 'hidden', configurable: true}); }"
     )
-    leo_room = create_room(leo.page, "polled")
-    room_name = leo.page.get_by_test_id("room-title").inner_text().removeprefix("# ")
+    other_tab = kate.context.new_page()
+    new_room = create_room(other_tab, "polled")
+    room_name = other_tab.get_by_test_id("room-title").inner_text().removeprefix("# ")
     page.clock.run_for("01:05")
     page.evaluate("() => fetch('/accounts/login/')")  # a round trip: any poll would be sent
     assert polls == []
-    expect(page.get_by_test_id("public-rooms")).not_to_contain_text(room_name)
+    expect(room_list).not_to_contain_text(room_name)
 
     # Visible again: the next tick fetches the list and htmx swaps it in.
     page.evaluate("() => { delete document.visibilityState; }")
@@ -130,9 +136,9 @@ def test_the_room_list_polls_every_30_s_only_while_the_tab_is_visible(new_user):
     with page.expect_response(lambda r: r.url.endswith("/rooms/")) as poll:
         page.clock.run_for("00:31")
     assert poll.value.ok
-    expect(page.get_by_test_id("public-rooms")).to_contain_text(room_name)
-    link = page.get_by_test_id("public-rooms").get_by_role("link", name=re.compile(room_name))
-    expect(link).to_have_attribute("href", re.compile(re.escape(ROOM_URL.search(leo_room)[0])))
+    expect(room_list).to_contain_text(room_name)
+    link = room_list.get_by_role("link", name=re.compile(re.escape(room_name)))
+    expect(link).to_have_attribute("href", re.compile(re.escape(ROOM_URL.search(new_room)[0])))
 
 
 def test_the_nav_dropdown_and_the_profile_editor_work_under_the_policy(new_user):
@@ -170,12 +176,11 @@ def wait_until(page, condition, what: str, timeout: float = 10.0):
 
 
 def test_an_injected_inline_script_and_style_are_blocked_and_reported(
-    new_user, csp_violations, asgi_server
+    new_context, csp_violations, asgi_server
 ):
     """What the policy is for: markup that slipped into a page (as a stored XSS would) does not
     run. The real server's response is rewritten on its way to the browser, headers kept."""
-    nina = new_user("nina")
-    page = nina.page
+    page = new_context().new_page()
     marker = secrets.token_hex(4)
 
     def inject(route):
@@ -188,9 +193,9 @@ def test_an_injected_inline_script_and_style_are_blocked_and_reported(
         )
         route.fulfill(response=response, body=html)
 
-    page.route("**/profiles/", inject)
+    page.route("**/accounts/login/", inject)
     log_offset = asgi_server.log_path.stat().st_size
-    page.goto("/profiles/")
+    page.goto("/accounts/login/")
 
     assert page.evaluate("window.__injected") is None  # the script never ran
     expect(page.locator("#injected")).to_be_visible()  # its style= was ignored
@@ -201,7 +206,7 @@ def test_an_injected_inline_script_and_style_are_blocked_and_reported(
     def all_seen() -> bool:
         seen = "\n".join(csp_violations.seen)
         return all(
-            f"securitypolicyviolation on {asgi_server.url}/profiles/: {d}" in seen
+            f"securitypolicyviolation on {asgi_server.url}/accounts/login/: {d}" in seen
             for d in ("script-src-elem", "style-src-attr", "img-src")
         ) and ("console" in seen and "Content Security Policy" in seen)
 
@@ -213,7 +218,7 @@ def test_an_injected_inline_script_and_style_are_blocked_and_reported(
         lines = [
             line
             for line in _server_log_lines(asgi_server, log_offset)
-            if "CSP violation:" in line and "/profiles/" in line
+            if "CSP violation:" in line and "/accounts/login/" in line
         ]
         kinds = [
             any("directive=script-src-elem" in ln and "blocked=inline" in ln for ln in lines),
@@ -225,12 +230,11 @@ def test_an_injected_inline_script_and_style_are_blocked_and_reported(
     wait_until(page, reported, "the server to log the three reports")
 
 
-def test_the_fixture_also_catches_violations_made_by_page_scripts(new_user, csp_violations):
+def test_the_fixture_also_catches_violations_made_by_page_scripts(new_context, csp_violations):
     """A script of ours that added an inline <script>, set a style attribute or used eval
     would fail the suite too: here the page's own JavaScript context does all three."""
-    olga = new_user("olga")
-    page = olga.page
-    page.goto("/")
+    page = new_context().new_page()
+    page.goto("/accounts/login/")
     page.evaluate(
         """() => {
           const s = document.createElement("script");
