@@ -159,6 +159,13 @@ def test_the_nav_dropdown_and_the_profile_editor_work_under_the_policy(new_user)
     expect(page.get_by_test_id("profile-saved")).to_be_visible()
     expect(page.get_by_test_id("nav-user-name")).to_have_text("Mia Strict")  # out of band
 
+    # allauth's own pages in our layout (the e-mail page runs allauth's scripts): the autouse
+    # fixture fails the test on any violation they cause.
+    for url in ("/accounts/email/", "/accounts/password/change/"):
+        response = page.goto(url)
+        assert response is not None and response.ok, url
+        assert "content-security-policy" in response.headers
+
 
 def _server_log_lines(asgi_server, since: int) -> list[str]:
     return asgi_server.log_path.read_bytes()[since:].decode(errors="replace").splitlines()
