@@ -167,6 +167,9 @@ def asgi_server(request, tmp_path_factory) -> LiveServer:
     workdir = tmp_path_factory.mktemp("e2e-server")
     env = {**os.environ, "DJANGO_DEBUG": "1", "PYTHONUNBUFFERED": "1"}
     env["DJANGO_MEDIA_ROOT"] = str(workdir / "media")
+    # Every test browser signs up from 127.0.0.1: allauth's 20 sign-ups a minute per address
+    # would refuse the suite itself.
+    env["PARLEY_SIGNUP_RATE"] = "10000/m/ip"
     env["DJANGO_LOG_LEVEL"] = os.environ.get("PARLEY_E2E_LOG_LEVEL", "INFO")
     # The server must keep Django's async-safety check (the variable is for this process).
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
@@ -235,6 +238,73 @@ def asgi_server(request, tmp_path_factory) -> LiveServer:
 def base_url(asgi_server) -> str:
     """pytest-playwright gives every browser context this base URL: page.goto("/")."""
     return asgi_server.url
+
+
+# --- CSP violations: none allowed on any page of the suite -------------------------------------
+# Each page reports its violations from inside (a `securitypolicyviolation` listener installed
+# before any page script runs) and Chromium logs each one to the console; either source fails
+# the test. The listener calls a Playwright binding, which no page CSP can block.
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__parleyCspViolation({
+    directive: e.effectiveDirective, blocked: e.blockedURI, source: e.sourceFile,
+    line: e.lineNumber, sample: e.sample, disposition: e.disposition, url: document.URL,
+  });
+}, true);
+"""
+
+
+class CspViolations:
+    """The CSP violations seen in every browser context of one test."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def watch(self, context: BrowserContext) -> None:
+        context.expose_function("__parleyCspViolation", self._from_page)
+        context.add_init_script(_CSP_LISTENER)
+        context.on("console", self._from_console)
+
+    def _from_page(self, v: dict) -> None:
+        self.seen.append(
+            f"securitypolicyviolation on {v['url']}: {v['directive']} blocked {v['blocked']!r}"
+            f" at {v['source']}:{v['line']} {v['sample']!r} ({v['disposition']})"
+        )
+
+    def _from_console(self, message) -> None:
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+            self.seen.append(
+                f"console {message.type} on {message.page and message.page.url}: {message.text}"
+            )
+
+    def take(self) -> list[str]:
+        """What was seen so far, forgotten (a test that provokes violations on purpose)."""
+        seen, self.seen = self.seen, []
+        return seen
+
+
+@pytest.fixture(autouse=True)
+def csp_violations():
+    """Autouse: every e2e test fails if any page it opened broke the Content-Security-Policy."""
+    recorder = CspViolations()
+    yield recorder
+    # Contexts are closed by now (new_context depends on this fixture), so every event is in.
+    if recorder.seen:
+        pytest.fail(
+            "Content-Security-Policy violations:\n" + "\n".join(recorder.seen), pytrace=False
+        )
+
+
+@pytest.fixture
+def new_context(new_context, csp_violations):
+    """pytest-playwright's new_context (and so `context` and `page`), watched for violations."""
+
+    def make(**kwargs) -> BrowserContext:
+        context = new_context(**kwargs)
+        csp_violations.watch(context)
+        return context
+
+    return make
 
 
 # --- Users and helpers ----------------------------------------------------------------------

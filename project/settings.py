@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "csp",  # django-csp: its system checks (the middleware below sets the header)
     "django_htmx",
     "template_partials",
     "rest_framework",
@@ -66,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Early, so that every response below it (CSRF failures, redirects, 404s) carries the CSP.
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -237,6 +240,8 @@ ACCOUNT_RATE_LIMITS = {
     "login_failed": None,
     # Per address only; per e-mail is counted per address + e-mail (apps/accounts/forms.py).
     "reset_password": "20/m/ip",
+    # allauth's default; the e2e server lifts it (every test browser signs up from 127.0.0.1).
+    "signup": os.environ.get("PARLEY_SIGNUP_RATE", "20/m/ip"),
 }
 # Failures per fixed window (seconds); see login_limits for what each one refuses.
 PARLEY_LOGIN_LIMITS = {
@@ -311,6 +316,43 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", BASE_DIR / "media"))
+
+# --- Content-Security-Policy (django-csp 4) ----------------------------------------------------
+# One strict policy on every response. Scripts only from our origin (plus the per-response nonce
+# that base.html puts on its <script> tags); no eval (htmx runs with allowEval=false, see the
+# htmx-config meta in base.html) and no inline script or style anywhere, so an injected
+# <script> or style= attribute does nothing. connect-src 'self' also covers same-origin ws:/wss:
+# in CSP3 browsers. Violations are POSTed to our own endpoint and logged (project/csp_report.py).
+# PARLEY_CSP_REPORT_ONLY=1 sends the same policy as Content-Security-Policy-Report-Only instead:
+# nothing is blocked, every violation is still reported (for trying a change in production).
+# Django's debug pages (404/500 under DEBUG) are left without a header by django-csp itself; the
+# DRF browsable API (DEBUG only) keeps the policy too: its scripts are static files and work;
+# only its inline <style> of syntax colours for code in view descriptions is blocked.
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+PARLEY_CSP_REPORT_URI = "/csp-report/"
+PARLEY_CSP_REPORT_MAX_BYTES = 16 * 1024
+_CSP_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "report-uri": [PARLEY_CSP_REPORT_URI],
+    }
+}
+PARLEY_CSP_REPORT_ONLY = env_bool("PARLEY_CSP_REPORT_ONLY", False)
+if PARLEY_CSP_REPORT_ONLY:
+    CONTENT_SECURITY_POLICY = None
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP_POLICY
+else:
+    CONTENT_SECURITY_POLICY = _CSP_POLICY
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = None
 
 # --- Security ---------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

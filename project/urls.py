@@ -1,11 +1,15 @@
 from django.conf import settings
 from django.urls import include, path
 
+from project.csp_report import csp_report
+
 
 def build_urlpatterns(*, admin_enabled: bool) -> list:
     """The site's routes. The admin is routed only when enabled (``PARLEY_ADMIN=1``): off, its
     URLs are a plain 404, so its login form cannot be probed or used for password guessing."""
     patterns = [
+        # settings.PARLEY_CSP_REPORT_URI names this path in the policy (report-uri).
+        path("csp-report/", csp_report, name="csp_report"),
         path("", include("apps.chat.urls")),
         path("profiles/", include("apps.profiles.urls")),
         path("accounts/", include("allauth.urls")),
