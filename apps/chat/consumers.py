@@ -130,11 +130,16 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if text_data is None:
             await self.send_error(_("Send text frames with JSON."))
             return
+        # The frame cap only bounds parsing work; the message's length is checked on the
+        # decoded text by message_send (a 4000-character message in \uXXXX escapes is ~48k).
         if len(text_data) > settings.PARLEY_WS_MAX_FRAME:
             await self.send_error(_("That message is too large."))
             return
         try:
             data = json.loads(text_data)
+        except RecursionError:  # [[[[…]]]] nested deeper than the parser's stack
+            await self.send_error(_("That JSON is nested too deeply."))
+            return
         except ValueError:
             await self.send_error(_("That was not valid JSON."))
             return
