@@ -116,3 +116,9 @@ async def test_the_hub_renews_its_sockets_leases(public_room, alice, limit_2, mo
     await refused(public_room.pk, alice)
     for communicator in sockets:
         await communicator.disconnect()
+
+
+def test_the_room_page_says_why_a_4429_socket_closed(alice_client, public_room):
+    """The banner's text for 4429 comes from the page (translatable); parley.js shows it."""
+    html = alice_client.get(public_room.get_absolute_url()).content.decode()
+    assert 'data-text-too-many="Too many open tabs — close one and reload"' in html
