@@ -94,16 +94,19 @@ def origin_allowed(scope: dict) -> bool:
     return origin == own or _trusted(origin)
 
 
-async def refuse_handshake(scope, receive, send, status: int, text: str) -> None:
-    """Answer a websocket handshake with an HTTP error, before anything else runs.
+async def refuse_handshake(scope, receive, send, status: int | None = None, text: str = "") -> None:
+    """Answer a websocket handshake with an HTTP error, before anything else runs: no
+    consumer, no channel layer, no session lookup.
 
-    With the ASGI "websocket.http.response" extension (uvicorn) that is a real ``status``
-    response; without it (daphne, tests) a close before accept, which servers answer with
-    403. No consumer, no channel layer, no session lookup: refusing costs nothing."""
+    By default a close before accept, which every server answers with 403. With ``status``
+    and the ASGI "websocket.http.response" extension (uvicorn) a real ``status`` response
+    instead (uvicorn 0.54's sans-I/O implementation then also logs "ASGI callable returned
+    without completing handshake" — no traceback, no 500 — so the frequent 403 keeps the
+    quiet close)."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return  # the client went away first
-    if "websocket.http.response" in scope.get("extensions", {}):
+    if status is not None and "websocket.http.response" in scope.get("extensions", {}):
         await send(
             {
                 "type": "websocket.http.response.start",
@@ -124,5 +127,5 @@ class OriginValidator:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket" and not origin_allowed(scope):
-            return await refuse_handshake(scope, receive, send, 403, "Origin not allowed.\n")
+            return await refuse_handshake(scope, receive, send)
         return await self.inner(scope, receive, send)

@@ -187,19 +187,17 @@ async def test_a_trusted_origin_from_settings_is_accepted_with_its_exact_port(
         assert_refused(first)
 
 
-async def test_a_refused_origin_gets_a_403_response_where_the_server_can_send_one(
-    public_room, alice
-):
-    """uvicorn offers the "websocket.http.response" extension: a real 403, with a body."""
+async def test_a_refused_origin_is_a_plain_close_before_accept_on_uvicorn_too(public_room, alice):
+    """The server answers it 403 (uvicorn logs that quietly; its HTTP-response extension
+    would add an ERROR line per refusal)."""
     communicator, first = await handshake(
         public_room,
         alice,
         origin="http://evil.example",
         extensions={"websocket.http.response": {}},
     )
-    assert first["type"] == "websocket.http.response.start"
-    assert first["status"] == 403
-    await communicator.receive_output(timeout=5)  # the body
+    assert first == {"type": "websocket.close"}
+    await communicator.wait(timeout=5)
 
 
 # --- 6c: unknown paths ------------------------------------------------------------------------
@@ -235,3 +233,67 @@ async def test_an_unknown_path_is_refused_before_accept_without_the_extension(pu
     )
     assert_refused(first)
     await communicator.wait(timeout=5)
+
+
+# --- the same through a real uvicorn (the production server) -----------------------------------
+
+
+@pytest.fixture
+def uvicorn_port(tmp_path):
+    """uvicorn as scripts/serve runs it (sans-I/O websockets), on a free port. No database is
+    touched by what these tests do (no cookie, refused handshakes)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = open(tmp_path / "uvicorn.log", "w+")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "project.asgi:application", "--port", str(port)]
+        + ["--ws", "websockets-sansio", "--http", "httptools", "--no-access-log"],
+        cwd=Path(__file__).resolve().parents[3],
+        env={**os.environ, "PARLEY_SQLITE_PATH": str(tmp_path / "db.sqlite3")},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:  # wait until it listens
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, log.read()
+            time.sleep(0.05)
+    yield port
+    server.terminate()
+    server.wait(timeout=10)
+    log.seek(0)
+    text = log.read()
+    log.close()
+    assert "Traceback" not in text and " 500" not in text, text
+
+
+async def test_uvicorn_answers_404_403_and_accepts_the_own_origin(uvicorn_port):
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    base, own = f"ws://127.0.0.1:{uvicorn_port}", f"http://127.0.0.1:{uvicorn_port}"
+
+    async def status(path: str, origin: str | None) -> int:
+        try:
+            async with connect(base + path, origin=origin, proxy=None, open_timeout=5) as ws:
+                await ws.wait_closed()
+                return ws.close_code
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    assert await status("/ws/nope/", own) == 404
+    assert await status("/ws/chat/room/1/", f"http://127.0.0.1:{uvicorn_port + 1}") == 403
+    assert await status("/ws/chat/room/1/", f"http://localhost:{uvicorn_port}") == 403
+    assert await status("/ws/chat/room/1/", None) == 403
+    assert await status("/ws/chat/room/1/", own) == 4401  # accepted; no session
