@@ -86,6 +86,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     leased = False  # holds a place in the shared per-user count (socketlimit)
     # Set when the session ended: no frame is acted on any more; the 4401 close is on its way.
     revoked = False
+    accepted = False
 
     async def close_for_retry(self, code: int, exc: BaseException) -> None:
         """Close with a code clients retry. uvicorn sends 1012/1013 as asked; daphne's
@@ -136,6 +137,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         self.joined = True
         await self.accept()
+        self.accepted = True
+        if self.revoked:  # the session ended during the handshake: close now, not before accept
+            await self._close_revoked()
+            return
         self.hold_timer = asyncio.get_running_loop().call_later(HOLD_SECONDS, self._hold_expired)
 
     async def _within_socket_limit(self) -> bool:
@@ -257,7 +262,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.hold_timer = None
         if isinstance(self.runner, asyncio.Task):
             self.runner.cancel()
-        self.closing = asyncio.ensure_future(self._close_revoked())
+        if self.accepted:  # else connect() closes it right after accepting
+            self.closing = asyncio.ensure_future(self._close_revoked())
 
     async def _close_revoked(self) -> None:
         try:

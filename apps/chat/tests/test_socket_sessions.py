@@ -388,3 +388,30 @@ async def test_a_rename_whose_event_was_lost_shows_after_the_re_check(
     await fanout.hub().verify()
     assert "Alicia Keys" in await assert_alive(communicator, "fresh")
     await communicator.disconnect()
+
+
+async def test_a_revocation_during_the_handshake_closes_after_accepting(
+    public_room, alice, monkeypatch
+):
+    """Revoked while the hub subscribes (before accept): closing then would be refused as a
+    handshake (htmx retries that forever) or make the later accept fail; it closes with 4401
+    right after accepting instead."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    real_group_add = layer.group_add
+
+    async def add_then_revoke(group, channel):
+        await real_group_add(group, channel)
+        if group.startswith("room-"):
+            fanout.hub().revoke({"type": "user.revoke", "user": alice.pk, "sessions": None})
+            await asyncio.sleep(0)  # one loop turn: a close scheduled by revoke would go first
+
+    monkeypatch.setattr(layer, "group_add", add_then_revoke)
+    browser = await logged_in(alice)
+    cookie = (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie_of(browser)}".encode())
+    communicator = WebsocketCommunicator(
+        application, f"/ws/chat/room/{public_room.pk}/", headers=[HOST, ORIGIN, cookie]
+    )
+    assert await communicator.connect(timeout=5) == (True, None)
+    await assert_closed_and_deaf(communicator)
