@@ -415,3 +415,24 @@ async def test_a_revocation_during_the_handshake_closes_after_accepting(
     )
     assert await communicator.connect(timeout=5) == (True, None)
     await assert_closed_and_deaf(communicator)
+
+
+@pytest.mark.redis
+async def test_each_process_is_one_member_of_the_users_group_however_many_sockets(
+    public_room, private_room, alice, bob
+):
+    """Identity events cost one Redis message per process, and a connect costs no extra
+    group_add: the hub joins the group once when it starts, and leaves it when idle."""
+    import redis
+    from channels.layers import get_channel_layer
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    key = get_channel_layer()._group_key(realtime.USERS_GROUP)
+    sockets = [
+        await socket_for(await logged_in(user), room.pk)
+        for user, room in ((alice, public_room), (alice, private_room), (bob, private_room))
+    ]
+    assert await asyncio.to_thread(client.zcard, key) == 1
+    for communicator in sockets:
+        await communicator.disconnect()
+    assert await asyncio.to_thread(client.zcard, key) == 0
