@@ -173,36 +173,44 @@ def _user_deleted(sender, instance, **kwargs) -> None:
 # --- the periodic re-check --------------------------------------------------------------------
 
 
+# Query parameters per IN (...): under SQLite's limit, and one query each for most processes.
+_CHUNK = 900
+
+
+def _chunks(items: list) -> Iterable[list]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
 def identities_still_valid(identities: Iterable[tuple[str, object]]) -> tuple[set, dict]:
     """Which of these (session key, user id) pairs are still logged in, by the rules of the
     handshake (channels.auth.get_user): the session exists and has not expired, names that user
     and an allowed backend, its auth hash matches the user's current one, the user is active.
 
     Returns (the valid pairs, {user id: user with profile} for the users still there). Two
-    queries for any number of sockets with the database session engine (one per session with
-    another engine)."""
+    queries per 900 sessions with the database session engine (one per session with another
+    engine)."""
     identities = set(identities)
-    keys = {key for key, _ in identities if key}
+    keys = sorted({key for key, _ in identities if key})
     store = import_module(settings.SESSION_ENGINE).SessionStore
     sessions: dict[str, dict] = {}
     if issubclass(store, DatabaseSessionStore):
-        rows = store.get_model_class().objects.filter(
-            session_key__in=keys, expire_date__gt=timezone.now()
-        )
-        decoder = store()
-        sessions = {row.session_key: decoder.decode(row.session_data) for row in rows}
+        decoder, now = store(), timezone.now()
+        for chunk in _chunks(keys):
+            rows = store.get_model_class().objects.filter(
+                session_key__in=chunk, expire_date__gt=now
+            )
+            sessions.update({row.session_key: decoder.decode(row.session_data) for row in rows})
     else:
         for key in keys:
             data = store(key).load()  # {} when missing or expired
             if data:
                 sessions[key] = data
     User = get_user_model()
-    users = {
-        user.pk: user
-        for user in User._default_manager.filter(
-            pk__in={user_id for _, user_id in identities}
-        ).select_related("profile")
-    }
+    users = {}
+    for chunk in _chunks(sorted({user_id for _, user_id in identities}, key=str)):
+        found = User._default_manager.filter(pk__in=chunk).select_related("profile")
+        users.update({user.pk: user for user in found})
     valid = set()
     for key, user_id in identities:
         data, user = sessions.get(key), users.get(user_id)

@@ -287,10 +287,14 @@ class Hub:
             kind = event.get("type")
             if kind == "chat.message":
                 self.dispatch(event)
-            elif kind == "user.revoke":
-                self.revoke(event)
-            elif kind == "user.changed":
-                self.profile_changed(event)
+                continue
+            try:  # an odd event must not end the reading loop: the hub would go deaf
+                if kind == "user.revoke":
+                    self.revoke(event)
+                elif kind == "user.changed":
+                    self.profile_changed(event)
+            except Exception:
+                logger.exception("identity event %r failed", event)
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()

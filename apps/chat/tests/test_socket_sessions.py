@@ -436,3 +436,17 @@ async def test_each_process_is_one_member_of_the_users_group_however_many_socket
     for communicator in sockets:
         await communicator.disconnect()
     assert await asyncio.to_thread(client.zcard, key) == 0
+
+
+async def test_a_malformed_identity_event_does_not_stop_the_hub(public_room, alice, bob, caplog):
+    alice_socket = await socket_for(await logged_in(alice), public_room.pk)
+    bob_socket = await socket_for(await logged_in(bob), public_room.pk)
+    await database_sync_to_async(realtime._publish_user_event)(
+        {"type": "user.revoke", "user": alice.pk, "sessions": None, "keep": 5}
+    )
+    # The hub still reads: bob's message reaches alice.
+    await assert_alive(bob_socket, "after the odd event")
+    assert "after the odd event" in await alice_socket.receive_from(timeout=5)
+    assert "identity event" in caplog.text
+    await bob_socket.disconnect()
+    await alice_socket.disconnect()
