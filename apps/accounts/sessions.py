@@ -16,6 +16,7 @@ still logged in as that user with the current password; its socket is kept and l
 key. Outside a request (``manage.py changepassword``, a shell) they are sent at once."""
 
 import contextvars
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import import_module
@@ -30,13 +31,15 @@ from django.contrib.auth import (
 )
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.contrib.sessions.models import Session
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import Signal, receiver
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 __all__ = ["SessionRevocationMiddleware", "identities_still_valid", "sessions_revoked"]
+
+logger = logging.getLogger(__name__)
 
 # Sent after commit. Arguments: user_id; sessions — a list of session keys, or None for every
 # session of the user; keep — {old key: new key} of a session that stays logged in.
@@ -83,7 +86,14 @@ def _send(revocations: list[_Revocation], kept: tuple[object, str, str] | None) 
         keep = {}
         if kept is not None and kept[0] == user_id and all(r.keepable for r in found):
             keep = {kept[1]: kept[2]}
-        sessions_revoked.send(sender=_Revocation, user_id=user_id, sessions=sessions, keep=keep)
+        # Robust: a failing receiver must not turn a logout into a 500; the sockets' periodic
+        # re-check closes them anyway.
+        results = sessions_revoked.send_robust(
+            sender=_Revocation, user_id=user_id, sessions=sessions, keep=keep
+        )
+        for receiver_, error in results:
+            if isinstance(error, Exception):
+                logger.error("revocation receiver %r failed", receiver_, exc_info=error)
 
 
 class SessionRevocationMiddleware:
@@ -104,7 +114,12 @@ class SessionRevocationMiddleware:
         finally:
             _pending.reset(token)
             if pending:
-                _send(pending, kept=_still_logged_in(session, start_key))
+                try:
+                    kept = _still_logged_in(session, start_key)
+                except DatabaseError:  # then no session is kept: the safe side
+                    logger.warning("could not re-check the session; revoking it too", exc_info=True)
+                    kept = None
+                _send(pending, kept=kept)
 
 
 def _still_logged_in(session, start_key: str | None) -> tuple[object, str, str] | None:

@@ -450,3 +450,19 @@ async def test_a_malformed_identity_event_does_not_stop_the_hub(public_room, ali
     assert "identity event" in caplog.text
     await bob_socket.disconnect()
     await alice_socket.disconnect()
+
+
+async def test_a_failing_revocation_does_not_fail_the_logout(
+    public_room, alice, monkeypatch, caplog
+):
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(realtime, "broadcast_sessions_revoked", broken)
+    browser = await logged_in(alice)
+    communicator = await socket_for(browser, public_room.pk)
+    response = await database_sync_to_async(browser.post)("/accounts/logout/")
+    assert response.status_code == 302
+    assert "revocation receiver" in caplog.text
+    await fanout.hub().verify()  # the backstop
+    await assert_closed_and_deaf(communicator)
