@@ -1,7 +1,8 @@
 """ASGI entry point.
 
-HTTP goes to Django; websockets pass the origin check, then session auth (read once at the
-handshake, project/websocket_auth.py), then the router."""
+HTTP goes to Django; websockets pass the origin check (scheme, host and port:
+project/ws_origin.py), then session auth (read once at the handshake, project/websocket_auth.py),
+then the router, whose last route answers 404 for any other path."""
 
 import gc
 import os
@@ -13,17 +14,29 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.sessions import CookieMiddleware  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from apps.chat.routing import websocket_urlpatterns  # noqa: E402
 from project.websocket_auth import SessionAuthMiddleware  # noqa: E402
+from project.ws_origin import OriginValidator, refuse_handshake  # noqa: E402
+
+
+async def unknown_path(scope, receive, send) -> None:
+    """Any other websocket path: 404 (where the server supports an HTTP answer, else 403), not
+    URLRouter's ValueError, which servers turn into a 500 and a traceback."""
+    await refuse_handshake(scope, receive, send, 404, "Not found.\n")
+
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            CookieMiddleware(SessionAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        "websocket": OriginValidator(
+            CookieMiddleware(
+                SessionAuthMiddleware(
+                    URLRouter([*websocket_urlpatterns, re_path(r"", unknown_path)])
+                )
+            )
         ),
     }
 )

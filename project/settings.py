@@ -74,6 +74,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Sends the request's session revocations (logout, password change …) to open websockets,
+    # keeping the session that changed its own password (apps/accounts/sessions.py).
+    "apps.accounts.sessions.SessionRevocationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -294,7 +297,15 @@ PARLEY_HISTORY_PAGE_SIZE = 50
 # Messages a user may send per window, per process-independent (cache-backed) counter.
 PARLEY_MESSAGE_RATE = (int(os.environ.get("PARLEY_MESSAGE_RATE_COUNT", "30")), 10)  # 30 per 10 s
 PARLEY_ROOM_CREATE_RATE = (int(os.environ.get("PARLEY_ROOM_RATE_COUNT", "10")), 60)  # 10 per minute
-PARLEY_WS_MAX_FRAME = 16 * 1024
+# --- Websockets (sockets slice of issue #8) ---
+# Bounds the work of parsing one frame; the message length is capped on the decoded text
+# (4000 characters). 64 KiB holds 4000 characters sent as \uXXXX escapes (6 each; 12 for an
+# emoji's surrogate pair: 48,000) plus htmx's HEADERS and the client_id.
+PARLEY_WS_MAX_FRAME = 64 * 1024
+# Open websockets per user, across all processes when REDIS_URL is set (else per process);
+# past it a socket is accepted and closed with 4429.
+PARLEY_WS_MAX_PER_USER = int(os.environ.get("PARLEY_WS_MAX_PER_USER", "20"))
+# --- end websockets ---
 PARLEY_AVATAR_MAX_BYTES = 5 * 1024 * 1024
 PARLEY_AVATAR_MAX_SIDE = 4096
 PARLEY_AVATAR_SIZE = 256

@@ -6,7 +6,9 @@ channel-layer channel of its own."""
 import asyncio
 import json
 import logging
+import uuid
 
+from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -15,15 +17,16 @@ from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
-from . import fanout, realtime, selectors, services
+from . import fanout, realtime, selectors, services, socketlimit
 from .fanout import start_eagerly
 from .models import Room
 from .realtime import LAYER_ERRORS
 
 logger = logging.getLogger(__name__)
 
-CLOSE_UNAUTHENTICATED = 4401
+CLOSE_UNAUTHENTICATED = 4401  # also: the session ended while the socket was open
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY_SOCKETS = 4429  # the user has PARLEY_WS_MAX_PER_USER sockets open already
 # htmx's ws extension reconnects after this one (and after 1006/1011/1012).
 CLOSE_TRY_AGAIN_LATER = 1013
 # Past this many missed messages a reconnecting page reloads its history instead.
@@ -46,6 +49,10 @@ def _send_and_render(**kwargs) -> tuple[services.SendResult, dict]:
     hop (the fragment is the one the broadcast rendered, when there was one)."""
     result = services.message_send(**kwargs)
     return result, realtime.message_event(result.message)
+
+
+def _profile_state(profile) -> list:
+    return [field.value_from_object(profile) for field in profile._meta.concrete_fields]
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
@@ -72,6 +79,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
     cursor: int | None = None
     runner: asyncio.Task | bool | None = None
     hold_timer: asyncio.TimerHandle | None = None
+    # Identity, for the hub's identity events and re-checks (fanout.Hub.revoke / verify).
+    user_id = None
+    session_key: str | None = None
+    socket_id: str = ""
+    leased = False  # holds a place in the shared per-user count (socketlimit)
+    # Set when the session ended: no frame is acted on any more; the 4401 close is on its way.
+    revoked = False
+    accepted = False
 
     async def close_for_retry(self, code: int, exc: BaseException) -> None:
         """Close with a code clients retry. uvicorn sends 1012/1013 as asked; daphne's
@@ -92,17 +107,27 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         pk = self.scope["url_route"]["kwargs"]["pk"]
         try:
-            self.room = await database_sync_to_async(selectors.room_get_for_user)(user=user, pk=pk)
+            room = await database_sync_to_async(selectors.room_get_for_user)(user=user, pk=pk)
         except Room.DoesNotExist:
             await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        self.user_id = user.pk
+        session = self.scope.get("session")  # None only when mounted without the auth stack
+        self.session_key = session.session_key if session is not None else None
+        self.socket_id = uuid.uuid4().hex
+        if not await self._within_socket_limit():
+            await self.accept()
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return
+        self.room = room
         self.seq_at_connect = self.room.last_seq
         self.held: list[dict] = []
         self.jobs: list = []  # short: a list costs less per socket than a deque
         # Subscribe before accepting: anything committed after this point reaches us live, and
         # anything before it is covered by the client's "resume" query.
         try:
+            # No await between the local count above and this: join registers us at once.
             await fanout.hub().join(self.room.pk, self)
         except LAYER_ERRORS as exc:
             # Redis is unreachable right now: accept (a failed handshake would be an HTTP 500)
@@ -112,7 +137,22 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         self.joined = True
         await self.accept()
+        self.accepted = True
+        if self.revoked:  # the session ended during the handshake: close now, not before accept
+            await self._close_revoked()
+            return
         self.hold_timer = asyncio.get_running_loop().call_later(HOLD_SECONDS, self._hold_expired)
+
+    async def _within_socket_limit(self) -> bool:
+        """At most PARLEY_WS_MAX_PER_USER open sockets per user: counted in Redis across
+        processes (one round trip, off the database thread), else by this process's hub."""
+        limit = settings.PARLEY_WS_MAX_PER_USER
+        if not socketlimit.shared():
+            return len(fanout.hub().user_sockets(self.user_id)) < limit
+        self.leased = await sync_to_async(socketlimit.acquire, thread_sensitive=False)(
+            user_id=self.user_id, socket_id=self.socket_id, limit=limit
+        )
+        return self.leased
 
     async def disconnect(self, code) -> None:
         if self.hold_timer is not None:
@@ -123,18 +163,28 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if self.joined:
             self.joined = False
             await fanout.hub().leave(self.room.pk, self)
+        if self.leased:
+            self.leased = False
+            await sync_to_async(socketlimit.release, thread_sensitive=False)(
+                user_id=self.user_id, socket_id=self.socket_id
+            )
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
-        if self.room is None:
-            return
+        if self.room is None or self.revoked:
+            return  # a frame after the session ended is not acted on
         if text_data is None:
             await self.send_error(_("Send text frames with JSON."))
             return
+        # The frame cap only bounds parsing work; the message's length is checked on the
+        # decoded text by message_send (a 4000-character message in \uXXXX escapes is ~48k).
         if len(text_data) > settings.PARLEY_WS_MAX_FRAME:
             await self.send_error(_("That message is too large."))
             return
         try:
             data = json.loads(text_data)
+        except RecursionError:  # [[[[…]]]] nested deeper than the parser's stack
+            await self.send_error(_("That JSON is nested too deeply."))
+            return
         except ValueError:
             await self.send_error(_("That was not valid JSON."))
             return
@@ -199,6 +249,38 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     # --- called by the hub ----------------------------------------------------------------
+
+    def revoke(self) -> None:
+        """The session ended (logout, password change, deactivation, deletion, expiry): act on
+        no further frame, deliver nothing more, close with 4401 (which clients do not retry)."""
+        if self.revoked:
+            return
+        self.revoked = self.closed = True
+        self.jobs, self.held = [], []
+        if self.hold_timer is not None:
+            self.hold_timer.cancel()
+            self.hold_timer = None
+        if isinstance(self.runner, asyncio.Task):
+            self.runner.cancel()
+        if self.accepted:  # else connect() closes it right after accepting
+            self.closing = asyncio.ensure_future(self._close_revoked())
+
+    async def _close_revoked(self) -> None:
+        try:
+            await self.base_send({"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED})
+        except Exception as exc:  # already gone
+            logger.info("closing a revoked socket failed: %r", exc)
+
+    def profile_refresh(self, profile) -> None:
+        """Forget the profile cached at the handshake if it is not ``profile`` (None: it
+        changed), so the next message this socket sends is rendered with the current one."""
+        user = self.scope["user"]
+        cache = user._meta.get_field("profile")  # the reverse one-to-one's cache on the user
+        if not cache.is_cached(user):
+            return
+        cached = cache.get_cached_value(user)
+        if profile is None or _profile_state(cached) != _profile_state(profile):
+            cache.delete_cached_value(user)
 
     def offer(self, event: dict) -> None:
         """A live message for this socket, rendered once by the sender (synchronous)."""

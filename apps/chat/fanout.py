@@ -12,6 +12,12 @@ drops, a restart forgets or an outage delays is recovered from the database: eve
 ``TICK_SECONDS`` the hub re-joins its groups (a restarted Redis has none) and reads the rooms'
 last seq in one query; a socket behind it catches up. After a failed receive it does the same
 at once, with backoff, so an outage costs a delay, not a reconnect storm.
+
+The hub is also in one process-wide group for identity events (``realtime.USERS_GROUP``):
+a revoked session's sockets are closed with 4401, a renamed user's sockets forget the profile
+they cached. As those may be lost too, every ``VERIFY_SECONDS`` the hub re-checks all its
+sockets' sessions (two queries for the process) and renews their per-user leases
+(socketlimit, one Redis round trip).
 """
 
 import asyncio
@@ -20,10 +26,13 @@ import logging
 import random
 from collections.abc import Coroutine
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from . import realtime, selectors
+from apps.accounts.sessions import identities_still_valid
+
+from . import realtime, selectors, socketlimit
 from .realtime import LAYER_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -31,6 +40,9 @@ logger = logging.getLogger(__name__)
 # How often the hub re-joins its groups and checks the database for what the layer lost.
 TICK_SECONDS = 10.0
 RETRY_MAX_SECONDS = 5.0
+# How often the sockets' sessions are re-checked (on the first tick after it): a session that
+# expired or was revoked while its event was lost is closed within about 40 s.
+VERIFY_SECONDS = 30.0
 
 
 def start_eagerly(coro: Coroutine) -> asyncio.Task | None:
@@ -84,12 +96,18 @@ class _Room:
 
 class Hub:
     """The process's (event loop's) subscriptions. Members are consumers with two methods:
-    ``offer(event)`` — synchronous, called once per event — and ``catch_up_to(seq)``."""
+    ``offer(event)`` — synchronous, called once per event — and ``catch_up_to(seq)``; those
+    with a ``user_id`` (real sockets) also have ``session_key``, ``socket_id``, ``revoke()``
+    and ``profile_refresh(profile | None)``."""
 
     def __init__(self, layer):
         self.layer = layer
         self.channel: str | None = None
+        self.in_users_group = False
         self.rooms: dict[int, _Room] = {}
+        # The local sockets of each user, for identity events and the per-user limit.
+        self.users: dict[object, set] = {}
+        self.next_verify = 0.0
         # Serialises group_add/group_discard, so a leave and a re-join never cross in Redis.
         self.subscribing = asyncio.Lock()
         self.tasks: list[asyncio.Task] = []
@@ -104,18 +122,23 @@ class Hub:
             room = self.rooms[room_id] = _Room(asyncio.get_running_loop())
         # A member before it is subscribed: what arrives meanwhile is held, not missed.
         room.members.add(consumer)
+        self._add_user_socket(consumer)
         try:
             if first:
                 if self.channel is None:
                     self.channel = await self.layer.new_channel()
                 self._start()
                 async with self.subscribing:
+                    if not self.in_users_group:  # once per hub start, not per socket
+                        await self.layer.group_add(realtime.USERS_GROUP, self.channel)
+                        self.in_users_group = True
                     await self.layer.group_add(realtime.room_group(room_id), self.channel)
                 room.ready.set_result(None)
             else:
                 await asyncio.shield(room.ready)
         except BaseException as exc:
             room.members.discard(consumer)
+            self._discard_user_socket(consumer)
             if first:
                 if self.rooms.get(room_id) is room:
                     del self.rooms[room_id]
@@ -132,14 +155,18 @@ class Hub:
         if room is None or consumer not in room.members:
             return
         room.members.discard(consumer)
+        self._discard_user_socket(consumer)
         if room.members:
             return
         del self.rooms[room_id]
         channel = self.channel
+        leave_users = self.in_users_group and not self.rooms
         stopping = self._stop_if_idle_now()
         try:
             async with self.subscribing:
                 await self.layer.group_discard(realtime.room_group(room_id), channel)
+                if leave_users:
+                    await self.layer.group_discard(realtime.USERS_GROUP, channel)
         except LAYER_ERRORS:  # unreachable: the membership expires after group_expiry
             logger.warning("group_discard of %s failed", channel, exc_info=True)
         finally:
@@ -157,6 +184,53 @@ class Hub:
             except Exception:
                 logger.exception("delivery to %r failed", consumer)
 
+    def user_sockets(self, user_id) -> set:
+        return self.users.get(user_id, set())
+
+    def _add_user_socket(self, consumer) -> None:
+        user_id = getattr(consumer, "user_id", None)
+        if user_id is not None:
+            self.users.setdefault(user_id, set()).add(consumer)
+
+    def _discard_user_socket(self, consumer) -> None:
+        sockets = self.users.get(getattr(consumer, "user_id", None))
+        if sockets is not None:
+            sockets.discard(consumer)
+            if not sockets:
+                del self.users[consumer.user_id]
+
+    def revoke(self, event: dict) -> None:
+        """``user.revoke``: close the user's sockets of those sessions (all when None), except
+        a session that was only re-keyed (``keep``: old → new), which learns its new key."""
+        sessions, keep = event.get("sessions"), event.get("keep") or {}
+        for consumer in tuple(self.user_sockets(event.get("user"))):
+            if consumer.session_key in keep:
+                consumer.session_key = keep[consumer.session_key]
+            elif sessions is None or consumer.session_key in sessions:
+                consumer.revoke()
+
+    def profile_changed(self, event: dict) -> None:
+        for consumer in tuple(self.user_sockets(event.get("user"))):
+            consumer.profile_refresh(None)
+
+    async def verify(self) -> None:
+        """Re-check every local socket's session (expired, deleted, password changed, user
+        inactive or gone: closed with 4401) and refresh the profiles that changed; renew the
+        sockets' per-user leases. Two queries and one Redis round trip for the process."""
+        sockets = [consumer for members in self.users.values() for consumer in members]
+        if not sockets:
+            return
+        if socketlimit.shared():
+            leases = [(consumer.user_id, consumer.socket_id) for consumer in sockets]
+            await sync_to_async(socketlimit.renew, thread_sensitive=False)(leases)
+        identities = [(consumer.session_key, consumer.user_id) for consumer in sockets]
+        valid, users = await database_sync_to_async(identities_still_valid)(identities)
+        for consumer in sockets:
+            if (consumer.session_key, consumer.user_id) not in valid:
+                consumer.revoke()
+            else:
+                consumer.profile_refresh(getattr(users[consumer.user_id], "profile", None))
+
     async def refresh(self) -> None:
         """Re-join every group (a restarted Redis forgot them) and let each socket catch up
         from the database to its room's last seq. One query for all the process's rooms."""
@@ -165,6 +239,7 @@ class Hub:
             return
         try:
             async with self.subscribing:
+                await self.layer.group_add(realtime.USERS_GROUP, self.channel)
                 for room_id in room_ids:
                     if room_id in self.rooms:
                         await self.layer.group_add(realtime.room_group(room_id), self.channel)
@@ -189,6 +264,7 @@ class Hub:
         # A cancelled receive may end the channel (the pub/sub layer unsubscribes it): the
         # next start takes a new one.
         self.channel = None
+        self.in_users_group = False
         for task in tasks:
             task.cancel()
         return tasks
@@ -208,13 +284,30 @@ class Hub:
                 await self._refresh_logged()
                 continue
             delay = 0.1
-            if event.get("type") == "chat.message":
+            kind = event.get("type")
+            if kind == "chat.message":
                 self.dispatch(event)
+                continue
+            try:  # an odd event must not end the reading loop: the hub would go deaf
+                if kind == "user.revoke":
+                    self.revoke(event)
+                elif kind == "user.changed":
+                    self.profile_changed(event)
+            except Exception:
+                logger.exception("identity event %r failed", event)
 
     async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.next_verify = loop.time() + VERIFY_SECONDS
         while True:
             await asyncio.sleep(TICK_SECONDS * random.uniform(0.75, 1.25))
             await self._refresh_logged()
+            if loop.time() >= self.next_verify:
+                self.next_verify = loop.time() + VERIFY_SECONDS
+                try:
+                    await self.verify()
+                except Exception:  # the database may be away: next time
+                    logger.exception("session re-check failed")
 
     async def _refresh_logged(self) -> None:
         try:

@@ -16,6 +16,12 @@ logger = logging.getLogger(__name__)
 LAYER_ERRORS = (RedisError, OSError)
 
 
+# Every process's hub is in this one group (joined when the hub starts, not per socket or per
+# user): identity events are rare, and a group per user would double the Redis work of a
+# connect storm. Each hub applies them to its own sockets of that user.
+USERS_GROUP = "users"
+
+
 def room_group(room_id: int) -> str:
     return f"room-{room_id}"
 
@@ -56,3 +62,31 @@ def broadcast_message(message: Message) -> None:
         async_to_sync(layer.group_send)(room_group(message.room_id), message_event(message))
     except LAYER_ERRORS:
         logger.warning("broadcast of message %s failed; sockets catch up later", message.pk)
+
+
+def _publish_user_event(event: dict) -> None:
+    layer = get_channel_layer()
+    try:
+        async_to_sync(layer.group_send)(USERS_GROUP, event)
+    except LAYER_ERRORS:
+        # The hubs' periodic re-check (fanout.Hub.verify) closes these sockets all the same.
+        logger.warning(
+            "%s for user %s not published: channel layer unreachable", event["type"], event["user"]
+        )
+
+
+def broadcast_sessions_revoked(
+    *, user_id: int, sessions: list[str] | None, keep: dict[str, str]
+) -> None:
+    """Close the open sockets of these sessions of the user (None: of all its sessions), with
+    4401, in every process; a socket of a session in ``keep`` stays and learns its new key.
+    Called after commit (apps/accounts/sessions.py)."""
+    _publish_user_event(
+        {"type": "user.revoke", "user": user_id, "sessions": sessions, "keep": keep}
+    )
+
+
+def broadcast_profile_changed(*, user_id: int) -> None:
+    """The user's display name or avatar changed: their open sockets drop the profile they
+    cached at the handshake, so the next message they send shows the new one."""
+    _publish_user_event({"type": "user.changed", "user": user_id})

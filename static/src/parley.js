@@ -209,6 +209,8 @@
       setStatus("closed", status.dataset.textUnauthenticated || "Signed out — reload to log in");
     } else if (code === 4404) {
       setStatus("closed", status.dataset.textNotFound || "This room is not available");
+    } else if (code === 4429) {
+      setStatus("closed", status.dataset.textTooMany || "Too many open tabs — close one and reload");
     } else {
       setStatus("closed", status.dataset.textClosed || "Disconnected — reload the page");
     }

@@ -18,6 +18,8 @@ from project.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# The page's own origin: scheme (ws → http), host and port of the Host header (no port: 80).
+HOST = (b"host", b"localhost")
 ORIGIN = (b"origin", b"http://localhost")
 
 
@@ -29,7 +31,7 @@ def session_cookie(user) -> str:
 
 
 async def open_socket(room_pk: int, user=None, origin=ORIGIN) -> tuple[WebsocketCommunicator, bool]:
-    headers = [origin] if origin else []
+    headers = [HOST, origin] if origin else [HOST]
     if user is not None:
         cookie = await session_cookie(user)
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))

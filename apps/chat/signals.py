@@ -1,0 +1,24 @@
+"""Identity changes that open sockets must learn: published to every process's hub by realtime
+(accounts and profiles do not import chat; chat listens to them)."""
+
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from apps.accounts.sessions import sessions_revoked
+from apps.profiles.models import Profile
+
+from . import realtime
+
+
+@receiver(sessions_revoked, dispatch_uid="chat.close_revoked_sockets")
+def _sessions_revoked(sender, user_id, sessions, keep, **kwargs) -> None:
+    realtime.broadcast_sessions_revoked(user_id=user_id, sessions=sessions, keep=keep)
+
+
+@receiver(post_save, sender=Profile, dispatch_uid="chat.profile_changed")
+def _profile_saved(sender, instance: Profile, created: bool, **kwargs) -> None:
+    if created:
+        return  # a new user: no socket has its profile yet
+    user_id = instance.user_id
+    transaction.on_commit(lambda: realtime.broadcast_profile_changed(user_id=user_id))
