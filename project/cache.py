@@ -38,7 +38,7 @@ def _clock() -> float:
 
 
 class _OutageState:
-    """Per process, shared by the per-thread cache instances Django creates."""
+    """Per process and Redis location, shared by the per-thread cache instances Django creates."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -53,7 +53,24 @@ class _OutageState:
             self.suppressed = 0
 
 
-outage = _OutageState()
+class _Outages:
+    """One state per Redis location: an outage of one server says nothing about another."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.states: dict[tuple, _OutageState] = {}
+
+    def of(self, location: tuple) -> _OutageState:
+        with self.lock:
+            return self.states.setdefault(location, _OutageState())
+
+    def reset(self) -> None:
+        with self.lock:
+            for state in self.states.values():
+                state.reset()
+
+
+outage = _Outages()
 
 
 class ResilientRedisCache(RedisCache):
@@ -69,9 +86,10 @@ class ResilientRedisCache(RedisCache):
         self.retry_after = float(options.pop("RETRY_AFTER", 5))
         self.warning_interval = float(options.pop("WARNING_INTERVAL", 60))
         super().__init__(server, {**params, "OPTIONS": options})
+        self.outage = outage.of(tuple(self._servers))
 
     def _guard(self, name: str, call: Callable[[], T], miss: Callable[[], T]) -> T:
-        if _clock() < outage.down_until:
+        if _clock() < self.outage.down_until:
             return miss()
         try:
             return call()
@@ -81,13 +99,14 @@ class ResilientRedisCache(RedisCache):
 
     def _note_outage(self, name: str, exc: BaseException) -> None:
         now = _clock()
-        with outage.lock:
-            outage.down_until = now + self.retry_after
-            if now < outage.next_warning:
-                outage.suppressed += 1
+        state = self.outage
+        with state.lock:
+            state.down_until = now + self.retry_after
+            if now < state.next_warning:
+                state.suppressed += 1
                 return
-            outage.next_warning = now + self.warning_interval
-            suppressed, outage.suppressed = outage.suppressed, 0
+            state.next_warning = now + self.warning_interval
+            suppressed, state.suppressed = state.suppressed, 0
         # No traceback: the cause is one line, and a traceback per call is what flooded the log.
         logger.warning(
             "cache unreachable (%s on %s: %s); rate limits are not counted until it is back "
