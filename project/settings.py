@@ -220,6 +220,14 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The browsable API (HTML forms, a page per endpoint) is a development aid: with DEBUG off
+    # every answer is JSON, whatever the Accept header asks for.
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    ],
+    # ... and an Accept header nothing matches (text/html) gets JSON rather than a 406.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.negotiation.FallbackContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_PARSER_CLASSES": [
