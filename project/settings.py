@@ -293,9 +293,36 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- Logging (input slice, #8 item 6d) --------------------------------------------------------
+# Client mistakes (a foreign Host, invalid UTF-8, a malformed body) are logged as one WARNING
+# line without a traceback; see apps/core/log_filters.py. The filter must sit on each logger
+# that emits: Django names its security loggers after the SuspiciousOperation subclass.
+_CLIENT_ERROR_LOGGERS = [
+    "django.request",
+    *(
+        f"django.security.{name}"
+        for name in (
+            "SuspiciousOperation",
+            "DisallowedHost",
+            "DisallowedRedirect",
+            "DisallowedModelAdminLookup",
+            "DisallowedModelAdminToField",
+            "InvalidSessionKey",
+            "SuspiciousSession",
+            "SuspiciousFileOperation",
+            "SuspiciousMultipartForm",
+            "RequestDataTooBig",
+            "TooManyFieldsSent",
+            "TooManyFilesSent",
+            "csrf",
+        )
+    ),
+]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"client_error": {"()": "apps.core.log_filters.ClientErrorFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")},
+    "loggers": {name: {"filters": ["client_error"]} for name in _CLIENT_ERROR_LOGGERS},
 }
