@@ -17,11 +17,12 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from channels.sessions import CookieMiddleware  # noqa: E402
 
 from apps.chat.routing import websocket_urlpatterns  # noqa: E402
+from project.http_limits import BodySizeLimitMiddleware  # noqa: E402
 from project.websocket_auth import SessionAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodySizeLimitMiddleware(django_asgi_app),  # project/http_limits.py
         "websocket": AllowedHostsOriginValidator(
             CookieMiddleware(SessionAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),

@@ -262,6 +262,10 @@ PARLEY_AVATAR_SIZE = 256
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
+# Input slice (#8 item 10b): every HTTP request body is capped while it arrives, before
+# Django spools it to disk (project/http_limits.py). Above the upload limits, so a 5 MB
+# avatar plus its multipart framing fits.
+PARLEY_HTTP_MAX_BODY = int(os.environ.get("PARLEY_HTTP_MAX_BODY", str(7 * 1024 * 1024)))
 
 # --- i18n -------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
