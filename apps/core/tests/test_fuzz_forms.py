@@ -8,7 +8,6 @@ import json
 import logging
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from hypothesis import given, settings
@@ -82,6 +81,23 @@ def test_fuzz_form_fields(form, alice, public_room, caplog, unlimited):
     post()
 
 
+BOUNDARY = "fuzz7MA4YWxkTrZu0gW"
+
+
+def _multipart(*, display_name: str, filename: str, content_type: str, content: bytes) -> bytes:
+    """Built by hand: the test client's own encoder refuses odd file names (e.g. "/") before
+    sending, but a real client can send them."""
+    head = (
+        f"--{BOUNDARY}\r\n"
+        'Content-Disposition: form-data; name="display_name"\r\n\r\n'
+        f"{display_name}\r\n"
+        f"--{BOUNDARY}\r\n"
+        f'Content-Disposition: form-data; name="avatar"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    )
+    return head.encode() + content + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
 def test_fuzz_profile_edit_multipart_with_any_file(alice, caplog):
     """The avatar field takes a file of any bytes, name and declared type."""
     caplog.set_level(logging.WARNING)
@@ -89,15 +105,20 @@ def test_fuzz_profile_edit_multipart_with_any_file(alice, caplog):
 
     @settings(parent=FUZZ, max_examples=25)
     @given(
-        content=raw_bytes,
-        name=st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40),
-        content_type=st.sampled_from(["image/png", "image/gif", "text/plain", "", "\x00/\u202e"]),
+        content=raw_bytes | st.sampled_from([b"GIF89a", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40]),
+        filename=st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)
+        | st.sampled_from(["/", "..", "../../etc/passwd", "a.png\x00.exe", "", "\u202egnp.exe"]),
+        content_type=st.sampled_from(["image/png", "image/gif", "text/plain", "", "\u202e/x"]),
         display_name=field_text,
     )
-    def post(content, name, content_type, display_name):
-        upload = SimpleUploadedFile(name or "f", content, content_type=content_type or None)
+    def post(content, filename, content_type, display_name):
+        body = _multipart(
+            display_name=display_name, filename=filename, content_type=content_type, content=content
+        )
         response = client.post(
-            reverse("profiles:edit"), {"display_name": display_name, "avatar": upload}
+            reverse("profiles:edit"),
+            data=body,
+            content_type=f"multipart/form-data; boundary={BOUNDARY}",
         )
         assert response.status_code < 500
         _assert_quiet(caplog)
