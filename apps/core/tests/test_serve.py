@@ -28,7 +28,13 @@ def _free_port() -> int:
 
 
 def _env(tmp_path: Path, port: int, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PARLEY_"))}
+    # Nothing of the caller's configuration: the server gets its own SQLite file, the
+    # in-memory channel layer and local cache (DATABASE_URL/REDIS_URL would share real ones).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "PARLEY_")) and k not in {"DATABASE_URL", "REDIS_URL"}
+    }
     env.update(
         PORT=str(port),
         PARLEY_SQLITE_PATH=str(tmp_path / "serve.sqlite3"),
