@@ -58,7 +58,13 @@ _JOINERS = frozenset("\u200c\u200d")  # ZWNJ, ZWJ
 
 
 def _is_variation_selector(ch: str) -> bool:
-    return "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef"
+    # Standard VS1-16, the supplement VS17-256, Mongolian free variation selectors FVS1-4.
+    return (
+        "\ufe00" <= ch <= "\ufe0f"
+        or "\U000e0100" <= ch <= "\U000e01ef"
+        or "\u180b" <= ch <= "\u180d"
+        or ch == "\u180f"
+    )
 
 
 def _is_tag(ch: str) -> bool:

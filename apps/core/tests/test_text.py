@@ -116,6 +116,7 @@ ALLOWED_NAMES = [
     "\u2764\ufe0f love",  # ❤️: a variation selector after its base
     "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f fans",  # 🏴 Scotland
     "e\u0301te",  # a combining accent on a letter
+    "\u182a\u180b\u1820",  # Mongolian with a free variation selector
     "\U0001fae8 shaking",  # newer emoji: unassigned in older Unicode data, still allowed
 ]
 
