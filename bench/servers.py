@@ -158,7 +158,10 @@ def server_for(
     ]
     t1_app = "bench.targets.t1_tutorial.asgi:application"
     # Parley's production command, as the README gives it.
-    serve = ["env", f"VENV={BIN.parent}", "bash", "scripts/serve", "--port", str(port)]
+    # PARLEY_ALLOW_INSECURE: scripts/serve refuses DEBUG or a weak key without it; the
+    # benchmark runs DEBUG off with a throwaway key, so this only matters if someone flips it.
+    serve = ["env", f"VENV={BIN.parent}", "PARLEY_ALLOW_INSECURE=1"]
+    serve += ["bash", "scripts/serve", "--port", str(port)]
     serve += ["--log-level", "warning"]
     argv = {
         "t0": [PY, "bench/targets/t0_raw.py", "--port", str(port)],

@@ -286,6 +286,8 @@ class Cluster:
                 "DJANGO_SETTINGS_MODULE": "project.settings",
                 "REDIS_URL": self.redis.url,
                 "DJANGO_DEBUG": "1",
+                # scripts/serve refuses DEBUG and the development key without this opt-in.
+                "PARLEY_ALLOW_INSECURE": "1",
                 "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
                 # The load would otherwise be rate limited (30 messages per 10 s per user).
                 "PARLEY_MESSAGE_RATE_COUNT": "1000000",

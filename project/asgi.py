@@ -18,6 +18,7 @@ from channels.sessions import CookieMiddleware  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from apps.chat.routing import websocket_urlpatterns  # noqa: E402
+from project.http_limits import BodySizeLimitMiddleware  # noqa: E402
 from project.websocket_auth import SessionAuthMiddleware  # noqa: E402
 from project.ws_origin import OriginValidator, refuse_handshake  # noqa: E402
 
@@ -30,7 +31,7 @@ async def unknown_path(scope, receive, send) -> None:
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodySizeLimitMiddleware(django_asgi_app),  # project/http_limits.py
         "websocket": OriginValidator(
             CookieMiddleware(
                 SessionAuthMiddleware(

@@ -269,6 +269,14 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The browsable API (HTML forms, a page per endpoint) is a development aid: with DEBUG off
+    # every answer is JSON, whatever the Accept header asks for.
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    ],
+    # ... and an Accept header nothing matches (text/html) gets JSON rather than a 406.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.negotiation.FallbackContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_PARSER_CLASSES": [
@@ -312,6 +320,10 @@ PARLEY_AVATAR_SIZE = 256
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
+# Input slice (#8 item 10b): every HTTP request body is capped while it arrives, before
+# Django spools it to disk (project/http_limits.py). Above the upload limits, so a 5 MB
+# avatar plus its multipart framing fits.
+PARLEY_HTTP_MAX_BODY = int(os.environ.get("PARLEY_HTTP_MAX_BODY", str(7 * 1024 * 1024)))
 
 # --- i18n -------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -380,9 +392,36 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- Logging (input slice, #8 item 6d) --------------------------------------------------------
+# Client mistakes (a foreign Host, invalid UTF-8, a malformed body) are logged as one WARNING
+# line without a traceback; see apps/core/log_filters.py. The filter must sit on each logger
+# that emits: Django names its security loggers after the SuspiciousOperation subclass.
+_CLIENT_ERROR_LOGGERS = [
+    "django.request",
+    *(
+        f"django.security.{name}"
+        for name in (
+            "SuspiciousOperation",
+            "DisallowedHost",
+            "DisallowedRedirect",
+            "DisallowedModelAdminLookup",
+            "DisallowedModelAdminToField",
+            "InvalidSessionKey",
+            "SuspiciousSession",
+            "SuspiciousFileOperation",
+            "SuspiciousMultipartForm",
+            "RequestDataTooBig",
+            "TooManyFieldsSent",
+            "TooManyFilesSent",
+            "csrf",
+        )
+    ),
+]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"client_error": {"()": "apps.core.log_filters.ClientErrorFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")},
+    "loggers": {name: {"filters": ["client_error"]} for name in _CLIENT_ERROR_LOGGERS},
 }

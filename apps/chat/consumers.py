@@ -225,12 +225,15 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def receive_resume(self, data: dict) -> None:
         after = data.get("after_seq", 0)
-        if isinstance(after, str) and after.isdigit():
-            after = int(after)
+        if isinstance(after, str) and after.isascii() and after.isdigit() and len(after) < 19:
+            after = int(after)  # int() refuses "²" and 4301+ digits: a ValueError killed the socket
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             await self.send_error(_("after_seq must be a non-negative integer."))
             return
-        # The client says what it holds: send everything after that, then what was held.
+        # The client says what it holds: send everything after that, then what was held. It
+        # cannot hold a seq that did not exist yet; a cursor past the room's end would drop
+        # every later message, the sender's own acknowledgements included.
+        after = min(after, max(self.seq_at_connect, self.room.last_seq, self.cursor or 0))
         self._submit(self._start_from, (after, True))
 
     async def send_error(self, text: str, client_id=None) -> None:

@@ -1,13 +1,14 @@
 from django import forms
-from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+
+from apps.core.forms import RawTextField
 
 
 class RoomCreateForm(forms.Form):
-    name = forms.CharField(
+    """Carries the name to ``services.room_create``, which strips and judges it."""
+
+    name = RawTextField(
         label=_("Room name"),
-        max_length=settings.PARLEY_ROOM_NAME_MAX_LENGTH,
-        strip=True,
         widget=forms.TextInput(attrs={"placeholder": _("e.g. design-team"), "autocomplete": "off"}),
     )
 
@@ -15,5 +16,5 @@ class RoomCreateForm(forms.Form):
 class MessageForm(forms.Form):
     """The HTML fallback for sending (no websocket); validation itself lives in message_send."""
 
-    body = forms.CharField(label=_("Message"), strip=False, required=False, widget=forms.Textarea)
-    client_id = forms.CharField(required=False, widget=forms.HiddenInput)
+    body = RawTextField(label=_("Message"), widget=forms.Textarea)
+    client_id = RawTextField(widget=forms.HiddenInput)

@@ -1,7 +1,6 @@
 """Writes. Each action is one function: access check, validation, save, then broadcast on commit.
 The websocket consumer, the HTML views and the API all call these — there is no other path."""
 
-import re
 import uuid
 from dataclasses import dataclass
 
@@ -11,6 +10,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from apps.core import text
+from apps.core.text import Wording
 
 from . import ratelimit, realtime
 from .models import Membership, Message, Room
@@ -20,37 +23,23 @@ from .selectors import room_is_visible_to
 __all__ = ["RateLimited", "SendResult", "dm_get_or_create", "message_send", "room_create"]
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_ROOM_NAME = Wording(
+    not_text=gettext_lazy("Enter a room name."),
+    empty=gettext_lazy("Enter a room name."),
+    too_long=gettext_lazy("A room name can have at most %(max)d characters."),
+    forbidden=gettext_lazy("A room name cannot contain control or invisible characters."),
+)
+_BODY = Wording(
+    not_text=gettext_lazy("The message must be text."),
+    empty=gettext_lazy("Type a message first."),
+    too_long=gettext_lazy("A message can have at most %(max)d characters (this one has %(len)d)."),
+    forbidden=gettext_lazy("A message cannot contain control characters or direction overrides."),
+)
 
 
-def _reject_unstorable(text: str) -> None:
-    """NUL cannot be stored by PostgreSQL and lone surrogates cannot be encoded at all."""
-    if _UNSTORABLE.search(text):
-        raise ValidationError(
-            _("The text contains characters that cannot be stored."), code="invalid"
-        )
-
-
-def _clean_text(value, *, max_length: int, not_text: str, empty: str, too_long: str) -> str:
-    """Strip and check a user-typed text: a string, storable, 1..max_length characters."""
-    if not isinstance(value, str):
-        raise ValidationError(not_text, code="invalid")
-    _reject_unstorable(value)
-    value = value.strip()
-    if not value:
-        raise ValidationError(empty, code="required")
-    if len(value) > max_length:
-        raise ValidationError(too_long % {"max": max_length, "len": len(value)}, code="max_length")
-    return value
-
-
-def _clean_room_name(name) -> str:
-    return _clean_text(
-        name,
-        max_length=settings.PARLEY_ROOM_NAME_MAX_LENGTH,
-        not_text=_("Enter a room name."),
-        empty=_("Enter a room name."),
-        too_long=_("A room name can have at most %(max)d characters."),
+def _clean_room_name(name: object) -> str:
+    return text.clean_name(
+        name, max_length=settings.PARLEY_ROOM_NAME_MAX_LENGTH, wording=_ROOM_NAME
     )
 
 
@@ -103,14 +92,8 @@ class SendResult:
     created: bool  # False when client_id matched an earlier message (an idempotent retry)
 
 
-def _clean_body(body) -> str:
-    return _clean_text(
-        body,
-        max_length=settings.PARLEY_MESSAGE_MAX_LENGTH,
-        not_text=_("The message must be text."),
-        empty=_("Type a message first."),
-        too_long=_("A message can have at most %(max)d characters (this one has %(len)d)."),
-    )
+def _clean_body(body: object) -> str:
+    return text.clean_body(body, max_length=settings.PARLEY_MESSAGE_MAX_LENGTH, wording=_BODY)
 
 
 def _clean_client_id(client_id) -> uuid.UUID | None:

@@ -108,7 +108,7 @@ def message_send(request, pk: int):
     """HTML fallback for sending without a websocket (and for htmx POSTs)."""
     room = _room_or_404(request, pk)
     form = MessageForm(request.POST)
-    form.is_valid()  # both fields are optional: the service does the validating
+    form.is_valid()  # raw text fields, always valid: the service does the validating
     error = None
     try:
         services.message_send(
@@ -118,6 +118,7 @@ def message_send(request, pk: int):
             client_id=form.cleaned_data["client_id"] or None,
         )
     except ValidationError as exc:
+        form.add_error("body", exc)
         error = " ".join(exc.messages)
     except services.RateLimited as exc:
         error = _("You are sending too fast. Try again in %(s)d s.") % {"s": exc.retry_after}

@@ -2,7 +2,6 @@
 ``profile_update``; an avatar is only ever stored after ``avatar_process`` re-encoded it."""
 
 import io
-import unicodedata
 import uuid
 import warnings
 from typing import Any
@@ -12,7 +11,11 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from apps.core import text
+from apps.core.text import Wording
 
 from .models import Profile
 
@@ -32,23 +35,24 @@ def _error(message: str, code: str) -> ValidationError:
     return ValidationError(message, code=code)
 
 
-def _clean_display_name(value) -> str:
+_DISPLAY_NAME = Wording(
+    not_text=gettext_lazy("Enter a valid display name."),
+    empty="",  # unused: an empty display name means "show my username"
+    too_long=gettext_lazy("A display name can have at most %(max)d characters (it has %(len)d)."),
+    # Control and invisible formatting characters (newlines, RTL overrides, zero-width
+    # spaces) would let a name break layouts or impersonate someone.
+    forbidden=gettext_lazy("A display name cannot contain control or invisible characters."),
+)
+
+
+def _clean_display_name(value: object) -> str:
+    """Stripped; nothing visible (whitespace, zero-width characters) means "" (the username
+    is shown instead)."""
     if value is None:
         value = ""
-    if not isinstance(value, str):
-        raise _error(_("Enter a valid display name."), "invalid")
-    value = value.strip()
-    if len(value) > DISPLAY_NAME_MAX_LENGTH:
-        raise _error(
-            _("A display name can have at most %(max)d characters (it has %(n)d).")
-            % {"max": DISPLAY_NAME_MAX_LENGTH, "n": len(value)},
-            "max_length",
-        )
-    # Control and invisible formatting characters (newlines, RTL overrides, zero-width
-    # joiners) would let a name break layouts or impersonate someone.
-    if any(unicodedata.category(ch) in {"Cc", "Cf"} for ch in value):
-        raise _error(_("A display name cannot contain control or invisible characters."), "invalid")
-    return value
+    return text.clean_name(
+        value, max_length=DISPLAY_NAME_MAX_LENGTH, wording=_DISPLAY_NAME, allow_empty=True
+    )
 
 
 def _upload_size(upload) -> int | None:

@@ -1,0 +1,104 @@
+"""A cap on HTTP request bodies, enforced as the bytes arrive.
+
+Django's ASGI handler reads the *whole* body into a spooled temporary file before any view or
+middleware runs; ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is only checked later, when the view parses
+it. A client that sends no Content-Length (chunked) or keeps sending could fill memory and
+then the disk. This middleware sits in front of Django:
+
+- a declared ``Content-Length`` over the cap → 413 at once, nothing read, Django not called;
+- a body whose bytes pass the cap (chunked, or more than declared) → reading stops, Django
+  sees a client disconnect (it then drops the request), the client gets 413 and the
+  connection is closed; the application never receives more than the cap;
+- more bytes than the declared ``Content-Length`` (within the cap) → 400: a server would
+  never pass that on, so the length lied.
+
+The cap is ``settings.PARLEY_HTTP_MAX_BODY`` (env ``PARLEY_HTTP_MAX_BODY``), read per request
+so tests can change it."""
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from django.conf import settings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+def _declared_length(scope: Scope) -> int | None | bool:
+    """The Content-Length as an int, None when absent, False when unusable."""
+    headers = scope.get("headers", [])
+    values = [value for name, value in headers if name.lower() == b"content-length"]
+    if not values:
+        return None
+    if len(set(values)) != 1 or not values[0].strip().isdigit():
+        return False
+    return int(values[0])
+
+
+async def _reply(send: Send, status: int, text: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(text.encode())).encode()),
+                # The rest of the body is never read: the connection cannot be reused.
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": text.encode()})
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body: int | None = None) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cap = self.max_body if self.max_body is not None else settings.PARLEY_HTTP_MAX_BODY
+        declared = _declared_length(scope)
+        if declared is False:
+            await _reply(send, 400, "Invalid Content-Length.\n")
+            return
+        if declared is not None and declared > cap:
+            await _reply(send, 413, "Request body too large.\n")
+            return
+
+        received = 0
+        refused: tuple[int, str] | None = None
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, refused
+            if refused is not None:
+                return _DISCONNECT
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > cap:
+                    refused = (413, "Request body too large.\n")
+                elif declared is not None and received > declared:
+                    refused = (400, "The body is longer than its Content-Length.\n")
+                if refused is not None:
+                    return _DISCONNECT  # the app stops reading and drops the request
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, limited_receive, tracked_send)
+        if refused is not None and not started:
+            await _reply(send, *refused)
