@@ -305,7 +305,6 @@ PARLEY_HISTORY_PAGE_SIZE = 50
 # Messages a user may send per window, per process-independent (cache-backed) counter.
 PARLEY_MESSAGE_RATE = (int(os.environ.get("PARLEY_MESSAGE_RATE_COUNT", "30")), 10)  # 30 per 10 s
 PARLEY_ROOM_CREATE_RATE = (int(os.environ.get("PARLEY_ROOM_RATE_COUNT", "10")), 60)  # 10 per minute
-# --- Websockets (sockets slice of issue #8) ---
 # Bounds the work of parsing one frame; the message length is capped on the decoded text
 # (4000 characters). 64 KiB holds 4000 characters sent as \uXXXX escapes (6 each; 12 for an
 # emoji's surrogate pair: 48,000) plus htmx's HEADERS and the client_id.
@@ -313,14 +312,13 @@ PARLEY_WS_MAX_FRAME = 64 * 1024
 # Open websockets per user, across all processes when REDIS_URL is set (else per process);
 # past it a socket is accepted and closed with 4429.
 PARLEY_WS_MAX_PER_USER = int(os.environ.get("PARLEY_WS_MAX_PER_USER", "20"))
-# --- end websockets ---
 PARLEY_AVATAR_MAX_BYTES = 5 * 1024 * 1024
 PARLEY_AVATAR_MAX_SIDE = 4096
 PARLEY_AVATAR_SIZE = 256
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
-# Input slice (#8 item 10b): every HTTP request body is capped while it arrives, before
+# Every HTTP request body is capped while it arrives, before
 # Django spools it to disk (project/http_limits.py). Above the upload limits, so a 5 MB
 # avatar plus its multipart framing fits.
 PARLEY_HTTP_MAX_BODY = int(os.environ.get("PARLEY_HTTP_MAX_BODY", str(7 * 1024 * 1024)))
@@ -392,7 +390,7 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# --- Logging (input slice, #8 item 6d) --------------------------------------------------------
+# --- Logging --------------------------------------------------------------------------------
 # Client mistakes (a foreign Host, invalid UTF-8, a malformed body) are logged as one WARNING
 # line without a traceback; see apps/core/log_filters.py. The filter must sit on each logger
 # that emits: Django names its security loggers after the SuspiciousOperation subclass.
