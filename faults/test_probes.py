@@ -143,6 +143,20 @@ async def test_a_deeply_nested_frame_gets_an_error_and_the_socket_lives(servers)
         await socket_.close()
 
 
+async def test_a_frame_over_the_servers_byte_cap_is_closed_with_1009(servers):
+    user, room = _user(servers, "bigframe")
+    socket_ = await _open(servers.servers[0], room["id"], user["session"])
+    try:
+        with pytest.raises(ConnectionClosed) as closed:
+            await socket_.send("x" * 300_000)
+            async with asyncio.timeout(10):
+                while True:
+                    await socket_.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    finally:
+        await socket_.close()
+
+
 async def test_logout_through_another_process_closes_the_open_socket_within_2_s(servers):
     user, room = _user(servers, "logout")
     socket_ = await _open(servers.servers[0], room["id"], user["session"])

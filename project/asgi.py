@@ -2,7 +2,7 @@
 
 HTTP goes to Django; websockets pass the origin check (scheme, host and port:
 project/ws_origin.py), then session auth (read once at the handshake, project/websocket_auth.py),
-then the router, whose last route answers 404 for any other path."""
+then the router; a path no route matches is answered 404 at the origin check."""
 
 import gc
 import os
@@ -15,29 +15,20 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.sessions import CookieMiddleware  # noqa: E402
-from django.urls import re_path  # noqa: E402
 
 from apps.chat.routing import websocket_urlpatterns  # noqa: E402
 from project.http_limits import BodySizeLimitMiddleware  # noqa: E402
 from project.websocket_auth import SessionAuthMiddleware  # noqa: E402
-from project.ws_origin import OriginValidator, refuse_handshake  # noqa: E402
-
-
-async def unknown_path(scope, receive, send) -> None:
-    """Any other websocket path: 404 (where the server supports an HTTP answer, else 403), not
-    URLRouter's ValueError, which servers turn into a 500 and a traceback."""
-    await refuse_handshake(scope, receive, send, 404, "Not found.\n")
-
+from project.ws_origin import OriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": BodySizeLimitMiddleware(django_asgi_app),  # project/http_limits.py
+        # An unknown path is a 404 (403 on daphne) at the origin check, before the session
+        # lookup and before URLRouter (which raises for it).
         "websocket": OriginValidator(
-            CookieMiddleware(
-                SessionAuthMiddleware(
-                    URLRouter([*websocket_urlpatterns, re_path(r"", unknown_path)])
-                )
-            )
+            CookieMiddleware(SessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
+            routes=websocket_urlpatterns,
         ),
     }
 )

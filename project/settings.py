@@ -305,9 +305,10 @@ PARLEY_HISTORY_PAGE_SIZE = 50
 # Messages a user may send per window, per process-independent (cache-backed) counter.
 PARLEY_MESSAGE_RATE = (int(os.environ.get("PARLEY_MESSAGE_RATE_COUNT", "30")), 10)  # 30 per 10 s
 PARLEY_ROOM_CREATE_RATE = (int(os.environ.get("PARLEY_ROOM_RATE_COUNT", "10")), 60)  # 10 per minute
-# Bounds the work of parsing one frame; the message length is capped on the decoded text
-# (4000 characters). 64 KiB holds 4000 characters sent as \uXXXX escapes (6 each; 12 for an
-# emoji's surrogate pair: 48,000) plus htmx's HEADERS and the client_id.
+# Bounds the work of parsing one frame, in characters of its text (scripts/serve caps the bytes
+# at 256 KiB, closing with 1009); the message length is capped on the decoded text (4000
+# characters). 64 Ki characters hold 4000 characters sent as \uXXXX escapes (6 each; 12 for
+# an emoji's surrogate pair: 48,000) plus htmx's HEADERS and the client_id.
 PARLEY_WS_MAX_FRAME = 64 * 1024
 # Open websockets per user, across all processes when REDIS_URL is set (else per process);
 # past it a socket is accepted and closed with 4429.

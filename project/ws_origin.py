@@ -12,6 +12,7 @@ to — the scope's scheme (``wss`` → ``https``; uvicorn's ``--proxy-headers`` 
 does). Everything else, including a missing or ``null`` Origin, is refused at the handshake:
 the server answers HTTP 403."""
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -68,13 +69,24 @@ def own_origin(scope: dict) -> Origin | None:
     return scheme, domain.strip("[]"), int(port) if port else DEFAULT_PORTS[scheme]
 
 
+@lru_cache(maxsize=8)
+def _trusted_origins(patterns: tuple[str, ...]) -> tuple[tuple[Origin, bool], ...]:
+    """CSRF_TRUSTED_ORIGINS parsed once (per value: tests override the setting), as
+    (origin, wildcard) pairs. Django allows "https://*.example.com"; urlsplit cannot parse "*"
+    as a host name."""
+    parsed = []
+    for pattern in patterns:
+        wildcard = "://*." in pattern
+        origin = parse_origin(pattern.replace("://*.", "://", 1) if wildcard else pattern)
+        if origin is not None:
+            parsed.append((origin, wildcard))
+    return tuple(parsed)
+
+
 def _trusted(origin: Origin) -> bool:
     scheme, host, port = origin
-    for pattern in settings.CSRF_TRUSTED_ORIGINS:
-        # Django allows "https://*.example.com"; urlsplit cannot parse "*" as a host name.
-        wildcard = "://*." in pattern
-        trusted = parse_origin(pattern.replace("://*.", "://", 1) if wildcard else pattern)
-        if trusted is None or trusted[0] != scheme or trusted[2] != port:
+    for trusted, wildcard in _trusted_origins(tuple(settings.CSRF_TRUSTED_ORIGINS)):
+        if trusted[0] != scheme or trusted[2] != port:
             continue
         if host == trusted[1] or (wildcard and is_same_domain(host, "." + trusted[1])):
             return True
@@ -120,12 +132,23 @@ async def refuse_handshake(scope, receive, send, status: int | None = None, text
 
 
 class OriginValidator:
-    """ASGI middleware for the websocket side: refuse (HTTP 403) unless ``origin_allowed``."""
+    """ASGI middleware for the websocket side: refuse (HTTP 403) unless ``origin_allowed``, and
+    answer 404 for a path no route matches (``routes``: the router's URL patterns) — both
+    before the session and the user are looked up, and before channels' URLRouter, which
+    raises for an unknown path (a 500 and a traceback)."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, *, routes=()):
         self.inner = inner
+        self.routes = list(routes)
+
+    def _routed(self, scope) -> bool:
+        path = scope.get("path", "")[len(scope.get("root_path", "")) :].lstrip("/")
+        return any(route.pattern.match(path) for route in self.routes)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket" and not origin_allowed(scope):
-            return await refuse_handshake(scope, receive, send)
+        if scope["type"] == "websocket":
+            if not origin_allowed(scope):
+                return await refuse_handshake(scope, receive, send)
+            if self.routes and not self._routed(scope):
+                return await refuse_handshake(scope, receive, send, 404, "Not found.\n")
         return await self.inner(scope, receive, send)

@@ -13,6 +13,6 @@ class FallbackContentNegotiation(DefaultContentNegotiation):
         try:
             return super().select_renderer(request, renderers, format_suffix)
         except NotAcceptable:
-            if format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE):
-                raise  # ?format=api asked for something by name: say it is not there (404)
+            # (A format asked for by name, ?format=api, never gets here: DRF answers 404 for
+            # it in filter_renderers.)
             return renderers[0], renderers[0].media_type

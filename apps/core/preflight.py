@@ -16,9 +16,19 @@ OPT_IN = "PARLEY_ALLOW_INSECURE"
 
 
 def _weak_secret_key(key: str) -> bool:
-    # Django's own test (security.W009): its generated development keys carry this prefix,
-    # and a short key or one of few distinct characters is guessable.
-    return key.startswith("django-insecure") or len(key) < 50 or len(set(key)) < 5
+    """Django's own test (check --deploy's security.W009), with its thresholds: its generated
+    development keys carry the prefix, and a short key or one of few characters is guessable."""
+    from django.core.checks.security.base import (
+        SECRET_KEY_INSECURE_PREFIX,
+        SECRET_KEY_MIN_LENGTH,
+        SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+    )
+
+    return (
+        key.startswith(SECRET_KEY_INSECURE_PREFIX)
+        or len(key) < SECRET_KEY_MIN_LENGTH
+        or len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+    )
 
 
 def problems() -> list[str]:

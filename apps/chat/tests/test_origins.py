@@ -226,6 +226,26 @@ async def test_an_unknown_path_is_a_404_for_anyone(public_room, alice, path, log
     assert not [r for r in caplog.records if r.exc_info]
 
 
+async def test_an_unknown_path_costs_no_session_or_user_lookup(public_room, alice, monkeypatch):
+    """The 404 comes from the origin check, before the session middleware: a flood of unknown
+    paths with a valid cookie never reaches the database."""
+
+    def no_lookup(*args, **kwargs):
+        raise AssertionError("the session was looked up for an unknown path")
+
+    monkeypatch.setattr("project.websocket_auth.get_user", no_lookup)
+    communicator, first = await handshake(
+        public_room,
+        alice,
+        origin="http://localhost:8000",
+        path="/ws/nope/",
+        extensions={"websocket.http.response": {}},
+    )
+    assert first["status"] == 404
+    await communicator.receive_output(timeout=5)
+    await communicator.wait(timeout=5)
+
+
 async def test_an_unknown_path_is_refused_before_accept_without_the_extension(public_room):
     """daphne has no HTTP-response extension: a close before accept (its 403), never a 500."""
     communicator, first = await handshake(
