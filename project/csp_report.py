@@ -1,9 +1,18 @@
 """The endpoint browsers POST Content-Security-Policy violation reports to (`report-uri`).
 
 Anyone can post here (reports come from logged-out pages too, and browsers send no CSRF token),
-so the body is untrusted: it is read up to a cap, parsed as JSON, and each report becomes one
-warning line with short, single-line fields, so a hostile report can neither forge log lines
-nor flood the log with one huge line. Whatever arrives, the answer is a 204 or a 4xx, never a 500.
+so the body is untrusted and the endpoint must not become a way to flood the log:
+
+- the body is capped at ``PARLEY_CSP_REPORT_MAX_BYTES`` (16 KiB) as it arrives, by
+  ``project.http_limits`` in front of Django (which would otherwise read up to the general
+  7 MiB cap first), and again here for servers without that middleware;
+- each client address (``apps.core.clientaddr.client_key``) may post ``RATE`` reports per
+  window; past it the answer is 429 and nothing is logged;
+- a request logs at most ``_MAX_LINES_PER_REQUEST`` warning lines (a Reporting API batch may
+  hold many violations; the rest are counted on the last line), each with short, single-line
+  fields, so a hostile report can neither forge log lines nor write one huge line.
+
+Whatever arrives, the answer is a 204 or a 4xx, never a 500.
 """
 
 import json
@@ -16,7 +25,16 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from apps.core import ratelimit
+from apps.core.clientaddr import client_key
+
 logger = logging.getLogger("parley.csp")
+
+# Reports per client address per window (count, seconds). A browser sends one report per
+# violation per page load; a person browsing a page that breaks the policy stays well under
+# it; a script posting in a loop gets 429s and leaves at most 30 × _MAX_LINES_PER_REQUEST
+# lines a minute per address.
+RATE = (30, 60)
 
 # Fields logged per report: the legacy report-uri format (dashed keys) and the Reporting API
 # format (report-to, camelCase keys) name the same things differently.
@@ -30,7 +48,8 @@ _FIELDS = {
     "disposition": ("disposition",),
 }
 _FIELD_MAX = 200
-_MAX_REPORTS_PER_REQUEST = 20
+_MAX_REPORTS_PER_REQUEST = 20  # violations looked at in a Reporting API batch
+_MAX_LINES_PER_REQUEST = 3
 
 
 class BadReport(ValueError):
@@ -76,6 +95,13 @@ def _describe(report: dict[str, Any]) -> str:
 @csrf_exempt
 @require_POST
 def csp_report(request: HttpRequest) -> HttpResponse:
+    count, window = RATE
+    try:
+        ratelimit.hit(key=f"csp-report:{client_key(request)}", limit=count, window=window)
+    except ratelimit.RateLimited as exc:
+        response = HttpResponse("Too many reports.", status=429, content_type="text/plain")
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     limit = settings.PARLEY_CSP_REPORT_MAX_BYTES
     # Read at most one byte past the cap ourselves instead of trusting Content-Length, which a
     # client may leave out or get wrong.
@@ -86,6 +112,9 @@ def csp_report(request: HttpRequest) -> HttpResponse:
         reports = list(_reports(json.loads(body)))
     except (ValueError, RecursionError):  # bad UTF-8 and bad JSON are ValueErrors
         return HttpResponse("Not a CSP report.", status=400, content_type="text/plain")
-    for report in reports:
-        logger.warning("CSP violation: %s", _describe(report))
+    shown = reports[:_MAX_LINES_PER_REQUEST]
+    for n, report in enumerate(shown, start=1):
+        more = len(reports) - len(shown) if n == len(shown) else 0
+        suffix = f" (+{more} more in this report)" if more else ""
+        logger.warning("CSP violation: %s%s", _describe(report), suffix)
     return HttpResponse(status=204)

@@ -12,8 +12,10 @@ then the disk. This middleware sits in front of Django:
 - more bytes than the declared ``Content-Length`` (within the cap) → 400: a server would
   never pass that on, so the length lied.
 
-The cap is ``settings.PARLEY_HTTP_MAX_BODY`` (env ``PARLEY_HTTP_MAX_BODY``), read per request
-so tests can change it."""
+The cap is ``settings.PARLEY_HTTP_MAX_BODY`` (env ``PARLEY_HTTP_MAX_BODY``); the CSP report
+endpoint (``PARLEY_CSP_REPORT_URI``), anonymous and CSRF-exempt, gets the much smaller
+``PARLEY_CSP_REPORT_MAX_BYTES``, so a hostile "report" costs no more than 16 KiB to receive.
+Both are read per request so tests can change them."""
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -56,6 +58,18 @@ async def _reply(send: Send, status: int, text: str) -> None:
     await send({"type": "http.response.body", "body": text.encode()})
 
 
+def _cap(scope: Scope, default: int) -> int:
+    """The body cap for this request's path."""
+    path = scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    # With or without the trailing slash: nothing else lives at that path either.
+    if path.rstrip("/") == settings.PARLEY_CSP_REPORT_URI.rstrip("/"):
+        return min(default, settings.PARLEY_CSP_REPORT_MAX_BYTES)
+    return default
+
+
 class BodySizeLimitMiddleware:
     def __init__(self, app: ASGIApp, *, max_body: int | None = None) -> None:
         self.app = app
@@ -65,7 +79,9 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cap = self.max_body if self.max_body is not None else settings.PARLEY_HTTP_MAX_BODY
+        cap = _cap(
+            scope, self.max_body if self.max_body is not None else settings.PARLEY_HTTP_MAX_BODY
+        )
         declared = _declared_length(scope)
         if declared is False:
             await _reply(send, 400, "Invalid Content-Length.\n")

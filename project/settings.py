@@ -232,11 +232,15 @@ ACCOUNT_FORMS = {"reset_password": "apps.accounts.forms.ResetPasswordForm"}
 # Client addresses: 0 = REMOTE_ADDR (X-Forwarded-For ignored; scripts/serve's uvicorn already
 # puts a local proxy's client address there), N = the Nth X-Forwarded-For entry from the
 # right (N trusted proxies in front of a server that sees the proxies' addresses). One number
-# for allauth, DRF's throttles and Parley's login limits, so they count the same address.
+# for allauth, DRF's throttles, Parley's login limits and the CSP report endpoint, so they
+# count the same address: apps/core/clientaddr.py reads it (as ALLAUTH_TRUSTED_PROXY_COUNT).
 PARLEY_TRUSTED_PROXY_COUNT = int(
     os.environ.get("PARLEY_TRUSTED_PROXY_COUNT", os.environ.get("PARLEY_API_NUM_PROXIES", "0"))
 )
 ALLAUTH_TRUSTED_PROXY_COUNT = PARLEY_TRUSTED_PROXY_COUNT
+# Every per-address limit counts an IPv6 client by its /64 (one host usually owns the whole
+# /64): allauth's setting, read by apps/core/clientaddr.py for all of them.
+ALLAUTH_RATE_LIMIT_IPV6_PREFIX = 64
 ACCOUNT_RATE_LIMITS = {
     # Replaced by PARLEY_LOGIN_LIMITS: allauth's per-username part refuses the right password
     # too, so anyone could keep a public username locked out.
@@ -246,7 +250,8 @@ ACCOUNT_RATE_LIMITS = {
     # allauth's default; the e2e server lifts it (every test browser signs up from 127.0.0.1).
     "signup": os.environ.get("PARLEY_SIGNUP_RATE", "20/m/ip"),
 }
-# Failures per fixed window (seconds); see login_limits for what each one refuses.
+# Failures per fixed window (seconds); see login_limits for what each one refuses. The only
+# place these values are set (login_limits has no defaults of its own).
 PARLEY_LOGIN_LIMITS = {
     "window": int(os.environ.get("PARLEY_LOGIN_WINDOW", "900")),
     "per_address_username": int(os.environ.get("PARLEY_LOGIN_PER_ADDRESS_USERNAME", "5")),
@@ -286,11 +291,11 @@ REST_FRAMEWORK = {
     ],
     # Service exceptions (ValidationError, RateLimited, RoomNotFound) → JSON 400/429/404.
     "EXCEPTION_HANDLER": "apps.api.exceptions.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
-    # Throttles identify anonymous clients by address. With NUM_PROXIES unset DRF trusts any
-    # X-Forwarded-For a client sends (a free bypass); 0 = REMOTE_ADDR (the ASGI server's
-    # --proxy-headers handles a trusted proxy), N = the Nth address from the right. The same
-    # number as allauth's (PARLEY_TRUSTED_PROXY_COUNT above).
+    # DRF's UserRateThrottle, with anonymous clients identified by the project's address rule
+    # (apps/core/clientaddr.py: PARLEY_TRUSTED_PROXY_COUNT, IPv6 per /64), not DRF's get_ident.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.api.throttles.UserRateThrottle"],
+    # Our throttles do not read it; set anyway so anything calling DRF's get_ident directly
+    # does not trust a client's X-Forwarded-For (what NUM_PROXIES unset does).
     "NUM_PROXIES": PARLEY_TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("PARLEY_API_RATE", "600/min"),

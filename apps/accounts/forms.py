@@ -13,7 +13,7 @@ class ResetPasswordForm(AllauthResetPasswordForm):
         email = self.cleaned_data["email"]
         try:
             send = login_limits.password_reset_begin(request=request, email=email)
-        except login_limits.LoginThrottled:
+        except login_limits.RateLimited:
             raise ImmediateHttpResponse(respond_429(request)) from None
         if not send:
             return email  # the same answer as a sent mail: nothing to learn, nothing to flood

@@ -2,7 +2,8 @@
 
 Usernames are public (``/profiles/``), so a limit keyed by username alone lets anyone keep an
 account locked. Failures are therefore counted per **client address + username**, and that is
-where attempts are refused. The counters, per fixed window of ``window`` seconds:
+where attempts are refused. The counters, per fixed window of ``window`` seconds
+(``settings.PARLEY_LOGIN_LIMITS``):
 
 - ``per_address_username`` failures from one address on one username: past it, that address is
   refused for that username (even with the right password, or guessing would go on) until the
@@ -15,89 +16,37 @@ where attempts are refused. The counters, per fixed window of ``window`` seconds
   been failing: an address with no failure on the username always has its password checked.
 
 A successful sign-in forgets its address's failures on that username (whoever succeeds knows the
-password). Every attempt reserves its slot before the password is checked and gives it back on
-success, so parallel guesses from one address cannot overrun the limit. No server-side sleep:
-sync views share one thread per process under ASGI, so a delay would stall everyone.
+password). An attempt reserves a slot in **all three** counters before the password is checked
+and gives them back on success, so parallel guesses count as they start: they can overrun
+neither the address + username limit, nor the address limit, nor put a username under attack
+later than sequential guesses would. An attempt whose check raises keeps its slots (it counts
+as a failure). A refused attempt counts nowhere. No server-side sleep: sync views share one
+thread per process under ASGI, so a delay would stall everyone.
 
-IPv6 addresses are counted per /64 (``PARLEY_LOGIN_LIMITS["ipv6_prefix"]``), as allauth does:
-one host usually owns the whole /64.
+Addresses are ``apps.core.clientaddr.client_key`` (trusted proxies, IPv6 per /64), the rule
+allauth and the API throttles use too. Counters are ``apps.core.ratelimit``'s.
 
-The same attempt counting serves the HTML login (``AccountAdapter``) and the token endpoint
-(``AuthTokenView``), so the two do not add up to twice the guesses.
+``authenticate_counted`` is the one entry for a password check: the HTML login
+(``AccountAdapter.authenticate``) and the token endpoint (``AuthTokenView``) both go through it,
+so the two do not add up to twice the guesses.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import ipaddress
-import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest
 
-DEFAULT_LIMITS = {
-    "window": 15 * 60,
-    "per_address_username": 5,
-    "per_address": 30,
-    "per_username": 10,
-    "per_address_username_under_attack": 2,
-    "ipv6_prefix": 64,
-    "reset_per_address_email": 3,
-    "reset_per_email": 5,
-}
+from apps.core import ratelimit
+from apps.core.clientaddr import client_key
+from apps.core.ratelimit import RateLimited, Window
 
+__all__ = ["RateLimited", "authenticate_counted", "password_reset_begin"]
 
-def _clock() -> float:
-    """The time source for the windows (patched by tests)."""
-    return time.time()
-
-
-def _limits() -> dict[str, int]:
-    return {**DEFAULT_LIMITS, **getattr(settings, "PARLEY_LOGIN_LIMITS", {})}
-
-
-class LoginThrottled(Exception):
-    def __init__(self, retry_after: int):
-        super().__init__(f"too many failed sign-ins, retry after {retry_after}s")
-        self.retry_after = retry_after
-
-
-def client_address(request: HttpRequest) -> str:
-    """The client's address, by the one rule the login, the API throttles and allauth share.
-
-    ``PARLEY_TRUSTED_PROXY_COUNT`` (= ``ALLAUTH_TRUSTED_PROXY_COUNT`` = DRF's ``NUM_PROXIES``)
-    0: ``REMOTE_ADDR``, and any X-Forwarded-For a client sends is ignored. N: the Nth entry from
-    the right of X-Forwarded-For, the one the outermost of N trusted proxies appended (DRF's
-    rule; a shorter header gives its leftmost entry rather than allauth's error). A value that
-    is not an IP address falls back to ``REMOTE_ADDR``.
-    """
-    remote = request.META.get("REMOTE_ADDR", "")
-    count = int(getattr(settings, "ALLAUTH_TRUSTED_PROXY_COUNT", 0) or 0)
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
-    if count <= 0 or not forwarded:
-        return remote
-    entries = [entry.strip() for entry in forwarded.split(",")]
-    chosen = entries[-min(count, len(entries))]
-    try:
-        return str(ipaddress.ip_address(chosen))
-    except ValueError:
-        return remote
-
-
-def _counted_address(address: str) -> str:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        prefix = _limits()["ipv6_prefix"]
-        return str(ipaddress.IPv6Network(f"{ip}/{prefix}", strict=False).network_address)
-    return str(ip)
+U = TypeVar("U")
 
 
 def _digest(*parts: str) -> str:
@@ -106,97 +55,71 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _count(key: str) -> int:
-    value = cache.get(key, 0)
-    return value if isinstance(value, int) else 0
-
-
-def _bump(key: str, timeout: int) -> int:
-    cache.add(key, 0, timeout=timeout)
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr, or the cache is unreachable
-        cache.set(key, 1, timeout=timeout)
-        return 1
-
-
-def _unbump(key: str) -> None:
-    with contextlib.suppress(ValueError):  # already expired: nothing to give back
-        cache.decr(key)
-
-
-@dataclass
-class LoginAttempt:
-    """One counted sign-in attempt: report its outcome with ``succeeded()`` or ``failed()``."""
-
-    pair_key: str
-    address_key: str
-    username_key: str
-    timeout: int
-    done: bool = False
-
-    def succeeded(self) -> None:
-        if not self.done:
-            self.done = True
-            cache.delete(self.pair_key)
-
-    def failed(self) -> None:
-        if not self.done:
-            self.done = True
-            _bump(self.address_key, self.timeout)
-            _bump(self.username_key, self.timeout)
-
-
-def login_attempt_begin(*, request: HttpRequest, username: str) -> LoginAttempt:
-    """Count an attempt to sign in as ``username`` from the request's client address, before
-    the password is checked; raise ``LoginThrottled`` if this address may not try now."""
-    limits = _limits()
-    window = int(limits["window"])
-    now = _clock()
-    bucket = int(now // window)
-    retry_after = max(1, int((bucket + 1) * window - now))
-    timeout = window + 1
-    address = _counted_address(client_address(request))
+def _reserve(request: HttpRequest, username: str) -> Callable[[], None]:
+    """Take this attempt's slot in each counter, or raise ``RateLimited`` (having taken none).
+    Returns what to call on success."""
+    limits = settings.PARLEY_LOGIN_LIMITS
+    window = Window.current(limits["window"])
+    address = client_key(request)
     login = username.strip().casefold()
+    address_name = f"login:address:{_digest(address)}"
+    username_name = f"login:username:{_digest(login)}"
+    pair_name = f"login:pair:{_digest(address, login)}"
 
-    attempt = LoginAttempt(
-        pair_key=f"rl:login:pair:{_digest(address, login)}:{bucket}",
-        address_key=f"rl:login:address:{_digest(address)}:{bucket}",
-        username_key=f"rl:login:username:{_digest(login)}:{bucket}",
-        timeout=timeout,
-    )
-    if _count(attempt.address_key) >= limits["per_address"]:
-        raise LoginThrottled(retry_after)
-    under_attack = _count(attempt.username_key) >= limits["per_username"]
+    taken: list[str] = []
+
+    def give_back() -> None:
+        for name in taken:
+            ratelimit.unbump(name, window)
+
+    if ratelimit.bump(address_name, window) > limits["per_address"]:
+        ratelimit.unbump(address_name, window)
+        raise window.limited()
+    taken.append(address_name)
+    under_attack = ratelimit.bump(username_name, window) > limits["per_username"]
+    taken.append(username_name)
     allowed = (
         limits["per_address_username_under_attack"]
         if under_attack
         else limits["per_address_username"]
     )
-    if _bump(attempt.pair_key, timeout) > allowed:
-        _unbump(attempt.pair_key)
-        raise LoginThrottled(retry_after)
-    return attempt
+    if ratelimit.bump(pair_name, window) > allowed:
+        ratelimit.unbump(pair_name, window)
+        give_back()
+        raise window.limited()
+
+    def succeeded() -> None:
+        give_back()
+        ratelimit.forget(pair_name, window)
+
+    return succeeded
+
+
+def authenticate_counted(
+    *, request: HttpRequest, username: str, check: Callable[[], U | None]
+) -> U | None:
+    """Check a password for ``username`` under the limits: ``check()`` does the check and
+    returns the user, or None for wrong credentials. Raises ``RateLimited`` (with
+    ``retry_after``) without calling ``check`` if this address may not try now."""
+    succeeded = _reserve(request, username)
+    user = check()
+    if user is not None:
+        succeeded()
+    return user
 
 
 def password_reset_begin(*, request: HttpRequest, email: str) -> bool:
     """Count a password-reset request for ``email``; say whether to send the mail.
 
     Per address + e-mail: past ``reset_per_address_email`` requests per window that address is
-    refused (``LoginThrottled``). Per e-mail from all addresses: past ``reset_per_email`` the
+    refused (``RateLimited``). Per e-mail from all addresses: past ``reset_per_email`` the
     request is answered as usual but no further mail is sent this window: the owner already has
     that many working reset links in their inbox, so nobody is locked out, and the mailbox is
     not flooded from many addresses. (allauth still caps requests per address, 20/min.)"""
-    limits = _limits()
-    window = int(limits["window"])
-    now = _clock()
-    bucket = int(now // window)
-    timeout = window + 1
-    address = _counted_address(client_address(request))
+    limits = settings.PARLEY_LOGIN_LIMITS
+    window = Window.current(limits["window"])
     mailbox = email.strip().casefold()
-    pair_key = f"rl:reset:pair:{_digest(address, mailbox)}:{bucket}"
-    if _bump(pair_key, timeout) > limits["reset_per_address_email"]:
-        raise LoginThrottled(max(1, int((bucket + 1) * window - now)))
-    return (
-        _bump(f"rl:reset:email:{_digest(mailbox)}:{bucket}", timeout) <= limits["reset_per_email"]
-    )
+    pair_name = f"reset:pair:{_digest(client_key(request), mailbox)}"
+    if ratelimit.bump(pair_name, window) > limits["reset_per_address_email"]:
+        raise window.limited()
+    return ratelimit.bump(f"reset:email:{_digest(mailbox)}", window) <= limits["reset_per_email"]

@@ -301,14 +301,16 @@ class AuthTokenView(APIView):
         if username is None:
             serializer.is_valid(raise_exception=True)  # 400: no password checked
         try:
-            attempt = login_limits.login_attempt_begin(request=request, username=username)
-        except login_limits.LoginThrottled as exc:
+            user = login_limits.authenticate_counted(
+                request=request,
+                username=username,
+                check=lambda: serializer.validated_data["user"] if serializer.is_valid() else None,
+            )
+        except login_limits.RateLimited as exc:
             raise Throttled(wait=exc.retry_after) from None
-        if not serializer.is_valid():
-            attempt.failed()
+        if user is None:
             raise ValidationError(serializer.errors)
-        attempt.succeeded()
-        token, _created = Token.objects.get_or_create(user=serializer.validated_data["user"])
+        token, _created = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 
     def delete(self, request):

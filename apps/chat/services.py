@@ -12,12 +12,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from apps.core import text
+from apps.core import ratelimit, text
+from apps.core.ratelimit import RateLimited
 from apps.core.text import Wording
 
-from . import ratelimit, realtime
+from . import realtime
 from .models import Membership, Message, Room
-from .ratelimit import RateLimited
 from .selectors import room_is_visible_to
 
 __all__ = ["RateLimited", "SendResult", "dm_get_or_create", "message_send", "room_create"]

@@ -9,11 +9,12 @@ usernames from the attacker's address, are not. Addresses come from PARLEY_TRUST
 import pytest
 from django.contrib.auth import SESSION_KEY
 from django.core import mail
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from apps.accounts import login_limits
+from apps.core import ratelimit
 
 ATTACKER = "198.51.100.7"
 OWNER = "203.0.113.20"
@@ -54,7 +55,7 @@ class Clock:
 @pytest.fixture(autouse=True)
 def clock(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(login_limits, "_clock", clock)
+    monkeypatch.setattr(ratelimit, "_clock", clock)
     return clock
 
 
@@ -301,3 +302,109 @@ def test_requests_that_check_no_password_are_not_counted(alice, password, payloa
         assert response.status_code == 400
 
     assert token_login("alice", password, ATTACKER).status_code == 200
+
+
+# --- Parallel attempts (every counter is reserved before the password is checked) -----------
+
+
+def in_parallel(attempts, settings) -> list[str]:
+    """Run ``(address, username)`` wrong-password attempts so that all have started before any
+    has finished, as parallel requests would: each one's password check starts the next.
+    Returns "checked" or "refused" per attempt."""
+    factory = RequestFactory()
+    outcomes = [""] * len(attempts)
+
+    def run(i: int) -> None:
+        if i == len(attempts):
+            return
+        address, username = attempts[i]
+
+        def check():
+            outcomes[i] = "checked"
+            run(i + 1)  # the next attempt starts while this one is still being checked
+            return None  # wrong password
+
+        try:
+            login_limits.authenticate_counted(
+                request=factory.post(LOGIN_URL, REMOTE_ADDR=address), username=username, check=check
+            )
+        except login_limits.RateLimited:
+            outcomes[i] = "refused"
+            run(i + 1)
+
+    run(0)
+    return outcomes
+
+
+def test_parallel_guesses_from_one_address_cannot_overrun_the_spraying_limit(settings):
+    settings.PARLEY_LOGIN_LIMITS = {**settings.PARLEY_LOGIN_LIMITS, "per_address": 3}
+
+    outcomes = in_parallel([(ATTACKER, f"victim{n}") for n in range(5)], settings)
+
+    assert outcomes == ["checked"] * 3 + ["refused"] * 2
+
+
+def test_parallel_guesses_on_one_username_put_it_under_attack_as_they_start(
+    alice, password, settings
+):
+    settings.PARLEY_LOGIN_LIMITS = {
+        **settings.PARLEY_LOGIN_LIMITS,
+        "per_username": 3,
+        "per_address_username_under_attack": 1,
+    }
+    fail_html("alice", ATTACKER, 2)  # two earlier failures: fine while alice is not attacked
+
+    # Two other addresses guess at the same time as the attacker's third try: the in-flight
+    # guesses already count, so alice is under attack and the attacker (2 failures > 1) waits.
+    outcomes = in_parallel(
+        [("10.0.0.1", "alice"), ("10.0.0.2", "alice"), (ATTACKER, "alice")], settings
+    )
+
+    assert outcomes == ["checked", "checked", "refused"]
+    # The owner, who has not been failing, still has her password checked.
+    assert html_login("alice", password, OWNER)[1] == str(alice.pk)
+
+
+def test_successful_sign_ins_give_their_reserved_slots_back(make_user, password, settings):
+    settings.PARLEY_LOGIN_LIMITS = {**settings.PARLEY_LOGIN_LIMITS, "per_address": 3}
+    users = [make_user(f"member{n}") for n in range(5)]  # five people behind one address
+
+    signed_in = [html_login(user.username, password, ATTACKER)[1] for user in users]
+
+    assert signed_in == [str(user.pk) for user in users]
+    fail_html("member0", ATTACKER, 3)  # the spraying budget is still whole
+    assert TOO_MANY in html_login("member1", password, ATTACKER)[0].content.decode()
+
+
+def test_a_check_that_raises_counts_as_a_failure(settings):
+    settings.PARLEY_LOGIN_LIMITS = {**settings.PARLEY_LOGIN_LIMITS, "per_address_username": 1}
+    request = RequestFactory().post(LOGIN_URL, REMOTE_ADDR=ATTACKER)
+
+    def broken():
+        raise RuntimeError("backend failed mid-check")
+
+    with pytest.raises(RuntimeError):
+        login_limits.authenticate_counted(request=request, username="alice", check=broken)
+    with pytest.raises(login_limits.RateLimited):
+        login_limits.authenticate_counted(request=request, username="alice", check=lambda: None)
+
+
+# --- One address rule and one place for the limits' values ------------------------------------
+
+
+def test_the_ipv6_prefix_is_one_setting_for_the_login_limits_and_the_token_throttle(
+    alice, password, settings
+):
+    settings.ALLAUTH_RATE_LIMIT_IPV6_PREFIX = 48
+    for n in range(5):
+        html_login("alice", f"guess-{n}", f"2001:db8:1:{n}::1")  # five /64s, one /48
+
+    assert html_login("alice", password, "2001:db8:1:ffff::1")[1] is None
+    assert token_login("alice", password, "2001:db8:1:ffff::2").status_code == 429
+    assert html_login("alice", password, "2001:db8:2::1")[1] == str(alice.pk)
+
+
+def test_an_ipv4_mapped_address_counts_as_the_ipv4_address(alice, password):
+    fail_html("alice", ATTACKER, 5)
+
+    assert html_login("alice", password, f"::ffff:{ATTACKER}")[1] is None

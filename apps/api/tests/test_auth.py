@@ -13,9 +13,9 @@ TOKEN_URL = "/api/auth/token/"
 @pytest.fixture(autouse=True)
 def _frozen_login_window(monkeypatch):
     """Failed-password counters live in fixed windows: keep every test inside one."""
-    from apps.accounts import login_limits
+    from apps.core import ratelimit
 
-    monkeypatch.setattr(login_limits, "_clock", lambda: 1_800_000_000.0)
+    monkeypatch.setattr(ratelimit, "_clock", lambda: 1_800_000_000.0)
 
 
 def test_obtained_token_authenticates_api_calls(anon, alice, password):
@@ -231,3 +231,32 @@ def test_token_auth_needs_no_csrf_token(alice, public_room):
     response = client.post(f"/api/rooms/{public_room.pk}/messages/", {"body": "hi"}, format="json")
 
     assert response.status_code == 201
+
+
+def test_addresses_in_one_ipv6_64_share_the_token_throttle(anon):
+    """One host owns its whole /64: rotating addresses inside it must not refill the budget."""
+
+    def post(n: int, address: str) -> int:
+        credentials = {"username": f"victim{n}", "password": "guess"}
+        return anon.post(TOKEN_URL, credentials, format="json", REMOTE_ADDR=address).status_code
+
+    statuses = [post(n, f"2001:db8:1:2::{n + 1:x}") for n in range(10)]
+
+    assert statuses == [400] * 10
+    assert post(10, "2001:db8:1:2:ffff:ffff:ffff:ffff") == 429
+    assert post(11, "2001:db8:1:3::1") == 400  # another /64 is another client
+
+
+def test_the_default_throttle_counts_anonymous_ipv6_clients_per_64(anon, monkeypatch):
+    """The project-wide throttle (anonymous clients on an AllowAny view) uses the same address
+    rule as the token throttle and the login limits, not DRF's full-address get_ident."""
+    from apps.api import throttles
+
+    monkeypatch.setattr(throttles.UserRateThrottle, "rate", "2/min", raising=False)
+
+    def get(address: str) -> int:
+        return anon.get("/api/no-such-thing/", REMOTE_ADDR=address).status_code
+
+    assert [get("2001:db8:5:6::1"), get("2001:db8:5:6::2")] == [404, 404]
+    assert get("2001:db8:5:6:abcd::3") == 429
+    assert get("2001:db8:5:7::1") == 404

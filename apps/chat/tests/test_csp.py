@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from asgiref.testing import ApplicationCommunicator
 from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import reverse
@@ -373,3 +374,79 @@ def test_an_oversized_report_is_refused_with_413(csrf_client, caplog, settings):
 @pytest.mark.parametrize("method", ["get", "put", "delete"])
 def test_only_post_is_accepted(csrf_client, method):
     assert getattr(csrf_client, method)(REPORT_URL).status_code == 405
+
+
+@pytest.fixture
+def frozen_window(monkeypatch):
+    """Rate-limit windows are fixed: keep the whole test inside one."""
+    from apps.core import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_clock", lambda: 1_800_000_000.0)
+
+
+def test_a_flood_of_reports_from_one_address_is_rate_limited(frozen_window, caplog):
+    from project import csp_report
+
+    caplog.set_level(logging.WARNING, logger="parley.csp")
+    count, window = csp_report.RATE
+    flood = Client(REMOTE_ADDR="2001:db8:7:7::1")
+    statuses = [post_report(flood, LEGACY_REPORT).status_code for _ in range(count)]
+    assert statuses == [204] * count
+    caplog.clear()
+
+    # The next one, even from another address in the same /64, is refused and logs nothing.
+    neighbour = Client(REMOTE_ADDR="2001:db8:7:7::2")
+    refused = post_report(neighbour, LEGACY_REPORT)
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= window
+    assert csp_lines(caplog) == []
+    # Other clients still report.
+    assert post_report(Client(REMOTE_ADDR="192.0.2.55"), LEGACY_REPORT).status_code == 204
+    assert len(csp_lines(caplog)) == 1
+
+
+def test_a_batch_of_many_violations_logs_a_bounded_number_of_lines(csrf_client, caplog):
+    caplog.set_level(logging.WARNING, logger="parley.csp")
+    body = [
+        {"type": "csp-violation", "body": {"effectiveDirective": "img-src", "blockedURL": f"x{n}"}}
+        for n in range(20)
+    ]
+    response = post_report(csrf_client, body, content_type="application/reports+json")
+    assert response.status_code == 204
+    lines = csp_lines(caplog)
+    assert len(lines) == 3
+    assert "blocked=x0" in lines[0]
+    assert lines[-1].endswith("(+17 more in this report)")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_large_report_is_refused_before_django_reads_it():
+    """The report path has its own small cap in front of Django (project/http_limits.py): a
+    declared length over it is answered at once, with no byte of the body read; one that
+    streams past it is cut off there, far below the general request cap."""
+    from apps.core.tests.asgi_http import asgi_request, http_scope
+    from project.asgi import application
+
+    cap = django_settings.PARLEY_CSP_REPORT_MAX_BYTES
+    assert cap < django_settings.PARLEY_HTTP_MAX_BODY
+    declared = http_scope(
+        method="POST",
+        path=REPORT_URL,
+        headers=[
+            (b"content-type", b"application/csp-report"),
+            (b"content-length", str(cap + 1).encode()),
+        ],
+    )
+    # No body chunk sent: the answer must not wait for one (Django would).
+    communicator = ApplicationCommunicator(application, declared)
+    start = await communicator.receive_output(timeout=2)
+    assert start["status"] == 413
+
+    streamed = http_scope(
+        method="POST", path=REPORT_URL, headers=[(b"content-type", b"application/csp-report")]
+    )
+    chunks = [b'{"csp-report": {"blocked-uri": "' + b"x" * (cap // 2)] * 3
+    response = await asgi_request(application, streamed, chunks)
+    assert response["status"] == 413
+    # The middleware's answer (it closes the connection), not the view's own 413.
+    assert (b"connection", b"close") in response["headers"]

@@ -159,3 +159,36 @@ def test_the_default_cap_leaves_room_for_an_avatar_upload():
     multipart_overhead = 64 * 1024
     assert settings.PARLEY_AVATAR_MAX_BYTES + multipart_overhead <= settings.PARLEY_HTTP_MAX_BODY
     assert settings.PARLEY_HTTP_MAX_BODY >= settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+@pytest.mark.parametrize("path", ["/csp-report/", "/csp-report"])
+async def test_the_csp_report_path_has_its_own_smaller_cap(path):
+    """The anonymous, CSRF-exempt report endpoint is capped at PARLEY_CSP_REPORT_MAX_BYTES,
+    before the app reads anything; other paths keep the general cap."""
+    small = settings.PARLEY_CSP_REPORT_MAX_BYTES
+    headers = [(b"content-length", str(small + 1).encode())]
+    app, seen = recording_app()
+    middleware = BodySizeLimitMiddleware(app, max_body=small * 10)
+
+    refused = await asgi_request(middleware, http_scope(method="POST", path=path, headers=headers))
+    assert refused["status"] == 413
+    assert not seen["called"]
+
+    body = b"x" * (small + 1)
+    other = http_scope(method="POST", path="/accounts/login/", headers=headers)
+    assert (await asgi_request(middleware, other, [body]))["status"] == 200
+    assert seen["bytes"] == small + 1
+
+
+async def test_the_csp_report_cap_holds_for_a_stream_without_length():
+    small = settings.PARLEY_CSP_REPORT_MAX_BYTES
+    app, seen = recording_app()
+    middleware = BodySizeLimitMiddleware(app, max_body=small * 10)
+    chunks = [b"x" * (small // 2)] * 3
+
+    response = await asgi_request(
+        middleware, http_scope(method="POST", path="/csp-report/"), chunks
+    )
+
+    assert response["status"] == 413
+    assert seen["bytes"] <= small
