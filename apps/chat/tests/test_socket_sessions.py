@@ -29,7 +29,7 @@ from apps.chat.models import Message
 from apps.profiles.services import profile_update
 from project.asgi import application
 
-from .test_consumers import HOST, ORIGIN, message_count, send_json
+from .helpers import HOST, ORIGIN, assert_alive, message_count, send_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,17 +80,6 @@ async def assert_closed_and_deaf(communicator: WebsocketCommunicator) -> None:
     await communicator.disconnect()
     assert await message_count() == before
     assert not await database_sync_to_async(Message.objects.filter(body="after the end").exists)()
-
-
-async def assert_alive(communicator: WebsocketCommunicator, body: str = "still here") -> str:
-    """Sends ``body`` and returns the fragment that acknowledges it."""
-    await send_json(communicator, {"body": body, "client_id": str(uuid.uuid4())})
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while True:
-        html = await communicator.receive_from(timeout=max(deadline - loop.time(), 0.01))
-        if body in html:
-            return html
 
 
 # --- the triggers ---------------------------------------------------------------------------
