@@ -74,3 +74,52 @@ async def assert_answers(communicator: WebsocketCommunicator) -> None:
     output = await communicator.receive_output(timeout=5)
     assert output["type"] == "websocket.send", output
     assert "Unknown frame type" in output["text"]
+
+
+CLOSED_4401 = {"type": "websocket.close", "code": 4401}
+
+
+@database_sync_to_async
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def cookie_of(client: Client) -> str:
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+async def socket_for(client: Client, room_pk: int) -> WebsocketCommunicator:
+    """A socket on ``client``'s session, live (accepted: its hub knows it) and resumed."""
+    cookie = (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie_of(client)}".encode())
+    communicator = WebsocketCommunicator(
+        application, f"/ws/chat/room/{room_pk}/", headers=[HOST, ORIGIN, cookie]
+    )
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    await send_json(communicator, {"type": "resume", "after_seq": 0})
+    return communicator
+
+
+async def next_close(communicator: WebsocketCommunicator, timeout: float = 2.0) -> dict:
+    """The close, within ``timeout``; message frames (other sockets' messages) before it are
+    skipped."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        output = await communicator.receive_output(timeout=max(deadline - loop.time(), 0.01))
+        if output["type"] != "websocket.send":
+            return output
+
+
+async def assert_closed_and_deaf(communicator: WebsocketCommunicator) -> None:
+    """Closed with 4401 within 2 s, and a message frame sent afterwards creates nothing."""
+    assert await next_close(communicator) == CLOSED_4401
+    before = await message_count()
+    await send_json(communicator, {"body": "after the end", "client_id": str(uuid.uuid4())})
+    # The application handles its input in order: once it has processed the disconnect after
+    # the frame and finished, the frame was seen (and ignored).
+    await communicator.disconnect()
+    assert await message_count() == before
+    assert not await database_sync_to_async(Message.objects.filter(body="after the end").exists)()
