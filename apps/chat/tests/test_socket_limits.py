@@ -187,3 +187,19 @@ def test_the_room_page_says_why_a_4429_socket_closed(alice_client, public_room):
     """The banner's text for 4429 comes from the page (translatable); parley.js shows it."""
     html = alice_client.get(public_room.get_absolute_url()).content.decode()
     assert 'data-text-too-many="Too many open tabs — close one and reload"' in html
+
+
+def test_a_redis_logic_error_is_not_an_outage(caplog):
+    """Only connection and timeout errors mean "Redis is away". A ResponseError (a wrong
+    command or type) is a bug: it is raised, and pauses neither the cache nor the socket limit
+    (one error tuple for the project: project.cache.OUTAGE_ERRORS)."""
+    cache = project_cache.ResilientRedisCache("redis://127.0.0.1:1/0", {})
+    project_cache.outage.reset()
+
+    def wrong_type():
+        raise redis.exceptions.ResponseError("WRONGTYPE Operation against a key")
+
+    with pytest.raises(redis.exceptions.ResponseError):
+        cache.guarded("socket limit (connect)", wrong_type, lambda: True)
+    assert cache.guarded("get", lambda: "called", lambda: "skipped") == "called"
+    assert "cache unreachable" not in caplog.text
