@@ -177,3 +177,16 @@ def test_a_failing_profile_publish_does_not_fail_the_save(alice_client, monkeypa
     )
     assert response.status_code == 200
     assert "publish exploded" in caplog.text
+
+
+def test_under_asgi_no_middleware_is_adapted(caplog, settings):
+    """Every middleware, the revocation one included, runs in the handler's async mode: no
+    sync/async switch per request, and Session/CSRF/Auth stay off the database thread."""
+    import logging
+
+    from django.core.handlers.asgi import ASGIHandler
+
+    settings.DEBUG = True  # Django logs each adaptation only then
+    with caplog.at_level(logging.DEBUG, logger="django.request"):
+        ASGIHandler()
+    assert not [r for r in caplog.records if "adapted for" in r.getMessage()]
