@@ -22,7 +22,7 @@ def _clear_counters() -> None:
         cache.clear()
         return
     client = cache._cache.get_client(write=True)
-    for pattern in ("rl:*", "throttle_*", "allauth*"):
+    for pattern in ("rl:*", "throttle_*", "allauth*", "ws-sockets:*"):
         for key in client.scan_iter(match=cache.make_key(pattern)):
             client.delete(key)
 

@@ -21,15 +21,18 @@ from typing import Any, TypeVar
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
-from redis.exceptions import RedisError
+from django.utils.functional import cached_property
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# What a Redis outage looks like from redis-py: its own errors (connection refused, timeouts,
-# protocol errors) and plain socket errors.
-OUTAGE_ERRORS = (RedisError, OSError)
+# What a Redis outage looks like from redis-py (refused, reset, timed out, still loading) and
+# plain socket errors: for the cache, the socket limit and the channel layer alike. Not every
+# RedisError: a ResponseError is a bug in the caller, and must not pause the cache.
+OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def _clock() -> float:
@@ -52,6 +55,37 @@ class _OutageState:
             self.next_warning = float("-inf")
             self.suppressed = 0
 
+    def note(
+        self,
+        *,
+        name: str,
+        exc: BaseException,
+        retry_after: float,
+        warning_interval: float,
+        consequence: str,
+    ) -> None:
+        """An outage: skip Redis for ``retry_after`` s, and warn at most once per interval
+        (for every user of this location: the cache, the socket limit)."""
+        now = _clock()
+        with self.lock:
+            self.down_until = now + retry_after
+            if now < self.next_warning:
+                self.suppressed += 1
+                return
+            self.next_warning = now + warning_interval
+            suppressed, self.suppressed = self.suppressed, 0
+        # No traceback: the cause is one line, and a traceback per call is what flooded the log.
+        logger.warning(
+            "cache unreachable (%s on %s: %s); %s until it is back "
+            "(%d more errors since the last warning; next warning in %ds at the earliest)",
+            type(exc).__name__,
+            name,
+            exc,
+            consequence,
+            suppressed,
+            int(warning_interval),
+        )
+
 
 class _Outages:
     """One state per Redis location: an outage of one server says nothing about another."""
@@ -72,6 +106,9 @@ class _Outages:
 
 outage = _Outages()
 
+_clients_lock = threading.Lock()
+_clients: dict[tuple, Any] = {}
+
 
 class ResilientRedisCache(RedisCache):
     """``RedisCache`` whose calls answer "miss" while Redis is unreachable.
@@ -88,77 +125,87 @@ class ResilientRedisCache(RedisCache):
         super().__init__(server, {**params, "OPTIONS": options})
         self.outage = outage.of(tuple(self._servers))
 
-    def _guard(self, name: str, call: Callable[[], T], miss: Callable[[], T]) -> T:
+    @cached_property
+    def _cache(self):
+        # One client (and connection pool) per location and options for the process, not per
+        # cache instance: Django makes one instance per thread and per asyncio task, and a pool
+        # per websocket connect was a TCP connection per connect.
+        key = (tuple(self._servers), repr(sorted(self._options.items())))
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = self._class(self._servers, **self._options)
+        return client
+
+    def redis(self):
+        """The process-wide redis-py client of this cache (for commands the cache API lacks,
+        e.g. the socket limit's sorted sets). Call it inside ``guarded``."""
+        return self._cache.get_client(write=True)
+
+    def guarded(
+        self,
+        name: str,
+        call: Callable[[], T],
+        miss: Callable[[], T],
+        consequence: str = "rate limits are not counted",
+    ) -> T:
+        """``call()``, or ``miss()`` while Redis is unreachable (also for ``RETRY_AFTER`` s
+        after an error, without trying: a hung Redis would cost every call a timeout)."""
         if _clock() < self.outage.down_until:
             return miss()
         try:
             return call()
         except OUTAGE_ERRORS as exc:
-            self._note_outage(name, exc)
+            self.outage.note(
+                name=name,
+                exc=exc,
+                retry_after=self.retry_after,
+                warning_interval=self.warning_interval,
+                consequence=consequence,
+            )
         return miss()
-
-    def _note_outage(self, name: str, exc: BaseException) -> None:
-        now = _clock()
-        state = self.outage
-        with state.lock:
-            state.down_until = now + self.retry_after
-            if now < state.next_warning:
-                state.suppressed += 1
-                return
-            state.next_warning = now + self.warning_interval
-            suppressed, state.suppressed = state.suppressed, 0
-        # No traceback: the cause is one line, and a traceback per call is what flooded the log.
-        logger.warning(
-            "cache unreachable (%s on %s: %s); rate limits are not counted until it is back "
-            "(%d more errors since the last warning; next warning in %ds at the earliest)",
-            type(exc).__name__,
-            name,
-            exc,
-            suppressed,
-            int(self.warning_interval),
-        )
 
     # The miss answers: what an empty, working cache would return.
 
     def get(self, key, default=None, version=None):
-        return self._guard(
+        return self.guarded(
             "get", lambda: super(RC, self).get(key, default, version), lambda: default
         )
 
     def get_many(self, keys, version=None):
-        return self._guard("get_many", lambda: super(RC, self).get_many(keys, version), dict)
+        return self.guarded("get_many", lambda: super(RC, self).get_many(keys, version), dict)
 
     def has_key(self, key, version=None):
-        return self._guard("has_key", lambda: super(RC, self).has_key(key, version), lambda: False)
+        return self.guarded("has_key", lambda: super(RC, self).has_key(key, version), lambda: False)
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         # An empty cache accepts the add: allauth's cache lock and add()-initialised counters
         # then proceed (and fail open) instead of waiting for a lock that can never be taken.
-        return self._guard(
+        return self.guarded(
             "add", lambda: super(RC, self).add(key, value, timeout, version), lambda: True
         )
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        return self._guard(
+        return self.guarded(
             "set", lambda: super(RC, self).set(key, value, timeout, version), lambda: None
         )
 
     def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
         # The keys that were not stored: all of them.
-        return self._guard(
+        return self.guarded(
             "set_many", lambda: super(RC, self).set_many(data, timeout, version), lambda: list(data)
         )
 
     def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
-        return self._guard(
+        return self.guarded(
             "touch", lambda: super(RC, self).touch(key, timeout, version), lambda: False
         )
 
     def delete(self, key, version=None):
-        return self._guard("delete", lambda: super(RC, self).delete(key, version), lambda: False)
+        return self.guarded("delete", lambda: super(RC, self).delete(key, version), lambda: False)
 
     def delete_many(self, keys, version=None):
-        return self._guard(
+        return self.guarded(
             "delete_many", lambda: super(RC, self).delete_many(keys, version), lambda: None
         )
 
@@ -167,10 +214,10 @@ class ResilientRedisCache(RedisCache):
             # Django's contract for a key that does not exist; counters then start again.
             raise ValueError(f"Key '{key}' not found.")
 
-        return self._guard("incr", lambda: super(RC, self).incr(key, delta, version), missing)
+        return self.guarded("incr", lambda: super(RC, self).incr(key, delta, version), missing)
 
     def clear(self):
-        return self._guard("clear", lambda: super(RC, self).clear(), lambda: False)
+        return self.guarded("clear", lambda: super(RC, self).clear(), lambda: False)
 
 
 RC = ResilientRedisCache  # lambdas cannot use the zero-argument super()

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import import_module
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth import (
     BACKEND_SESSION_KEY,
@@ -98,15 +99,24 @@ def _send(revocations: list[_Revocation], kept: tuple[object, str, str] | None) 
 
 class SessionRevocationMiddleware:
     """Goes after AuthenticationMiddleware. Sends the request's revocations when its response is
-    ready, keeping the request's own session where it is still logged in (see the module)."""
+    ready, keeping the request's own session where it is still logged in (see the module).
+
+    Sync and async capable, like the rest of the chain: under ASGI it adds no sync/async switch
+    to a request, and the publishing (the channel layer, which may hang with Redis) runs in a
+    worker thread, never on the one thread the process's sync views and database share."""
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
-        session = getattr(request, "session", None)
-        # The key from the cookie; reading it does not load the session.
-        start_key = session.session_key if session is not None else None
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        start_key = _start_key(request)
         pending: list[_Revocation] = []
         token = _pending.set(pending)
         try:
@@ -114,12 +124,34 @@ class SessionRevocationMiddleware:
         finally:
             _pending.reset(token)
             if pending:
-                try:
-                    kept = _still_logged_in(session, start_key)
-                except DatabaseError:  # then no session is kept: the safe side
-                    logger.warning("could not re-check the session; revoking it too", exc_info=True)
-                    kept = None
-                _send(pending, kept=kept)
+                _send(pending, kept=_kept(request, start_key))
+
+    async def __acall__(self, request):
+        start_key = _start_key(request)
+        pending: list[_Revocation] = []
+        # The sync views below run in a copy of this context: they append to this very list.
+        token = _pending.set(pending)
+        try:
+            return await self.get_response(request)
+        finally:
+            _pending.reset(token)
+            if pending:
+                kept = await sync_to_async(_kept)(request, start_key)  # the database thread
+                await sync_to_async(_send, thread_sensitive=False)(pending, kept=kept)
+
+
+def _start_key(request) -> str | None:
+    # The key from the cookie; reading it does not load the session.
+    session = getattr(request, "session", None)
+    return session.session_key if session is not None else None
+
+
+def _kept(request, start_key: str | None) -> tuple[object, str, str] | None:
+    try:
+        return _still_logged_in(getattr(request, "session", None), start_key)
+    except DatabaseError:  # then no session is kept: the safe side
+        logger.warning("could not re-check the session; revoking it too", exc_info=True)
+        return None
 
 
 def _still_logged_in(session, start_key: str | None) -> tuple[object, str, str] | None:

@@ -1,14 +1,14 @@
-"""The room websocket. Thin: authenticate, check access, parse JSON, call the service.
+"""The room websocket: authenticate, check access and the socket limit, parse JSON, call the
+service — and deliver, exactly once and in order, what the hub hands it.
 
 Live messages reach a socket through its process's fan-out hub (fanout.py), not through a
-channel-layer channel of its own."""
+channel-layer channel of its own; the hub also closes it when its session ends."""
 
 import asyncio
 import json
 import logging
 import uuid
 
-from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -51,10 +51,6 @@ def _send_and_render(**kwargs) -> tuple[services.SendResult, dict]:
     return result, realtime.message_event(result.message)
 
 
-def _profile_state(profile) -> list:
-    return [field.value_from_object(profile) for field in profile._meta.concrete_fields]
-
-
 class RoomConsumer(AsyncWebsocketConsumer):
     """Delivery is exactly-once and in seq order per socket, although the channel layer is
     at-most-once. ``cursor`` is the highest seq this socket has been sent: a live message at or
@@ -87,6 +83,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # Set when the session ended: no frame is acted on any more; the 4401 close is on its way.
     revoked = False
     accepted = False
+    closing: asyncio.Task | None = None  # the 4401 close revoke() scheduled
 
     async def close_for_retry(self, code: int, exc: BaseException) -> None:
         """Close with a code clients retry. uvicorn sends 1012/1013 as asked; daphne's
@@ -116,10 +113,26 @@ class RoomConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")  # None only when mounted without the auth stack
         self.session_key = session.session_key if session is not None else None
         self.socket_id = uuid.uuid4().hex
-        if not await self._within_socket_limit():
+        self.leased = await socketlimit.acquire(
+            user_id=self.user_id,
+            socket_id=self.socket_id,
+            limit=settings.PARLEY_WS_MAX_PER_USER,
+            open_here=len(fanout.hub().user_sockets(self.user_id)),
+        )
+        if not self.leased:
             await self.accept()
             await self.close(code=CLOSE_TOO_MANY_SOCKETS)
             return
+        try:
+            await self._join_and_accept(room)
+        finally:
+            # Not joined (the layer failed and close_for_retry re-raised, the task was
+            # cancelled, anything raised): disconnect() may never run, give the place back now.
+            if not self.joined and self.leased:
+                self.leased = False
+                await socketlimit.release(user_id=self.user_id, socket_id=self.socket_id)
+
+    async def _join_and_accept(self, room: Room) -> None:
         self.room = room
         self.seq_at_connect = self.room.last_seq
         self.held: list[dict] = []
@@ -143,17 +156,6 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         self.hold_timer = asyncio.get_running_loop().call_later(HOLD_SECONDS, self._hold_expired)
 
-    async def _within_socket_limit(self) -> bool:
-        """At most PARLEY_WS_MAX_PER_USER open sockets per user: counted in Redis across
-        processes (one round trip, off the database thread), else by this process's hub."""
-        limit = settings.PARLEY_WS_MAX_PER_USER
-        if not socketlimit.shared():
-            return len(fanout.hub().user_sockets(self.user_id)) < limit
-        self.leased = await sync_to_async(socketlimit.acquire, thread_sensitive=False)(
-            user_id=self.user_id, socket_id=self.socket_id, limit=limit
-        )
-        return self.leased
-
     async def disconnect(self, code) -> None:
         if self.hold_timer is not None:
             self.hold_timer.cancel()
@@ -165,9 +167,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await fanout.hub().leave(self.room.pk, self)
         if self.leased:
             self.leased = False
-            await sync_to_async(socketlimit.release, thread_sensitive=False)(
-                user_id=self.user_id, socket_id=self.socket_id
-            )
+            await socketlimit.release(user_id=self.user_id, socket_id=self.socket_id)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         if self.room is None or self.revoked:
@@ -274,15 +274,16 @@ class RoomConsumer(AsyncWebsocketConsumer):
         except Exception as exc:  # already gone
             logger.info("closing a revoked socket failed: %r", exc)
 
-    def profile_refresh(self, profile) -> None:
-        """Forget the profile cached at the handshake if it is not ``profile`` (None: it
-        changed), so the next message this socket sends is rendered with the current one."""
+    def profile_refresh(self, updated_at) -> None:
+        """Forget the profile cached at the handshake unless it was saved at ``updated_at``
+        (None: it changed), so the next message this socket sends is rendered with the current
+        one. (``Profile.updated_at`` is auto_now: every save moves it.)"""
         user = self.scope["user"]
         cache = user._meta.get_field("profile")  # the reverse one-to-one's cache on the user
         if not cache.is_cached(user):
             return
         cached = cache.get_cached_value(user)
-        if profile is None or _profile_state(cached) != _profile_state(profile):
+        if updated_at is None or cached is None or cached.updated_at != updated_at:
             cache.delete_cached_value(user)
 
     def offer(self, event: dict) -> None:

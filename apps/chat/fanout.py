@@ -18,15 +18,22 @@ a revoked session's sockets are closed with 4401, a renamed user's sockets forge
 they cached. As those may be lost too, every ``VERIFY_SECONDS`` the hub re-checks all its
 sockets' sessions (two queries for the process) and renews their per-user leases
 (socketlimit, one Redis round trip).
+
+A revocation can arrive while a socket is between its handshake's session read and its
+registration here (the room query, the socket limit): the hub keeps the revocations of the last
+``RECENT_REVOCATION_SECONDS`` and ``join`` re-checks a new socket that one of them matches (a
+re-check rather than a close: a session logged in after a password change is valid, although
+"all sessions" matches it). A hub that is idle is in no group and learns nothing; its first
+sockets rely on the periodic re-check like a lost event does.
 """
 
 import asyncio
 import contextvars
 import logging
 import random
+from collections import deque
 from collections.abc import Coroutine
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
@@ -43,6 +50,8 @@ RETRY_MAX_SECONDS = 5.0
 # How often the sockets' sessions are re-checked (on the first tick after it): a session that
 # expired or was revoked while its event was lost is closed within about 40 s.
 VERIFY_SECONDS = 30.0
+# Longer than a handshake takes between its session read and the hub's join.
+RECENT_REVOCATION_SECONDS = 5.0
 
 
 def start_eagerly(coro: Coroutine) -> asyncio.Task | None:
@@ -98,7 +107,7 @@ class Hub:
     """The process's (event loop's) subscriptions. Members are consumers with two methods:
     ``offer(event)`` — synchronous, called once per event — and ``catch_up_to(seq)``; those
     with a ``user_id`` (real sockets) also have ``session_key``, ``socket_id``, ``revoke()``
-    and ``profile_refresh(profile | None)``."""
+    and ``profile_refresh(updated_at | None)``."""
 
     def __init__(self, layer):
         self.layer = layer
@@ -107,7 +116,11 @@ class Hub:
         self.rooms: dict[int, _Room] = {}
         # The local sockets of each user, for identity events and the per-user limit.
         self.users: dict[object, set] = {}
-        self.next_verify = 0.0
+        # (loop time, user.revoke event) of the last RECENT_REVOCATION_SECONDS, oldest first.
+        self.recent_revocations: deque[tuple[float, dict]] = deque()
+        # New sockets a recent revocation matched, re-checked in batches by one task.
+        self.to_check: set = set()
+        self.checking: asyncio.Task | None = None
         # Serialises group_add/group_discard, so a leave and a re-join never cross in Redis.
         self.subscribing = asyncio.Lock()
         self.tasks: list[asyncio.Task] = []
@@ -123,6 +136,8 @@ class Hub:
         # A member before it is subscribed: what arrives meanwhile is held, not missed.
         room.members.add(consumer)
         self._add_user_socket(consumer)
+        if self._recently_revoked(consumer):
+            self._check_soon(consumer)
         try:
             if first:
                 if self.channel is None:
@@ -203,33 +218,80 @@ class Hub:
         """``user.revoke``: close the user's sockets of those sessions (all when None), except
         a session that was only re-keyed (``keep``: old → new), which learns its new key."""
         sessions, keep = event.get("sessions"), event.get("keep") or {}
+        if not isinstance(keep, dict) or not (sessions is None or isinstance(sessions, list)):
+            raise ValueError("malformed user.revoke event")  # kept out of recent_revocations
         for consumer in tuple(self.user_sockets(event.get("user"))):
-            if consumer.session_key in keep:
-                consumer.session_key = keep[consumer.session_key]
-            elif sessions is None or consumer.session_key in sessions:
+            if _applies(event, consumer):
                 consumer.revoke()
+        now = asyncio.get_running_loop().time()
+        self._forget_revocations(now)
+        self.recent_revocations.append((now, event))
+
+    def _forget_revocations(self, now: float) -> None:
+        recent = self.recent_revocations
+        while recent and recent[0][0] < now - RECENT_REVOCATION_SECONDS:
+            recent.popleft()
+
+    def _recently_revoked(self, consumer) -> bool:
+        """Does a revocation of the last few seconds match this new socket's session? (A keep
+        in it updates the socket's key, as it would have for a registered socket.)"""
+        if getattr(consumer, "user_id", None) is None or not self.recent_revocations:
+            return False
+        self._forget_revocations(asyncio.get_running_loop().time())
+        matched = False
+        for _, event in self.recent_revocations:
+            if event.get("user") == consumer.user_id and _applies(event, consumer):
+                matched = True
+        return matched
+
+    def _check_soon(self, consumer) -> None:
+        self.to_check.add(consumer)
+        if self.checking is None:
+            self.checking = asyncio.ensure_future(self._check_batches())
+
+    async def _check_batches(self) -> None:
+        try:
+            while self.to_check:
+                batch, self.to_check = self.to_check, set()
+                # Not those that have gone since.
+                batch = [c for c in batch if c in self.user_sockets(c.user_id)]
+                try:
+                    await self.verify(batch)
+                except Exception:  # the database may be away: the periodic re-check
+                    logger.exception("session re-check of new sockets failed")
+        finally:
+            self.checking = None
 
     def profile_changed(self, event: dict) -> None:
         for consumer in tuple(self.user_sockets(event.get("user"))):
             consumer.profile_refresh(None)
 
-    async def verify(self) -> None:
-        """Re-check every local socket's session (expired, deleted, password changed, user
-        inactive or gone: closed with 4401) and refresh the profiles that changed; renew the
-        sockets' per-user leases. Two queries and one Redis round trip for the process."""
-        sockets = [consumer for members in self.users.values() for consumer in members]
+    async def verify(self, sockets: list | None = None) -> None:
+        """Re-check the sessions of these local sockets (default: all of them, and then renew
+        their per-user leases): expired, deleted, password changed, user inactive or gone are
+        closed with 4401; refresh the profiles that changed. Two queries and one Redis round
+        trip for the process."""
+        renew = sockets is None
+        if sockets is None:
+            sockets = [consumer for members in self.users.values() for consumer in members]
         if not sockets:
             return
-        if socketlimit.shared():
-            leases = [(consumer.user_id, consumer.socket_id) for consumer in sockets]
-            await sync_to_async(socketlimit.renew, thread_sensitive=False)(leases)
+        if renew:
+            await socketlimit.renew((consumer.user_id, consumer.socket_id) for consumer in sockets)
         identities = [(consumer.session_key, consumer.user_id) for consumer in sockets]
         valid, users = await database_sync_to_async(identities_still_valid)(identities)
-        for consumer in sockets:
-            if (consumer.session_key, consumer.user_id) not in valid:
+        # Once per user, not per socket: when its profile was last saved.
+        updated = {
+            user_id: getattr(getattr(user, "profile", None), "updated_at", None)
+            for user_id, user in users.items()
+        }
+        for consumer, identity in zip(sockets, identities, strict=True):
+            if identity in valid:
+                consumer.profile_refresh(updated[consumer.user_id])
+            elif consumer.session_key == identity[0]:
+                # Not re-keyed meanwhile: a keep-revocation that arrived while the query ran
+                # gave the socket a new key, which this query never saw.
                 consumer.revoke()
-            else:
-                consumer.profile_refresh(getattr(users[consumer.user_id], "profile", None))
 
     async def refresh(self) -> None:
         """Re-join every group (a restarted Redis forgot them) and let each socket catch up
@@ -298,12 +360,12 @@ class Hub:
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
-        self.next_verify = loop.time() + VERIFY_SECONDS
+        next_verify = loop.time() + VERIFY_SECONDS
         while True:
             await asyncio.sleep(TICK_SECONDS * random.uniform(0.75, 1.25))
             await self._refresh_logged()
-            if loop.time() >= self.next_verify:
-                self.next_verify = loop.time() + VERIFY_SECONDS
+            if loop.time() >= next_verify:
+                next_verify = loop.time() + VERIFY_SECONDS
                 try:
                     await self.verify()
                 except Exception:  # the database may be away: next time
@@ -314,6 +376,16 @@ class Hub:
             await self.refresh()
         except Exception:  # the database may be away too: next tick
             logger.exception("fan-out refresh failed")
+
+
+def _applies(event: dict, consumer) -> bool:
+    """Does this ``user.revoke`` close the socket? (For a key in ``keep`` it does not, and
+    the socket learns its new key.)"""
+    sessions, keep = event.get("sessions"), event.get("keep") or {}
+    if consumer.session_key in keep:
+        consumer.session_key = keep[consumer.session_key]
+        return False
+    return sessions is None or consumer.session_key in sessions
 
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}

@@ -1,19 +1,21 @@
-"""The only module that touches the channel layer. Payloads are primitives: ids and one HTML
-string rendered once per message (never per recipient)."""
+"""What is published on the channel layer, and how (fanout.py is the receiving end: the hub
+subscribes, receives and dispatches). Payloads are primitives: ids and one HTML string rendered
+once per message (never per recipient)."""
 
 import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
-from redis.exceptions import RedisError
+
+from project.cache import OUTAGE_ERRORS
 
 from .models import Message
 
 logger = logging.getLogger(__name__)
 
-# What a lost channel layer (Redis down or restarting) raises.
-LAYER_ERRORS = (RedisError, OSError)
+# What a lost channel layer (Redis down or restarting) raises: the project's one outage tuple.
+LAYER_ERRORS = OUTAGE_ERRORS
 
 
 # Every process's hub is in this one group (joined when the hub starts, not per socket or per

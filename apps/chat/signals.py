@@ -21,4 +21,6 @@ def _profile_saved(sender, instance: Profile, created: bool, **kwargs) -> None:
     if created:
         return  # a new user: no socket has its profile yet
     user_id = instance.user_id
-    transaction.on_commit(lambda: realtime.broadcast_profile_changed(user_id=user_id))
+    # Robust: whatever the publish raises is logged, never a 500 for the profile save (the
+    # hub's periodic re-check refreshes the profile anyway).
+    transaction.on_commit(lambda: realtime.broadcast_profile_changed(user_id=user_id), robust=True)

@@ -7,56 +7,14 @@ import uuid
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.test import Client
 
 from apps.chat import services
-from apps.chat.models import Message, Room
-from apps.chat.selectors import room_last_seq
-from project.asgi import application
+from apps.chat.models import Message
+
+# Shared with the other socket test modules (apps/chat/tests/helpers.py).
+from .helpers import joined, message_count, open_socket, send_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# The page's own origin: scheme (ws → http), host and port of the Host header (no port: 80).
-HOST = (b"host", b"localhost")
-ORIGIN = (b"origin", b"http://localhost")
-
-
-@database_sync_to_async
-def session_cookie(user) -> str:
-    client = Client()
-    client.force_login(user)
-    return client.cookies[settings.SESSION_COOKIE_NAME].value
-
-
-async def open_socket(room_pk: int, user=None, origin=ORIGIN) -> tuple[WebsocketCommunicator, bool]:
-    headers = [HOST, origin] if origin else [HOST]
-    if user is not None:
-        cookie = await session_cookie(user)
-        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
-    communicator = WebsocketCommunicator(application, f"/ws/chat/room/{room_pk}/", headers=headers)
-    connected, _ = await communicator.connect(timeout=5)
-    return communicator, connected
-
-
-async def joined(room_pk: int, user, after_seq: int | None = None) -> WebsocketCommunicator:
-    """A connected socket that has done what the page does first: resume from the last seq it
-    shows (by default the room's current one, so nothing is replayed)."""
-    communicator, connected = await open_socket(room_pk, user)
-    assert connected
-    if after_seq is None:
-        after_seq = await database_sync_to_async(room_last_seq)(room=Room(pk=room_pk))
-    await send_json(communicator, {"type": "resume", "after_seq": after_seq})
-    return communicator
-
-
-async def send_json(communicator, payload) -> None:
-    await communicator.send_to(text_data=json.dumps(payload))
-
-
-async def message_count() -> int:
-    return await database_sync_to_async(Message.objects.count)()
 
 
 async def test_both_members_receive_the_message_fragment_escaped(public_room, alice, bob):

@@ -12,7 +12,7 @@ from django.conf import settings
 from apps.chat import fanout, realtime, services
 from apps.chat.consumers import RoomConsumer
 
-from .test_consumers import joined
+from .helpers import joined
 
 # --- start_eagerly --------------------------------------------------------------------------
 

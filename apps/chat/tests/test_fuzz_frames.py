@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.chat.tests.test_consumers import joined
+from apps.chat.tests.helpers import joined
 from apps.core.tests.fuzzing import FUZZ
 
 pytestmark = pytest.mark.django_db(transaction=True)

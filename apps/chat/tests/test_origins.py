@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 
 from project.asgi import application
 
-from .test_consumers import session_cookie
+from .helpers import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ from django.conf import settings
 
 from apps.chat.models import Message
 
-from .test_consumers import joined, message_count, send_json
+from .helpers import joined, message_count, send_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

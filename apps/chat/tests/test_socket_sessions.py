@@ -11,7 +11,6 @@ real Redis channel layer when REDIS_URL is set."""
 
 import asyncio
 import datetime
-import uuid
 
 import pytest
 from channels.db import database_sync_to_async
@@ -25,73 +24,21 @@ from django.utils import timezone
 
 from apps.accounts.sessions import identities_still_valid
 from apps.chat import fanout, realtime
-from apps.chat.models import Message
 from apps.profiles.services import profile_update
 from project.asgi import application
 
-from .test_consumers import HOST, ORIGIN, message_count, send_json
+from .helpers import (
+    CLOSED_4401,
+    HOST,
+    ORIGIN,
+    assert_alive,
+    assert_closed_and_deaf,
+    cookie_of,
+    logged_in,
+    socket_for,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-CLOSED_4401 = {"type": "websocket.close", "code": 4401}
-
-
-@database_sync_to_async
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def cookie_of(client: Client) -> str:
-    return client.cookies[settings.SESSION_COOKIE_NAME].value
-
-
-async def socket_for(client: Client, room_pk: int) -> WebsocketCommunicator:
-    """A socket on ``client``'s session, live (accepted: its hub knows it) and resumed."""
-    cookie = (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie_of(client)}".encode())
-    communicator = WebsocketCommunicator(
-        application, f"/ws/chat/room/{room_pk}/", headers=[HOST, ORIGIN, cookie]
-    )
-    connected, _ = await communicator.connect(timeout=5)
-    assert connected
-    await send_json(communicator, {"type": "resume", "after_seq": 0})
-    return communicator
-
-
-async def next_close(communicator: WebsocketCommunicator, timeout: float = 2.0) -> dict:
-    """The close, within ``timeout``; message frames (other sockets' messages) before it are
-    skipped."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        output = await communicator.receive_output(timeout=max(deadline - loop.time(), 0.01))
-        if output["type"] != "websocket.send":
-            return output
-
-
-async def assert_closed_and_deaf(communicator: WebsocketCommunicator) -> None:
-    """Closed with 4401 within 2 s, and a message frame sent afterwards creates nothing."""
-    assert await next_close(communicator) == CLOSED_4401
-    before = await message_count()
-    await send_json(communicator, {"body": "after the end", "client_id": str(uuid.uuid4())})
-    # The application handles its input in order: once it has processed the disconnect after
-    # the frame and finished, the frame was seen (and ignored).
-    await communicator.disconnect()
-    assert await message_count() == before
-    assert not await database_sync_to_async(Message.objects.filter(body="after the end").exists)()
-
-
-async def assert_alive(communicator: WebsocketCommunicator, body: str = "still here") -> str:
-    """Sends ``body`` and returns the fragment that acknowledges it."""
-    await send_json(communicator, {"body": body, "client_id": str(uuid.uuid4())})
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while True:
-        html = await communicator.receive_from(timeout=max(deadline - loop.time(), 0.01))
-        if body in html:
-            return html
-
 
 # --- the triggers ---------------------------------------------------------------------------
 
@@ -229,7 +176,7 @@ async def test_a_revocation_while_the_layer_is_unreachable_is_logged_not_raised(
     response = await database_sync_to_async(browser.post)("/accounts/logout/")
     assert response.status_code == 302
     assert "not published" in caplog.text
-    assert await communicator.receive_nothing(timeout=0.2)  # the event was lost…
+    await assert_alive(communicator)  # the event was lost…
     await fanout.hub().verify()  # …the re-check closes it
     assert await communicator.receive_output(timeout=2) == CLOSED_4401
     await communicator.disconnect()
@@ -241,7 +188,7 @@ async def test_a_revocation_while_the_layer_is_unreachable_is_logged_not_raised(
 async def test_a_session_that_expires_while_open_is_closed_by_the_re_check(public_room, alice):
     communicator = await socket_for(await logged_in(alice), public_room.pk)
     await fanout.hub().verify()
-    assert await communicator.receive_nothing(timeout=0.1)  # a valid session stays
+    await assert_alive(communicator)  # a valid session stays
     await database_sync_to_async(Session.objects.filter(expire_date__gt=timezone.now()).update)(
         expire_date=timezone.now() - datetime.timedelta(seconds=1)
     )
@@ -292,7 +239,7 @@ async def test_the_re_check_catches_what_a_lost_event_missed(
             Session.objects.filter(session_key=cookie_of(browser)).delete()
 
     await database_sync_to_async(apply)()
-    assert await communicator.receive_nothing(timeout=0.1)
+    await assert_alive(communicator)  # not closed yet: no event came
     await fanout.hub().verify()
     await assert_closed_and_deaf(communicator)
 
