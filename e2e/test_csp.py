@@ -10,31 +10,9 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from apps.core.tests.csp_policy import EXPECTED, parse_policy
+
 ROOM_URL = re.compile(r"/chat/room/(\d+)/$")
-
-EXPECTED = {
-    "default-src": ["'self'"],
-    "script-src": ["'self'", "nonce"],
-    "style-src": ["'self'"],
-    "img-src": ["'self'", "data:"],
-    "connect-src": ["'self'"],
-    "object-src": ["'none'"],
-    "base-uri": ["'none'"],
-    "form-action": ["'self'"],
-    "frame-ancestors": ["'none'"],
-    "report-uri": ["/csp-report/"],
-}
-
-
-def parse_policy(header: str) -> tuple[dict[str, list[str]], str | None]:
-    directives, nonce = {}, None
-    for part in header.split(";"):
-        name, *sources = part.split()
-        for i, source in enumerate(sources):
-            if source.startswith("'nonce-"):
-                nonce, sources[i] = source[len("'nonce-") : -1], "nonce"
-        directives[name] = sources
-    return directives, nonce
 
 
 def assert_policy_and_nonce(page, url: str) -> str:

@@ -14,40 +14,13 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.chat import services
+from apps.core.tests.csp_policy import EXPECTED, REPORT_URL, parse_policy
 
 pytestmark = pytest.mark.django_db
 
 HEADER = "Content-Security-Policy"
 HEADER_RO = "Content-Security-Policy-Report-Only"
-REPORT_URL = "/csp-report/"
 SETTINGS_FILE = Path(django_settings.BASE_DIR) / "project" / "settings.py"
-
-# The whole policy, directive by directive ("nonce" stands for this response's nonce).
-EXPECTED = {
-    "default-src": ["'self'"],
-    "script-src": ["'self'", "nonce"],
-    "style-src": ["'self'"],
-    "img-src": ["'self'", "data:"],
-    "connect-src": ["'self'"],
-    "object-src": ["'none'"],
-    "base-uri": ["'none'"],
-    "form-action": ["'self'"],
-    "frame-ancestors": ["'none'"],
-    "report-uri": [REPORT_URL],
-}
-
-
-def parse_policy(header: str) -> tuple[dict[str, list[str]], str | None]:
-    """{directive: sources} with the nonce source replaced by "nonce", and the nonce."""
-    directives, nonce = {}, None
-    for part in header.split(";"):
-        name, *sources = part.split()
-        for i, source in enumerate(sources):
-            if source.startswith("'nonce-"):
-                nonce = source[len("'nonce-") : -1]
-                sources[i] = "nonce"
-        directives[name] = sources
-    return directives, nonce
 
 
 class PageScan(HTMLParser):
