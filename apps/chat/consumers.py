@@ -74,6 +74,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
     closed = False
     cursor: int | None = None
     runner: asyncio.Task | bool | None = None
+    # Seqs acknowledged to this socket before its stream started (a client that sends before
+    # its first "resume"); None, not an empty set, for the usual socket.
+    sent_early: set[int] | None = None
     hold_timer: asyncio.TimerHandle | None = None
     # Identity, for the hub's identity events and re-checks (fanout.Hub.revoke / verify).
     user_id = None
@@ -232,8 +235,19 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         # The client says what it holds: send everything after that, then what was held. It
         # cannot hold a seq that did not exist yet; a cursor past the room's end would drop
-        # every later message, the sender's own acknowledgements included.
-        after = min(after, max(self.seq_at_connect, self.room.last_seq, self.cursor or 0))
+        # every later message, the sender's own acknowledgements included. Past what this
+        # socket knows of, ask the database (rare: a client's mistake, e.g. a message id).
+        if after > max(self.seq_at_connect, self.room.last_seq, self.cursor or 0):
+            newest = await database_sync_to_async(selectors.room_last_seq)(room=self.room)
+            if after > newest:
+                await self.send_error(
+                    _(
+                        "after_seq %(after)d is past the room's newest message (%(newest)d); "
+                        "continuing from there."
+                    )
+                    % {"after": after, "newest": newest}
+                )
+                after = newest
         self._submit(self._start_from, (after, True))
 
     async def send_error(self, text: str, client_id=None) -> None:
@@ -380,12 +394,21 @@ class RoomConsumer(AsyncWebsocketConsumer):
         held, self.held = self.held, []
         for event in sorted(held, key=lambda e: e["seq"]):
             await self._deliver(event)
+        if self.sent_early:
+            self.sent_early = {seq for seq in self.sent_early if seq > self.cursor} or None
 
     async def _ack(self, arg: tuple[dict, bool]) -> None:
         event, created = arg
         if self.cursor is not None and event["seq"] > self.cursor:
             await self._deliver(event)  # in order: a gap before it is filled first
-        elif self.cursor is None or not created:
+        elif self.cursor is None:
+            # Before the stream starts (no resume yet): acknowledge now, and remember it, so
+            # that neither the held live copy nor a later catch-up sends it a second time.
+            if self.sent_early is None:
+                self.sent_early = set()
+            self.sent_early.add(event["seq"])
+            await self._send(event["html"])
+        elif not created:
             await self._send(event["html"])  # an ack nothing else would bring
 
     async def _catch_up(self, seq: int) -> None:
@@ -400,6 +423,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._send_missed(upto=seq - 1)  # the channel layer dropped something
         if seq > self.cursor:
             self.cursor = seq
+            if self.sent_early and seq in self.sent_early:
+                self.sent_early.discard(seq)  # acknowledged before the stream started
+                return
             await self._send(event["html"])
 
     async def _send_missed(self, *, upto: int | None) -> None:
@@ -412,9 +438,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.cursor = await database_sync_to_async(selectors.room_last_seq)(room=self.room)
             await self._send(render_to_string("chat/room_detail.html#reload", {}))
             return
-        if missed:
-            html = await database_sync_to_async(realtime.render_messages_oob)(missed)
-            self.cursor = missed[-1].seq
+        if not missed:
+            return
+        last = missed[-1].seq
+        if self.sent_early:  # acknowledged before the stream started: not again
+            missed = [m for m in missed if m.seq not in self.sent_early]
+        html = await database_sync_to_async(realtime.render_messages_oob)(missed) if missed else ""
+        self.cursor = last
+        if html:
             await self._send(html)
 
     async def _send(self, html: str) -> None:
