@@ -54,27 +54,27 @@ def message_event(message: Message) -> dict:
     return event
 
 
+def _publish(group: str, event: dict, *, lost: str) -> None:
+    """group_send from sync code (on commit). An unreachable layer loses the event, never the
+    change: the database has it, and the hubs' periodic work (``refresh`` for messages,
+    ``verify`` for identity events) delivers what it implies. ``lost`` says what was not
+    published, in the warning."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, event)
+    except LAYER_ERRORS:
+        logger.warning("%s not published: channel layer unreachable", lost)
+
+
 def broadcast_message(message: Message) -> None:
     """Publish a committed message to everyone connected to its room. Called on commit only:
     a message is visible to listeners only once it is in the database. If the layer is
     unreachable the message is stored all the same, and every socket reads it from the
     database when the layer is back (fanout.Hub.refresh)."""
-    layer = get_channel_layer()
-    try:
-        async_to_sync(layer.group_send)(room_group(message.room_id), message_event(message))
-    except LAYER_ERRORS:
-        logger.warning("broadcast of message %s failed; sockets catch up later", message.pk)
+    _publish(room_group(message.room_id), message_event(message), lost=f"message {message.pk}")
 
 
 def _publish_user_event(event: dict) -> None:
-    layer = get_channel_layer()
-    try:
-        async_to_sync(layer.group_send)(USERS_GROUP, event)
-    except LAYER_ERRORS:
-        # The hubs' periodic re-check (fanout.Hub.verify) closes these sockets all the same.
-        logger.warning(
-            "%s for user %s not published: channel layer unreachable", event["type"], event["user"]
-        )
+    _publish(USERS_GROUP, event, lost=f"{event['type']} for user {event['user']}")
 
 
 def broadcast_sessions_revoked(

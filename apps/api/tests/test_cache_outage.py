@@ -5,6 +5,7 @@ production runs with ``REDIS_URL`` when Redis is down: every request that touche
 a rate limit must still succeed (limits fail open), and the log gets one warning per interval
 per process, not a traceback per call."""
 
+import contextlib
 import logging
 
 import pytest
@@ -35,28 +36,39 @@ def clock(monkeypatch):
     return clock
 
 
-@pytest.fixture
-def redis_down(settings, clock):
-    """The default cache is Redis on a closed port, with the production options."""
+@contextlib.contextmanager
+def resilient_cache(settings, location: str, **options):
+    """The default cache is the resilient Redis cache at ``location`` for the block; then back
+    to the working cache (before the counters are cleared at teardown), with the outage
+    forgotten so the next test finds Redis up."""
     resilient.outage.reset()
     working = settings.CACHES
     settings.CACHES = {
         "default": {
             "BACKEND": "project.cache.ResilientRedisCache",
-            "LOCATION": CLOSED_PORT,
-            "OPTIONS": {
-                "socket_connect_timeout": 0.5,
-                "socket_timeout": 0.5,
-                "RETRY_AFTER": 5,
-                "WARNING_INTERVAL": 60,
-            },
+            "LOCATION": location,
+            "OPTIONS": options,
         }
     }
-    yield
-    # Back to the working cache before the counters are cleared at teardown, and forget the
-    # outage so the next test finds Redis up.
-    settings.CACHES = working
-    resilient.outage.reset()
+    try:
+        yield
+    finally:
+        settings.CACHES = working
+        resilient.outage.reset()
+
+
+@pytest.fixture
+def redis_down(settings, clock):
+    """The default cache is Redis on a closed port, with the production options."""
+    with resilient_cache(
+        settings,
+        CLOSED_PORT,
+        socket_connect_timeout=0.5,
+        socket_timeout=0.5,
+        RETRY_AFTER=5,
+        WARNING_INTERVAL=60,
+    ):
+        yield
 
 
 def outage_warnings(caplog) -> list[logging.LogRecord]:
@@ -247,25 +259,13 @@ def test_a_hung_redis_times_out_and_the_request_still_succeeds(
     import threading
 
     caplog.set_level(logging.WARNING)
-    resilient.outage.reset()
-    working = settings.CACHES
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "project.cache.ResilientRedisCache",
-            "LOCATION": silent_redis,
-            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-        }
-    }
     statuses = []
-    try:
+    with resilient_cache(settings, silent_redis, socket_connect_timeout=0.2, socket_timeout=0.2):
         worker = threading.Thread(
             target=lambda: statuses.append(as_alice.get("/api/rooms/")), daemon=True
         )
         worker.start()
         worker.join(timeout=3)
         assert not worker.is_alive(), "the request hung on the silent Redis"
-    finally:
-        settings.CACHES = working
-        resilient.outage.reset()
     assert [r.status_code for r in statuses] == [200]
     assert "Timeout" in outage_warnings(caplog)[0].getMessage()

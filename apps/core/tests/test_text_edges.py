@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from apps.chat.models import Message, Room
-from apps.chat.tests.test_consumers import joined, send_json
+from apps.chat.tests.helpers import joined, send_json
 
 EMPTY_BODY = "Type a message first."
 EMPTY_ROOM = "Enter a room name."
