@@ -14,7 +14,7 @@ import json
 import socket
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -229,7 +229,7 @@ async def drain(sink: Sink, *, timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
-def summary(sink: Sink) -> dict:
+def summary(sink) -> dict:
     lat = sorted(sink.latencies)
     n = len(lat)
 
@@ -286,3 +286,311 @@ def parley_protocol(
             {"type": "resume", "after_seq": last_seq.get(room_ids[room], 0)}
         ).encode(),
     )
+
+
+# --- Parley's timeline changes (S8) ------------------------------------------------------------
+#
+# An edit or a reaction reaches every socket of the room as the message's whole current
+# ``<article id="message-<pk>" data-seq data-version …>``, with the message's old body (a
+# reaction) or a new one (an edit). So the marker alone cannot tell deliveries apart: a reaction
+# carries no marker of its own, and every later change re-delivers the marker of the body. The
+# ``ChangeSink`` counts deliveries by version instead:
+#
+# - every event the load generator sends (a message, an edit, a reaction added or removed) is
+#   *attributed* the version under which the server published it: the first time any client
+#   sees a version of message ``pk`` higher than every version seen of it so far, that version
+#   belongs to the oldest change sent for ``pk`` that has none yet (a new message: to the
+#   message whose marker the article carries). This is exact because the changes of one message
+#   never overlap in flight: ``Pool`` leaves ``COOLDOWN`` seconds between two changes of the
+#   same message (far above the 250 ms limit of a passing step);
+# - a client has an event once it holds that message at that version or later (a catch-up that
+#   brings only the newest state of a message delivers every change folded into it). Latency is
+#   from the event's scheduled send to that first delivery;
+# - an article at the version the client already holds is a duplicate; one below it is stale
+#   (a version going backwards on one socket: a bug, reported).
+
+ARTICLE = b'<article id="message-'
+VERSION = b'data-version="'
+ARTICLE_END = b"</article>"
+ERROR_FRAME = b'id="composer-error"'
+# Reactions the load generator toggles (all in Parley's shipped list).
+EMOJI = ("\U0001f44d", "\U0001f389", "\U0001f440", "\U0001f525")
+COOLDOWN = 2.0
+
+
+class Event:
+    __slots__ = ("kind", "sched", "mid", "pk", "version", "window")
+
+    def __init__(self, kind: str, sched: int, mid: int, pk: int | None, window: int) -> None:
+        self.kind = kind  # "message", "edit", "reaction"
+        self.sched = sched
+        self.mid = mid
+        self.pk = pk
+        self.version: int | None = None
+        self.window = window
+
+
+class ChangeSink:
+    """Deliveries of Parley's timeline events (new messages, edits, reactions), by version. The
+    attribution of versions to events lives as long as the sink (one scenario); the accounting
+    (latencies, duplicates, what each client holds) is per measurement window."""
+
+    def __init__(self) -> None:
+        self.window = 0
+        self.active = False
+        self.top: dict[int, int] = {}  # pk -> highest version seen at any client
+        self.pending_new: dict[int, Event] = {}  # marker id -> message not seen yet
+        self.pending_changes: dict[int, deque] = {}  # pk -> changes without a version yet
+        self.versions: dict[int, list[tuple[int, Event]]] = {}  # pk -> [(version, event)]
+        self.unexplained = 0  # a new version no event of ours accounts for
+        self.misattributed = 0  # an edit's version whose article lacks the edit's marker
+        self.reset()
+
+    def reset(self) -> None:
+        self.latencies: list[int] = []
+        self.by_kind: dict[str, list[int]] = {"message": [], "edit": [], "reaction": []}
+        self.expected = 0
+        self.expected_by_kind: Counter = Counter()
+        self.duplicates = 0
+        self.stale = 0
+        self.errors = 0
+        self.frames = 0
+        self.last: dict[int, int] = {}  # pk << 16 | client -> version this client holds
+
+    def open_window(self) -> None:
+        self.reset()
+        self.window += 1
+        self.active = True
+
+    def close_window(self) -> None:
+        self.active = False
+
+    # The sender's side: register before sending.
+    def sent_message(self, sched: int, mid: int, members: int) -> None:
+        self.pending_new[mid] = Event("message", sched, mid, None, self.window)
+        self._expect("message", members)
+
+    def sent_change(self, kind: str, sched: int, mid: int, pk: int, members: int) -> None:
+        event = Event(kind, sched, mid, pk, self.window)
+        self.pending_changes.setdefault(pk, deque()).append(event)
+        self._expect(kind, members)
+
+    def _expect(self, kind: str, members: int) -> None:
+        if self.active:
+            self.expected += members
+            self.expected_by_kind[kind] += members
+
+    # The receiving side.
+    def record(self, client: int, data: bytes, at: int) -> None:
+        self.frames += 1
+        pos = data.find(ARTICLE)
+        if pos < 0:
+            if ERROR_FRAME in data:
+                self.errors += 1
+            return
+        while pos >= 0:
+            start = pos + len(ARTICLE)
+            quote = data.find(b'"', start)
+            vpos = data.find(VERSION, quote)
+            if quote < 0 or vpos < 0:
+                return
+            vstart = vpos + len(VERSION)
+            vend = data.find(b'"', vstart)
+            pk, version = int(data[start:quote]), int(data[vstart:vend])
+            nxt = data.find(ARTICLE, vend)
+            if version > self.top.get(pk, 0):
+                self.top[pk] = version
+                end = data.find(ARTICLE_END, vend)
+                self._attribute(pk, version, data, vend, end if end >= 0 else len(data))
+            if self.active:
+                self._deliver(client, pk, version, at)
+            pos = nxt
+
+    def _attribute(self, pk: int, version: int, data: bytes, start: int, end: int) -> None:
+        queue = self.pending_changes.get(pk)
+        if queue:
+            event = queue.popleft()
+            if event.kind == "edit" and data.find(b"~%d~" % event.mid, start, end) < 0:
+                self.misattributed += 1
+        else:
+            mark = data.find(MARK, start, end)
+            event = None
+            if mark >= 0:
+                a = data.find(b"~", mark + 2)
+                b = data.find(b"~", a + 1)
+                event = self.pending_new.pop(int(data[a + 1 : b]), None)
+            if event is None:
+                self.unexplained += 1
+                return
+            event.pk = pk
+        event.version = version
+        self.versions.setdefault(pk, []).append((version, event))
+
+    def _deliver(self, client: int, pk: int, version: int, at: int) -> None:
+        key = pk << 16 | client
+        held = self.last.get(key, 0)
+        if version <= held:
+            if version == held:
+                self.duplicates += 1
+            else:
+                self.stale += 1
+            return
+        self.last[key] = version
+        events = self.versions.get(pk)
+        if not events:
+            return
+        window = self.window
+        for i in range(len(events) - 1, -1, -1):  # newest first: usually only the last one
+            v, event = events[i]
+            if v <= held:
+                break
+            if v <= version and event.window == window:
+                latency = at - event.sched
+                self.latencies.append(latency)
+                self.by_kind[event.kind].append(latency)
+
+
+@dataclass
+class Pool:
+    """The messages the changes are made to (seeded before the clients connect), and what the
+    load generator did to them: which reactions are on, when each was last changed."""
+
+    messages: list[tuple[int, int]]  # (message pk, index of its author's client)
+    cooldown_ns: int = int(COOLDOWN * 1e9)
+    last_change: dict[int, int] = field(default_factory=dict)
+    reacted: set = field(default_factory=set)
+    edit_at: int = 0
+    react_at: int = 0
+    skipped: int = 0  # a change that found every message cooling down (sent as a message)
+
+    def _next(self, attr: str, now: int, ok: Callable[[int, int], bool]) -> tuple[int, int] | None:
+        start = getattr(self, attr)
+        n = len(self.messages)
+        for step in range(n):
+            pk, author = self.messages[(start + step) % n]
+            if now - self.last_change.get(pk, -self.cooldown_ns) >= self.cooldown_ns and ok(
+                pk, author
+            ):
+                setattr(self, attr, (start + step + 1) % n)
+                self.last_change[pk] = now
+                return pk, author
+        self.skipped += 1
+        return None
+
+    def edit_target(self, now: int, open_authors: dict[int, "Client"]):
+        """A message whose author's socket is open, and that author's client."""
+        found = self._next("edit_at", now, lambda pk, author: author in open_authors)
+        return (found[0], open_authors[found[1]]) if found else None
+
+    def react_target(self, now: int, user: int) -> tuple[int, str, bool] | None:
+        """(message pk, emoji, add?) for a reaction by the client ``user``: toggles."""
+        found = self._next("react_at", now, lambda pk, author: True)
+        if found is None:
+            return None
+        pk = found[0]
+        emoji = EMOJI[(pk + user) % len(EMOJI)]
+        key = (pk, user, emoji)
+        add = key not in self.reacted
+        if add:
+            self.reacted.add(key)
+        else:
+            self.reacted.discard(key)
+        return pk, emoji, add
+
+
+def is_change(k: int, fraction: float) -> bool:
+    """Event ``k`` of a stream where ``fraction`` of the events are changes, evenly spread."""
+    return fraction > 0 and int((k + 1) * fraction) > int(k * fraction)
+
+
+async def changes_loop(
+    proto: Protocol,
+    clients: list[Client],
+    sink: ChangeSink,
+    pool: Pool,
+    *,
+    rate: float,
+    seconds: float,
+    fraction: float,
+    next_id: Callable[[], int],
+) -> dict:
+    """``open_loop`` for one Parley room where ``fraction`` of the events are changes, half of
+    them edits (by the message's author, of one of its own messages: a new 200-byte body with a
+    new marker), half reactions toggled on or off (by the sender whose turn it is). Messages are
+    sent round-robin over the clients, as in ``open_loop``."""
+    total = max(1, int(rate * seconds))
+    interval = 1e9 / rate
+    start = now_ns() + 20_000_000
+    worst_lag = 0
+    turn = 0
+    changes = 0
+    sent: Counter = Counter()
+    for k in range(total):
+        sched = start + int(k * interval)
+        wait = sched - now_ns()
+        if wait > 0:
+            await asyncio.sleep(wait / 1e9)
+        elif k % 50 == 0:
+            await asyncio.sleep(0)  # behind schedule: still let the receivers run
+        now = now_ns()
+        worst_lag = max(worst_lag, now - sched)
+        live = [c for c in clients if c.open]
+        if not live:
+            continue
+        members = len(live)
+        mid = next_id()
+        frame = None
+        if is_change(k, fraction):
+            changes += 1
+            if changes % 2:
+                found = pool.edit_target(now, {c.index: c for c in live})
+                if found is not None:
+                    pk, sender = found
+                    sink.sent_change("edit", sched, mid, pk, members)
+                    body = make_body(sched, mid)
+                    frame = {"type": "edit", "id": pk, "body": body}
+                    sent["edit"] += 1
+            else:
+                sender = live[turn % members]
+                turn += 1
+                found = pool.react_target(now, sender.index)
+                if found is not None:
+                    pk, emoji, add = found
+                    sink.sent_change("reaction", sched, mid, pk, members)
+                    frame = {"type": "react" if add else "unreact", "id": pk, "emoji": emoji}
+                    sent["react" if add else "unreact"] += 1
+        if frame is not None:
+            sender.send(json.dumps(frame).encode())
+            continue
+        sender = live[turn % members]
+        turn += 1
+        sink.sent_message(sched, mid, members)
+        sender.send(proto.encode(make_body(sched, mid)))
+        sent["message"] += 1
+    return {
+        "events": total,
+        "sent": dict(sent),
+        "sender_worst_lag_ms": round(worst_lag / 1e6, 1),
+    }
+
+
+def kind_summary(sink: ChangeSink) -> dict:
+    """p50/p99 and losses per kind of event, and the sink's own checks."""
+    out = {}
+    for kind, lat in sink.by_kind.items():
+        expected = sink.expected_by_kind.get(kind, 0)
+        if not expected:
+            continue
+        lat = sorted(lat)
+        n = len(lat)
+        out[kind] = {
+            "expected": expected,
+            "delivered": n,
+            "p50_ms": round(lat[n // 2] / 1e6, 1) if n else None,
+            "p99_ms": round(lat[min(n - 1, int(n * 0.99))] / 1e6, 1) if n else None,
+        }
+    out["stale"] = sink.stale
+    out["error_frames"] = sink.errors
+    out["unexplained_versions"] = sink.unexplained
+    out["misattributed_edits"] = sink.misattributed
+    return out

@@ -4,12 +4,15 @@ benchmark's DATABASE_URL (so the load generator never imports Django).
     python -m bench.parley_tool setup --users 500 --rooms 42
     python -m bench.parley_tool fill --count 1000000
     python -m bench.parley_tool pages --session KEY --rooms 3,4 --requests 50
+    python -m bench.parley_tool seed --room 44 --users 500 --per-user 2
+    python -m bench.parley_tool catchup --messages 500 --repeats 15
 
 Each command prints one JSON object on stdout."""
 
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -27,7 +30,7 @@ from django.contrib.auth import (  # noqa: E402
     get_user_model,
 )
 from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
@@ -120,6 +123,150 @@ def pages(session: str, rooms: list[int], requests: int) -> dict:
     return out
 
 
+def seed(room_pk: int, users: int, per_user: int) -> dict:
+    """``per_user`` messages by each of the first ``users`` bench users, through
+    ``message_send``: S8's edit and reaction targets. Returns ``[message pk, user index]``
+    (user ``bench0042`` is index 42, the load generator's client 42)."""
+    from apps.chat import services
+
+    room = Room.objects.get(pk=room_pk)
+    authors = list(
+        get_user_model().objects.filter(username__startswith="bench").order_by("username")[:users]
+    )
+    out = []
+    for round_ in range(per_user):
+        for user in authors:
+            body = f"S8 target {round_} of {user.username}"
+            sent = services.message_send(room=room, author=user, body=body)
+            out.append([sent.message.pk, int(user.username[len("bench") :])])
+    return {"messages": out}
+
+
+ARTICLE_ID = re.compile(rb'<article id="message-(\d+)"')
+# Reactions the catch-up case adds (all in the shipped list).
+CATCHUP_EMOJI = ["\U0001f44d", "\U0001f389", "\U0001f440", "\U0001f525"]
+
+
+def catchup(messages: int, repeats: int) -> dict:
+    """The server time of a websocket ``resume`` answered with ``messages`` messages, in two
+    rooms of the same size, measured alternately in this process:
+
+    - *new*: a room with ``messages`` messages, then ``messages`` more sent after the cursor
+      (what a resume answered before issue 9);
+    - *changed*: a room with ``messages`` messages, all of them changed after the cursor, half
+      edited, half given a reaction (by several users: the article lists who reacted).
+
+    Each resume opens a socket on the real ASGI application (``project.asgi``, the whole
+    middleware stack; ``channels.testing.WebsocketCommunicator``, no network), sends
+    ``{"type": "resume", "after_seq": cursor}`` and times it until every article has arrived.
+    The database work runs in this thread (async_to_sync below keeps ``database_sync_to_async``
+    here), so ``CaptureQueriesContext`` counts the resume's queries — the handshake's session
+    and room lookups are before it."""
+    from asgiref.sync import async_to_sync
+    from channels.testing import WebsocketCommunicator
+    from django.conf import settings
+
+    from apps.chat import services
+    from project.asgi import application
+
+    users = list(get_user_model().objects.filter(username__startswith="bench").order_by("pk")[:8])
+    owner, viewer = users[0], users[-1]
+    stamp = int(time.time())
+
+    def room_with(name: str) -> Room:
+        room = Room.objects.create(name=f"bench catch-up {name} {stamp}", created_by=owner)
+        for i in range(messages):
+            body = f"catch-up {name} message {i} " + "x" * 150
+            services.message_send(room=room, author=users[i % 4], body=body)
+        room.refresh_from_db()
+        return room
+
+    new = room_with("new")
+    new_after = new.last_seq
+    for i in range(messages):
+        services.message_send(room=new, author=users[i % 4], body=f"new message {i} " + "y" * 150)
+    changed = room_with("changed")
+    changed_after = changed.last_seq
+    targets = list(changed.messages.order_by("seq").values_list("pk", "author_id"))
+    by_pk = {u.pk: u for u in users}
+    for i, (pk, author_id) in enumerate(targets):
+        if i % 2 == 0:
+            body = f"edited message {i} **bold** " + "z" * 150
+            services.message_edit(room=changed, user=by_pk[author_id], message_id=pk, body=body)
+        else:
+            for j in range(3):  # three people react: the article names them
+                user = users[(i + j) % len(users)]
+                emoji = CATCHUP_EMOJI[(i + j) % len(CATCHUP_EMOJI)]
+                services.reaction_add(room=changed, user=user, message_id=pk, emoji=emoji)
+    client = Client()
+    client.force_login(viewer)
+    name = settings.SESSION_COOKIE_NAME
+    cookie = f"{name}={client.cookies[name].value}".encode()
+    headers = [(b"host", b"localhost"), (b"origin", b"http://localhost"), (b"cookie", cookie)]
+    # This thread's connection object (``connection`` is a per-thread proxy, and the coroutine
+    # below runs in another thread): the consumer's database work runs here.
+    conn = connections[DEFAULT_DB_ALIAS]
+
+    async def resume(room: Room, after: int) -> dict:
+        socket = WebsocketCommunicator(application, f"/ws/chat/room/{room.pk}/", headers=headers)
+        connected, _ = await socket.connect(timeout=10)
+        if not connected:
+            raise RuntimeError("the catch-up socket was refused")
+        ids: list[bytes] = []
+        frames = size = 0
+        with CaptureQueriesContext(conn) as ctx:
+            started = time.perf_counter()
+            await socket.send_to(text_data=json.dumps({"type": "resume", "after_seq": after}))
+            while len(ids) < messages:
+                frame = (await socket.receive_from(timeout=60)).encode()
+                frames += 1
+                size += len(frame)
+                ids += ARTICLE_ID.findall(frame)
+                if b'id="chat-reload"' in frame:
+                    break  # past the resume cap: the page would reload instead
+            elapsed = time.perf_counter() - started
+        await socket.disconnect()
+        return {
+            "ms": elapsed * 1000,
+            "queries": len(ctx.captured_queries),
+            "frames": frames,
+            "articles": len(ids),
+            "unique": len(set(ids)),
+            "bytes": size,
+        }
+
+    async def measure() -> dict[str, list[dict]]:
+        runs: dict[str, list[dict]] = {"new": [], "changed": []}
+        await resume(new, new_after)  # warm: templates, connection, the hub
+        await resume(changed, changed_after)
+        for i in range(repeats):
+            order = [("new", new, new_after), ("changed", changed, changed_after)]
+            for key, room, after in order if i % 2 == 0 else order[::-1]:
+                runs[key].append(await resume(room, after))
+        return runs
+
+    runs = async_to_sync(measure)()
+
+    def figures(samples: list[dict]) -> dict:
+        times = sorted(s["ms"] for s in samples)
+        last = samples[-1]
+        return {
+            "p50_ms": round(statistics.median(times), 2),
+            "p95_ms": round(times[min(len(times) - 1, int(len(times) * 0.95))], 2),
+            "max_ms": round(times[-1], 2),
+            "queries": max(s["queries"] for s in samples),
+            "frames": max(s["frames"] for s in samples),
+            "articles": last["articles"],
+            "unique_articles": last["unique"],
+            "kb": round(last["bytes"] / 1024, 1),
+        }
+
+    out = {"messages": messages, "repeats": repeats}
+    out["new"], out["changed"] = figures(runs["new"]), figures(runs["changed"])
+    out["ratio_p50"] = round(out["changed"]["p50_ms"] / out["new"]["p50_ms"], 2)
+    return out
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,11 +279,22 @@ def main(argv: list[str]) -> None:
     p.add_argument("--session", required=True)
     p.add_argument("--rooms", required=True)
     p.add_argument("--requests", type=int, default=50)
+    p = sub.add_parser("seed")
+    p.add_argument("--room", type=int, required=True)
+    p.add_argument("--users", type=int, required=True)
+    p.add_argument("--per-user", type=int, default=2)
+    p = sub.add_parser("catchup")
+    p.add_argument("--messages", type=int, default=500)
+    p.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
     if args.command == "setup":
         result = setup(args.users, args.rooms)
     elif args.command == "fill":
         result = fill(args.count)
+    elif args.command == "seed":
+        result = seed(args.room, args.users, args.per_user)
+    elif args.command == "catchup":
+        result = catchup(args.messages, args.repeats)
     else:
         result = pages(args.session, [int(x) for x in args.rooms.split(",")], args.requests)
     json.dump(result, sys.stdout)

@@ -56,7 +56,14 @@ LABELS = {
     "t2-pubsub": "T2 Parley, production server, channels-redis pub/sub layer",
     "t2-base": "T2 Parley at the --baseline commit, production server",
 }
-ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7"]
+ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7", "s8"]
+# Parley only, run once per benchmark (not per target) through bench/parley_tool.py.
+TOOL_SCENARIOS = ["s6", "s9"]
+# S8 runs on Parley's targets; without --targets only on these (it takes ~4 min a target).
+S8_DEFAULT_TARGETS = {"t2", "t2-base"}
+# Room keys: 0 = the big room, 1..40 = S4 rooms, 41 = the S5 room, 42 = the S8 room.
+S8_ROOM = 42
+ROOMS = 43
 
 FULL = {
     "targets": ["t0", "t1-daphne", "t1-uvicorn", "t2", "t2-daphne"],
@@ -102,6 +109,15 @@ FULL = {
     "s6_sizes": [10_000, 1_000_000],
     "s6_requests": 50,
     "s7_seconds": 30,
+    # S8: the share of events that are edits and reactions, the messages each client owns
+    # (the edit and reaction targets), and the ramp as fractions of the messages-only ceiling
+    # (S3's of this run, else a coarse ramp of S8's own).
+    "s8_fraction": 0.2,
+    "s8_pool_per_client": 2,
+    "s8_fractions": [0.6, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.35, 1.5],
+    # S9: messages in each resume, and how many times each resume is measured (alternating).
+    "s9_messages": 500,
+    "s9_repeats": 15,
 }
 QUICK = {
     **FULL,
@@ -120,6 +136,9 @@ QUICK = {
     "s6_sizes": [1_000, 10_000],
     "s6_requests": 5,
     "s7_seconds": 3,
+    "s8_fractions": [0.5, 1.0],
+    "s9_messages": 50,
+    "s9_repeats": 3,
 }
 P99_LIMIT_MS = 250.0
 SUSTAINED_P99_MS = 1000.0
@@ -232,12 +251,12 @@ class Target:
         self._id = 0
         self.profile = False
         self.room_keys: dict[int, int] = {}
+        self.results: dict = {}  # this target's results so far in this run (S8 reads S3's)
 
     def next_id(self) -> int:
         self._id += 1
         return self._id
 
-    # Room keys: 0 = the big room, 1..40 = S4 rooms, 41 = the S5 room.
     def protocol(self) -> lg.Protocol:
         port = self.server.port
         if self.kind == "t0":
@@ -359,6 +378,35 @@ class Target:
         result["deliveries_per_s"] = round(result["delivered"] / seconds)
         result.update(self.cpu_report(before, after, result["delivered"]))
         self.sink.open_window(1 << 62)
+        return result
+
+    async def measure_changes(
+        self, sink: lg.ChangeSink, clients, pool: lg.Pool, *, rate: float, seconds: float,
+        fraction: float,
+    ) -> dict:  # fmt: skip
+        """``measure`` for S8: ``fraction`` of the events are edits and reactions."""
+        sink.open_window()
+        before = self.cpu()
+        sent = await lg.changes_loop(
+            self.proto,
+            clients,
+            sink,
+            pool,
+            rate=rate,
+            seconds=seconds,
+            fraction=fraction,
+            next_id=self.next_id,
+        )
+        await lg.drain(sink, timeout=self.cfg["drain_seconds"])
+        after = self.cpu()
+        sink.close_window()
+        result = lg.summary(sink)
+        result.update(sent)
+        result["by_kind"] = lg.kind_summary(sink)
+        result["fraction"] = fraction
+        result["rate_msgs"] = rate
+        result["deliveries_per_s"] = round(result["delivered"] / seconds)
+        result.update(self.cpu_report(before, after, result["delivered"]))
         return result
 
     # --- scenarios ---------------------------------------------------------------------------
@@ -568,6 +616,131 @@ class Target:
                 c.close()
         return result
 
+    async def s8(self) -> dict | None:
+        """Timeline changes (issue 9): one room of N clients where ``s8_fraction`` of the
+        events are edits (by the author, of their own earlier message) and reactions (toggled
+        on and off), the rest new messages; every change is delivered as the message's whole
+        article, counted by version (loadgen.ChangeSink).
+
+        In one server process, interleaved (messages-only, mixed; then mixed, messages-only
+        at the next step, so drift favours neither): the S2 rate, then a ramp at fractions of
+        the messages-only ceiling (this run's S3, else a coarse messages-only ramp first). Both
+        ceilings use S3's rule (p99 ≤ 250 ms, no loss); the figure is their ratio."""
+        if self.kind != "t2":
+            return None
+        n = self.cfg["clients"]
+        pk = self.parley.rooms[S8_ROOM]
+        say(f"  {self.name} S8: seeding {self.cfg['s8_pool_per_client']} messages per client")
+        seeded = self.parley.tool(
+            "seed", "--room", str(pk), "--users", str(n),
+            "--per-user", str(self.cfg["s8_pool_per_client"]),
+        )  # fmt: skip
+        sink = lg.ChangeSink()
+        async with self.fresh_server("s8"):
+            self.proto = self.protocol()  # resumes after the seeds
+            res = await lg.connect_many(
+                self.proto, [(i, S8_ROOM) for i in range(n)], sink,
+                concurrency=self.cfg["connect_concurrency"],
+            )  # fmt: skip
+            await asyncio.sleep(1.0)
+            clients = [c for c in res.clients if c.open]
+            pool = lg.Pool([(m, a) for m, a in seeded["messages"] if a < n])
+            fraction = self.cfg["s8_fraction"]
+
+            async def run(kind: str, rate: float, seconds: float) -> dict:
+                await self.quiesce()
+                live = [c for c in clients if c.open]
+                r = await self.measure_changes(
+                    sink, live, pool, rate=rate, seconds=seconds,
+                    fraction=fraction if kind == "mixed" else 0.0,
+                )  # fmt: skip
+                r["clients"] = len(live)
+                ok = r["lost"] == 0 and r["p99_ms"] is not None and len(live) == len(clients)
+                ok = ok and not r["by_kind"]["stale"] and not r["by_kind"]["error_frames"]
+                r["sustained"] = ok and r["p99_ms"] <= SUSTAINED_P99_MS
+                r["passed"] = ok and r["p99_ms"] <= P99_LIMIT_MS
+                return r
+
+            with self.profiling("s8"):
+                at_s2 = {}
+                for kind in ("messages", "mixed"):
+                    at_s2[kind] = await run(kind, self.cfg["s2_rate"], self.cfg["s2_seconds"])
+                    say(f"  {self.name} S8 at the S2 rate, {kind}: " + brief("s8", at_s2[kind]))
+                base = (self.results.get("s3") or {}).get("ceiling_deliveries_per_s")
+                base_from = "s3"
+                steps: list[dict] = []
+                if not base:
+                    base_from = "s8 coarse ramp"
+                    for target in self.cfg["s3_steps"]:
+                        r = await self._s8_step(run, "messages", target, len(clients))
+                        r["coarse"] = True
+                        steps.append(r)
+                        if r["passed"]:
+                            base = r["target_deliveries_per_s"]
+                        if not r["sustained"]:
+                            break
+                for i, f in enumerate(self.cfg["s8_fractions"] if base else []):
+                    target = round(base * f)
+                    kinds = ("messages", "mixed") if i % 2 == 0 else ("mixed", "messages")
+                    both = [await self._s8_step(run, k, target, len(clients)) for k in kinds]
+                    steps += both
+                    if not any(r["sustained"] for r in both):
+                        break
+            for c in res.clients:
+                c.close()
+
+        def ceiling(kind: str) -> dict | None:
+            ok = [s for s in steps if s["kind"] == kind and s["passed"] and not s.get("coarse")]
+            return max(ok, key=lambda s: s["deliveries_per_s"]) if ok else None
+
+        def top_common() -> tuple[dict, dict] | tuple[None, None]:
+            """The highest step both kinds sustained: CPU per delivery side by side."""
+            pairs = {}
+            for s in steps:
+                if s["sustained"] and not s.get("coarse"):
+                    pairs.setdefault(s["target_deliveries_per_s"], {})[s["kind"]] = s
+            both = [t for t, p in pairs.items() if len(p) == 2]
+            if not both:
+                return None, None
+            p = pairs[max(both)]
+            return p["messages"], p["mixed"]
+
+        plain, mixed = ceiling("messages"), ceiling("mixed")
+        cp, cm = top_common()
+        out = {
+            "clients": len(clients),
+            "fraction": fraction,
+            "pool": len(pool.messages),
+            "pool_skipped": pool.skipped,
+            "base_deliveries_per_s": base,
+            "base_from": base_from,
+            "s2_rate": at_s2,
+            "messages_ceiling_deliveries_per_s": plain["deliveries_per_s"] if plain else 0,
+            "mixed_ceiling_deliveries_per_s": mixed["deliveries_per_s"] if mixed else 0,
+            "cpu_ms_per_1k_at_common_step": {
+                "target_deliveries_per_s": cp["target_deliveries_per_s"] if cp else None,
+                "messages": cp["server_cpu_ms_per_1k"] if cp else None,
+                "mixed": cm["server_cpu_ms_per_1k"] if cm else None,
+            },
+            "steps": steps,
+            "unexplained_versions": sink.unexplained,
+            "misattributed_edits": sink.misattributed,
+            "loadgen_limited": any(s["loadgen_cpu_pct"] > 90 for s in steps),
+        }
+        if plain and mixed:
+            out["ceiling_ratio"] = round(mixed["deliveries_per_s"] / plain["deliveries_per_s"], 3)
+        return out
+
+    async def _s8_step(self, run, kind: str, target: int, clients: int) -> dict:
+        rate = target / clients
+        seconds = max(self.cfg["s3_step_seconds"], 8 / rate)
+        say(f"  {self.name} S8 step {target} deliveries/s, {kind} ({rate:.2f} events/s)")
+        r = await run(kind, rate, seconds)
+        r["kind"] = kind
+        r["target_deliveries_per_s"] = target
+        say("    " + brief("s8", r))
+        return r
+
     @contextlib.contextmanager
     def profiling(self, scenario: str):
         if not (self.profile and self.kind == "t2"):
@@ -636,6 +809,20 @@ def s6(parley: Parley, cfg: dict) -> dict:
         pin=True,
     )
     return {pages[str(pk)]["messages"]: pages[str(pk)] for pk in rooms}
+
+
+def s9(parley: Parley, cfg: dict) -> dict:
+    """Catch-up after a disconnect (issue 9): the server time of a ``resume`` answered with
+    ``s9_messages`` new messages vs one answered with as many messages that were edited or
+    reacted to, in-process through the ASGI application (bench/parley_tool.py catchup)."""
+    size, repeats = cfg["s9_messages"], cfg["s9_repeats"]
+    say(f"S9: resume of {size} new vs {size} changed messages, {repeats} times each")
+    r = parley.tool("catchup", "--messages", str(size), "--repeats", str(repeats), pin=True)
+    say(
+        f"S9: new p50 {r['new']['p50_ms']} ms ({r['new']['queries']} queries), changed p50 "
+        f"{r['changed']['p50_ms']} ms ({r['changed']['queries']} queries): ratio {r['ratio_p50']}"
+    )
+    return r
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -727,6 +914,43 @@ def markdown(results: dict) -> str:
                 f"| {int(count):,} | {rp['queries']}, {_ms(rp['p50_ms'], rp['p95_ms'])} | "
                 f"{hp['queries']}, {_ms(hp['p50_ms'], hp['p95_ms'])} |"
             )
+    s8_rows = [(name, r["s8"]) for name, r in t.items() if r.get("s8")]
+    if s8_rows:
+        out += [
+            "",
+            "| S8 timeline changes | ceiling, messages only | ceiling with edits and "
+            "reactions | ratio | server CPU-ms per 1k deliveries, messages only / mixed (at "
+            "deliveries/s) | S2 rate, messages only: p50 / p99 ms | S2 rate, mixed: p50 / p99 "
+            "ms (edits, reactions p99) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, r in s8_rows:
+            cpu = r["cpu_ms_per_1k_at_common_step"]
+            a, b = r["s2_rate"]["messages"], r["s2_rate"]["mixed"]
+            kinds = b["by_kind"]
+            out.append(
+                f"| {LABELS[name]} | {r['messages_ceiling_deliveries_per_s']:,} | "
+                f"{r['mixed_ceiling_deliveries_per_s']:,} | {r.get('ceiling_ratio', '–')} | "
+                f"{_ms(cpu['messages'], cpu['mixed'])} (at {cpu['target_deliveries_per_s']}) | "
+                f"{_ms(a['p50_ms'], a['p99_ms'])} | {_ms(b['p50_ms'], b['p99_ms'])} "
+                f"({_ms((kinds.get('edit') or {}).get('p99_ms'))}, "
+                f"{_ms((kinds.get('reaction') or {}).get('p99_ms'))}) |"
+            )
+    if results.get("s9"):
+        r = results["s9"]
+        out += [
+            "",
+            f"| S9 resume of {r['messages']} messages (in-process, {r['repeats']} each) | "
+            "articles in the one frame | queries | p50 / p95 / max ms | frame KB |",
+            "|---|---|---|---|---|",
+        ]
+        for key, label in (("new", "new messages"), ("changed", "edited or reacted to")):
+            c = r[key]
+            out.append(
+                f"| {label} | {c['articles']} in {c['frames']} frame(s) | {c['queries']} | "
+                f"{_ms(c['p50_ms'], c['p95_ms'], c['max_ms'])} | {c['kb']} |"
+            )
+        out.append(f"| ratio changed / new (p50) | | | {r['ratio_p50']} | |")
     if results.get("ratios"):
         out += ["", "Ratios: " + ", ".join(
             f"{k} = {v:g}" for k, v in results["ratios"].items()
@@ -734,7 +958,7 @@ def markdown(results: dict) -> str:
     if any(r.get("s3", {}).get("loadgen_limited") for r in t.values()):
         out += ["", "¹ the load generator's core was above 90 % in a step: a lower bound."]
     if results.get("checks"):
-        out += ["", "Issue 4 targets (measured, not asserted):", ""]
+        out += ["", "Targets of issues 4 and 9 (measured, not asserted):", ""]
         out += [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in results["checks"]]
     return "\n".join(out) + "\n"
 
@@ -798,12 +1022,42 @@ def ratios_and_checks(results: dict) -> None:
         if r.get("s5"):
             p95 = r["s5"]["p95_ms"]
             checks.append((f"{name}: S5 p95 ≤ 20 ms ({p95} ms)", p95 is not None and p95 <= 20))
+        if r.get("s8"):
+            s8r = r["s8"]
+            ratio = s8r.get("ceiling_ratio")
+            if ratio is not None:
+                ratios[f"s8 ceiling with edits and reactions / messages only: {name}"] = ratio
+            s3c = (r.get("s3") or {}).get("ceiling_deliveries_per_s")
+            if s3c:
+                ratios[f"s8 mixed ceiling / s3 ceiling: {name}"] = round(
+                    s8r["mixed_ceiling_deliveries_per_s"] / s3c, 3
+                )
+            checks.append(
+                (
+                    f"{name}: S8 ceiling with {s8r['fraction']:.0%} edits and reactions ≥ 0.9× "
+                    f"messages-only, same server ({s8r['mixed_ceiling_deliveries_per_s']:,} vs "
+                    f"{s8r['messages_ceiling_deliveries_per_s']:,})",
+                    ratio is not None and ratio >= 0.9,
+                )
+            )
     for count, page in (results.get("s6") or {}).items():
         q = page["room_page"]["queries"]
         checks.append((f"room page ≤ 5 queries at {int(count):,} messages ({q})", q <= 5))
         if int(count) >= 1_000_000:
             p95 = page["history_page"]["p95_ms"]
             checks.append((f"history page p95 ≤ 50 ms at {int(count):,} ({p95} ms)", p95 <= 50))
+    if results.get("s9"):
+        s9r = results["s9"]
+        ratios["s9 resume of changed / new messages (p50)"] = s9r["ratio_p50"]
+        checks.append(
+            (
+                f"S9 resume after {s9r['messages']} edits/reactions ≤ 2× a resume of "
+                f"{s9r['messages']} new messages ({s9r['ratio_p50']}×), one frame "
+                f"({s9r['changed']['frames']}), {s9r['changed']['queries']} queries "
+                f"(new: {s9r['new']['queries']})",
+                s9r["ratio_p50"] <= 2 and s9r["changed"]["frames"] == 1,
+            )
+        )
     base = t.get("t2-base")
     if base and t.get("t2"):
         # The change against its baseline, both measured in this run: >1 means t2 is higher.
@@ -868,7 +1122,7 @@ async def main(args) -> dict:
             targets.append("t2-base")
     elif "t2-base" in targets:
         sys.exit("t2-base needs --baseline REF")
-    scenarios = args.scenarios.split(",") if args.scenarios else [*ALL_SCENARIOS, "s6"]
+    scenarios = args.scenarios.split(",") if args.scenarios else [*ALL_SCENARIOS, *TOOL_SCENARIOS]
     affinity = sorted(os.sched_getaffinity(0))
     if os.cpu_count() and os.cpu_count() >= 2 and affinity != [1]:
         say(f"note: the load generator runs on cores {affinity}, not pinned to core 1")
@@ -899,14 +1153,18 @@ async def main(args) -> dict:
     }
     parley = None
     try:
-        if any(t.startswith("t2") for t in targets) or "s6" in scenarios:
-            parley = Parley(max(cfg["clients"], cfg["s4_rooms"] * cfg["s4_room_size"]), 42)
+        if any(t.startswith("t2") for t in targets) or set(TOOL_SCENARIOS) & set(scenarios):
+            parley = Parley(max(cfg["clients"], cfg["s4_rooms"] * cfg["s4_room_size"]), ROOMS)
         for name in targets:
             target = Target(name, cfg, rds, parley)
             target.profile = args.profile
             results["targets"][name] = {}
+            target.results = results["targets"][name]
             for sc in scenarios:
-                if sc == "s6":
+                if sc in TOOL_SCENARIOS:
+                    continue
+                by_default = args.targets or name in S8_DEFAULT_TARGETS
+                if sc == "s8" and not (name.startswith("t2") and by_default):
                     continue
                 say(f"{LABELS[name]}: {sc.upper()}")
                 try:
@@ -921,7 +1179,10 @@ async def main(args) -> dict:
                     say("  " + brief(sc, r))
         if "s6" in scenarios and parley is not None:
             results["s6"] = s6(parley, cfg)
+        if "s9" in scenarios and parley is not None:
+            results["s9"] = s9(parley, cfg)
     finally:
+        rds.clean("bench-tool")  # the tool subprocesses' channel layer (S8 seeds, S9)
         if parley is not None and not args.keep_db:
             parley.drop()
         if cfg.get("baseline_dir"):
@@ -942,24 +1203,42 @@ def brief(sc: str, r: dict) -> str:
             f"{r['kb_per_connection']} KB/conn, ghosts {r['ghost_members_after_disconnect']}, "
             f"failures {r['failure_reasons']}"
         )
+    if sc == "s8" and "steps" in r:
+        return (
+            f"ceilings (p99 ≤ 250 ms): messages-only {r['messages_ceiling_deliveries_per_s']:,}, "
+            f"with {r['fraction']:.0%} edits and reactions "
+            f"{r['mixed_ceiling_deliveries_per_s']:,} deliveries/s: ratio "
+            f"{r.get('ceiling_ratio', '–')}"
+        )
     if sc == "s3":
         return (
             f"ceiling (p99 ≤ 250 ms) {r['ceiling_deliveries_per_s']:,} deliveries/s, sustained "
             f"{r['sustained_deliveries_per_s']:,}, "
             f"one-core estimate {r['cpu_bound_estimate_per_s']}"
         )
-    return (
+    text = (
         f"p50/p95/p99/max {_ms(r['p50_ms'], r['p95_ms'], r['p99_ms'], r['max_ms'])} ms, "
         f"delivered {r['delivered']:,}/{r['expected']:,}, server CPU {r['server_cpu_pct']} %, "
         f"loadgen CPU {r['loadgen_cpu_pct']} %, other CPU {r['other_cpu_pct']} %"
     )
+    if "by_kind" in r:
+        kinds = r["by_kind"]
+        text += ", by kind p50/p99 " + ", ".join(
+            f"{k} {_ms(kinds[k]['p50_ms'], kinds[k]['p99_ms'])}"
+            for k in ("message", "edit", "reaction")
+            if k in kinds
+        )
+        text += f", CPU-ms/1k {r['server_cpu_ms_per_1k']}"
+        if kinds["stale"] or kinds["error_frames"]:
+            text += f", STALE {kinds['stale']} ERRORS {kinds['error_frames']}"
+    return text
 
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="about a minute, few clients")
     parser.add_argument("--targets", help="comma-separated: " + ", ".join(LABELS))
-    parser.add_argument("--scenarios", help="comma-separated: s1,s2,s3,s4,s5,s6,s7")
+    parser.add_argument("--scenarios", help="comma-separated: s1,s2,s3,s4,s5,s6,s7,s8,s9")
     parser.add_argument("--clients", type=int, help="clients in the big room (default 500)")
     parser.add_argument("--s2-rate", type=float, help="S2/S7 messages per second (default 10)")
     parser.add_argument("--s2-seconds", type=float, help="S2 duration (default 20)")

@@ -1,9 +1,10 @@
 """A protocol client for the fault suite: what a well-behaved page or bot does, and what it saw.
 
 It speaks the websocket protocol of the README: on every open it sends
-``{"type": "resume", "after_seq": <highest seq it holds>}``; it keeps one copy per message id;
-on any close except 4401/4404 it reconnects with backoff, to the next server in its list (as a
-load balancer would). ``Sender`` adds sending with a client_id, waiting for the acknowledgement
+``{"type": "resume", "after_seq": <highest version it holds>}``; it keeps one copy per message
+id, replaced by an article of a higher ``data-version`` (an edit, a delete, a reaction); on any
+close except 4401/4404 it reconnects with backoff, to the next server in its list (as a load
+balancer would). ``Sender`` adds sending with a client_id, waiting for the acknowledgement
 (the article carrying that data-client-id) and resending the same client_id after a timeout or a
 reconnect. Every await is bounded.
 """
@@ -23,10 +24,18 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 ARTICLE = re.compile(r'<article id="message-(\d+)" data-seq="(\d+)"([^>]*)>')
+WHOLE_ARTICLE = re.compile(r'<article id="message-(\d+)"[^>]*>.*?</article>', re.S)
+VERSION = re.compile(r'data-version="(\d+)"')
 CLIENT_ID = re.compile(r'data-client-id="([0-9a-fA-F-]{32,36})"')
 ERROR = re.compile(r'<div id="composer-error"[^>]*>(.*?)</div>', re.S)
 RELOAD = re.compile(r'<div id="chat-reload"[^>]*data-reload="true"')
 NO_RETRY = {4401, 4404}
+
+
+def _version(match: re.Match) -> int:
+    """An article's data-version (its data-seq when it has none: a server before issue 9)."""
+    found = VERSION.search(match.group(3))
+    return int(found.group(1)) if found else int(match.group(2))
 
 
 def hexid(client_id: str) -> str:
@@ -57,16 +66,33 @@ class ChatClient:
     rcvbuf: int | None = None
     # Set while the client reads; a slow reader clears it and stops calling recv().
     reading: asyncio.Event = field(default_factory=asyncio.Event)
+    # Keep each message's latest whole <article> (the changes case compares it with the
+    # database); off for the load cases, whose thousands of articles need only their ids.
+    keep_articles: bool = False
+    # Set while the client may be connected; ``offline()`` clears it (and kills the socket).
+    may_connect: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self):
         self.reading.set()
+        self.may_connect.set()
         self.index = self.start
         self.held: dict[int, int] = {}  # message id -> seq
+        self.versions: dict[int, int] = {}  # message id -> the version held
+        self.articles_html: dict[int, str] = {}  # message id -> latest article (keep_articles)
+        self.changes = 0  # articles that replaced a held one with a higher version
+        self.stale = 0  # an article older than the version held: a version went backwards
+        self.stale_samples: list[tuple[int, int, int]] = []  # (id, version held, version got)
+        # (id, version) pairs that arrived more than once, while it held that version already.
+        self.repeated_versions: list[tuple[int, int]] = []
+        # (id, version) of the articles of the first frame after each open: the answer to
+        # "resume".
+        self.resume_answers: list[list[tuple[int, int]]] = []
         self.by_seq: dict[int, int] = {}  # seq -> message id
         self.client_ids: dict[int, str] = {}  # message id -> client_id (hex)
         self.first_seen: dict[int, float] = {}
         self.arrival: dict[int, tuple[str, str]] = {}  # id -> (kind of frame, server)
-        self.highest = 0
+        self.highest = 0  # the highest version held: what "resume" sends
+        self.highest_seq = 0  # the highest seq (position) held: new ones must come above it
         self.frames = 0
         self.articles = 0
         self.dup_frames = 0  # an article for an id already held (a resend, an ack): harmless
@@ -116,6 +142,8 @@ class ChatClient:
         closed_at: float | None = None
         attempt = 0
         while not self._stopping:
+            if not self.may_connect.is_set():
+                await self.may_connect.wait()
             url = f"{self.servers.pick(self.index)}/ws/chat/room/{self.room}/"
             http = url.replace("ws://", "http://", 1).split("/ws/")[0]
             try:
@@ -178,6 +206,20 @@ class ChatClient:
             attempt += 1
             await asyncio.sleep(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))
 
+    async def offline(self) -> None:
+        """Kill the socket without a closing handshake (a laptop lid, a dropped network: the
+        server sees the connection reset) and stay disconnected until ``online()``."""
+        self.may_connect.clear()
+        ws = self.ws
+        if ws is not None:
+            ws.transport.abort()
+        async with asyncio.timeout(10):
+            while self.ws is not None:
+                await asyncio.sleep(0.01)
+
+    def online(self) -> None:
+        self.may_connect.set()
+
     async def _small_buffer_socket(self, url: str) -> socket.socket:
         host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -211,35 +253,69 @@ class ChatClient:
         self._frames_since_open += 1
         if self._frames_since_open == 1 and matches:
             self._frame_kind = "resume"
+            self.resume_answers.append([(int(m.group(1)), _version(m)) for m in matches])
         else:
             self._frame_kind = "batch" if len(matches) > 1 else "single"
         if len(matches) > 1 and self._frames_since_open > 1:
             self.batch_frames += 1
             self.batched_articles += len(matches)
+        whole = (
+            {int(m.group(1)): m.group(0) for m in WHOLE_ARTICLE.finditer(frame)}
+            if self.keep_articles
+            else {}
+        )
         for match in matches:
             pk, seq, attrs = int(match.group(1)), int(match.group(2)), match.group(3)
             cid = CLIENT_ID.search(attrs)
-            self.take(pk, seq, hexid(cid.group(1)) if cid else None, now)
+            version = _version(match)
+            self.take(pk, seq, hexid(cid.group(1)) if cid else None, now, version, whole.get(pk))
 
-    def take(self, pk: int, seq: int, client_id: str | None, now: float) -> None:
+    def take(
+        self,
+        pk: int,
+        seq: int,
+        client_id: str | None,
+        now: float,
+        version: int | None = None,
+        article: str | None = None,
+    ) -> None:
         self.articles += 1
+        version = seq if version is None else version
         if pk in self.held:
-            self.dup_frames += 1
+            held = self.versions.get(pk, seq)
+            if version > held:  # a change: the page swaps the article in place
+                self.changes += 1
+                self.versions[pk] = version
+                if article is not None:
+                    self.articles_html[pk] = article
+                self.highest = max(self.highest, version)
+            elif version < held:
+                self.stale += 1
+                if len(self.stale_samples) < 5:
+                    self.stale_samples.append((pk, held, version))
+            else:
+                self.dup_frames += 1
+                self.repeated_versions.append((pk, version))
         else:
             if seq in self.by_seq:
                 self.conflicts += 1
-            if seq < self.highest:
+            if seq < self.highest_seq:
                 self.reordered += 1
                 if len(self.reorder_samples) < 5:
-                    self.reorder_samples.append((seq, self.highest, *self._highest_source))
+                    self.reorder_samples.append((seq, self.highest_seq, *self._highest_source))
             self.held[pk] = seq
+            self.versions[pk] = version
+            if article is not None:
+                self.articles_html[pk] = article
             self.by_seq[seq] = pk
             self.first_seen[pk] = now
             self.arrival[pk] = (self._frame_kind, self.servers.pick(self.index))
             if client_id:
                 self.client_ids[pk] = client_id
-            if seq > self.highest:
-                self.highest = seq
+            if seq > self.highest_seq:
+                self.highest_seq = seq
+            if version > self.highest:
+                self.highest = version
                 self._highest_source = (self._frame_kind, client_id)
         for callback in self.on_article:
             callback(client_id, pk, seq, now)
@@ -258,7 +334,7 @@ class ChatClient:
             now = time.monotonic()
             for item in page["results"]:
                 cid = hexid(item["client_id"]) if item.get("client_id") else None
-                self.take(item["id"], item["seq"], cid, now)
+                self.take(item["id"], item["seq"], cid, now, item.get("version"))
             if not page.get("newer"):
                 return
 
@@ -340,9 +416,10 @@ class Sender:
         if resend:
             self.resends += 1
             self.resent.add(client_id)
-        await self.client.send_json(
-            {"type": "message", "body": entry["body"], "client_id": entry["uuid"]}
-        )
+        frame = {"type": "message", "body": entry["body"], "client_id": entry["uuid"]}
+        if "reply_to" in entry:
+            frame["reply_to"] = entry["reply_to"]
+        await self.client.send_json(frame)
 
     async def _watchdog(self) -> None:
         while True:
@@ -374,11 +451,15 @@ class Sender:
         finally:
             watchdog.cancel()
 
-    async def send_one(self, text: str, client_id: str | None = None) -> str:
+    async def send_one(
+        self, text: str, client_id: str | None = None, reply_to: int | None = None
+    ) -> str:
         client_id = client_id or str(uuid.uuid4())
         key = hexid(client_id)
         body = text + " " + "x" * (self.body_size - len(text)) if self.body_size else text
         self.outstanding[key] = {"uuid": client_id, "body": body, "last": time.monotonic()}
+        if reply_to is not None:
+            self.outstanding[key]["reply_to"] = reply_to
         self.first_sent[key] = time.monotonic()
         self.sent += 1
         await self._transmit(key)

@@ -2,7 +2,8 @@
 
     python -m faults.dbtool setup '{"prefix": "load", "users": 50, "rooms": 5}'
 
-prints JSON: ``{"users": [{"id", "username", "session"}], "rooms": [{"id", "name"}]}``. Users
+prints JSON: ``{"users": [{"id", "username", "session"}], "rooms": [{"id", "name"}]}`` (and
+each user's API ``token`` with ``"tokens": true``). Users
 get an unusable password (hashing 50 passwords would take longer than the case) and a
 database session made exactly as ``django.contrib.auth.login`` makes one, so the websocket's
 ``AuthMiddlewareStack`` accepts the cookie. Rooms are made with the real ``room_create``.
@@ -32,6 +33,10 @@ def setup(spec: dict) -> dict:
         session["_auth_user_hash"] = user.get_session_auth_hash()
         session.create()
         users.append({"id": user.pk, "username": user.username, "session": session.session_key})
+        if spec.get("tokens"):
+            from rest_framework.authtoken.models import Token
+
+            users[-1]["token"] = Token.objects.create(user=user).key
     creator = user_model.objects.get(pk=users[0]["id"])
     rooms = []
     for i in range(int(spec["rooms"])):

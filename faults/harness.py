@@ -194,6 +194,35 @@ class FaultDatabase:
             rooms[room_id].append((seq, pk, cid, author_id))
         return rooms
 
+    def timeline(self, room_id: int) -> dict[int, dict]:
+        """The room's messages as they are now: {id: {"seq", "version", "deleted", "html",
+        "reply_to", "reactions": {emoji: [user ids in the order they reacted]}}}."""
+        rows = self._query(
+            "SELECT id, seq, version, deleted_at IS NOT NULL, html, reply_to_id "
+            "FROM chat_message WHERE room_id = ? ORDER BY seq",
+            [room_id],
+        )
+        state = {
+            pk: {
+                "seq": seq,
+                "version": version,
+                "deleted": bool(deleted),
+                "html": html,
+                "reply_to": reply_to,
+                "reactions": {},
+            }
+            for pk, seq, version, deleted, html, reply_to in rows
+        }
+        reactions = self._query(
+            "SELECT r.message_id, r.emoji, r.user_id FROM chat_reaction r "
+            "JOIN chat_message m ON m.id = r.message_id WHERE m.room_id = ? "
+            "ORDER BY r.created_at, r.id",
+            [room_id],
+        )
+        for message_id, emoji, user_id in reactions:
+            state[message_id]["reactions"].setdefault(emoji, []).append(user_id)
+        return state
+
 
 # --- ASGI servers ---------------------------------------------------------------------------------
 LOSSY_LAYER = "faults.lossy_layer.LossyChannelLayer"
@@ -359,9 +388,10 @@ class Cluster:
         for server in self.servers:
             server.terminate()
 
-    def setup_fixtures(self, *, prefix: str, users: int, rooms: int) -> dict:
-        """Users (with sessions) and public rooms, made by faults/dbtool.py in a subprocess."""
-        spec = json.dumps({"prefix": prefix, "users": users, "rooms": rooms})
+    def setup_fixtures(self, *, prefix: str, users: int, rooms: int, tokens: bool = False) -> dict:
+        """Users (with sessions, and API tokens if asked) and public rooms, made by
+        faults/dbtool.py in a subprocess. The first user creates (owns) the rooms."""
+        spec = json.dumps({"prefix": prefix, "users": users, "rooms": rooms, "tokens": tokens})
         done = subprocess.run(
             [PYTHON, "-m", "faults.dbtool", "setup", spec],
             cwd=BASE_DIR,
