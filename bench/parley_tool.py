@@ -61,15 +61,18 @@ def setup(users: int, rooms: int) -> dict:
 
 
 def fill(count: int) -> dict:
-    """A room with ``count`` messages, inserted in one SQL statement (seq 1..count)."""
+    """A room with ``count`` messages, inserted in one SQL statement (seq = version = 1..count,
+    the stored HTML as the Markdown renderer would make it)."""
     owner = get_user_model().objects.order_by("pk").first()
     room = Room.objects.create(name=f"bench history {count}", created_by=owner)
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO chat_message (room_id, author_id, seq, body, client_id, created_at)
-            SELECT %s, %s, g, 'history message number ' || g, NULL,
+            INSERT INTO chat_message
+                (room_id, author_id, seq, version, body, html, client_id, created_at)
+            SELECT %s, %s, g, g, 'history message number ' || g,
+                   '<p>history message number ' || g || '</p>', NULL,
                    now() - make_interval(secs => %s - g)
             FROM generate_series(1, %s) AS g
             """,

@@ -209,6 +209,7 @@ class Parley:
             "PARLEY_CHANNEL_PREFIX": prefix,
             "PARLEY_CACHE_PREFIX": prefix,
             "PARLEY_MESSAGE_RATE_COUNT": "1000000000",
+            "PARLEY_REACTION_RATE_COUNT": "1000000000",
         }
 
     def tool(self, *args: str, pin: bool = False) -> dict:

@@ -320,6 +320,7 @@ class Cluster:
                 "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
                 # The load would otherwise be rate limited (30 messages per 10 s per user).
                 "PARLEY_MESSAGE_RATE_COUNT": "1000000",
+                "PARLEY_REACTION_RATE_COUNT": "1000000",
                 "PARLEY_ROOM_RATE_COUNT": "1000000",
                 "PARLEY_CHANNEL_PREFIX": f"parley-faults-{os.getpid()}",
                 "PARLEY_CACHE_PREFIX": f"parley-faults-{os.getpid()}",
