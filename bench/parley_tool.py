@@ -165,7 +165,7 @@ def catchup(messages: int, repeats: int) -> dict:
     The database work runs in this thread (async_to_sync below keeps ``database_sync_to_async``
     here), so ``CaptureQueriesContext`` counts the resume's queries — the handshake's session
     and room lookups are before it."""
-    from asgiref.sync import async_to_sync
+    from asgiref.sync import async_to_sync, sync_to_async
     from channels.testing import WebsocketCommunicator
     from django.conf import settings
 
@@ -217,17 +217,19 @@ def catchup(messages: int, repeats: int) -> dict:
             raise RuntimeError("the catch-up socket was refused")
         ids: list[bytes] = []
         frames = size = 0
-        with CaptureQueriesContext(conn) as ctx:
-            started = time.perf_counter()
-            await socket.send_to(text_data=json.dumps({"type": "resume", "after_seq": after}))
-            while len(ids) < messages:
-                frame = (await socket.receive_from(timeout=60)).encode()
-                frames += 1
-                size += len(frame)
-                ids += ARTICLE_ID.findall(frame)
-                if b'id="chat-reload"' in frame:
-                    break  # past the resume cap: the page would reload instead
-            elapsed = time.perf_counter() - started
+        ctx = CaptureQueriesContext(conn)
+        await sync_to_async(ctx.__enter__)()  # it touches the connection: in its thread
+        started = time.perf_counter()
+        await socket.send_to(text_data=json.dumps({"type": "resume", "after_seq": after}))
+        while len(ids) < messages:
+            frame = (await socket.receive_from(timeout=60)).encode()
+            frames += 1
+            size += len(frame)
+            ids += ARTICLE_ID.findall(frame)
+            if b'id="chat-reload"' in frame:
+                break  # past the resume cap: the page would reload instead
+        elapsed = time.perf_counter() - started
+        await sync_to_async(ctx.__exit__)(None, None, None)
         await socket.disconnect()
         return {
             "ms": elapsed * 1000,
