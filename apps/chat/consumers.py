@@ -355,7 +355,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
             if len(self.held) < HOLD_MAX:
                 self.held.append(event)
             return  # past HOLD_MAX the resume query finds it in the database
-        if self.runner is None and not self.jobs and event["seq"] == self.cursor + 1:
+        if (
+            self.runner is None
+            and not self.jobs
+            and not self.sent_early
+            and event["seq"] == self.cursor + 1
+        ):
             # The common case — in order, nothing queued — without the job queue: one send,
             # with the ASGI message the hub built once for every recipient.
             self.cursor = event["seq"]
