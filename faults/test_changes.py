@@ -231,6 +231,12 @@ async def test_a_client_away_during_edits_deletes_and_reactions_resumes_to_the_c
         thumbs = urllib.parse.quote("👍")
         await api("unreact", 204, "DELETE", f"{base}/{b[4]}/reactions/{thumbs}/")
         await api("delete", 204, "DELETE", f"{base}/{b[6]}/")
+        # A socket handles its frames one after the other: once a message sent after them is
+        # acknowledged, every change sent before it is in the database.
+        await by[owner.name].send_one("owner: done while away")
+        await by[watcher.name].send_one("watcher: done while away")
+        await sent_ids(by[owner.name], 12)
+        await sent_ids(by[watcher.name], 5)
         present = [owner, watcher]
         assert await wait_state(servers.database, room, present, timeout=30) is not None, (
             "the members who stayed never caught up with the changes"
@@ -265,7 +271,7 @@ async def test_a_client_away_during_edits_deletes_and_reactions_resumes_to_the_c
         # A last message through a healthy process: a socket that lost the last change live
         # notices the gap now (else the hub's periodic check finds it within ~12 s).
         await by[owner.name].send_one("the last one")
-        await sent_ids(by[owner.name], 12)
+        await sent_ids(by[owner.name], 13)
         converged = await wait_state(servers.database, room, clients, timeout=45)
         total_s = time.monotonic() - back_at
 
