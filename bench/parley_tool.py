@@ -10,6 +10,7 @@ benchmark's DATABASE_URL (so the load generator never imports Django).
 Each command prints one JSON object on stdout."""
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -126,6 +127,20 @@ def pages(session: str, rooms: list[int], requests: int) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def unpublished():
+    """The services' events are not published: nothing listens to the tool's channel prefix,
+    and a group_send per change from this thread would be most of a seed's time."""
+    from apps.chat import realtime
+
+    publish = realtime.publish
+    realtime.publish = lambda group, event, *, lost: None
+    try:
+        yield
+    finally:
+        realtime.publish = publish
+
+
 def seed(room_pk: int, users: int, per_user: int) -> dict:
     """``per_user`` messages by each of the first ``users`` bench users, through
     ``message_send``: S8's edit and reaction targets. Returns ``[message pk, user index]``
@@ -137,11 +152,12 @@ def seed(room_pk: int, users: int, per_user: int) -> dict:
         get_user_model().objects.filter(username__startswith="bench").order_by("username")[:users]
     )
     out = []
-    for round_ in range(per_user):
-        for user in authors:
-            body = f"S8 target {round_} of {user.username}"
-            sent = services.message_send(room=room, author=user, body=body)
-            out.append([sent.message.pk, int(user.username[len("bench") :])])
+    with unpublished():
+        for round_ in range(per_user):
+            for user in authors:
+                body = f"S8 target {round_} of {user.username}"
+                sent = services.message_send(room=room, author=user, body=body)
+                out.append([sent.message.pk, int(user.username[len("bench") :])])
     return {"messages": out}
 
 
@@ -184,23 +200,26 @@ def catchup(messages: int, repeats: int) -> dict:
         room.refresh_from_db()
         return room
 
-    new = room_with("new")
-    new_after = new.last_seq
-    for i in range(messages):
-        services.message_send(room=new, author=users[i % 4], body=f"new message {i} " + "y" * 150)
-    changed = room_with("changed")
-    changed_after = changed.last_seq
-    targets = list(changed.messages.order_by("seq").values_list("pk", "author_id"))
-    by_pk = {u.pk: u for u in users}
-    for i, (pk, author_id) in enumerate(targets):
-        if i % 2 == 0:
-            body = f"edited message {i} **bold** " + "z" * 150
-            services.message_edit(room=changed, user=by_pk[author_id], message_id=pk, body=body)
-        else:
-            for j in range(3):  # three people react: the article names them
-                user = users[(i + j) % len(users)]
-                emoji = CATCHUP_EMOJI[(i + j) % len(CATCHUP_EMOJI)]
-                services.reaction_add(room=changed, user=user, message_id=pk, emoji=emoji)
+    with unpublished():
+        new = room_with("new")
+        new_after = new.last_seq
+        for i in range(messages):
+            body = f"new message {i} " + "y" * 150
+            services.message_send(room=new, author=users[i % 4], body=body)
+        changed = room_with("changed")
+        changed_after = changed.last_seq
+        targets = list(changed.messages.order_by("seq").values_list("pk", "author_id"))
+        by_pk = {u.pk: u for u in users}
+        for i, (pk, author_id) in enumerate(targets):
+            if i % 2 == 0:
+                body = f"edited message {i} **bold** " + "z" * 150
+                author = by_pk[author_id]
+                services.message_edit(room=changed, user=author, message_id=pk, body=body)
+            else:
+                for j in range(3):  # three people react: the article names them
+                    user = users[(i + j) % len(users)]
+                    emoji = CATCHUP_EMOJI[(i + j) % len(CATCHUP_EMOJI)]
+                    services.reaction_add(room=changed, user=user, message_id=pk, emoji=emoji)
     client = Client()
     client.force_login(viewer)
     name = settings.SESSION_COOKIE_NAME
