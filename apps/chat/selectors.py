@@ -93,3 +93,12 @@ def room_last_seq(*, room: Room) -> int:
 def room_last_seqs(room_ids) -> dict[int, int]:
     """{room id: last seq} for many rooms in one query (the fan-out hub's periodic check)."""
     return dict(Room.objects.filter(pk__in=room_ids).values_list("pk", "last_seq"))
+
+
+def message_changes_after(
+    *, room: Room, after: int, limit: int, upto: int | None = None
+) -> list[Message]:
+    """The messages created or changed after the room seq ``after`` (and at most ``upto``),
+    each once, in change order: a socket's catch-up and gap fill (delivery.SocketStream).
+    Messages are only appended so far, so that is ``message_list_after``."""
+    return message_list_after(room=room, after_seq=after, limit=limit, upto_seq=upto)
