@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from . import fanout, realtime, selectors, services, socketlimit
+from . import errors, fanout, realtime, selectors, services, socketlimit
 from .delivery import SocketStream
 from .models import Room
 from .realtime import LAYER_ERRORS
@@ -31,11 +31,39 @@ CLOSE_TOO_MANY_SOCKETS = 4429  # the user has PARLEY_WS_MAX_PER_USER sockets ope
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
+# What a service refuses (answered with an error fragment to this socket alone).
+REFUSALS = (
+    ValidationError,
+    services.RateLimited,
+    services.NotAllowed,
+    services.MessageNotFound,
+)
+
+
 def _send_and_render(**kwargs) -> tuple[services.SendResult, dict]:
     """message_send and the fragment for the sender's acknowledgement, in one database-thread
     hop (the fragment is the one the broadcast rendered, when there was one)."""
     result = services.message_send(**kwargs)
-    return result, realtime.message_event(result.message)
+    if result.change is not None:
+        return result, result.change.rendered()[0]
+    return result, realtime.change_event(result.message)  # a retry: the message as it is now
+
+
+# The change frames: {"type": <kind>, "id": <message id>, ...} → the service and its arguments.
+_CHANGES = {
+    "edit": (services.message_edit, ("body",)),
+    "delete": (services.message_delete, ()),
+    "react": (services.reaction_add, ("emoji",)),
+    "unreact": (services.reaction_remove, ("emoji",)),
+}
+
+
+def _change_and_render(kind: str, *, room, user, data: dict) -> list[dict]:
+    """Run a change frame's service; the events to acknowledge (none when nothing changed)."""
+    service, fields = _CHANGES[kind]
+    arguments = {field: data.get(field) for field in fields}
+    result = service(room=room, user=user, message_id=data.get("id"), **arguments)
+    return result.change.rendered() if result.change is not None else []
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
@@ -179,6 +207,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.receive_message(data)
         elif kind == "resume":
             await self.receive_resume(data)
+        elif isinstance(kind, str) and kind in _CHANGES:
+            await self.receive_change(kind, data)
         else:
             await self.send_error(_("Unknown frame type."))
 
@@ -190,28 +220,41 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 author=self.scope["user"],
                 body=data.get("body"),
                 client_id=client_id,
+                reply_to=data.get("reply_to"),
             )
-        except ValidationError as exc:
-            await self.send_error(" ".join(exc.messages), client_id=client_id)
-            return
-        except services.RateLimited as exc:
-            text = _("You are sending too fast. Try again in %(s)d s.") % {"s": exc.retry_after}
-            await self.send_error(text, client_id=client_id)
-            return
         except services.RoomNotFound:
             await self.close(code=CLOSE_NOT_FOUND)
+            return
+        except REFUSALS as exc:
+            await self.send_error(errors.describe(exc), client_id=client_id)
             return
         # Acknowledge on this socket without waiting for the channel layer (which may drop
         # it), through the same ordered queue as live messages. A retry of a message stored
         # earlier is acknowledged with the very same fragment, even if this socket had it.
         self.stream.acknowledge(event, result.created)
 
+    async def receive_change(self, kind: str, data: dict) -> None:
+        """edit / delete / react / unreact: the service, then the change on this socket at once
+        (in order, like any other change), without waiting for the channel layer."""
+        try:
+            events = await database_sync_to_async(_change_and_render)(
+                kind, room=self.room, user=self.scope["user"], data=data
+            )
+        except services.RoomNotFound:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        except REFUSALS as exc:
+            message_id = data.get("id")
+            await self.send_error(errors.describe(exc), message_id=message_id)
+            return
+        for event in events:
+            self.stream.acknowledge(event, True)
+
     async def receive_resume(self, data: dict) -> None:
-        after = data.get("after_seq", 0)
-        if isinstance(after, str) and after.isascii() and after.isdigit() and len(after) < 19:
-            after = int(after)  # int() refuses "²" and 4301+ digits: a ValueError killed the socket
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            await self.send_error(_("after_seq must be a non-negative integer."))
+        try:
+            after = errors.parse_seq(data.get("after_seq", 0))
+        except ValidationError as exc:
+            await self.send_error(errors.describe(exc))
             return
         # The client says what it holds: send everything after that, then what was held. It
         # cannot hold a seq that did not exist yet; a cursor past the room's end would drop
@@ -231,8 +274,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 after = newest
         stream.resume(after)
 
-    async def send_error(self, text: str, client_id=None) -> None:
-        await self.send(text_data=realtime.render_error(text, client_id))
+    async def send_error(self, text: str, client_id=None, message_id=None) -> None:
+        await self.send(text_data=realtime.render_error(text, client_id, message_id))
 
     async def dispatch(self, message: dict) -> None:
         # Channels first hops to the database thread to close stale connections

@@ -155,7 +155,12 @@ class SocketStream:
             return  # past HOLD_MAX the resume query finds it in the database
         if self.state is State.CLOSED:
             return
-        if not self._busy and not self._jobs and event["seq"] == self.cursor + 1:
+        if (
+            not self._busy
+            and not self._jobs
+            and not self._sent_early  # (else it may be one acknowledged early: the queue checks)
+            and event["seq"] == self.cursor + 1
+        ):
             # The common case — in order, nothing queued — without the job queue: one send,
             # with the ASGI message the hub built once for every recipient.
             self.cursor = event["seq"]

@@ -69,8 +69,8 @@ CANCEL_AGAIN_SECONDS = 1.0
 # new kind of event is a line here and a method. (Looked up by name on each event, so a
 # patched method is the one called.)
 EVENT_HANDLERS = {
-    "room.change": ("dispatch", "room"),
-    "chat.message": ("dispatch", "room"),  # the name before "room.change"
+    realtime.ROOM_CHANGE: ("dispatch", "room"),
+    "chat.message": ("dispatch", "room"),  # the name before "room.change" (a rolling deploy)
     "user.revoke": ("revoke", "identity"),
     "user.changed": ("profile_changed", "identity"),
 }

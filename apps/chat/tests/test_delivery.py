@@ -335,6 +335,21 @@ async def test_an_early_acknowledgement_and_the_held_copy_after_the_hold_ends():
     assert socket.delivered() == ["<m1v1>", "<m2v2>"]
 
 
+async def test_an_early_acknowledgement_whose_live_copy_comes_after_the_hold_ended():
+    """Publishing does not wait for the channel layer, so the live copy of a message
+    acknowledged before the stream started may arrive only once the hold has ended — in
+    order, right after the cursor: still not sent a second time."""
+    room, socket = FakeRoom(), FakeSocket()
+    stream = stream_for(room, socket)
+    own = room.post()
+    stream.acknowledge(own, True)
+    stream.hold_expired()
+    stream.offer(own)
+    stream.offer(room.post())
+    await stream.idle()
+    assert socket.delivered() == ["<m1v1>", "<m2v2>"]
+
+
 async def test_an_acknowledgement_on_a_live_socket_goes_in_order_and_once():
     room, socket = FakeRoom(), FakeSocket()
     stream = live(room, socket)
