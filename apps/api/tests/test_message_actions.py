@@ -558,7 +558,8 @@ def _bad_reply_targets(bobs_message, bob, alice):
 def test_a_bad_reply_to_is_400_on_reply_to_and_writes_nothing(
     as_carol, bobs_message, bob, alice, reply_to
 ):
-    reply_to = _bad_reply_targets(bobs_message, bob, alice).get(reply_to, reply_to)
+    targets = _bad_reply_targets(bobs_message, bob, alice)
+    reply_to = targets.get(reply_to, reply_to) if isinstance(reply_to, str) else reply_to
     count, last_seq = Message.objects.count(), Room.objects.get(pk=bobs_message.room_id).last_seq
 
     response = as_carol.post(
