@@ -267,8 +267,7 @@ class SocketStream:
         held, self._held = self._held, []
         for event in sorted(held, key=lambda e: e["seq"]):
             await self._deliver(event)
-        if self._sent_early:
-            self._sent_early = {seq for seq in self._sent_early if seq > self.cursor} or None
+        self._forget_early()
 
     async def _ack(self, event: dict, created: bool) -> None:
         seq = event["seq"]
@@ -297,7 +296,7 @@ class SocketStream:
         if seq > self.cursor:
             self.cursor = seq
             if self._sent_early and seq in self._sent_early:
-                self._sent_early.discard(seq)  # acknowledged before the stream started
+                self._forget_early()  # acknowledged before the stream started
                 return
             await self._send(event["html"])
 
@@ -322,8 +321,15 @@ class SocketStream:
             changes = [m for m in changes if change_seq(m) not in self._sent_early]
         html = await self._render(changes) if changes else ""
         self.cursor = newest
+        self._forget_early()
         if html:
             await self._send(html)
+
+    def _forget_early(self) -> None:
+        """Early acknowledgements at or below the cursor can come no more: forget them (while
+        any is remembered, live changes take the queue, not the quick path)."""
+        if self._sent_early:
+            self._sent_early = {seq for seq in self._sent_early if seq > self.cursor} or None
 
     async def _send(self, html: str) -> None:
         if self.state is State.CLOSED:  # closed while this job ran
