@@ -813,7 +813,9 @@
     var error = document.getElementById("composer-error");
     if (error !== errorBox) {
       errorBox = error;
-      if (!refusePending(error) && editing && editing.sent && lastAction === "edit" && error.textContent.trim()) {
+      var forEdit = editing && editing.sent && error.textContent.trim() &&
+        (error.dataset.messageId ? parseInt(error.dataset.messageId, 10) === editing.id : lastAction === "edit");
+      if (!refusePending(error) && forEdit) {
         editing.sent = false;
         editing.form.querySelector(".editor-status").textContent = "";
         editing.form.querySelector(".editor-error").textContent = error.textContent;
