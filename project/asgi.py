@@ -16,12 +16,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.sessions import CookieMiddleware  # noqa: E402
 
+from apps.chat import realtime  # noqa: E402
 from apps.chat.routing import websocket_urlpatterns  # noqa: E402
 from project.http_limits import BodySizeLimitMiddleware  # noqa: E402
 from project.websocket_auth import SessionAuthMiddleware  # noqa: E402
 from project.ws_origin import OriginValidator  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": BodySizeLimitMiddleware(django_asgi_app),  # project/http_limits.py
         # An unknown path is a 404 (403 on daphne) at the origin check, before the session
@@ -32,6 +33,13 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+async def application(scope, receive, send):
+    # Changes committed in worker threads are published from this loop (apps/chat/realtime.py).
+    realtime.bind_loop()
+    return await router(scope, receive, send)
+
 
 # Everything loaded so far (Django, the URL conf, compiled templates: ~150k objects) lives as
 # long as the process. Move it out of the cyclic collector's reach: a full collection under

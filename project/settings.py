@@ -309,6 +309,8 @@ PARLEY_ROOM_NAME_MAX_LENGTH = 64
 PARLEY_HISTORY_PAGE_SIZE = 50
 # Messages a user may send per window, per process-independent (cache-backed) counter.
 PARLEY_MESSAGE_RATE = (int(os.environ.get("PARLEY_MESSAGE_RATE_COUNT", "30")), 10)  # 30 per 10 s
+# Reactions are clicks, often several in a row: a looser limit of their own.
+PARLEY_REACTION_RATE = (int(os.environ.get("PARLEY_REACTION_RATE_COUNT", "60")), 10)
 PARLEY_ROOM_CREATE_RATE = (int(os.environ.get("PARLEY_ROOM_RATE_COUNT", "10")), 60)  # 10 per minute
 # Bounds the work of parsing one frame, in characters of its text (scripts/serve caps the bytes
 # at 256 KiB, closing with 1009); the message length is capped on the decoded text (4000
@@ -363,7 +365,9 @@ _CSP_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF, NONCE],
-        "style-src": [SELF],
+        # The nonce admits the room page's one <style> block of per-viewer rules ("my
+        # messages", "my reactions"); style= attributes stay blocked.
+        "style-src": [SELF, NONCE],
         "img-src": [SELF, "data:"],
         "connect-src": [SELF],
         "object-src": [NONE],

@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
-from . import fanout, realtime, selectors, services, socketlimit
+from . import errors, fanout, realtime, selectors, services, socketlimit
 from .fanout import start_eagerly
 from .models import Room
 from .realtime import LAYER_ERRORS
@@ -40,6 +40,15 @@ HOLD_SECONDS = 1.0
 BACKLOG_MAX = 1000
 
 
+# What a service refuses (answered with an error fragment to this socket alone).
+REFUSALS = (
+    ValidationError,
+    services.RateLimited,
+    services.NotAllowed,
+    services.MessageNotFound,
+)
+
+
 class SendFailed(Exception):
     """Writing to the socket failed: the client has gone."""
 
@@ -48,7 +57,26 @@ def _send_and_render(**kwargs) -> tuple[services.SendResult, dict]:
     """message_send and the fragment for the sender's acknowledgement, in one database-thread
     hop (the fragment is the one the broadcast rendered, when there was one)."""
     result = services.message_send(**kwargs)
-    return result, realtime.message_event(result.message)
+    if result.change is not None:
+        return result, result.change.rendered()[0]
+    return result, realtime.change_event(result.message)  # a retry: the message as it is now
+
+
+# The change frames: {"type": <kind>, "id": <message id>, ...} → the service and its arguments.
+_CHANGES = {
+    "edit": (services.message_edit, ("body",)),
+    "delete": (services.message_delete, ()),
+    "react": (services.reaction_add, ("emoji",)),
+    "unreact": (services.reaction_remove, ("emoji",)),
+}
+
+
+def _change_and_render(kind: str, *, room, user, data: dict) -> list[dict]:
+    """Run a change frame's service; the events to acknowledge (none when nothing changed)."""
+    service, fields = _CHANGES[kind]
+    arguments = {field: data.get(field) for field in fields}
+    result = service(room=room, user=user, message_id=data.get("id"), **arguments)
+    return result.change.rendered() if result.change is not None else []
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
@@ -199,6 +227,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.receive_message(data)
         elif kind == "resume":
             await self.receive_resume(data)
+        elif isinstance(kind, str) and kind in _CHANGES:
+            await self.receive_change(kind, data)
         else:
             await self.send_error(_("Unknown frame type."))
 
@@ -210,28 +240,41 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 author=self.scope["user"],
                 body=data.get("body"),
                 client_id=client_id,
+                reply_to=data.get("reply_to"),
             )
-        except ValidationError as exc:
-            await self.send_error(" ".join(exc.messages), client_id=client_id)
-            return
-        except services.RateLimited as exc:
-            text = _("You are sending too fast. Try again in %(s)d s.") % {"s": exc.retry_after}
-            await self.send_error(text, client_id=client_id)
-            return
         except services.RoomNotFound:
             await self.close(code=CLOSE_NOT_FOUND)
+            return
+        except REFUSALS as exc:
+            await self.send_error(errors.describe(exc), client_id=client_id)
             return
         # Acknowledge on this socket without waiting for the channel layer (which may drop
         # it), through the same ordered queue as live messages. A retry of a message stored
         # earlier is acknowledged with the very same fragment, even if this socket had it.
         self._submit(self._ack, (event, result.created))
 
+    async def receive_change(self, kind: str, data: dict) -> None:
+        """edit / delete / react / unreact: the service, then the change on this socket at once
+        (in order, like any other change), without waiting for the channel layer."""
+        try:
+            events = await database_sync_to_async(_change_and_render)(
+                kind, room=self.room, user=self.scope["user"], data=data
+            )
+        except services.RoomNotFound:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        except REFUSALS as exc:
+            message_id = data.get("id")
+            await self.send_error(errors.describe(exc), message_id=message_id)
+            return
+        for event in events:
+            self._submit(self._ack, (event, True))
+
     async def receive_resume(self, data: dict) -> None:
-        after = data.get("after_seq", 0)
-        if isinstance(after, str) and after.isascii() and after.isdigit() and len(after) < 19:
-            after = int(after)  # int() refuses "²" and 4301+ digits: a ValueError killed the socket
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            await self.send_error(_("after_seq must be a non-negative integer."))
+        try:
+            after = errors.parse_seq(data.get("after_seq", 0))
+        except ValidationError as exc:
+            await self.send_error(errors.describe(exc))
             return
         # The client says what it holds: send everything after that, then what was held. It
         # cannot hold a seq that did not exist yet; a cursor past the room's end would drop
@@ -250,8 +293,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 after = newest
         self._submit(self._start_from, (after, True))
 
-    async def send_error(self, text: str, client_id=None) -> None:
-        context = {"error": text, "client_id": client_id if isinstance(client_id, str) else ""}
+    async def send_error(self, text: str, client_id=None, message_id=None) -> None:
+        context = {
+            "error": text,
+            "client_id": client_id if isinstance(client_id, str) else "",
+            "message_id": message_id if isinstance(message_id, (int, str)) else "",
+        }
         html = render_to_string("chat/room_detail.html#composer-error", context)
         await self.send(text_data=html)
 
@@ -308,7 +355,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
             if len(self.held) < HOLD_MAX:
                 self.held.append(event)
             return  # past HOLD_MAX the resume query finds it in the database
-        if self.runner is None and not self.jobs and event["seq"] == self.cursor + 1:
+        if (
+            self.runner is None
+            and not self.jobs
+            and not self.sent_early
+            and event["seq"] == self.cursor + 1
+        ):
             # The common case — in order, nothing queued — without the job queue: one send,
             # with the ASGI message the hub built once for every recipient.
             self.cursor = event["seq"]
@@ -430,8 +482,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def _send_missed(self, *, upto: int | None) -> None:
         """Send what the database holds after ``cursor`` (up to ``upto``) in one frame."""
-        missed = await database_sync_to_async(selectors.message_list_after)(
-            room=self.room, after_seq=self.cursor, limit=RESUME_CAP + 1, upto_seq=upto
+        missed = await database_sync_to_async(selectors.message_changes_after)(
+            room=self.room, after=self.cursor, limit=RESUME_CAP + 1, upto=upto
         )
         if len(missed) > RESUME_CAP:
             # Too far behind to replay over the socket: the page reloads its history instead.
@@ -440,9 +492,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         if not missed:
             return
-        last = missed[-1].seq
+        last = missed[-1].version
         if self.sent_early:  # acknowledged before the stream started: not again
-            missed = [m for m in missed if m.seq not in self.sent_early]
+            missed = [m for m in missed if m.version not in self.sent_early]
         html = await database_sync_to_async(realtime.render_messages_oob)(missed) if missed else ""
         self.cursor = last
         if html:

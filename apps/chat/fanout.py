@@ -347,7 +347,7 @@ class Hub:
                 continue
             delay = 0.1
             kind = event.get("type")
-            if kind == "chat.message":
+            if kind == realtime.ROOM_CHANGE:
                 self.dispatch(event)
                 continue
             try:  # an odd event must not end the reading loop: the hub would go deaf

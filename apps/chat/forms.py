@@ -18,3 +18,4 @@ class MessageForm(forms.Form):
 
     body = RawTextField(label=_("Message"), widget=forms.Textarea)
     client_id = RawTextField(widget=forms.HiddenInput)
+    reply_to = RawTextField(widget=forms.HiddenInput)

@@ -1,5 +1,3 @@
-import uuid
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
@@ -19,6 +17,17 @@ class RoomQuerySet(models.QuerySet):
         is_member = Membership.objects.filter(room=OuterRef("pk"), user=user)
         return self.filter(Q(is_private=False) | Q(Exists(is_member)))
 
+    def managed_by(self, user) -> "RoomQuerySet":
+        """Rooms ``user`` may manage (delete anyone's message; more in later issues): the rooms
+        they own, except a 1:1 conversation, where both people are equal. Always a subset of
+        ``visible_to``."""
+        if user is None or not user.is_authenticated:
+            return self.none()
+        is_owner = Membership.objects.filter(
+            room=OuterRef("pk"), user=user, role=Membership.Role.OWNER
+        )
+        return self.filter(Exists(is_owner), dm_key__isnull=True)
+
     def public(self) -> "RoomQuerySet":
         return self.filter(is_private=False)
 
@@ -34,8 +43,9 @@ class Room(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
-    # The per-room sequence: the seq of the newest message. Incremented under the row's write
-    # lock inside the sending transaction, so seqs are gap-free and in commit order.
+    # The room's event sequence: every change to its timeline (a message sent, edited or
+    # deleted, a reaction added or removed) takes the next number, under the row's write lock
+    # inside the changing transaction, so seqs are gap-free and in commit order.
     last_seq = models.BigIntegerField(default=0)
 
     objects = RoomQuerySet.as_manager()
@@ -93,16 +103,32 @@ class Message(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages"
     )
+    # The room seq the message was born with: its position (order, paging). Never changes.
     seq = models.BigIntegerField()
-    body = models.TextField(max_length=4000)
+    # The room seq of its latest change (= seq when new): catch-up is "version > N".
+    version = models.BigIntegerField()
+    body = models.TextField(max_length=4000, blank=True)  # the Markdown source; "" once deleted
+    html = models.TextField(blank=True, default="")  # rendered and sanitized at save/edit
     # Set by the sending client; the same (author, client_id) stores one row (idempotent retry).
     client_id = models.UUIDField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    # A deleted message stays as a tombstone (body, html, reactions and reply erased), so seqs
+    # and replies keep pointing somewhere.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
 
     class Meta:
         ordering = ["room", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["room", "seq"], name="chat_message_room_seq_unique"),
+            # Each change takes its own seq, so versions are unique too; this is also the
+            # index of the catch-up query.
+            models.UniqueConstraint(
+                fields=["room", "version"], name="chat_message_room_version_unique"
+            ),
             models.UniqueConstraint(
                 fields=["author", "client_id"],
                 condition=Q(client_id__isnull=False),
@@ -113,6 +139,45 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"#{self.seq} in {self.room_id}"
 
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
 
-def new_client_id() -> uuid.UUID:
-    return uuid.uuid4()
+    @property
+    def reaction_summary(self) -> list[dict]:
+        """``[{"emoji", "count", "users": [ids], "names": [display names]}]`` in the order the
+        emoji were first used. Reads the prefetched reactions (selectors.with_timeline)."""
+        summary: dict[str, dict] = {}
+        for reaction in self.reactions.all():
+            entry = summary.setdefault(
+                reaction.emoji, {"emoji": reaction.emoji, "count": 0, "users": [], "names": []}
+            )
+            entry["count"] += 1
+            entry["users"].append(reaction.user_id)
+            entry["names"].append(_display_name(reaction.user))
+        return list(summary.values())
+
+
+class Reaction(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reactions"
+    )
+    emoji = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user", "emoji"], name="chat_reaction_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"
+
+
+def _display_name(user) -> str:
+    profile = getattr(user, "profile", None)  # a user made outside sign-up may have none
+    return profile.name if profile is not None else user.get_username()

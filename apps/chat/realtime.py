@@ -1,12 +1,24 @@
 """What is published on the channel layer, and how (fanout.py is the receiving end: the hub
 subscribes, receives and dispatches). Payloads are primitives: ids and one HTML string rendered
-once per message (never per recipient)."""
+once per change (never per recipient, never in the sender's language).
 
+``emit_on_commit`` is the one place a state change becomes events (after Zulip's
+``send_event_on_commit``): services call it inside their transaction; when it commits, each
+changed message is rendered once and published to its room's group. Publishing never waits on
+the channel layer in the thread that committed — that is the process's one database thread
+for websocket work, and a hanging Redis would stall every socket's queries behind it — but is
+handed to the process's event loop (``bind_loop``), where it runs as a task."""
+
+import asyncio
 import logging
+from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from project.cache import OUTAGE_ERRORS
 
@@ -29,8 +41,11 @@ def room_group(room_id: int) -> str:
 
 
 def render_messages_oob(messages: list[Message]) -> str:
-    """Message elements wrapped for htmx's out-of-band append into ``#message-list``."""
-    return render_to_string("chat/room_detail.html#message-oob", {"message_list": messages})
+    """Message elements wrapped for htmx's out-of-band append into ``#message-list`` (the page
+    replaces an article it already has). Rendered in the site's language, whoever triggers it:
+    the same bytes go to every reader."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return render_to_string("chat/room_detail.html#message-oob", {"message_list": messages})
 
 
 def websocket_frame(html: str) -> dict:
@@ -38,43 +53,120 @@ def websocket_frame(html: str) -> dict:
     return {"type": "websocket.send", "text": html}
 
 
-def message_event(message: Message) -> dict:
-    """The channel-layer event for a message. Rendered once per message object: the broadcast
-    and the sender's own acknowledgement share it."""
-    event = getattr(message, "_realtime_event", None)
-    if event is None:
-        event = {
-            "type": "chat.message",
-            "room": message.room_id,
-            "id": message.pk,
-            "seq": message.seq,
-            "html": render_messages_oob([message]),
-        }
-        message._realtime_event = event
-    return event
+ROOM_CHANGE = "room.change"
 
 
-def _publish(group: str, event: dict, *, lost: str) -> None:
-    """group_send from sync code (on commit). An unreachable layer loses the event, never the
-    change: the database has it, and the hubs' periodic work (``refresh`` for messages,
-    ``verify`` for identity events) delivers what it implies. ``lost`` says what was not
-    published, in the warning."""
+def change_event(message: Message) -> dict:
+    """The channel-layer event for the message's current state: ``seq`` is the seq of the
+    change it shows (its version)."""
+    return {
+        "type": ROOM_CHANGE,
+        "room": message.room_id,
+        "id": message.pk,
+        "seq": message.version,
+        "html": render_messages_oob([message]),
+    }
+
+
+@dataclass
+class Change:
+    """The messages one transaction changed, each at its new version, and their events
+    (rendered once, on commit — or on first ask, by the acknowledgement to the socket that
+    made the change, which then shares them)."""
+
+    room_id: int
+    messages: list[Message]
+    events: list[dict] | None = None
+
+    def rendered(self) -> list[dict]:
+        if self.events is None:
+            self.events = [change_event(message) for message in self.messages]
+        return self.events
+
+
+def emit_on_commit(room_id: int, messages: list[Message]) -> Change:
+    """Publish these changed messages to the room once the current transaction commits: a
+    change is visible to listeners only once it is in the database. If the layer loses it,
+    the database still has it, and every socket reads it from there (fanout.Hub.refresh)."""
+    change = Change(room_id, list(messages))
+    transaction.on_commit(lambda: _publish_change(change))
+    return change
+
+
+def _publish_change(change: Change) -> None:
+    group = room_group(change.room_id)
+    for event in change.rendered():
+        publish(group, event, lost=f"change {event['seq']} of room {change.room_id}")
+
+
+# --- Publishing -----------------------------------------------------------------------------
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def bind_loop() -> None:
+    """Remember the running event loop as the one to publish from (project/asgi.py calls this
+    for each connection and request; cheap when it is already bound)."""
+    global _loop
+    loop = asyncio.get_running_loop()
+    if _loop is not loop:
+        _loop = loop
+
+
+def publish(group: str, event: dict, *, lost: str) -> None:
+    """group_send without waiting for it. From a worker thread of a running ASGI process the
+    send is handed to the event loop; elsewhere (management commands, tests without a loop)
+    it runs here. An unreachable layer loses the event, never the change: the database has
+    it, and the hubs' periodic work (``refresh`` for room changes, ``verify`` for identity
+    events) delivers what it implies. ``lost`` says what was not published, in the warning."""
+    loop = _loop
+    if loop is not None and loop.is_running() and not loop.is_closed():
+        if _loop_thread_is_current(loop):
+            _start_send(group, event, lost)
+        else:
+            loop.call_soon_threadsafe(_start_send, group, event, lost)
+        return
     try:
         async_to_sync(get_channel_layer().group_send)(group, event)
     except LAYER_ERRORS:
         logger.warning("%s not published: channel layer unreachable", lost)
 
 
-def broadcast_message(message: Message) -> None:
-    """Publish a committed message to everyone connected to its room. Called on commit only:
-    a message is visible to listeners only once it is in the database. If the layer is
-    unreachable the message is stored all the same, and every socket reads it from the
-    database when the layer is back (fanout.Hub.refresh)."""
-    _publish(room_group(message.room_id), message_event(message), lost=f"message {message.pk}")
+def _loop_thread_is_current(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+_sending: set[asyncio.Task] = set()  # strong references until each send is done
+
+
+def _start_send(group: str, event: dict, lost: str) -> None:
+    task = asyncio.ensure_future(get_channel_layer().group_send(group, event))
+    _sending.add(task)
+    task.add_done_callback(lambda done: _sent(done, lost))
+
+
+def _sent(task: asyncio.Task, lost: str) -> None:
+    _sending.discard(task)
+    if task.cancelled():
+        logger.warning("%s not published: the send was cancelled", lost)
+        return
+    exc = task.exception()
+    if isinstance(exc, LAYER_ERRORS):
+        logger.warning("%s not published: channel layer unreachable", lost)
+    elif exc is not None:
+        logger.error("%s not published", lost, exc_info=exc)
+
+
+def pending_sends() -> int:
+    """Sends handed to the loop that have not finished (for tests and shutdown)."""
+    return len(_sending)
 
 
 def _publish_user_event(event: dict) -> None:
-    _publish(USERS_GROUP, event, lost=f"{event['type']} for user {event['user']}")
+    publish(USERS_GROUP, event, lost=f"{event['type']} for user {event['user']}")
 
 
 def broadcast_sessions_revoked(

@@ -5,7 +5,7 @@ from django.db.models import Prefetch, QuerySet
 
 from apps.profiles.models import Profile
 
-from .models import Membership, Message, Room
+from .models import Membership, Message, Reaction, Room
 
 
 def room_list_for_user(*, user) -> QuerySet[Room]:
@@ -21,6 +21,11 @@ def room_get_for_user(*, user, pk) -> Room:
 def room_is_visible_to(*, room: Room, user) -> bool:
     """The same rule for a room already in hand (one indexed query)."""
     return Room.objects.visible_to(user).filter(pk=room.pk).exists()
+
+
+def room_is_managed_by(*, room: Room, user) -> bool:
+    """May ``user`` manage the room (delete anyone's message)? ``Room.objects.managed_by``."""
+    return Room.objects.managed_by(user).filter(pk=room.pk).exists()
 
 
 def public_room_list(*, user) -> QuerySet[Room]:
@@ -58,8 +63,18 @@ def _profile_name(user) -> str:
         return user.get_username()
 
 
+def with_timeline(messages: QuerySet[Message]) -> QuerySet[Message]:
+    """Everything a message's article shows, in a constant number of queries whatever the
+    number of messages: the author's profile, the replied-to message and its author (one
+    join), and the reactions with who reacted (one prefetch query)."""
+    reactions = Reaction.objects.select_related("user__profile").order_by("created_at", "pk")
+    return messages.select_related("author__profile", "reply_to__author__profile").prefetch_related(
+        Prefetch("reactions", queryset=reactions)
+    )
+
+
 def _message_qs(room: Room) -> QuerySet[Message]:
-    return Message.objects.filter(room=room).select_related("author__profile")
+    return with_timeline(Message.objects.filter(room=room))
 
 
 def message_list_latest(*, room: Room, limit: int | None = None) -> list[Message]:
@@ -84,6 +99,18 @@ def message_list_after(
     if upto_seq is not None:
         qs = qs.filter(seq__lte=upto_seq)
     return list(qs.order_by("seq")[:limit])
+
+
+def message_changes_after(
+    *, room: Room, after: int, limit: int, upto: int | None = None
+) -> list[Message]:
+    """The current state of every message created or changed after seq ``after`` (and at most
+    ``upto``), each once, in version order — a deleted one as its tombstone. Catch-up after a
+    disconnect and the gaps the channel layer leaves; the (room, version) index serves it."""
+    qs = _message_qs(room).filter(version__gt=after)
+    if upto is not None:
+        qs = qs.filter(version__lte=upto)
+    return list(qs.order_by("version")[:limit])
 
 
 def room_last_seq(*, room: Room) -> int:

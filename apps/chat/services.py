@@ -1,5 +1,11 @@
-"""Writes. Each action is one function: access check, validation, save, then broadcast on commit.
-The websocket consumer, the HTML views and the API all call these — there is no other path."""
+"""Writes. Each action is one function: access check, validation, save, then events on commit.
+The websocket consumer, the HTML views and the API all call these — there is no other path.
+
+Every change to a room's timeline — a message sent, edited or deleted, a reaction added or
+removed — takes the room's next seq (``_take_seqs``, under the room row's write lock) and
+becomes the changed message's ``version``. ``realtime.emit_on_commit`` then publishes each
+change's rendered article once the transaction commits, so catch-up after any disconnect is
+"the messages whose version is above N"."""
 
 import uuid
 from dataclasses import dataclass
@@ -13,14 +19,29 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.core import ratelimit, text
-from apps.core.ratelimit import RateLimited
 from apps.core.text import Wording
 
-from . import realtime
-from .models import Membership, Message, Room
-from .selectors import room_is_visible_to
+from . import emoji, formatting, realtime
+from .errors import MessageNotFound, NotAllowed, RateLimited, RoomNotFound
+from .models import Membership, Message, Reaction, Room
+from .selectors import room_is_managed_by, room_is_visible_to, with_timeline
 
-__all__ = ["RateLimited", "SendResult", "dm_get_or_create", "message_send", "room_create"]
+__all__ = [
+    "ChangeResult",
+    "MessageNotFound",
+    "NotAllowed",
+    "RateLimited",
+    "ReactResult",
+    "RoomNotFound",
+    "SendResult",
+    "dm_get_or_create",
+    "message_delete",
+    "message_edit",
+    "message_send",
+    "reaction_add",
+    "reaction_remove",
+    "room_create",
+]
 
 
 _ROOM_NAME = Wording(
@@ -37,6 +58,16 @@ _BODY = Wording(
 )
 
 
+def _rate_limit(key: str, rate: tuple[int, int], wording) -> None:
+    """Count one action; past the rate, RateLimited with the action's own words."""
+    count, window = rate
+    try:
+        ratelimit.hit(key=key, limit=count, window=window)
+    except RateLimited as exc:
+        exc.message = str(wording) % {"s": exc.retry_after}
+        raise
+
+
 def _clean_room_name(name: object) -> str:
     return text.clean_name(
         name, max_length=settings.PARLEY_ROOM_NAME_MAX_LENGTH, wording=_ROOM_NAME
@@ -46,8 +77,11 @@ def _clean_room_name(name: object) -> str:
 def room_create(*, name, creator) -> Room:
     """Create a public room owned by ``creator``. Names are unique ignoring case."""
     name = _clean_room_name(name)
-    count, window = settings.PARLEY_ROOM_CREATE_RATE
-    ratelimit.hit(key=f"room-create:{creator.pk}", limit=count, window=window)
+    _rate_limit(
+        f"room-create:{creator.pk}",
+        settings.PARLEY_ROOM_CREATE_RATE,
+        gettext_lazy("You are creating rooms too fast. Try again in %(s)d s."),
+    )
     taken = ValidationError(_("A room with this name already exists."), code="unique")
     if Room.objects.public().filter(name__iexact=name).exists():
         raise taken
@@ -90,6 +124,18 @@ def dm_get_or_create(*, user, other) -> tuple[Room, bool]:
 class SendResult:
     message: Message
     created: bool  # False when client_id matched an earlier message (an idempotent retry)
+    change: realtime.Change | None = None  # the events of a new message (None for a retry)
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    message: Message  # its state after the change
+    change: realtime.Change | None  # None when nothing changed (e.g. a reaction already there)
+
+
+@dataclass(frozen=True)
+class ReactResult(ChangeResult):
+    created: bool = True  # False: the user had already reacted with this emoji
 
 
 def _clean_body(body: object) -> str:
@@ -109,15 +155,54 @@ def _clean_client_id(client_id) -> uuid.UUID | None:
         raise ValidationError(_("client_id must be a UUID."), code="invalid") from None
 
 
-class RoomNotFound(Exception):
-    """The author may not see the room (or it does not exist): callers answer 404 / 4404."""
+def _clean_message_id(value: object, *, field: str = "id") -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    raise ValidationError(_("%(field)s must be a message id.") % {"field": field}, code=field)
 
 
-def message_send(*, room: Room, author, body, client_id=None) -> SendResult:
+def _clean_emoji(value: object) -> str:
+    if not emoji.is_allowed(value):
+        raise ValidationError(_("That is not one of the reactions you can use."), code="emoji")
+    return value
+
+
+def _take_seqs(room: Room, count: int = 1, **fields) -> int:
+    """Take the room's next ``count`` seqs; return the first. The UPDATE holds the room row's
+    write lock until the transaction ends, so changes get consecutive seqs in commit order (no
+    gaps, no reordering) and whatever this transaction reads afterwards is not changed under
+    it by another change to this room."""
+    Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + count, **fields)
+    last = Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).get()
+    room.last_seq = last
+    return last - count + 1
+
+
+def _reply_target(room: Room, reply_to) -> Message | None:
+    if reply_to in (None, ""):
+        return None
+    pk = _clean_message_id(reply_to, field="reply_to")
+    target = (
+        Message.objects.filter(pk=pk, room=room, deleted_at__isnull=True)
+        .select_related("author__profile")
+        .first()
+    )
+    if target is None:
+        raise ValidationError(
+            _("You can only reply to a message of this room that is not deleted."),
+            code="reply_to",
+        )
+    return target
+
+
+def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> SendResult:
     """The only way a message is born.
 
-    Access check → validation → (idempotency) → rate limit → save with the next per-room seq →
-    broadcast one rendered fragment to the room's group once the transaction commits."""
+    Access check → validation → (idempotency) → rate limit → save with the room's next seq →
+    one rendered article published to the room's group once the transaction commits.
+    ``reply_to``: the id of a message of this room (quoted above the new one)."""
     if not room_is_visible_to(room=room, user=author):
         raise RoomNotFound
     body = _clean_body(body)
@@ -130,32 +215,175 @@ def message_send(*, room: Room, author, body, client_id=None) -> SendResult:
                     _("client_id was already used in another room."), code="reused"
                 )
             return SendResult(earlier, created=False)
-    count, window = settings.PARLEY_MESSAGE_RATE
-    ratelimit.hit(key=f"message-send:{author.pk}", limit=count, window=window)
+    target = _reply_target(room, reply_to)
+    _rate_limit(
+        f"message-send:{author.pk}",
+        settings.PARLEY_MESSAGE_RATE,
+        gettext_lazy("You are sending too fast. Try again in %(s)d s."),
+    )
+    html = formatting.render_markdown(body)
     try:
         with transaction.atomic():
-            # UPDATE … SET last_seq = last_seq + 1 takes the room row's write lock until commit,
-            # so concurrent senders get consecutive seqs in commit order (no gaps, no reordering).
             now = timezone.now()
-            Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1, last_message_at=now)
-            seq = Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).get()
+            seq = _take_seqs(room, last_message_at=now)
             message = Message.objects.create(
-                room=room, author=author, seq=seq, body=body, client_id=client_id, created_at=now
+                room=room,
+                author=author,
+                seq=seq,
+                version=seq,
+                body=body,
+                html=html,
+                client_id=client_id,
+                created_at=now,
+                reply_to=target,
             )
-            transaction.on_commit(lambda: realtime.broadcast_message(message))
+            # Rendered from what is in hand: a new message has no reactions.
+            message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}
+            change = realtime.emit_on_commit(room.pk, [message])
     except IntegrityError:
         # Same client_id raced in from another connection: the first one won; acknowledge it.
         earlier = client_id and _message_by_client_id(author=author, client_id=client_id)
         if earlier is None:
             raise
         return SendResult(earlier, created=False)
-    room.last_seq, room.last_message_at = seq, now
-    return SendResult(message, created=True)
+    room.last_message_at = now
+    return SendResult(message, created=True, change=change)
 
 
 def _message_by_client_id(*, author, client_id) -> Message | None:
-    return (
-        Message.objects.filter(author=author, client_id=client_id)
-        .select_related("author__profile", "room")
-        .first()
+    return with_timeline(Message.objects.filter(author=author, client_id=client_id)).first()
+
+
+def _locked_message(room: Room, message_id, *, count: int = 1) -> tuple[Message, int]:
+    """Take ``count`` seqs of the room (its write lock), then read the message as it is now.
+    Raise MessageNotFound when the room has no such message."""
+    pk = _clean_message_id(message_id)
+    first = _take_seqs(room, count)
+    message = with_timeline(Message.objects.filter(pk=pk, room=room)).first()
+    if message is None:
+        raise MessageNotFound
+    return message, first
+
+
+def _with_replies(room: Room, message: Message, first_seq: int) -> list[Message]:
+    """The message (at ``first_seq``) and the live messages replying to it, each at the next
+    seq: their quotes show its first line, so they change with it."""
+    replies = list(
+        with_timeline(
+            Message.objects.filter(room=room, reply_to=message, deleted_at__isnull=True)
+        ).order_by("seq")
     )
+    if replies:
+        _take_seqs(room, len(replies))
+    changed = [message]
+    message.version = first_seq
+    Message.objects.filter(pk=message.pk).update(version=first_seq)
+    for offset, reply in enumerate(replies, start=1):
+        reply.version = first_seq + offset
+        reply.reply_to = message  # the instance just changed, for the quote
+        Message.objects.filter(pk=reply.pk).update(version=reply.version)
+        changed.append(reply)
+    return changed
+
+
+def message_edit(*, room: Room, user, message_id, body) -> ChangeResult:
+    """Replace the text of one's own message. The old text is not kept anywhere: an edit that
+    removes a pasted secret removes it (replies' quotes are re-rendered too)."""
+    if not room_is_visible_to(room=room, user=user):
+        raise RoomNotFound
+    body = _clean_body(body)
+    html = formatting.render_markdown(body)
+    _rate_limit(
+        f"message-send:{user.pk}",
+        settings.PARLEY_MESSAGE_RATE,
+        gettext_lazy("You are editing too fast. Try again in %(s)d s."),
+    )
+    with transaction.atomic():
+        message, first = _locked_message(room, message_id)
+        if message.author_id != user.pk:
+            raise NotAllowed(_("You can only edit your own messages."))
+        if message.deleted:
+            raise ValidationError(_("That message was deleted."), code="deleted")
+        message.body, message.html, message.edited_at = body, html, timezone.now()
+        Message.objects.filter(pk=message.pk).update(
+            body=body, html=html, edited_at=message.edited_at
+        )
+        changed = _with_replies(room, message, first)
+        change = realtime.emit_on_commit(room.pk, changed)
+    return ChangeResult(message, change)
+
+
+def message_delete(*, room: Room, user, message_id) -> ChangeResult:
+    """Delete a message: its author may, and so may whoever manages the room. The row stays as
+    a tombstone (its seq still means something); body, formatting, reactions and the reply link
+    are erased. Deleting a deleted message changes nothing."""
+    if not room_is_visible_to(room=room, user=user):
+        raise RoomNotFound
+    with transaction.atomic():
+        message, first = _locked_message(room, message_id)
+        if message.author_id != user.pk and not room_is_managed_by(room=room, user=user):
+            raise NotAllowed(_("You can only delete your own messages."))
+        if message.deleted:
+            transaction.set_rollback(True)  # give the seq back: nothing changed
+            return ChangeResult(message, None)
+        Reaction.objects.filter(message=message).delete()
+        message.body, message.html, message.reply_to = "", "", None
+        message.deleted_at = timezone.now()
+        Message.objects.filter(pk=message.pk).update(
+            body="", html="", reply_to=None, deleted_at=message.deleted_at
+        )
+        message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}
+        changed = _with_replies(room, message, first)
+        change = realtime.emit_on_commit(room.pk, changed)
+    return ChangeResult(message, change)
+
+
+def _reaction_target(room: Room, user, message_id) -> tuple[Message, int]:
+    message, first = _locked_message(room, message_id)
+    if message.deleted:
+        raise ValidationError(_("That message was deleted."), code="deleted")
+    return message, first
+
+
+def reaction_add(*, room: Room, user, message_id, emoji) -> ReactResult:
+    """React to a message with one of the shipped emoji (``emoji.allowed``). Reacting again
+    with the same emoji changes nothing (``created`` is False)."""
+    if not room_is_visible_to(room=room, user=user):
+        raise RoomNotFound
+    emoji = _clean_emoji(emoji)
+    _rate_limit(
+        f"reaction:{user.pk}",
+        settings.PARLEY_REACTION_RATE,
+        gettext_lazy("You are reacting too fast. Try again in %(s)d s."),
+    )
+    with transaction.atomic():
+        message, first = _reaction_target(room, user, message_id)
+        if any(r.user_id == user.pk and r.emoji == emoji for r in message.reactions.all()):
+            transaction.set_rollback(True)
+            return ReactResult(message, None, created=False)
+        Reaction.objects.create(message=message, user=user, emoji=emoji)
+        message = _bump(room, message, first)
+        change = realtime.emit_on_commit(room.pk, [message])
+    return ReactResult(message, change, created=True)
+
+
+def reaction_remove(*, room: Room, user, message_id, emoji) -> ChangeResult:
+    """Take back one's reaction. ``change`` is None when there was none to take back."""
+    if not room_is_visible_to(room=room, user=user):
+        raise RoomNotFound
+    emoji = _clean_emoji(emoji)
+    with transaction.atomic():
+        message, first = _reaction_target(room, user, message_id)
+        removed, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
+        if not removed:
+            transaction.set_rollback(True)
+            return ChangeResult(message, None)
+        message = _bump(room, message, first)
+        change = realtime.emit_on_commit(room.pk, [message])
+    return ChangeResult(message, change)
+
+
+def _bump(room: Room, message: Message, seq: int) -> Message:
+    """Give the message its new version and re-read its reactions (with who reacted)."""
+    Message.objects.filter(pk=message.pk).update(version=seq)
+    return with_timeline(Message.objects.filter(pk=message.pk)).get()

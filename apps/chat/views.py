@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from . import selectors, services
+from . import emoji, errors, selectors, services
 from .forms import MessageForm, RoomCreateForm
 from .models import Room
 
@@ -47,14 +47,8 @@ def room_create(request):
     if form.is_valid():
         try:
             room = services.room_create(name=form.cleaned_data["name"], creator=request.user)
-        except ValidationError as exc:
-            form.add_error("name", exc)
-        except services.RateLimited as exc:
-            form.add_error(
-                "name",
-                _("You are creating rooms too fast. Try again in %(s)d s.")
-                % {"s": exc.retry_after},
-            )
+        except (ValidationError, services.RateLimited) as exc:
+            form.add_error("name", errors.describe(exc))
         else:
             if request.htmx:
                 return HttpResponseClientRedirect(room.get_absolute_url())
@@ -77,6 +71,9 @@ def _render_room(request, room: Room, *, form=None, error=None, status=200):
         "title": selectors.room_title_for(room=room, user=request.user),
         "form": form or MessageForm(),
         "error": error,
+        "can_manage": selectors.room_is_managed_by(room=room, user=request.user),
+        "emoji_common": emoji.COMMON,
+        "emoji_all": emoji.all_emoji(),
     }
     return render(request, "chat/room_detail.html", context, status=status)
 
@@ -93,9 +90,9 @@ def room_history(request, pk: int):
     """Older messages, keyset-paginated on seq: ?before=<seq>."""
     room = _room_or_404(request, pk)
     try:
-        before = int(request.GET.get("before", ""))
-    except ValueError:
-        return HttpResponse(_("before must be a number."), status=400)
+        before = errors.parse_seq(request.GET.get("before", ""), name="before")
+    except ValidationError as exc:
+        return HttpResponse(errors.describe(exc), status=400)
     message_list = selectors.message_list_before(room=room, before_seq=before)
     return render(
         request, "chat/room_detail.html#message-page", _history_context(room, message_list)
@@ -116,14 +113,13 @@ def message_send(request, pk: int):
             author=request.user,
             body=form.cleaned_data["body"],
             client_id=form.cleaned_data["client_id"] or None,
+            reply_to=form.cleaned_data.get("reply_to") or None,
         )
-    except ValidationError as exc:
-        form.add_error("body", exc)
-        error = " ".join(exc.messages)
-    except services.RateLimited as exc:
-        error = _("You are sending too fast. Try again in %(s)d s.") % {"s": exc.retry_after}
     except services.RoomNotFound:
         raise Http404 from None
+    except (ValidationError, services.RateLimited) as exc:
+        error = errors.describe(exc)
+        form.add_error("body", error)
     if error is None:
         return redirect(room)
     return _render_room(request, room, form=form, error=error, status=400)

@@ -26,9 +26,13 @@ def _clock() -> float:
 
 
 class RateLimited(Exception):
-    def __init__(self, retry_after: int):
+    """``retry_after`` whole seconds; ``message``, when the caller set one, says what is limited
+    in the user's words (``apps.chat.errors.describe`` falls back to a general one)."""
+
+    def __init__(self, retry_after: int, message: str | None = None):
         super().__init__(f"rate limited, retry after {retry_after}s")
         self.retry_after = retry_after
+        self.message = message
 
 
 @dataclass(frozen=True)

@@ -111,11 +111,6 @@
     a.querySelectorAll(".reaction").forEach(function (r) {
       r.setAttribute("aria-pressed", hasUser(r, myId) ? "true" : "false");
     });
-    // A reply quote shows the original's first line.
-    var quote = a.querySelector(".reply-quote-text");
-    if (quote && quote.textContent.indexOf("\n") >= 0) {
-      quote.textContent = quote.textContent.split("\n").filter(function (l) { return l.trim(); })[0] || "";
-    }
   }
 
   // Grouping and the day separator depend on the article before: called for an article that

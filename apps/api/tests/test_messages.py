@@ -130,13 +130,14 @@ def test_each_page_costs_the_same_queries_whatever_its_size(
     for n in range(3):
         send(public_room, authors[n], f"m{n}")
 
-    # token → user, the room (access rule), the page with authors and profiles joined.
-    with django_assert_num_queries(3):
+    # token → user, the room (access rule), the page with authors and profiles joined, and
+    # the page's reactions (one prefetch).
+    with django_assert_num_queries(4):
         small = as_alice.get(_url(public_room))
 
     for n in range(40):
         send(public_room, authors[n % 10], f"more {n}")
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         large = as_alice.get(_url(public_room))
 
     assert len(small.json()["results"]) == 3

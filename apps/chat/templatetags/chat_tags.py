@@ -16,3 +16,11 @@ def ago(value: datetime | None) -> str:
     if timezone.now() - value < timedelta(minutes=1):
         return _("just now")
     return _("%(time)s ago") % {"time": timesince(value, depth=1)}
+
+
+@register.filter
+def first_line(value: str) -> str:
+    """A message's first line as plain text (a reply's quote)."""
+    from apps.chat.formatting import first_line as preview
+
+    return preview(value or "")

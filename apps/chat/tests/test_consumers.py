@@ -224,10 +224,10 @@ async def test_a_message_the_channel_layer_dropped_is_filled_in_from_the_databas
     a = await joined(public_room.pk, alice)
     await database_sync_to_async(services.message_send)(room=public_room, author=bob, body="one")
     assert 'data-seq="1"' in await a.receive_from(timeout=5)
-    real_broadcast = realtime.broadcast_message
-    monkeypatch.setattr(realtime, "broadcast_message", lambda message: None)
+    real_publish = realtime._publish_change
+    monkeypatch.setattr(realtime, "_publish_change", lambda change: None)
     await database_sync_to_async(services.message_send)(room=public_room, author=bob, body="lost")
-    monkeypatch.setattr(realtime, "broadcast_message", real_broadcast)
+    monkeypatch.setattr(realtime, "_publish_change", real_publish)
     await database_sync_to_async(services.message_send)(room=public_room, author=bob, body="three")
     first, second = await a.receive_from(timeout=5), await a.receive_from(timeout=5)
     assert 'data-seq="2"' in first and "lost" in first
@@ -242,7 +242,7 @@ async def test_a_trailing_dropped_message_arrives_on_the_next_tick(
 
     monkeypatch.setattr(fanout, "TICK_SECONDS", 0.2)
     a = await joined(public_room.pk, alice)
-    monkeypatch.setattr(realtime, "broadcast_message", lambda message: None)
+    monkeypatch.setattr(realtime, "_publish_change", lambda change: None)
     await database_sync_to_async(services.message_send)(
         room=public_room, author=bob, body="dropped"
     )

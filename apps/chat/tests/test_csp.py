@@ -112,6 +112,7 @@ def assert_strict_policy(response, what: str) -> str:
         # django-csp adds the nonce only to responses whose page used it (fragments, JSON,
         # Django's plain 404 have no <script>): there script-src is 'self' alone, stricter still.
         directives["script-src"].append("nonce")
+        directives["style-src"].append("nonce")
     assert directives == EXPECTED, f"{what}: {response[HEADER]}"
     for forbidden in ("'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", "*"):
         assert forbidden not in response[HEADER].split(), what

@@ -201,7 +201,7 @@ def test_a_committed_message_is_broadcast_once_as_rendered_html(public_room, ali
     async_to_sync(layer.group_add)(realtime.room_group(public_room.pk), channel)
     message = services.message_send(room=public_room, author=alice, body="<b>hi</b>").message
     event = async_to_sync(layer.receive)(channel)
-    assert event["type"] == "chat.message"
+    assert event["type"] == "room.change"
     assert (event["id"], event["seq"], event["room"]) == (message.pk, 1, public_room.pk)
     assert f'id="message-{message.pk}"' in event["html"]
     assert "&lt;b&gt;hi&lt;/b&gt;" in event["html"]

@@ -8,7 +8,7 @@ REPORT_URL = "/csp-report/"
 EXPECTED = {
     "default-src": ["'self'"],
     "script-src": ["'self'", "nonce"],
-    "style-src": ["'self'"],
+    "style-src": ["'self'", "nonce"],
     "img-src": ["'self'", "data:"],
     "connect-src": ["'self'"],
     "object-src": ["'none'"],
