@@ -9,7 +9,7 @@ import secrets
 from playwright.sync_api import expect
 
 ROOM_URL = re.compile(r"/chat/room/(\d+)/$")
-DESKTOP = {"width": 1280, "height": 800}
+DESKTOP = {"width": 1280, "height": 1000}  # tall enough for the whole seeded timeline
 PHONE = {"width": 390, "height": 844}
 
 
@@ -32,6 +32,8 @@ def send(page, text: str) -> None:
     composer.fill(text)
     composer.press("Enter")
     expect(composer).to_have_value("")
+    # Acknowledged: the server's article replaced the pending copy.
+    expect(page.locator("#pending-list > article")).to_have_count(0)
 
 
 def article(page, text: str):
@@ -98,6 +100,9 @@ def test_edit_react_reply_and_delete_in_one_browser_appear_live_in_the_other(new
     at_bob = article(bob.page, "Lunch at noon?")
     expect(at_bob.locator(".message-body strong")).to_have_text("noon")
     alice_name = at_bob.locator(".message-author").inner_text()
+    original_id = at_bob.get_attribute("id")
+    # From here on the same element, whatever its text becomes.
+    at_bob = bob.page.locator(f"#{original_id}")
 
     # Bob reacts through the picker; both see it, only Bob's is pressed.
     action(bob.page, at_bob, "react").click()
@@ -106,11 +111,11 @@ def test_edit_react_reply_and_delete_in_one_browser_appear_live_in_the_other(new
     expect(bob.page.locator("#emoji-search")).to_be_focused()
     picker.locator("[data-emoji-common] .emoji-option[data-emoji='👍']").click()
     expect(picker).to_be_hidden()
-    at_alice = article(alice.page, "Lunch at noon?")
+    at_alice = alice.page.locator(f"#{original_id}")
     thumbs_alice = at_alice.locator(".reaction[data-emoji='👍']")
     expect(thumbs_alice.locator(".reaction-count")).to_have_text("1")
     expect(thumbs_alice).to_have_attribute("aria-pressed", "false")
-    bob_name = article(alice.page, "Lunch").locator(".reaction").get_attribute("title")
+    bob_name = thumbs_alice.get_attribute("title")
     assert bob_name and bob_name in (thumbs_alice.get_attribute("aria-label") or "")
     thumbs_bob = at_bob.locator(".reaction[data-emoji='👍']")
     expect(thumbs_bob).to_have_attribute("aria-pressed", "true")
@@ -150,7 +155,6 @@ def test_edit_react_reply_and_delete_in_one_browser_appear_live_in_the_other(new
     quote = reply_at_alice.locator(".reply-quote")
     expect(quote).to_contain_text(alice_name)
     expect(quote).to_contain_text("Lunch at *one* instead?")  # the source's first line
-    original_id = at_alice.get_attribute("id")
     expect(reply_at_alice).to_have_attribute("data-reply-to", original_id.split("-")[1])
 
     # Alice deletes hers after confirming; everyone sees the tombstone, and the reply's quote
@@ -489,6 +493,22 @@ def test_screenshots_of_a_grouped_timeline_desktop_and_phone(
         if size == "desktop":
             article(page, "Added:").hover()
         save_screenshot(page, f"timeline-{size}")
+        # The reaction picker, next to the button that opened it, with a search.
+        last = article(page, "Looks great now")
+        if size == "desktop":
+            action(page, last, "react").click()
+        else:
+            last.locator(".reaction-add").tap()
+        expect(page.locator("#emoji-picker")).to_be_visible()
+        page.locator("#emoji-search").fill("heart")
+        save_screenshot(page, f"timeline-picker-{size}")
+        box = page.locator("#emoji-picker").bounding_box()
+        viewport = page.viewport_size
+        assert box and viewport and box["x"] >= 0 and box["y"] >= 0
+        assert box["x"] + box["width"] <= viewport["width"]
+        assert box["y"] + box["height"] <= viewport["height"]
+        page.keyboard.press("Escape")
+        expect(page.locator("#emoji-picker")).to_be_hidden()
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
@@ -526,7 +546,7 @@ Message.objects.filter(pk=m.pk).update(created_at=datetime(2025, 3, 10, 23, 30, 
         room_id=room_id,
         username=ivy.username,
     )
-    for user, day, clock in ((ivy, "March 10", "11:30"), (jon, "March 11", "08:30")):
+    for user, day, clock in ((ivy, "March 10", "11:30 PM"), (jon, "March 11", "8:30 AM")):
         user.page.goto(room_url)
         message = article(user.page, "late")
         expect(message.locator(".day-divider")).to_contain_text(day)

@@ -82,7 +82,13 @@
     return d && !isNaN(d) ? d : null;
   }
   function dayKey(d) { return d.getFullYear() * 10000 + d.getMonth() * 100 + d.getDate(); }
-  function shortTime(d) { return d.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" }); }
+  function shortTime(d) { return d.toLocaleTimeString(lang, { hour: "numeric", minute: "2-digit" }); }
+  // The narrow gutter of a grouped message: the clock without "AM"/"PM".
+  var gutterFormat = new Intl.DateTimeFormat(lang, { hour: "numeric", minute: "2-digit" });
+  function gutterTime(d) {
+    return gutterFormat.formatToParts(d).filter(function (p) { return p.type !== "dayPeriod"; })
+      .map(function (p) { return p.value; }).join("").trim();
+  }
   function fullTime(d) { return d.toLocaleString(lang, { dateStyle: "full", timeStyle: "short" }); }
   function dayLabel(d) {
     var now = new Date();
@@ -103,7 +109,7 @@
       var t = a.querySelector(".message-time");
       if (t) { t.textContent = shortTime(created); t.title = fullTime(created); }
       var g = a.querySelector(".gutter-time");
-      if (g) g.textContent = shortTime(created);
+      if (g) g.textContent = gutterTime(created);
     }
     var edited = a.querySelector(".message-edited");
     var editedAt = edited && parseDate(a.dataset.edited);
@@ -698,6 +704,11 @@
   });
   pickerSearch.addEventListener("input", filterPicker);
   picker.addEventListener("keydown", function (e) {
+    if (e.key === "Escape") { // even from a search box with text in it (which would only clear)
+      e.preventDefault();
+      picker.close();
+      return;
+    }
     var options = visibleOptions();
     if (e.target === pickerSearch) {
       if (e.key === "Enter") {
