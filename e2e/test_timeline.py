@@ -379,6 +379,39 @@ def test_scrolling_up_loads_one_older_page_and_keeps_the_readers_place(new_user,
     expect(article(page, "history 130")).to_be_in_viewport()
 
 
+def test_new_messages_while_scrolled_up_show_a_pill_and_keep_the_readers_place(
+    new_user, asgi_server
+):
+    kim = new_user("kim")
+    lee = new_user("lee")
+    room_url, room_id = create_room(kim.page)
+    # Lee's history (the seed counts against its author's send rate; Kim still has hers).
+    seed_history(asgi_server, room_id=room_id, username=lee.username, count=60)
+    lee.page.goto(room_url)
+    kim.page.goto(room_url)
+    wait_connected(lee.page)
+    wait_connected(kim.page)
+    page = lee.page
+    pill = page.locator("#jump-latest")
+    expect(pill).to_be_hidden()  # at the bottom: nothing to jump to
+    page.locator("#message-scroller").evaluate("el => { el.scrollTop = el.scrollHeight / 3; }")
+    anchor = page.locator("#message-list > article[data-seq='30']")
+    anchor.scroll_into_view_if_needed()
+    expect(anchor).to_be_in_viewport()
+    before = anchor.bounding_box()
+
+    send(kim.page, "something new")
+    expect(pill).to_be_visible()
+    expect(pill).to_have_text("New messages ↓")
+    expect(article(page, "something new")).not_to_be_in_viewport()
+    after = anchor.bounding_box()
+    assert before and after and abs(after["y"] - before["y"]) <= 3, (before, after)
+
+    pill.click()
+    expect(article(page, "something new")).to_be_in_viewport()
+    expect(pill).to_be_hidden()
+
+
 def wait_for_held(page, held: list, count: int) -> None:
     """Wait until ``count`` history requests are held by the route (Playwright calls route
     handlers while the test waits on it, so the loop waits in short steps until then)."""
