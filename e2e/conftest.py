@@ -139,6 +139,23 @@ class LiveServer:
     url: str
     log_path: Path
     process: subprocess.Popen
+    env: dict
+
+    def django(self, code: str) -> str:
+        """Run ``code`` in ``manage.py shell`` against the server's own database (for data a
+        test needs in bulk, such as pages of history); returns what it printed."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=BASE_DIR,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.fail(f"manage.py shell failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
+        return result.stdout
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path) -> None:
@@ -216,7 +233,7 @@ def asgi_server(request, tmp_path_factory) -> LiveServer:
     )
     try:
         _wait_until_serving(url, process, log_path)
-        yield LiveServer(url=url, log_path=log_path, process=process)
+        yield LiveServer(url=url, log_path=log_path, process=process, env=env)
     finally:
         process.terminate()
         try:

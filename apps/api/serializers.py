@@ -16,9 +16,11 @@ from apps.profiles.models import Profile
 __all__ = [
     "DirectMessageSerializer",
     "MessageCreateSerializer",
+    "MessageEditSerializer",
     "MessageSerializer",
     "ProfileSerializer",
     "ProfileUpdateSerializer",
+    "ReactionCreateSerializer",
     "RoomCreateSerializer",
     "RoomSerializer",
 ]
@@ -67,6 +69,28 @@ class ClientIdField(serializers.UUIDField):
     def to_internal_value(self, data):
         if not isinstance(data, (str, uuid.UUID)):
             self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
+class IdField(serializers.IntegerField):
+    """An optional object id: a JSON integer (or the digits of one, from a form). ``""`` and
+    ``null`` mean "none". Whether the object exists, and may be used, is the service's call."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)  # BigAutoField
+        super().__init__(**kwargs)
+
+    def run_validation(self, data=serializers.empty):
+        if data == "":
+            data = None
+        return super().run_validation(data)
+
+    def to_internal_value(self, data):
+        if isinstance(data, (bool, float)):  # DRF would read True as 1 and 2.0 as 2
+            self.fail("invalid")
         return super().to_internal_value(data)
 
 
@@ -140,12 +164,51 @@ class RoomSerializer(serializers.ModelSerializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    """A message in its current state. ``seq`` is its place in the room (it never changes);
+    ``version`` is the room seq of its latest change (= ``seq`` until it is edited, deleted or
+    reacted to), the cursor for ``?after=``. ``html`` is ``body`` rendered from Markdown and
+    sanitized. A deleted message is a tombstone: ``deleted`` true, ``body``/``html`` empty, no
+    reactions, no ``reply_to``. ``reactions``: ``[{"emoji", "count", "users": [user ids],
+    "me"}]`` in first-reacted order, ``me`` = you reacted.
+
+    Read from ``selectors.with_timeline`` querysets: authors, replies and reactions prefetched,
+    so a page costs the same queries whatever its size."""
+
     author = ProfileSerializer(source="author.profile", read_only=True)
+    reply_to = serializers.IntegerField(source="reply_to_id", read_only=True, allow_null=True)
+    deleted = serializers.BooleanField(read_only=True)
+    reactions = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
-        fields = ["id", "room", "seq", "author", "body", "client_id", "created_at"]
+        fields = [
+            "id",
+            "room",
+            "seq",
+            "version",
+            "author",
+            "body",
+            "html",
+            "client_id",
+            "created_at",
+            "edited_at",
+            "deleted",
+            "reply_to",
+            "reactions",
+        ]
         read_only_fields = fields
+
+    def get_reactions(self, message: Message) -> list[dict]:
+        me = self.context["request"].user.pk
+        return [
+            {
+                "emoji": reaction["emoji"],
+                "count": reaction["count"],
+                "users": list(reaction["users"]),
+                "me": me in reaction["users"],
+            }
+            for reaction in message.reaction_summary
+        ]
 
 
 # --- Input ------------------------------------------------------------------------------------
@@ -156,13 +219,22 @@ class RoomCreateSerializer(serializers.Serializer):
 
 
 class MessageCreateSerializer(serializers.Serializer):
-    """Only ``body`` and ``client_id`` are read: the author is whoever authenticated and the
-    room comes from the URL, whatever else the payload claims."""
+    """Only ``body``, ``client_id`` and ``reply_to`` are read: the author is whoever
+    authenticated and the room comes from the URL, whatever else the payload claims."""
 
     body = TextField(style={"base_template": "textarea.html"})
     client_id = ClientIdField(
         help_text=_("Optional UUID chosen by the client; resending it returns the same message.")
     )
+    reply_to = IdField(help_text=_("Optional: the id of the message (in this room) you answer."))
+
+
+class MessageEditSerializer(serializers.Serializer):
+    body = TextField(style={"base_template": "textarea.html"})
+
+
+class ReactionCreateSerializer(serializers.Serializer):
+    emoji = TextField(help_text=_("One emoji from the app's list, e.g. 👍."))
 
 
 class DirectMessageSerializer(serializers.Serializer):

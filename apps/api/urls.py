@@ -1,7 +1,26 @@
-from django.urls import path, re_path
+from django.urls import path, re_path, register_converter
 from rest_framework.routers import SimpleRouter
 
 from . import views
+
+
+class ObjectIdConverter:
+    """A primary key in the URL: 1 … 2**63-1 (BigAutoField). Anything larger matches no route,
+    so it is the same JSON 404 as an id that does not exist."""
+
+    regex = "[0-9]{1,19}"
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if not 0 < number < 2**63:
+            raise ValueError(value)
+        return number
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+register_converter(ObjectIdConverter, "object_id")
 
 app_name = "api"
 
@@ -9,9 +28,19 @@ router = SimpleRouter()
 router.register("rooms", views.RoomViewSet, basename="room")
 router.register("profiles", views.ProfileViewSet, basename="profile")
 
+MESSAGE = "rooms/<object_id:room_pk>/messages/<object_id:pk>/"
+
 urlpatterns = [
     path("", views.ApiRootView.as_view(), name="root"),
     *router.urls,
+    path(MESSAGE, views.MessageDetailView.as_view(), name="message-detail"),
+    path(f"{MESSAGE}reactions/", views.ReactionListView.as_view(), name="message-reactions"),
+    # <str:> is one path segment, percent-decoded: /reactions/%F0%9F%91%8D/ is 👍.
+    path(
+        f"{MESSAGE}reactions/<str:emoji>/",
+        views.ReactionDetailView.as_view(),
+        name="message-reaction",
+    ),
     path("dm/", views.DirectMessageView.as_view(), name="dm"),
     path("auth/token/", views.AuthTokenView.as_view(), name="auth-token"),
     # Last: anything else under /api/ is a JSON 404, not Django's HTML page.

@@ -1,12 +1,16 @@
 """The REST API (mounted at /api/). Thin: input serializer → the same service the pages and the
 websocket call → output serializer. Every room lookup starts from
 ``selectors.room_list_for_user`` (built on ``Room.objects.visible_to``), so a room you may not
-see answers 404 on every route, exactly like a room that does not exist."""
+see answers 404 on every route, exactly like a room that does not exist.
+
+Views do not catch service exceptions: ``exceptions.exception_handler`` maps them, asking the
+view's ``error_field(code)`` which input a ``ValidationError`` is about."""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Case, IntegerField, Value, When
+from django.http import Http404
 from django.urls import Resolver404, resolve
 from django.utils.translation import gettext as _
 from rest_framework import mixins, status, viewsets
@@ -23,17 +27,17 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from apps.accounts import login_limits
-from apps.chat import selectors, services
+from apps.chat import errors, selectors, services
+from apps.chat.models import Message, Room
 from apps.profiles import selectors as profile_selectors
 from apps.profiles import services as profile_services
 from apps.profiles.models import Profile
 
 from . import serializers
-from .exceptions import field_errors
+from .exceptions import NON_FIELD
 from .throttles import TokenAddressThrottle
 
 MESSAGE_PAGE_MAX = 100
-SEQ_MAX = 2**63 - 1  # BigIntegerField
 
 
 class ApiRootView(APIView):
@@ -69,6 +73,18 @@ class RoomViewSet(
 
     lookup_value_regex = r"\d+"
 
+    def error_field(self, code: str) -> str:
+        if self.action == "create":
+            return "name"
+        return {"reused": "client_id", "reply_to": "reply_to"}.get(code, "body")
+
+    def get_object(self):
+        # A hidden room and a missing one: the same RoomNotFound answer as every message route.
+        try:
+            return super().get_object()
+        except Http404:
+            raise errors.RoomNotFound from None
+
     def get_queryset(self):
         rooms = selectors.room_list_for_user(user=self.request.user)
         if self.action == "list":
@@ -93,27 +109,27 @@ class RoomViewSet(
         return super().options(request, *args, **kwargs)
 
     def create(self, request, *args, **kwargs):
-        data = self._validated(serializers.RoomCreateSerializer)
-        try:
-            room = services.room_create(name=data["name"], creator=request.user)
-        except DjangoValidationError as exc:
-            raise field_errors(exc, "name") from None
+        data = _validated(self, serializers.RoomCreateSerializer)
+        room = services.room_create(name=data["name"], creator=request.user)
         body = serializers.RoomSerializer(room, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
 
     @action(detail=True, methods=["get", "post"])
     def messages(self, request, pk=None):
-        """A room's messages, oldest → newest within a page (keyset pagination on `seq`).
+        """A room's messages, oldest → newest within a page (keyset pagination).
 
-        GET without parameters: the newest page. `?before=<seq>`: the page just older than that
-        seq; `?after=<seq>`: the messages just newer (catch-up). `?limit=` 1–100 (default 50).
-        The answer is `{"results": [...], "older": url|null, "newer": url|null}`: follow
-        `older` to scroll back, `newer` to move forward (null once you are at the newest).
-        Pages never shift when new messages arrive, and each costs the same few queries.
+        GET without parameters: the newest page; `?before=<seq>`: the page just older than
+        that seq. `?after=<version>`: every message created *or changed* (edited, deleted,
+        reacted to) after that version, in version order, tombstones included: how an API
+        client syncs (keep the highest `version` you have seen, ask `?after=` it, replace
+        messages by `id`). `?limit=` 1–100 (default 50). The answer is `{"results": [...],
+        "older": url|null, "newer": url|null}`: follow `older` to scroll back, `newer` to
+        move forward (null once you are up to date). Pages never shift when messages arrive,
+        and each costs the same few queries.
 
-        POST `{"body": "…", "client_id": "<uuid, optional>"}` sends a message as you. 201 with
-        the new message; 200 with the original message when that `client_id` was already sent
-        (a safe retry)."""
+        POST `{"body": "…", "client_id": "<uuid, optional>", "reply_to": <message id,
+        optional>}` sends a message as you. 201 with the new message; 200 with the original
+        message when that `client_id` was already sent (a safe retry)."""
         room = self.get_object()
         if request.method == "POST":
             return self._message_send(room)
@@ -123,51 +139,149 @@ class RoomViewSet(
         before = _seq_param(self.request, "before")
         after = _seq_param(self.request, "after")
         if before is not None and after is not None:
-            raise ValidationError({"detail": _("Use either before or after, not both.")})
+            raise ValidationError({NON_FIELD: _("Use either before or after, not both.")})
         limit = _limit_param(self.request)
-        if after is not None:
-            page = selectors.message_list_after(room=room, after_seq=after, limit=limit)
-        elif before is not None:
-            page = selectors.message_list_before(room=room, before_seq=before, limit=limit)
-        else:
-            page = selectors.message_list_latest(room=room, limit=limit)
-        # Seqs are gap-free from 1, so the page's ends say whether anything lies beyond them.
         url = remove_query_param(
             remove_query_param(self.request.build_absolute_uri(), "before"), "after"
         )
-        older = (
-            replace_query_param(url, "before", page[0].seq) if page and page[0].seq > 1 else None
-        )
-        newer = (
-            replace_query_param(url, "after", page[-1].seq)
-            if page and page[-1].seq < room.last_seq
-            else None
-        )
+        # room.last_seq was read (get_object) before the page: a newer link is never missed.
+        older = newer = None
+        if after is not None:
+            # The sync feed, by version: a message appears once, in its current state.
+            page = selectors.message_changes_after(room=room, after=after, limit=limit)
+            if page and page[-1].version < room.last_seq:
+                newer = replace_query_param(url, "after", page[-1].version)
+        else:
+            if before is not None:
+                page = selectors.message_list_before(room=room, before_seq=before, limit=limit)
+            else:
+                page = selectors.message_list_latest(room=room, limit=limit)
+            # A room's first event is its first message, so seq 1 is the oldest one.
+            if page and page[0].seq > 1:
+                older = replace_query_param(url, "before", page[0].seq)
+            # Every message newer than this page, and every change since, has version > its
+            # last seq. The newest page needs no link: it is the present.
+            if before is not None and page and page[-1].seq < room.last_seq:
+                newer = replace_query_param(url, "after", page[-1].seq)
         results = serializers.MessageSerializer(
             page, many=True, context=self.get_serializer_context()
         )
         return Response({"results": results.data, "older": older, "newer": newer})
 
     def _message_send(self, room) -> Response:
-        data = self._validated(serializers.MessageCreateSerializer)
-        try:
-            result = services.message_send(
-                room=room,
-                author=self.request.user,
-                body=data["body"],
-                client_id=data.get("client_id"),
-            )
-        except DjangoValidationError as exc:
-            raise field_errors(exc, "body", {"reused": "client_id"}) from None
-        body = serializers.MessageSerializer(result.message, context=self.get_serializer_context())
+        data = _validated(self, serializers.MessageCreateSerializer)
+        result = services.message_send(
+            room=room,
+            author=self.request.user,
+            body=data["body"],
+            client_id=data.get("client_id"),
+            reply_to=data.get("reply_to"),
+        )
+        message = _message_get(room, result.message.pk)
+        body = serializers.MessageSerializer(message, context=self.get_serializer_context())
         return Response(
             body.data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         )
 
-    def _validated(self, serializer_class) -> dict:
-        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+
+class _MessageView(GenericAPIView):
+    """Base of the routes under ``/api/rooms/<room_pk>/messages/<pk>/``: the room must be one
+    you can see and the message one of its messages, else 404 (OPTIONS too)."""
+
+    def options(self, request, *args, **kwargs):
+        _message_get(_room_get(request, kwargs["room_pk"]), kwargs["pk"])
+        return super().options(request, *args, **kwargs)
+
+    def _answer(self, room, pk, status_code=status.HTTP_200_OK) -> Response:
+        message = _message_get(room, pk)
+        body = serializers.MessageSerializer(message, context=self.get_serializer_context())
+        return Response(body.data, status=status_code)
+
+
+class MessageDetailView(_MessageView):
+    """One message of a room you can see.
+
+    PATCH `{"body": "…"}` edits your message (200 with it; someone else's: 403). DELETE
+    deletes it (204): yours, or anyone's in a room you own; a tombstone (`deleted` true) stays
+    in its place. Both reach every open websocket of the room at once."""
+
+    def get_serializer_class(self):
+        if self.request.method == "PATCH":
+            return serializers.MessageEditSerializer
+        return serializers.MessageSerializer
+
+    def error_field(self, code: str) -> str:
+        return NON_FIELD if code == "deleted" else "body"
+
+    def get(self, request, room_pk, pk):
+        room = _room_get(request, room_pk)
+        return self._answer(room, pk)
+
+    def patch(self, request, room_pk, pk):
+        room = _room_get(request, room_pk)
+        data = _validated(self, serializers.MessageEditSerializer)
+        services.message_edit(room=room, user=request.user, message_id=pk, body=data["body"])
+        return self._answer(room, pk)
+
+    def delete(self, request, room_pk, pk):
+        room = _room_get(request, room_pk)
+        services.message_delete(room=room, user=request.user, message_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReactionListView(_MessageView):
+    """POST `{"emoji": "👍"}` reacts to the message: 201 with the message, or 200 when you had
+    already reacted with that emoji (nothing changes). Only emoji from the app's list."""
+
+    serializer_class = serializers.ReactionCreateSerializer
+
+    def error_field(self, code: str) -> str:
+        return "emoji" if code == "emoji" else NON_FIELD
+
+    def post(self, request, room_pk, pk):
+        room = _room_get(request, room_pk)
+        data = _validated(self, serializers.ReactionCreateSerializer)
+        result = services.reaction_add(
+            room=room, user=request.user, message_id=pk, emoji=data["emoji"]
+        )
+        return self._answer(
+            room, pk, status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        )
+
+
+class ReactionDetailView(_MessageView):
+    """DELETE takes your reaction back (the emoji URL-encoded in the path): 204; 404 when you
+    had not reacted with it."""
+
+    def error_field(self, code: str) -> str:
+        return "emoji" if code == "emoji" else NON_FIELD
+
+    def delete(self, request, room_pk, pk, emoji):
+        room = _room_get(request, room_pk)
+        result = services.reaction_remove(room=room, user=request.user, message_id=pk, emoji=emoji)
+        if result.change is None:
+            raise NotFound(_("You have not reacted with %(emoji)s.") % {"emoji": emoji})
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _room_get(request, pk) -> Room:
+    try:
+        return selectors.room_get_for_user(user=request.user, pk=pk)
+    except Room.DoesNotExist:
+        raise errors.RoomNotFound from None
+
+
+def _message_get(room: Room, pk) -> Message:
+    message = selectors.with_timeline(Message.objects.filter(room=room, pk=pk)).first()
+    if message is None:
+        raise errors.MessageNotFound
+    return message
+
+
+def _validated(view, serializer_class) -> dict:
+    serializer = serializer_class(data=view.request.data, context=view.get_serializer_context())
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 def _seq_param(request, name: str) -> int | None:
@@ -175,12 +289,9 @@ def _seq_param(request, name: str) -> int | None:
     if raw is None:
         return None
     try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= SEQ_MAX:
-        raise ValidationError({name: [_("Must be a whole number, 0 or more.")]})
-    return value
+        return errors.parse_seq(raw)
+    except (DjangoValidationError, ValueError, TypeError):
+        raise ValidationError({name: [_("Must be a whole number, 0 or more.")]}) from None
 
 
 def _limit_param(request) -> int:
@@ -209,6 +320,9 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_url_kwarg = "pk"
     lookup_value_regex = r"\d+"
 
+    def error_field(self, code: str) -> str:
+        return "display_name"
+
     def get_queryset(self):
         return profile_selectors.profile_list()
 
@@ -224,10 +338,7 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
         if request.method == "PATCH":
             update = serializers.ProfileUpdateSerializer(data=request.data, partial=True)
             update.is_valid(raise_exception=True)
-            try:
-                profile = profile_services.profile_update(profile=profile, **update.validated_data)
-            except DjangoValidationError as exc:
-                raise field_errors(exc, "display_name") from None
+            profile = profile_services.profile_update(profile=profile, **update.validated_data)
         body = serializers.ProfileSerializer(profile, context=self.get_serializer_context())
         return Response(body.data)
 
@@ -239,16 +350,16 @@ class DirectMessageView(GenericAPIView):
 
     serializer_class = serializers.DirectMessageSerializer
 
+    def error_field(self, code: str) -> str:
+        return "username"
+
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         other = _active_user_by_username(serializer.validated_data["username"])
         if other is None:
             raise NotFound(_("No such user."))
-        try:
-            room, created = services.dm_get_or_create(user=request.user, other=other)
-        except DjangoValidationError as exc:
-            raise field_errors(exc, "username") from None
+        room, created = services.dm_get_or_create(user=request.user, other=other)
         body = serializers.RoomSerializer(room, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

@@ -1,7 +1,8 @@
 """The room websocket: authenticate, check access and the socket limit, parse JSON, call the
-service — and deliver, exactly once and in order, what the hub hands it.
+service, send. Delivery — exactly once and in order — is the socket's ``SocketStream``
+(delivery.py), given this socket's I/O.
 
-Live messages reach a socket through its process's fan-out hub (fanout.py), not through a
+Live events reach a socket through its process's fan-out hub (fanout.py), not through a
 channel-layer channel of its own; the hub also closes it when its session ends."""
 
 import asyncio
@@ -14,11 +15,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
 from . import errors, fanout, realtime, selectors, services, socketlimit
-from .fanout import start_eagerly
+from .delivery import SocketStream
 from .models import Room
 from .realtime import LAYER_ERRORS
 
@@ -29,15 +29,6 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_MANY_SOCKETS = 4429  # the user has PARLEY_WS_MAX_PER_USER sockets open already
 # htmx's ws extension reconnects after this one (and after 1006/1011/1012).
 CLOSE_TRY_AGAIN_LATER = 1013
-# Past this many missed messages a reconnecting page reloads its history instead.
-RESUME_CAP = 500
-# Live messages are held for a socket that has not sent its first "resume" yet, at most this
-# many and this long; then delivery starts from the room's seq at connect time.
-HOLD_MAX = 1000
-HOLD_SECONDS = 1.0
-# Work queued for a socket that is not keeping up; past it live messages are dropped here and
-# read back from the database when the socket drains (the gap check) or on the hub's tick.
-BACKLOG_MAX = 1000
 
 
 # What a service refuses (answered with an error fragment to this socket alone).
@@ -47,10 +38,6 @@ REFUSALS = (
     services.NotAllowed,
     services.MessageNotFound,
 )
-
-
-class SendFailed(Exception):
-    """Writing to the socket failed: the client has gone."""
 
 
 def _send_and_render(**kwargs) -> tuple[services.SendResult, dict]:
@@ -80,32 +67,15 @@ def _change_and_render(kind: str, *, room, user, data: dict) -> list[dict]:
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
-    """Delivery is exactly-once and in seq order per socket, although the channel layer is
-    at-most-once. ``cursor`` is the highest seq this socket has been sent: a live message at or
-    below it is a duplicate and dropped; one above ``cursor + 1`` means the layer lost
-    something, and the gap is read from the database first. Until the client's first
-    ``resume`` there is no cursor and live messages are held, so the catch-up goes first (a
-    client that never resumes starts receiving after HOLD_SECONDS).
-
-    Everything sent to the socket goes through one ordered queue of jobs (``_submit``): live
-    messages, acknowledgements, catch-ups. A job that does not need to wait — a live message
-    in order, to a socket that keeps up — runs to completion inside ``offer``; only the rest
-    get a task."""
+    """One socket of one room. To the hub it is a ``fanout.SocketMember``: ``offer`` and
+    ``catch_up_to`` go to its stream, ``revoke`` and ``profile_refresh`` are its own."""
 
     # The hub receives from the channel layer for the whole process (fanout.py).
     channel_layer_alias = None
 
     room: Room | None = None
+    stream: SocketStream | None = None  # from the join on
     joined = False
-    # Set when a send fails (the client went away); disconnect() follows, but until it runs
-    # nothing more is queued for this socket.
-    closed = False
-    cursor: int | None = None
-    runner: asyncio.Task | bool | None = None
-    # Seqs acknowledged to this socket before its stream started (a client that sends before
-    # its first "resume"); None, not an empty set, for the usual socket.
-    sent_early: set[int] | None = None
-    hold_timer: asyncio.TimerHandle | None = None
     # Identity, for the hub's identity events and re-checks (fanout.Hub.revoke / verify).
     user_id = None
     session_key: str | None = None
@@ -165,9 +135,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def _join_and_accept(self, room: Room) -> None:
         self.room = room
-        self.seq_at_connect = self.room.last_seq
-        self.held: list[dict] = []
-        self.jobs: list = []  # short: a list costs less per socket than a deque
+        self.stream = SocketStream(
+            send=self.base_send,
+            load=self._load_changes,
+            render=database_sync_to_async(realtime.render_messages_oob),
+            last_seq=self._last_seq,
+            seq_at_connect=room.last_seq,
+            label=room,
+        )
         # Subscribe before accepting: anything committed after this point reaches us live, and
         # anything before it is covered by the client's "resume" query.
         try:
@@ -185,14 +160,19 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if self.revoked:  # the session ended during the handshake: close now, not before accept
             await self._close_revoked()
             return
-        self.hold_timer = asyncio.get_running_loop().call_later(HOLD_SECONDS, self._hold_expired)
+        self.stream.start_holding()
+
+    async def _load_changes(self, after: int, upto: int | None, limit: int) -> list:
+        return await database_sync_to_async(selectors.message_changes_after)(
+            room=self.room, after=after, limit=limit, upto=upto
+        )
+
+    async def _last_seq(self) -> int:
+        return await database_sync_to_async(selectors.room_last_seq)(room=self.room)
 
     async def disconnect(self, code) -> None:
-        if self.hold_timer is not None:
-            self.hold_timer.cancel()
-        self.jobs = []
-        if isinstance(self.runner, asyncio.Task):
-            self.runner.cancel()
+        if self.stream is not None:
+            self.stream.close()
         if self.joined:
             self.joined = False
             await fanout.hub().leave(self.room.pk, self)
@@ -251,7 +231,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # Acknowledge on this socket without waiting for the channel layer (which may drop
         # it), through the same ordered queue as live messages. A retry of a message stored
         # earlier is acknowledged with the very same fragment, even if this socket had it.
-        self._submit(self._ack, (event, result.created))
+        self.stream.acknowledge(event, result.created)
 
     async def receive_change(self, kind: str, data: dict) -> None:
         """edit / delete / react / unreact: the service, then the change on this socket at once
@@ -268,7 +248,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.send_error(errors.describe(exc), message_id=message_id)
             return
         for event in events:
-            self._submit(self._ack, (event, True))
+            self.stream.acknowledge(event, True)
 
     async def receive_resume(self, data: dict) -> None:
         try:
@@ -280,8 +260,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # cannot hold a seq that did not exist yet; a cursor past the room's end would drop
         # every later message, the sender's own acknowledgements included. Past what this
         # socket knows of, ask the database (rare: a client's mistake, e.g. a message id).
-        if after > max(self.seq_at_connect, self.room.last_seq, self.cursor or 0):
-            newest = await database_sync_to_async(selectors.room_last_seq)(room=self.room)
+        stream = self.stream
+        if after > max(stream.seq_at_connect, self.room.last_seq, stream.cursor or 0):
+            newest = await self._last_seq()
             if after > newest:
                 await self.send_error(
                     _(
@@ -291,16 +272,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
                     % {"after": after, "newest": newest}
                 )
                 after = newest
-        self._submit(self._start_from, (after, True))
+        stream.resume(after)
 
     async def send_error(self, text: str, client_id=None, message_id=None) -> None:
-        context = {
-            "error": text,
-            "client_id": client_id if isinstance(client_id, str) else "",
-            "message_id": message_id if isinstance(message_id, (int, str)) else "",
-        }
-        html = render_to_string("chat/room_detail.html#composer-error", context)
-        await self.send(text_data=html)
+        await self.send(text_data=realtime.render_error(text, client_id, message_id))
 
     async def dispatch(self, message: dict) -> None:
         # Channels first hops to the database thread to close stale connections
@@ -319,13 +294,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         no further frame, deliver nothing more, close with 4401 (which clients do not retry)."""
         if self.revoked:
             return
-        self.revoked = self.closed = True
-        self.jobs, self.held = [], []
-        if self.hold_timer is not None:
-            self.hold_timer.cancel()
-            self.hold_timer = None
-        if isinstance(self.runner, asyncio.Task):
-            self.runner.cancel()
+        self.revoked = True
+        if self.stream is not None:
+            self.stream.close()
         if self.accepted:  # else connect() closes it right after accepting
             self.closing = asyncio.ensure_future(self._close_revoked())
 
@@ -348,160 +319,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             cache.delete_cached_value(user)
 
     def offer(self, event: dict) -> None:
-        """A live message for this socket, rendered once by the sender (synchronous)."""
-        if self.closed:
-            return
-        if self.cursor is None:
-            if len(self.held) < HOLD_MAX:
-                self.held.append(event)
-            return  # past HOLD_MAX the resume query finds it in the database
-        if (
-            self.runner is None
-            and not self.jobs
-            and not self.sent_early
-            and event["seq"] == self.cursor + 1
-        ):
-            # The common case — in order, nothing queued — without the job queue: one send,
-            # with the ASGI message the hub built once for every recipient.
-            self.cursor = event["seq"]
-            self.runner = True
-            try:
-                sending = start_eagerly(self.base_send(event["frame"]))
-            except Exception as exc:
-                self.runner = None
-                self._send_failed(exc)
-                return
-            self.runner = sending
-            if sending is not None:  # the client's buffer is full: the rest waits behind it
-                sending.add_done_callback(self._sent)
-        elif len(self.jobs) < BACKLOG_MAX:
-            self._submit(self._deliver, event)
-
-    def _sent(self, sending: asyncio.Task) -> None:
-        self.runner = None
-        if sending.cancelled():  # disconnect() did that
-            return
-        if sending.exception() is not None:
-            self._send_failed(sending.exception())
-        elif self.jobs:
-            self._drain()
-
-    def _send_failed(self, exc: BaseException) -> None:
-        # The client is gone (uvicorn: ClientDisconnected); disconnect() follows.
-        logger.info("send to a socket of %s failed: %r", self.room, exc)
-        self.closed = True
-        self.jobs = []
+        """A live event for this socket, rendered once by the sender (synchronous)."""
+        self.stream.offer(event)
 
     def catch_up_to(self, seq: int) -> None:
         """The room's last seq, read from the database: send what this socket lacks up to it."""
-        if self.closed:
-            return
-        if self.cursor is not None and seq > self.cursor and not self.jobs:
-            self._submit(self._catch_up, seq)
-
-    # --- the ordered queue --------------------------------------------------------------------
-
-    def _submit(self, job, arg) -> None:
-        self.jobs.append((job, arg))
-        if self.runner is None:
-            self._drain()
-
-    def _drain(self) -> None:
-        """Run the queued jobs now, up to the first real wait; a task carries on from there."""
-        self.runner = True  # running, inside this call
-        self.runner = start_eagerly(self._run())
-
-    async def _run(self) -> None:
-        try:
-            while self.jobs:
-                job, arg = self.jobs.pop(0)
-                try:
-                    await job(arg)
-                except asyncio.CancelledError:
-                    raise
-                except SendFailed as exc:
-                    self._send_failed(exc.__cause__)
-                except Exception:
-                    # The database is unreachable: what this socket lacks is sent on the next
-                    # live message (the gap check) or the hub's next tick.
-                    logger.warning("delivery to %s failed", self.room, exc_info=True)
-        finally:
-            self.runner = None
-
-    def _hold_expired(self) -> None:
-        self.hold_timer = None
-        if self.cursor is None:
-            self._submit(self._start_from, (self.seq_at_connect, False))
-
-    async def _start_from(self, arg: tuple[int, bool]) -> None:
-        seq, catch_up = arg
-        if not catch_up and self.cursor is not None:
-            return  # a resume came first
-        if self.hold_timer is not None:
-            self.hold_timer.cancel()
-            self.hold_timer = None
-        self.cursor = seq
-        if catch_up:
-            await self._send_missed(upto=None)
-        held, self.held = self.held, []
-        for event in sorted(held, key=lambda e: e["seq"]):
-            await self._deliver(event)
-        if self.sent_early:
-            self.sent_early = {seq for seq in self.sent_early if seq > self.cursor} or None
-
-    async def _ack(self, arg: tuple[dict, bool]) -> None:
-        event, created = arg
-        if self.cursor is not None and event["seq"] > self.cursor:
-            await self._deliver(event)  # in order: a gap before it is filled first
-        elif self.cursor is None:
-            # Before the stream starts (no resume yet): acknowledge now, and remember it, so
-            # that neither the held live copy nor a later catch-up sends it a second time.
-            if self.sent_early is None:
-                self.sent_early = set()
-            self.sent_early.add(event["seq"])
-            await self._send(event["html"])
-        elif not created:
-            await self._send(event["html"])  # an ack nothing else would bring
-
-    async def _catch_up(self, seq: int) -> None:
-        if seq > self.cursor:
-            await self._send_missed(upto=seq)
-
-    async def _deliver(self, event: dict) -> None:
-        seq = event["seq"]
-        if seq <= self.cursor:
-            return  # already sent: a catch-up overlapped the live stream
-        if seq > self.cursor + 1:
-            await self._send_missed(upto=seq - 1)  # the channel layer dropped something
-        if seq > self.cursor:
-            self.cursor = seq
-            if self.sent_early and seq in self.sent_early:
-                self.sent_early.discard(seq)  # acknowledged before the stream started
-                return
-            await self._send(event["html"])
-
-    async def _send_missed(self, *, upto: int | None) -> None:
-        """Send what the database holds after ``cursor`` (up to ``upto``) in one frame."""
-        missed = await database_sync_to_async(selectors.message_changes_after)(
-            room=self.room, after=self.cursor, limit=RESUME_CAP + 1, upto=upto
-        )
-        if len(missed) > RESUME_CAP:
-            # Too far behind to replay over the socket: the page reloads its history instead.
-            self.cursor = await database_sync_to_async(selectors.room_last_seq)(room=self.room)
-            await self._send(render_to_string("chat/room_detail.html#reload", {}))
-            return
-        if not missed:
-            return
-        last = missed[-1].version
-        if self.sent_early:  # acknowledged before the stream started: not again
-            missed = [m for m in missed if m.version not in self.sent_early]
-        html = await database_sync_to_async(realtime.render_messages_oob)(missed) if missed else ""
-        self.cursor = last
-        if html:
-            await self._send(html)
-
-    async def _send(self, html: str) -> None:
-        try:
-            await self.base_send(realtime.websocket_frame(html))
-        except Exception as exc:
-            raise SendFailed from exc
+        self.stream.catch_up_to(seq)

@@ -5,7 +5,14 @@ loop. The hub owns one channel-layer channel; it joins a room's group when the f
 socket of that room connects and leaves it when the last one goes. ``group_send`` therefore
 costs one channel-layer message per process, whatever the number of sockets, and the hub hands
 each event — rendered once, by the sender — to its local sockets with no task, queue or
-database work per recipient on the common path (``RoomConsumer.offer``).
+database work per recipient on the common path (``delivery.SocketStream.offer``). Events are
+dispatched by kind (``EVENT_HANDLERS``); members are described by ``RoomMember`` and
+``SocketMember``.
+
+Joining is safe under concurrency: the first joins of an idle hub share one channel (opened
+once), each room's subscription runs in a task of its own that joiners wait for shielded (a
+cancelled handshake leaves alone), and group changes are serialised per group, not for the
+whole hub.
 
 The channel layer stays at-most-once and Redis stays the only shared engine. What the layer
 drops, a restart forgets or an outage delays is recovered from the database: every
@@ -28,11 +35,13 @@ sockets rely on the periodic re-check like a lost event does.
 """
 
 import asyncio
-import contextvars
+import contextlib
 import logging
 import random
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from datetime import datetime
+from typing import Protocol
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -53,141 +62,241 @@ VERIFY_SECONDS = 30.0
 # Longer than a handshake takes between its session read and the hub's join.
 RECENT_REVOCATION_SECONDS = 5.0
 
+# A stopped hub's task still running after this long is cancelled again (_until_cancelled).
+CANCEL_AGAIN_SECONDS = 1.0
 
-def start_eagerly(coro: Coroutine) -> asyncio.Task | None:
-    """Run ``coro`` now, up to its first real suspension (as Python 3.12's eager tasks do).
-
-    Returns None when it finished without suspending — the common case for a websocket send,
-    which only waits when the client's socket buffer is full — or a task that carries it on.
-    Fanning a message out to 500 sockets then costs 500 calls, not 500 tasks, and one stalled
-    reader never holds up the others. Like a task, it runs in a copy of the caller's context
-    (asgiref keeps per-call state in context variables)."""
-    context = contextvars.copy_context()
-    try:
-        waiting_on = context.run(coro.send, None)
-    except StopIteration:
-        return None
-    return asyncio.get_running_loop().create_task(_carry_on(coro, waiting_on), context=context)
+# Channel-layer event kind -> (the Hub method that handles it, what it is, for the logs). A
+# new kind of event is a line here and a method. (Looked up by name on each event, so a
+# patched method is the one called.)
+EVENT_HANDLERS = {
+    realtime.ROOM_CHANGE: ("dispatch", "room"),
+    "chat.message": ("dispatch", "room"),  # the name before "room.change" (a rolling deploy)
+    "user.revoke": ("revoke", "identity"),
+    "user.changed": ("profile_changed", "identity"),
+}
 
 
-async def _carry_on(coro: Coroutine, waiting_on):
-    # What a Task does for a coroutine it drives: wait for the future it yielded, then resume
-    # it with the outcome.
-    while True:
-        try:
-            if waiting_on is None:  # a bare yield (asyncio.sleep(0))
-                await asyncio.sleep(0)
-            else:
-                waiting_on._asyncio_future_blocking = False  # as Task.__step does
-                await waiting_on
-        except GeneratorExit:  # this coroutine is being closed: close the one it drives
-            coro.close()
-            raise
-        except BaseException as exc:  # noqa: BLE001 - handed to the coroutine, as a Task does
-            try:
-                waiting_on = coro.throw(exc)
-            except StopIteration as done:
-                return done.value
-            continue
-        try:
-            waiting_on = coro.send(None)
-        except StopIteration as done:
-            return done.value
+class RoomMember(Protocol):
+    """What the hub needs of anything it delivers a room's events to."""
+
+    def offer(self, event: dict) -> None:
+        """A live event of the room, with its ASGI ``frame`` built once for every member.
+        Synchronous and cheap: called once per member per event."""
+
+    def catch_up_to(self, seq: int) -> None:
+        """The room's last seq, read from the database: fetch what is missing up to it."""
+
+
+class SocketMember(RoomMember, Protocol):
+    """A user's socket (a member whose ``user_id`` is not None): identity events and the
+    periodic session re-check reach it too."""
+
+    user_id: object
+    session_key: str | None
+    socket_id: str
+
+    def revoke(self) -> None:
+        """Its session ended: close with 4401."""
+
+    def profile_refresh(self, updated_at: datetime | None) -> None:
+        """Forget the cached profile unless it was saved at ``updated_at`` (None: changed)."""
 
 
 class _Room:
-    __slots__ = ("members", "ready")
+    __slots__ = ("members", "subscribed")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.members: set = set()
-        self.ready: asyncio.Future = loop.create_future()
+    def __init__(self):
+        self.members: set[RoomMember] = set()
+        # Puts the process in the room's group; every joiner waits for it (shielded: a
+        # cancelled joiner just leaves, the subscription goes on for the others).
+        self.subscribed: asyncio.Task | None = None
 
 
 class Hub:
-    """The process's (event loop's) subscriptions. Members are consumers with two methods:
-    ``offer(event)`` — synchronous, called once per event — and ``catch_up_to(seq)``; those
-    with a ``user_id`` (real sockets) also have ``session_key``, ``socket_id``, ``revoke()``
-    and ``profile_refresh(updated_at | None)``."""
+    """The process's (event loop's) subscriptions: room id -> the local sockets in it.
+
+    Group membership changes are serialised per group (``_group_lock``): a leave and a re-join
+    of one room never cross in Redis, and a connect to one room never waits behind another
+    room's, nor behind the periodic refresh of all of them."""
 
     def __init__(self, layer):
         self.layer = layer
         self.channel: str | None = None
-        self.in_users_group = False
         self.rooms: dict[int, _Room] = {}
         # The local sockets of each user, for identity events and the per-user limit.
-        self.users: dict[object, set] = {}
+        self.users: dict[object, set[SocketMember]] = {}
         # (loop time, user.revoke event) of the last RECENT_REVOCATION_SECONDS, oldest first.
         self.recent_revocations: deque[tuple[float, dict]] = deque()
         # New sockets a recent revocation matched, re-checked in batches by one task.
-        self.to_check: set = set()
+        self.to_check: set[SocketMember] = set()
         self.checking: asyncio.Task | None = None
-        # Serialises group_add/group_discard, so a leave and a re-join never cross in Redis.
-        self.subscribing = asyncio.Lock()
+        # The reading and ticking tasks, while the hub has rooms.
         self.tasks: list[asyncio.Task] = []
+        # Opens the hub (one channel, the users group, the tasks): shared by every room that
+        # joins while it runs, so two first joins never make two channels.
+        self._opening: asyncio.Task | None = None
+        # group -> [lock, users]; an entry lives while someone holds or waits for its lock.
+        self._group_locks: dict[str, list] = {}
+        # Leaves of cancelled joiners, running on their own.
+        self._background: set[asyncio.Task] = set()
 
-    async def join(self, room_id: int, consumer) -> None:
+    async def join(self, room_id: int, consumer: RoomMember) -> None:
         """Subscribe ``consumer`` to the room. Returns once the process is in the room's group,
-        so every message committed afterwards reaches it; raises a LAYER_ERRORS exception if
+        so every event committed afterwards reaches it; raises a LAYER_ERRORS exception if
         the channel layer is unreachable (and the consumer is not subscribed)."""
         room = self.rooms.get(room_id)
-        first = room is None
-        if first:
-            room = self.rooms[room_id] = _Room(asyncio.get_running_loop())
+        if room is None:
+            room = self.rooms[room_id] = _Room()
+            room.subscribed = asyncio.ensure_future(self._subscribe(room_id, room))
         # A member before it is subscribed: what arrives meanwhile is held, not missed.
         room.members.add(consumer)
         self._add_user_socket(consumer)
         if self._recently_revoked(consumer):
             self._check_soon(consumer)
         try:
-            if first:
-                if self.channel is None:
-                    self.channel = await self.layer.new_channel()
-                self._start()
-                async with self.subscribing:
-                    if not self.in_users_group:  # once per hub start, not per socket
-                        await self.layer.group_add(realtime.USERS_GROUP, self.channel)
-                        self.in_users_group = True
-                    await self.layer.group_add(realtime.room_group(room_id), self.channel)
-                room.ready.set_result(None)
-            else:
-                await asyncio.shield(room.ready)
-        except BaseException as exc:
-            room.members.discard(consumer)
-            self._discard_user_socket(consumer)
-            if first:
-                if self.rooms.get(room_id) is room:
-                    del self.rooms[room_id]
-                if isinstance(exc, asyncio.CancelledError):
-                    room.ready.cancel()
-                else:
-                    room.ready.set_exception(exc)
-                    room.ready.exception()  # marked retrieved; the waiters get it too
-                await self._stop_if_idle()
+            await asyncio.shield(room.subscribed)
+        except asyncio.CancelledError:
+            # This joiner gave up: it leaves at once, and the subscription goes on for the
+            # others. If it was the only one, a task of its own undoes the subscription.
+            leaving = self._remove(room_id, room, consumer)
+            if leaving is not None:
+                self._spawn(leaving)
+            raise
+        except BaseException:
+            leaving = self._remove(room_id, room, consumer)
+            if leaving is not None:
+                await leaving
             raise
 
-    async def leave(self, room_id: int, consumer) -> None:
+    async def leave(self, room_id: int, consumer: RoomMember) -> None:
         room = self.rooms.get(room_id)
         if room is None or consumer not in room.members:
             return
+        leaving = self._remove(room_id, room, consumer)
+        if leaving is not None:
+            await leaving
+
+    def _remove(self, room_id: int, room: _Room, consumer: RoomMember) -> Coroutine | None:
+        """Take ``consumer`` out of the room, at once. The last member out returns what takes
+        the process out of the room's group (and stops the hub after its last room)."""
         room.members.discard(consumer)
         self._discard_user_socket(consumer)
         if room.members:
-            return
-        del self.rooms[room_id]
+            return None
+        current = self.rooms.get(room_id) is room
+        if current:
+            del self.rooms[room_id]
+        # Still subscribing: _subscribe sees that the room has gone and undoes its own add.
+        subscribed = current and _succeeded(room.subscribed)
         channel = self.channel
-        leave_users = self.in_users_group and not self.rooms
-        stopping = self._stop_if_idle_now()
+        halted = self._halt()
+        if not subscribed and halted is None:
+            return None
+        return self._leave_groups(room_id if subscribed else None, channel, halted)
+
+    async def _subscribe(self, room_id: int, room: _Room) -> None:
+        group = realtime.room_group(room_id)
         try:
-            async with self.subscribing:
-                await self.layer.group_discard(realtime.room_group(room_id), channel)
-                if leave_users:
-                    await self.layer.group_discard(realtime.USERS_GROUP, channel)
+            channel = await self._open()
+            async with self._group_lock(group):
+                if self.rooms.get(room_id) is room:
+                    await self.layer.group_add(group, channel)
+                    if self.rooms.get(room_id) is room:
+                        return
+                    await self.layer.group_discard(group, channel)  # everyone left meanwhile
+        except BaseException:
+            if self.rooms.get(room_id) is room:
+                del self.rooms[room_id]  # the next joiner tries again
+            raise
+        # Everyone left before it was done. The last one out could not stop the hub if it was
+        # still opening then: that falls to this task.
+        halted = self._halt()
+        if halted is not None:
+            await self._leave_groups(None, None, halted)
+
+    async def _open(self) -> str:
+        """The hub's channel, opened once for every room that joins while it opens."""
+        opening = self._opening
+        if opening is None or (opening.done() and not _succeeded(opening)):
+            opening = self._opening = asyncio.ensure_future(self._open_channel())
+        return await asyncio.shield(opening)
+
+    async def _open_channel(self) -> str:
+        # On the pub/sub layer new_channel awaits a SUBSCRIBE; on the core layer it does not.
+        channel = await self.layer.new_channel()
+        async with self._group_lock(realtime.USERS_GROUP):  # once per hub start, not per socket
+            await self.layer.group_add(realtime.USERS_GROUP, channel)
+        self.channel = channel
+        self.tasks = [
+            asyncio.ensure_future(self._read(channel)),
+            asyncio.ensure_future(self._tick()),
+        ]
+        return channel
+
+    def _halt(self) -> tuple[str | None, list[asyncio.Task]] | None:
+        """Stop the hub now if it has no room left: cancel its tasks and forget its channel.
+        Returns (the channel to take out of the users group, the tasks to wait for), or None
+        when it keeps running — also while it is still opening (the subscription that
+        awaits the opening calls this again once it is open)."""
+        opening = self._opening
+        if self.rooms or opening is None or not opening.done():
+            return None
+        self._opening = None
+        channel, self.channel = self.channel, None
+        tasks, self.tasks = self.tasks, []
+        # A cancelled receive may end the channel (the pub/sub layer unsubscribes it): the
+        # next start takes a new one.
+        for task in tasks:
+            task.cancel()
+        return (channel if _succeeded(opening) else None), tasks
+
+    async def _leave_groups(
+        self,
+        room_id: int | None,
+        channel: str | None,
+        halted: tuple[str | None, list[asyncio.Task]] | None,
+    ) -> None:
+        """group_discard the room (when given) and, for a halted hub, the users group."""
+        try:
+            if room_id is not None:
+                group = realtime.room_group(room_id)
+                async with self._group_lock(group):
+                    # A new socket of the room may have joined meanwhile, on this channel:
+                    # its subscription is the one that counts now.
+                    if room_id not in self.rooms or self.channel != channel:
+                        await self.layer.group_discard(group, channel)
+            if halted is not None and halted[0] is not None:
+                async with self._group_lock(realtime.USERS_GROUP):
+                    await self.layer.group_discard(realtime.USERS_GROUP, halted[0])
         except LAYER_ERRORS:  # unreachable: the membership expires after group_expiry
             logger.warning("group_discard of %s failed", channel, exc_info=True)
         finally:
-            await asyncio.gather(*stopping, return_exceptions=True)
+            if halted is not None:
+                await _until_cancelled(halted[1])
+
+    @contextlib.asynccontextmanager
+    async def _group_lock(self, group: str) -> AsyncIterator[None]:
+        """Serialises one group's group_add/group_discard (a leave and a re-join never cross
+        in Redis), and only that group's."""
+        entry = self._group_locks.get(group)
+        if entry is None:
+            entry = self._group_locks[group] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if not entry[1]:
+                del self._group_locks[group]
+
+    def _spawn(self, coro: Coroutine) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def dispatch(self, event: dict) -> None:
+        """``room.change``: hand the event to every local socket of its room."""
         room = self.rooms.get(event.get("room"))
         if room is None:
             return
@@ -294,17 +403,28 @@ class Hub:
                 consumer.revoke()
 
     async def refresh(self) -> None:
-        """Re-join every group (a restarted Redis forgot them) and let each socket catch up
-        from the database to its room's last seq. One query for all the process's rooms."""
+        """Re-join every group (a restarted Redis forgot them; the core layer also expires a
+        membership after ``group_expiry``) and let each socket catch up from the database to
+        its room's last seq. One query for all the process's rooms. Each group is re-added
+        under its own lock, so a connect waits for no other room's."""
         room_ids = list(self.rooms)
         if not room_ids:
             return
+        channel = self.channel
         try:
-            async with self.subscribing:
-                await self.layer.group_add(realtime.USERS_GROUP, self.channel)
-                for room_id in room_ids:
-                    if room_id in self.rooms:
-                        await self.layer.group_add(realtime.room_group(room_id), self.channel)
+            if channel is not None:
+                async with self._group_lock(realtime.USERS_GROUP):
+                    await self.layer.group_add(realtime.USERS_GROUP, channel)
+            for room_id in room_ids:
+                room = self.rooms.get(room_id)
+                if channel is None or self.channel != channel:
+                    break  # the hub stopped meanwhile
+                if room is None or not _succeeded(room.subscribed):
+                    continue  # gone, or still subscribing (which adds it)
+                group = realtime.room_group(room_id)
+                async with self._group_lock(group):
+                    if self.rooms.get(room_id) is room:
+                        await self.layer.group_add(group, channel)
         except LAYER_ERRORS:
             logger.warning("channel layer unreachable; catching up from the database")
         last_seqs = await database_sync_to_async(selectors.room_last_seqs)(room_ids)
@@ -313,32 +433,13 @@ class Hub:
             for consumer in tuple(room.members) if room else ():
                 consumer.catch_up_to(last_seq)
 
-    # --- the two background tasks, running while the hub has rooms --------------------------
+    # --- the two background tasks, running while the hub is open ----------------------------
 
-    def _start(self) -> None:
-        if not self.tasks:
-            self.tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._tick())]
-
-    def _stop_if_idle_now(self) -> list[asyncio.Task]:
-        if self.rooms or not self.tasks:
-            return []
-        tasks, self.tasks = self.tasks, []
-        # A cancelled receive may end the channel (the pub/sub layer unsubscribes it): the
-        # next start takes a new one.
-        self.channel = None
-        self.in_users_group = False
-        for task in tasks:
-            task.cancel()
-        return tasks
-
-    async def _stop_if_idle(self) -> None:
-        await asyncio.gather(*self._stop_if_idle_now(), return_exceptions=True)
-
-    async def _read(self) -> None:
+    async def _read(self, channel: str) -> None:
         delay = 0.1
         while True:
             try:
-                event = await self.layer.receive(self.channel)
+                event = await self.layer.receive(channel)
             except LAYER_ERRORS:
                 logger.warning("channel layer receive failed; retrying in %.1f s", delay)
                 await asyncio.sleep(delay)
@@ -346,17 +447,14 @@ class Hub:
                 await self._refresh_logged()
                 continue
             delay = 0.1
-            kind = event.get("type")
-            if kind == realtime.ROOM_CHANGE:
-                self.dispatch(event)
-                continue
+            handler = EVENT_HANDLERS.get(event.get("type"))
+            if handler is None:
+                continue  # a kind this process does not know (yet): not for it
+            method, what = handler
             try:  # an odd event must not end the reading loop: the hub would go deaf
-                if kind == "user.revoke":
-                    self.revoke(event)
-                elif kind == "user.changed":
-                    self.profile_changed(event)
+                getattr(self, method)(event)
             except Exception:
-                logger.exception("identity event %r failed", event)
+                logger.exception("%s event %r failed", what, event)
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -400,3 +498,19 @@ def hub() -> Hub:
             del _hubs[old]
         found = _hubs[loop] = Hub(get_channel_layer())
     return found
+
+
+def _succeeded(task: asyncio.Task | None) -> bool:
+    return task is not None and task.done() and not task.cancelled() and task.exception() is None
+
+
+async def _until_cancelled(tasks: list[asyncio.Task]) -> None:
+    """Wait for cancelled tasks to end, cancelling again those that do not. Python 3.11's
+    ``asyncio.wait_for``, which redis-py uses to write each command, returns normally when a
+    cancellation arrives just as the write completes (fixed in 3.12): the reading task would
+    then go on reading a channel nobody listens to, and this wait would never end."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=CANCEL_AGAIN_SECONDS)
+        for task in pending:
+            task.cancel()

@@ -48,6 +48,24 @@ def render_messages_oob(messages: list[Message]) -> str:
         return render_to_string("chat/room_detail.html#message-oob", {"message_list": messages})
 
 
+def render_error(text: str, client_id=None, message_id=None) -> str:
+    """The ``#composer-error`` fragment: an error for the sender's socket only. ``client_id``
+    names the message it refuses to send, ``message_id`` the one it refuses to change (each
+    ignored unless a string, or an int for the id)."""
+    context = {
+        "error": text,
+        "client_id": client_id if isinstance(client_id, str) else "",
+        "message_id": message_id if isinstance(message_id, (int, str)) else "",
+    }
+    return render_to_string("chat/room_detail.html#composer-error", context)
+
+
+def render_reload() -> str:
+    """The ``#chat-reload`` fragment: too far behind to catch up over the socket, the page
+    reloads its history instead."""
+    return render_to_string("chat/room_detail.html#reload", {})
+
+
 def websocket_frame(html: str) -> dict:
     """The ASGI message that sends ``html`` as a text frame."""
     return {"type": "websocket.send", "text": html}

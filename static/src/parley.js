@@ -36,6 +36,10 @@
   var status = document.getElementById("connection-status");
   var socket = null; // htmx's socket wrapper, known after the first open
   var myId = chat.dataset.user;
+  var roomId = chat.dataset.room;
+  var texts = chat.dataset; // data-text-* (translated in the template)
+  var lang = document.documentElement.lang || undefined;
+  var GROUP_MS = 5 * 60 * 1000;
 
   function uuid4() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -46,74 +50,350 @@
     return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
   }
 
-  function lastSeq() {
-    var last = 0;
-    list.querySelectorAll("article[data-seq]").forEach(function (a) {
-      var s = parseInt(a.dataset.seq, 10);
-      if (s > last) last = s;
-    });
-    return last;
+  function send(frame) {
+    if (socket) socket.send(JSON.stringify(frame), chat);
   }
 
+  // ---- The timeline's elements. #message-list holds only articles in data-seq order, after
+  // an optional #older-messages box. Each helper looks at neighbours, never the whole list.
+  function isArticle(n) { return !!n && n.tagName === "ARTICLE"; }
+  function num(el, key) { return parseInt(el.dataset[key], 10) || 0; }
+  function versionOf(a) { return num(a, "version") || num(a, "seq"); }
+  function messageId(a) { return parseInt(a.id.slice("message-".length), 10); }
+  function hasUser(el, id) { return (" " + (el.dataset.users || "") + " ").indexOf(" " + id + " ") >= 0; }
+  function prevArticle(a) {
+    var n = a.previousElementSibling;
+    return isArticle(n) ? n : null;
+  }
+  function nextArticle(a) {
+    var n = a && a.nextElementSibling;
+    return isArticle(n) ? n : null;
+  }
+  function firstArticle() {
+    var n = list.firstElementChild;
+    while (n && !isArticle(n)) n = n.nextElementSibling;
+    return n;
+  }
+  function olderBox() { return document.getElementById("older-messages"); }
+
+  // ---- Times, in the viewer's timezone and language.
+  function parseDate(s) {
+    var d = s ? new Date(s) : null;
+    return d && !isNaN(d) ? d : null;
+  }
+  function dayKey(d) { return d.getFullYear() * 10000 + d.getMonth() * 100 + d.getDate(); }
+  function shortTime(d) { return d.toLocaleTimeString(lang, { hour: "numeric", minute: "2-digit" }); }
+  // The narrow gutter of a grouped message: the clock without "AM"/"PM".
+  var gutterFormat = new Intl.DateTimeFormat(lang, { hour: "numeric", minute: "2-digit" });
+  function gutterTime(d) {
+    return gutterFormat.formatToParts(d).filter(function (p) { return p.type !== "dayPeriod"; })
+      .map(function (p) { return p.value; }).join("").trim();
+  }
+  function fullTime(d) { return d.toLocaleString(lang, { dateStyle: "full", timeStyle: "short" }); }
+  function dayLabel(d) {
+    var now = new Date();
+    var days = Math.round((new Date(now.getFullYear(), now.getMonth(), now.getDate()) -
+      new Date(d.getFullYear(), d.getMonth(), d.getDate())) / 86400000);
+    if (days === 0) return texts.textToday || "Today";
+    if (days === 1) return texts.textYesterday || "Yesterday";
+    var opts = { weekday: "long", month: "long", day: "numeric" };
+    if (d.getFullYear() !== now.getFullYear()) opts.year = "numeric";
+    return d.toLocaleDateString(lang, opts);
+  }
+
+  // What one article needs once it is on the page (only articles just swapped in).
+  function prepare(a) {
+    if (a.dataset.author === myId) a.classList.add("is-mine");
+    var created = parseDate(a.dataset.created);
+    if (created) {
+      var t = a.querySelector(".message-time");
+      if (t) { t.textContent = shortTime(created); t.title = fullTime(created); }
+      var g = a.querySelector(".gutter-time");
+      if (g) g.textContent = gutterTime(created);
+    }
+    var edited = a.querySelector(".message-edited");
+    var editedAt = edited && parseDate(a.dataset.edited);
+    if (editedAt) edited.title = (texts.textEdited || "Edited") + " " + fullTime(editedAt);
+    a.querySelectorAll(".reaction").forEach(function (r) {
+      r.setAttribute("aria-pressed", hasUser(r, myId) ? "true" : "false");
+    });
+  }
+
+  // Grouping and the day separator depend on the article before: called for an article that
+  // arrived and for the one after it.
+  function decorate(a) {
+    if (!a) return;
+    var prev = prevArticle(a);
+    var created = parseDate(a.dataset.created);
+    var before = prev && parseDate(prev.dataset.created);
+    var newDay = !created || !before || dayKey(created) !== dayKey(before);
+    var grouped = !newDay && prev.dataset.author === a.dataset.author &&
+      !a.hasAttribute("data-reply-to") && created - before >= 0 && created - before < GROUP_MS;
+    a.classList.toggle("is-grouped", grouped);
+    var divider = a.querySelector(".day-divider");
+    if (divider) {
+      divider.hidden = !newDay || !created;
+      if (!divider.hidden) divider.querySelector(".day-divider-label").textContent = dayLabel(created);
+    }
+  }
+
+  function refreshDayLabels() { // "Today" becomes "Yesterday" at midnight
+    list.querySelectorAll(".day-divider:not([hidden])").forEach(function (d) {
+      var created = parseDate(d.closest("article").dataset.created);
+      if (created) d.querySelector(".day-divider-label").textContent = dayLabel(created);
+    });
+  }
+
+  // ---- Scrolling: stick to the bottom when there, otherwise keep the reader's anchor (the
+  // first message at the top of the view) where it is whatever changes above it.
   function nearBottom() {
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
   }
+  function scrollToBottom() { scroller.scrollTop = scroller.scrollHeight; }
 
-  function scrollToBottom() {
-    scroller.scrollTop = scroller.scrollHeight;
-  }
-
-  function setStatus(state, text) {
-    status.dataset.state = state;
-    status.textContent = text;
-  }
-
-  // Messages can arrive twice (a live frame and a catch-up) or out of order (a live frame
-  // before the catch-up batch): keep one element per id, sorted by seq.
-  function normalize() {
-    var seen = {};
-    var prev = -1;
-    var sorted = true;
-    list.querySelectorAll("article[data-seq]").forEach(function (a) {
-      if (seen[a.id]) { a.remove(); return; }
-      seen[a.id] = true;
-      var s = parseInt(a.dataset.seq, 10);
-      if (s < prev) sorted = false;
-      prev = s;
-    });
-    if (!sorted) {
-      var items = Array.from(list.querySelectorAll("article[data-seq]"));
-      items.sort(function (x, y) { return x.dataset.seq - y.dataset.seq; });
-      items.forEach(function (a) { list.appendChild(a); });
+  function readAnchor() {
+    var box = scroller.getBoundingClientRect();
+    var hit = document.elementFromPoint(box.left + box.width / 2, box.top + 16);
+    var a = hit && scroller.contains(hit) ? hit.closest("#message-list > article") : null;
+    if (!a) {
+      for (a = firstArticle(); a && a.getBoundingClientRect().bottom <= box.top; a = nextArticle(a)) { /* scan */ }
     }
+    return a ? { id: a.id, top: a.getBoundingClientRect().top } : null;
+  }
+  function restoreAnchor(anchor) {
+    var a = anchor && document.getElementById(anchor.id);
+    if (!a) return;
+    var delta = a.getBoundingClientRect().top - anchor.top;
+    if (delta) scroller.scrollTop += delta;
+  }
+
+  var pill = document.getElementById("jump-latest");
+  var pillNew = false;
+  function updatePill() {
+    if (nearBottom()) {
+      pillNew = false;
+      pill.hidden = true;
+      return;
+    }
+    var far = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight > scroller.clientHeight * 1.5;
+    pill.hidden = !(pillNew || far);
+    pill.textContent = pillNew ? pill.dataset.textNew : pill.dataset.textLatest;
+  }
+  pill.addEventListener("click", function () {
+    scrollToBottom();
+    pillNew = false;
+    pill.hidden = true;
+    scroller.focus({ preventScroll: true });
+  });
+  var scrollQueued = false;
+  scroller.addEventListener("scroll", function () {
+    if (scrollQueued) return;
+    scrollQueued = true;
+    requestAnimationFrame(function () { scrollQueued = false; updatePill(); });
+  }, { passive: true });
+
+  // ---- Focus survives an article being swapped for its new version.
+  function focusKey(el, article) {
+    if (!el || el === article) return "";
+    if (el.classList.contains("reaction")) return '.reaction[data-emoji="' + CSS.escape(el.dataset.emoji) + '"]';
+    if (el.classList.contains("reaction-add")) return ".reaction-add";
+    if (el.dataset.action) return '.message-action[data-action="' + el.dataset.action + '"]';
+    if (el.classList.contains("reply-quote")) return ".reply-quote";
+    return "";
+  }
+  function refocus(article, key) {
+    var el = (key && article.querySelector(key)) || article.querySelector(".message-action") || null;
+    if (el) {
+      el.focus({ preventScroll: true });
+    } else {
+      article.setAttribute("tabindex", "-1");
+      article.focus({ preventScroll: true });
+    }
+  }
+
+  // ---- The stream. Every frame's articles go through place(): a known id is replaced when
+  // the newcomer's version is higher (else the newcomer is dropped), a new id goes in seq
+  // order, and one older than the oldest loaded is dropped while older history is unloaded
+  // (the history page will bring it in its current state).
+  var maxVersion = 0; // what the socket has delivered (or the page came with): resume point
+
+  function place(a) {
+    var old = document.getElementById(a.id);
+    if (old) {
+      if (versionOf(a) <= versionOf(old)) return null;
+      var focused = old.contains(document.activeElement) ? document.activeElement : null;
+      var key = focused && !(editing && editing.article === old) ? focusKey(focused, old) : null;
+      old.replaceWith(a);
+      prepare(a);
+      decorate(a);
+      decorate(nextArticle(a));
+      if (editing && editing.article === old) editorFollows(old, a);
+      else if (focused) refocus(a, key);
+      return "replaced";
+    }
+    var seq = num(a, "seq");
+    var n = list.lastElementChild;
+    while (isArticle(n) && num(n, "seq") > seq) n = n.previousElementSibling;
+    if (!isArticle(n) && olderBox() && firstArticle()) return null;
+    if (n) n.after(a);
+    else list.prepend(a);
+    prepare(a);
+    decorate(a);
+    var after = nextArticle(a);
+    decorate(after);
     var empty = document.getElementById("empty-room");
-    if (empty && list.querySelector("article")) empty.remove();
+    if (empty) empty.remove();
+    return after ? "inserted" : "added";
   }
 
-  function markMine(root) {
-    if (!myId) return;
-    root.querySelectorAll('article[data-author="' + myId + '"]').forEach(function (a) {
-      a.classList.add("is-mine");
+  var frame = null; // the state of the websocket frame being applied
+  chat.addEventListener("htmx:wsBeforeMessage", function () {
+    var stick = nearBottom();
+    frame = { stick: stick, anchor: stick ? null : readAnchor(), arrived: 0 };
+  });
+  // htmx hands us the frame's #message-list wrapper; we place its articles ourselves.
+  list.addEventListener("htmx:oobBeforeSwap", function (e) {
+    if (e.detail.target !== list) return;
+    e.detail.shouldSwap = false;
+    Array.from(e.detail.fragment.children).forEach(function (a) {
+      if (!isArticle(a) || !a.id) return;
+      var v = versionOf(a);
+      if (v > maxVersion) maxVersion = v;
+      var result = place(a);
+      if (result === "added" && frame && a.dataset.author !== myId) frame.arrived++;
     });
-  }
-
-  function localiseTimes(root) {
-    root.querySelectorAll("article time[datetime]").forEach(function (t) {
-      var d = new Date(t.getAttribute("datetime"));
-      if (!isNaN(d)) t.textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    });
-  }
+  });
 
   function resume() {
-    if (socket) socket.send(JSON.stringify({ type: "resume", after_seq: lastSeq() }));
+    if (socket) socket.send(JSON.stringify({ type: "resume", after_seq: maxVersion }));
   }
 
-  // Enter sends, Shift+Enter makes a new line.
+  // ---- Older history: a page loads when "Load older messages" scrolls into view, or on
+  // click. One page per intersection: the reader's anchor stays put, so the next button is
+  // above the view. A button that only came into view because it got keyboard focus does not
+  // load by itself (Enter does).
+  var loadingOlder = null;
+  var olderObserver = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (entry) {
+      if (!entry.isIntersecting || !entry.target.isConnected) return;
+      if (entry.target.contains(document.activeElement)) return;
+      loadOlder();
+    });
+  }, { root: scroller, rootMargin: "80px 0px 0px 0px" }) : null;
+
+  function watchOlder() {
+    var box = olderBox();
+    if (box && olderObserver) olderObserver.observe(box);
+  }
+
+  function loadOlder() {
+    if (loadingOlder) return loadingOlder;
+    var box = olderBox();
+    var button = box && box.querySelector("[data-older-url]");
+    if (!button) return Promise.resolve(false);
+    button.setAttribute("aria-busy", "true");
+    loadingOlder = fetch(button.dataset.olderUrl, { credentials: "same-origin" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("history " + r.status);
+        return r.text();
+      })
+      .then(function (html) {
+        insertOlder(box, html, box.contains(document.activeElement));
+        return true;
+      })
+      .catch(function () {
+        button.removeAttribute("aria-busy");
+        return false;
+      })
+      .finally(function () { loadingOlder = null; });
+    return loadingOlder;
+  }
+
+  function insertOlder(box, html, hadFocus) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    var page = tpl.content;
+    var fresh = Array.from(page.children).filter(function (a) {
+      if (!isArticle(a)) return false;
+      if (document.getElementById(a.id)) { a.remove(); return false; } // already here
+      return true;
+    });
+    var anchor = readAnchor();
+    var formerFirst = firstArticle();
+    var newBox = page.querySelector("#older-messages");
+    if (olderObserver) olderObserver.unobserve(box);
+    box.replaceWith(page);
+    fresh.forEach(prepare);
+    fresh.forEach(decorate);
+    decorate(formerFirst);
+    restoreAnchor(anchor);
+    updatePill();
+    if (hadFocus) {
+      var next = newBox && newBox.querySelector("button");
+      (next || scroller).focus({ preventScroll: true });
+    }
+    watchOlder();
+  }
+
+  // A reply's quote jumps to the original, loading older pages until it is on the page.
+  function jumpTo(id) {
+    var target = document.getElementById("message-" + id);
+    if (target) {
+      target.scrollIntoView({ block: "center" });
+      target.classList.remove("is-highlighted");
+      void target.offsetWidth; // restart the animation
+      target.classList.add("is-highlighted");
+      target.setAttribute("tabindex", "-1");
+      target.focus({ preventScroll: true });
+      return;
+    }
+    if (!olderBox()) return;
+    loadOlder().then(function (loaded) { if (loaded) jumpTo(id); });
+  }
+  list.addEventListener("animationend", function (e) {
+    var a = e.target.closest && e.target.closest("article");
+    if (a) a.classList.remove("is-highlighted");
+  });
+
+  // ---- Composer: Enter sends, Shift+Enter makes a new line, Up in an empty composer edits
+  // your last message, Escape drops a reply.
   textarea.addEventListener("keydown", function (e) {
-    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    if (e.isComposing) return;
+    if (e.key === "Enter" && !e.shiftKey) {
       e.preventDefault();
       form.requestSubmit();
+    } else if (e.key === "ArrowUp" && !textarea.value && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey) {
+      var a = list.lastElementChild;
+      while (isArticle(a) && (a.dataset.author !== myId || a.hasAttribute("data-deleted"))) a = a.previousElementSibling;
+      if (isArticle(a)) {
+        e.preventDefault();
+        startEdit(a);
+      }
+    } else if (e.key === "Escape" && replyTo) {
+      e.preventDefault();
+      cancelReply();
     }
+  });
+
+  // ---- Reply: a quote above the composer; the next message carries reply_to.
+  var replyBar = document.getElementById("reply-bar");
+  var replyTo = null;
+  function startReply(article) {
+    replyTo = messageId(article);
+    replyBar.querySelector(".reply-bar-author").textContent = article.querySelector(".message-author").textContent;
+    var body = article.querySelector(".message-body");
+    var lines = body ? body.innerText.split("\n").filter(function (l) { return l.trim(); }) : [];
+    replyBar.querySelector(".reply-bar-text").textContent = lines[0] || "";
+    replyBar.hidden = false;
+    textarea.focus();
+  }
+  function cancelReply() {
+    replyTo = null;
+    replyBar.hidden = true;
+  }
+  document.getElementById("reply-cancel").addEventListener("click", function () {
+    cancelReply();
+    textarea.focus();
   });
 
   // ---- Sending: every message gets a client_id and shows as pending until the server's
@@ -121,7 +401,7 @@
   // so retrying after a lost acknowledgement is always safe. The typed text is never lost.
   var pendingList = document.getElementById("pending-list");
   var pendingTemplate = document.getElementById("pending-template");
-  var pending = {}; // client_id -> {body, el, timer}
+  var pending = {}; // client_id -> {body, replyTo, el, timer}
   var ACK_TIMEOUT_MS = 10000;
 
   function transmit(clientId) {
@@ -130,7 +410,9 @@
     setPendingState(p, "pending");
     clearTimeout(p.timer);
     p.timer = setTimeout(function () { setPendingState(p, "failed"); }, ACK_TIMEOUT_MS);
-    if (socket) socket.send(JSON.stringify({ type: "message", body: p.body, client_id: clientId }), form);
+    var message = { type: "message", body: p.body, client_id: clientId };
+    if (p.replyTo) message.reply_to = p.replyTo;
+    if (socket) socket.send(JSON.stringify(message), form);
   }
 
   function setPendingState(p, state) {
@@ -146,13 +428,13 @@
     el.querySelector(".message-body").textContent = body;
     el.querySelector(".pending-retry").addEventListener("click", function () { transmit(clientId); });
     pendingList.appendChild(el);
-    pending[clientId] = { body: body, el: el, timer: null };
+    pending[clientId] = { body: body, replyTo: replyTo, el: el, timer: null };
     scrollToBottom();
   }
 
   function settlePending() {
     Object.keys(pending).forEach(function (clientId) {
-      if (list.querySelector('article[data-client-id="' + clientId + '"]')) {
+      if (document.querySelector('#message-list > article[data-client-id="' + clientId + '"]')) {
         clearTimeout(pending[clientId].timer);
         pending[clientId].el.remove();
         delete pending[clientId];
@@ -162,18 +444,20 @@
   }
 
   // The server refused a message (too long, rate limited…): give the text back to the composer.
-  function refusePending() {
-    var error = document.getElementById("composer-error");
+  function refusePending(error) {
     var p = pending[error.dataset.clientId];
-    if (!p) return;
+    if (!p) return false;
     clearTimeout(p.timer);
     if (!textarea.value.trim()) {
       textarea.value = p.body;
       p.el.remove();
       delete pending[error.dataset.clientId];
+      var original = p.replyTo && document.getElementById("message-" + p.replyTo);
+      if (original) startReply(original);
     } else {
       setPendingState(p, "failed");
     }
+    return true;
   }
 
   form.addEventListener("htmx:wsConfigSend", function (e) {
@@ -183,10 +467,296 @@
     if (!body.trim()) return;
     var clientId = uuid4();
     addPending(clientId, body);
+    cancelReply();
     textarea.value = "";
     transmit(clientId);
   });
 
+  // ---- Edit in place: the source comes from the API (the page only has the HTML).
+  var editorTemplate = document.getElementById("editor-template");
+  var editing = null; // {article, id, form, input, original, sent, returnFocus}
+  var lastAction = ""; // the last non-message frame sent, to route its error
+
+  function mountEditor(ed, article) {
+    ed.article = article;
+    article.classList.add("is-editing");
+    var text = article.querySelector(".message-text");
+    if (text) {
+      text.hidden = true;
+      text.after(ed.form);
+    }
+  }
+
+  function startEdit(article) {
+    if (!article || article.hasAttribute("data-deleted") || article.dataset.author !== myId) return;
+    if (editing) {
+      if (editing.article === article) { editing.input.focus(); return; }
+      closeEditor(false);
+    }
+    var id = messageId(article);
+    var el = editorTemplate.content.firstElementChild.cloneNode(true);
+    var input = el.querySelector("textarea");
+    input.id = "edit-" + id;
+    el.querySelector("label").htmlFor = input.id;
+    input.readOnly = true;
+    var ed = { id: id, form: el, input: input, original: null, sent: false, returnFocus: document.activeElement };
+    editing = ed;
+    mountEditor(ed, article);
+    input.focus();
+    input.addEventListener("keydown", function (e) {
+      if (e.isComposing) return;
+      if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); saveEdit(ed); }
+      else if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); closeEditor(true); }
+    });
+    el.addEventListener("submit", function (e) { e.preventDefault(); saveEdit(ed); });
+    el.querySelector(".editor-cancel").addEventListener("click", function () { closeEditor(true); });
+    fetch("/api/rooms/" + roomId + "/messages/" + id + "/", {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    })
+      .then(function (r) {
+        if (!r.ok) throw new Error("message " + r.status);
+        return r.json();
+      })
+      .then(function (data) {
+        if (editing !== ed) return;
+        ed.original = data.body;
+        input.value = data.body;
+        input.readOnly = false;
+        input.setSelectionRange(input.value.length, input.value.length);
+        input.rows = Math.min(8, Math.max(2, input.value.split("\n").length));
+      })
+      .catch(function () {
+        if (editing === ed) ed.form.querySelector(".editor-error").textContent = texts.textLoadFailed;
+      });
+  }
+
+  function saveEdit(ed) {
+    if (ed !== editing || ed.original === null) return;
+    var body = ed.input.value;
+    if (body === ed.original) { closeEditor(true); return; }
+    ed.sent = true;
+    ed.form.querySelector(".editor-error").textContent = "";
+    ed.form.querySelector(".editor-status").textContent = texts.textSaving || "";
+    lastAction = "edit";
+    send({ type: "edit", id: ed.id, body: body });
+  }
+
+  // The article being edited was replaced by a newer version.
+  function editorFollows(old, article) {
+    var ed = editing;
+    var saved = ed.sent && old.dataset.edited !== article.dataset.edited;
+    if (saved || article.hasAttribute("data-deleted")) {
+      editing = null;
+      restoreFocusAfterEdit(ed);
+      return;
+    }
+    // Somebody reacted meanwhile: keep the editor, with its text and caret.
+    var had = document.activeElement === ed.input;
+    var start = ed.input.selectionStart, end = ed.input.selectionEnd;
+    mountEditor(ed, article);
+    if (had) {
+      ed.input.focus({ preventScroll: true });
+      ed.input.setSelectionRange(start, end);
+    }
+  }
+
+  function closeEditor(restore) {
+    var ed = editing;
+    if (!ed) return;
+    editing = null;
+    ed.form.remove();
+    var text = ed.article.querySelector(".message-text");
+    if (text) text.hidden = false;
+    ed.article.classList.remove("is-editing");
+    if (restore) restoreFocusAfterEdit(ed);
+  }
+
+  // Back where the edit started (the composer after Up; the composer too when the Edit
+  // button has gone with the article's old version).
+  function restoreFocusAfterEdit(ed) {
+    var back = ed.returnFocus;
+    if (back && back !== document.body && back.isConnected) back.focus({ preventScroll: true });
+    else textarea.focus({ preventScroll: true });
+  }
+
+  // ---- Delete, after a confirmation dialog.
+  var deleteDialog = document.getElementById("delete-dialog");
+  var deleting = null; // {id, returnFocus}
+  function askDelete(article, opener) {
+    deleting = { id: messageId(article), returnFocus: opener };
+    deleteDialog.returnValue = "";
+    deleteDialog.showModal();
+  }
+  deleteDialog.addEventListener("close", function () {
+    var d = deleting;
+    deleting = null;
+    if (!d) return;
+    if (deleteDialog.returnValue === "delete") {
+      if (editing && editing.id === d.id) closeEditor(false);
+      lastAction = "delete";
+      send({ type: "delete", id: d.id });
+      textarea.focus({ preventScroll: true }); // the message is about to go
+    } else if (d.returnFocus && d.returnFocus.isConnected) {
+      d.returnFocus.focus({ preventScroll: true });
+    }
+  });
+
+  // ---- Reactions: a click toggles yours; the picker offers a dozen common emoji and a
+  // search over the full list (emoji_all, shipped in the page as JSON).
+  function toggleReaction(article, emoji) {
+    var mine = Array.from(article.querySelectorAll(".reaction")).some(function (r) {
+      return r.dataset.emoji === emoji && hasUser(r, myId);
+    });
+    lastAction = "react";
+    send({ type: mine ? "unreact" : "react", id: messageId(article), emoji: emoji });
+  }
+
+  var picker = document.getElementById("emoji-picker");
+  var pickerSearch = document.getElementById("emoji-search");
+  var pickerCommon = picker.querySelector("[data-emoji-common]");
+  var pickerAll = picker.querySelector("[data-emoji-all]");
+  var pickerHeading = picker.querySelector("[data-emoji-all-heading]");
+  var pickerNone = picker.querySelector("[data-emoji-none]");
+  var pickerFor = null; // {articleId, returnKey}
+  var pickerBuilt = false;
+
+  function buildPicker() {
+    if (pickerBuilt) return;
+    pickerBuilt = true;
+    var data = [];
+    try { data = JSON.parse(document.getElementById("emoji-data").textContent) || []; } catch (err) { data = []; }
+    var names = {};
+    var fragment = document.createDocumentFragment();
+    (Array.isArray(data) ? data : []).forEach(function (pair) {
+      var emoji = pair[0], name = pair[1] || "";
+      names[emoji] = name;
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "emoji-option";
+      b.dataset.emoji = emoji;
+      b.dataset.name = name.toLowerCase();
+      b.title = name;
+      b.setAttribute("aria-label", name || emoji);
+      b.textContent = emoji;
+      fragment.appendChild(b);
+    });
+    pickerAll.appendChild(fragment);
+    pickerCommon.querySelectorAll(".emoji-option").forEach(function (b) {
+      var name = names[b.dataset.emoji];
+      if (name) { b.title = name; b.setAttribute("aria-label", name); }
+    });
+  }
+
+  function visibleOptions() {
+    return Array.from(picker.querySelectorAll(".emoji-option")).filter(function (b) {
+      return !b.hidden && !b.parentElement.hidden;
+    });
+  }
+
+  function filterPicker() {
+    var q = pickerSearch.value.trim().toLowerCase();
+    pickerCommon.hidden = !!q;
+    pickerHeading.hidden = !!q;
+    var shown = 0;
+    pickerAll.querySelectorAll(".emoji-option").forEach(function (b) {
+      b.hidden = !!q && b.dataset.name.indexOf(q) < 0 && b.dataset.emoji !== q;
+      if (!b.hidden) shown++;
+    });
+    pickerNone.classList.toggle("hidden", shown > 0);
+  }
+
+  function openPicker(article, opener) {
+    buildPicker();
+    pickerFor = { articleId: article.id, returnKey: focusKey(opener, article) };
+    pickerSearch.value = "";
+    filterPicker();
+    picker.showModal();
+    var r = opener.getBoundingClientRect();
+    var w = picker.offsetWidth, h = picker.offsetHeight;
+    var left = Math.min(Math.max(8, r.right - w), window.innerWidth - w - 8);
+    var top = r.bottom + 6;
+    if (top + h > window.innerHeight - 8) top = Math.max(8, r.top - h - 6);
+    picker.style.left = Math.max(8, left) + "px";
+    picker.style.top = top + "px";
+    pickerSearch.focus();
+  }
+
+  function pick(emoji) {
+    var target = pickerFor && document.getElementById(pickerFor.articleId);
+    picker.close();
+    if (target && !target.hasAttribute("data-deleted")) toggleReaction(target, emoji);
+  }
+
+  picker.addEventListener("close", function () {
+    var f = pickerFor;
+    pickerFor = null;
+    var article = f && document.getElementById(f.articleId);
+    if (article) refocus(article, f.returnKey);
+  });
+  picker.addEventListener("click", function (e) {
+    var option = e.target.closest(".emoji-option");
+    if (option) { pick(option.dataset.emoji); return; }
+    if (e.target === picker) { // the backdrop
+      var r = picker.getBoundingClientRect();
+      if (e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom) picker.close();
+    }
+  });
+  pickerSearch.addEventListener("input", filterPicker);
+  picker.addEventListener("keydown", function (e) {
+    if (e.key === "Escape") { // even from a search box with text in it (which would only clear)
+      e.preventDefault();
+      picker.close();
+      return;
+    }
+    var options = visibleOptions();
+    if (e.target === pickerSearch) {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        if (options.length) pick(options[0].dataset.emoji);
+      } else if (e.key === "ArrowDown" && options.length) {
+        e.preventDefault();
+        options[0].focus();
+      }
+      return;
+    }
+    var i = options.indexOf(e.target);
+    if (i < 0) return;
+    var step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: 8, ArrowUp: -8 }[e.key];
+    if (e.key === "Home") step = -i;
+    if (e.key === "End") step = options.length - 1 - i;
+    if (step === undefined) return;
+    e.preventDefault();
+    var j = i + step;
+    if (j < 0) pickerSearch.focus();
+    else options[Math.min(j, options.length - 1)].focus();
+  });
+
+  // ---- Clicks in the timeline (one delegated listener: articles come and go).
+  var activeArticle = null; // touch screens: a tap shows that message's actions
+  list.addEventListener("click", function (e) {
+    var t = e.target;
+    if (t.closest("[data-older-url]")) { loadOlder(); return; }
+    var article = t.closest("#message-list > article");
+    if (!article) return;
+    var button = t.closest("button");
+    if (!button) {
+      if (!t.closest("a, textarea, input, form")) {
+        if (activeArticle) activeArticle.classList.remove("is-active");
+        activeArticle = article;
+        article.classList.add("is-active");
+      }
+      return;
+    }
+    if (button.classList.contains("reaction")) toggleReaction(article, button.dataset.emoji);
+    else if (button.classList.contains("reply-quote")) jumpTo(button.dataset.jump);
+    else if (button.dataset.action === "reply") startReply(article);
+    else if (button.dataset.action === "react") openPicker(article, button);
+    else if (button.dataset.action === "edit") startEdit(article);
+    else if (button.dataset.action === "delete") askDelete(article, button);
+  });
+
+  // ---- The socket's life.
   chat.addEventListener("htmx:wsConnecting", function () {
     if (status.dataset.state !== "offline") setStatus("connecting", status.dataset.textConnecting || "Connecting…");
   });
@@ -215,6 +785,10 @@
       setStatus("closed", status.dataset.textClosed || "Disconnected — reload the page");
     }
   });
+  function setStatus(state, text) {
+    status.dataset.state = state;
+    status.textContent = text;
+  }
   window.addEventListener("offline", function () { setStatus("offline", status.dataset.textOffline || "Offline"); });
   // Going offline does not always close an open websocket (Chromium keeps it): when the
   // network is back, either the socket survived (catch up) or reconnect now rather than after
@@ -229,26 +803,51 @@
     }
   });
   document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "visible") resume();
+    if (document.visibilityState !== "visible") return;
+    resume();
+    refreshDayLabels();
   });
 
-  var stick = true;
-  chat.addEventListener("htmx:wsBeforeMessage", function () { stick = nearBottom(); });
+  var errorBox = document.getElementById("composer-error");
   chat.addEventListener("htmx:wsAfterMessage", function () {
     if (document.getElementById("chat-reload").dataset.reload) {
       window.location.reload();
       return;
     }
-    normalize();
-    markMine(list);
-    localiseTimes(list);
     settlePending();
-    refusePending();
-    if (stick) scrollToBottom();
+    // An error fragment replaces #composer-error: route it to what it answers.
+    var error = document.getElementById("composer-error");
+    if (error !== errorBox) {
+      errorBox = error;
+      var forEdit = editing && editing.sent && error.textContent.trim() &&
+        (error.dataset.messageId ? parseInt(error.dataset.messageId, 10) === editing.id : lastAction === "edit");
+      if (!refusePending(error) && forEdit) {
+        editing.sent = false;
+        editing.form.querySelector(".editor-status").textContent = "";
+        editing.form.querySelector(".editor-error").textContent = error.textContent;
+        error.textContent = "";
+        editing.input.focus();
+      }
+    }
+    var f = frame;
+    frame = null;
+    if (!f || f.stick) {
+      scrollToBottom();
+    } else {
+      restoreAnchor(f.anchor);
+      if (f.arrived) pillNew = true;
+    }
+    updatePill();
   });
 
-  markMine(list);
-  localiseTimes(list);
+  // ---- The page as served: prepared once; from now on only what arrives is looked at.
+  Array.from(list.children).forEach(function (a) {
+    if (!isArticle(a)) return;
+    var v = versionOf(a);
+    if (v > maxVersion) maxVersion = v;
+    prepare(a);
+    decorate(a);
+  });
   scrollToBottom();
-  document.body.addEventListener("htmx:afterSwap", function () { localiseTimes(list); markMine(list); });
+  watchOlder();
 })();

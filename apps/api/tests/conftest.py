@@ -50,3 +50,8 @@ def send():
         return services.message_send(room=room, author=author, body=body).message
 
     return send
+
+
+@pytest.fixture
+def as_bob(token_client, bob):
+    return token_client(bob)

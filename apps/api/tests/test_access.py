@@ -5,6 +5,7 @@ not yours answers exactly like a room that does not exist — 404, on every rout
 
 import pytest
 
+from apps.chat import services
 from apps.chat.models import Message
 
 # (method, url template, JSON payload) for every route that names a room.
@@ -16,11 +17,23 @@ ROOM_ROUTES = [
     ("options", "/api/rooms/{pk}/messages/", None),
 ]
 
+# (method, url template, JSON payload) for every route that names a message of a room.
+MESSAGE_ROUTES = [
+    ("get", "/api/rooms/{pk}/messages/{message}/", None),
+    ("patch", "/api/rooms/{pk}/messages/{message}/", {"body": "edited"}),
+    ("delete", "/api/rooms/{pk}/messages/{message}/", None),
+    ("options", "/api/rooms/{pk}/messages/{message}/", None),
+    ("post", "/api/rooms/{pk}/messages/{message}/reactions/", {"emoji": "👍"}),
+    ("options", "/api/rooms/{pk}/messages/{message}/reactions/", None),
+    ("delete", "/api/rooms/{pk}/messages/{message}/reactions/%F0%9F%91%8D/", None),
+]
+
 # Every route: anonymous callers get 401 (with the challenge that says how to authenticate).
 ALL_ROUTES = [
     ("get", "/api/rooms/", None),
     ("post", "/api/rooms/", {"name": "anon-room"}),
     *ROOM_ROUTES,
+    *MESSAGE_ROUTES,
     ("get", "/api/profiles/", None),
     ("get", "/api/profiles/{user}/", None),
     ("get", "/api/profiles/me/", None),
@@ -37,16 +50,63 @@ def _call(client, method, template, payload, **kwargs):
     return getattr(client, method)(url, payload, format="json")
 
 
+@pytest.fixture
+def dm_message(private_room, alice, send):
+    """Alice's message in her private room with Bob, with her 👍 on it."""
+    message = send(private_room, alice, "between us")
+    services.reaction_add(room=private_room, user=alice, message_id=message.pk, emoji="👍")
+    return message
+
+
+def _message_state(message):
+    row = Message.objects.get(pk=message.pk)
+    return (row.body, row.version, row.deleted_at, list(row.reactions.values_list("emoji")))
+
+
 @pytest.mark.parametrize(("method", "template", "payload"), ALL_ROUTES)
 def test_anonymous_gets_401_json_with_token_challenge_on_every_route(
-    anon, private_room, bob, method, template, payload
+    anon, private_room, bob, dm_message, method, template, payload
 ):
-    response = _call(anon, method, template, payload, pk=private_room.pk, user=bob.pk)
+    before = _message_state(dm_message)
+
+    response = _call(
+        anon, method, template, payload, pk=private_room.pk, user=bob.pk, message=dm_message.pk
+    )
 
     assert response.status_code == 401
     assert response["Content-Type"] == "application/json"
     assert response["WWW-Authenticate"] == "Token"
     assert "detail" in response.json()
+    assert _message_state(dm_message) == before
+
+
+@pytest.mark.parametrize(("method", "template", "payload"), MESSAGE_ROUTES)
+def test_outsider_gets_404_for_a_message_of_a_private_room_on_every_route(
+    as_carol, private_room, dm_message, method, template, payload
+):
+    before = _message_state(dm_message)
+
+    response = _call(as_carol, method, template, payload, pk=private_room.pk, message=dm_message.pk)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert b"between us" not in response.content
+    assert _message_state(dm_message) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "payload", "status"),
+    [
+        (*route, status)
+        for route, status in zip(MESSAGE_ROUTES, [200, 200, 204, 200, 200, 200, 204])
+    ],
+)
+def test_the_author_reaches_their_message_on_every_route(
+    as_alice, private_room, dm_message, method, template, payload, status
+):
+    response = _call(as_alice, method, template, payload, pk=private_room.pk, message=dm_message.pk)
+
+    assert response.status_code == status
 
 
 @pytest.mark.parametrize(("method", "template", "payload"), ROOM_ROUTES)

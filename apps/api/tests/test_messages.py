@@ -1,4 +1,5 @@
-"""/api/rooms/<pk>/messages/: keyset-paginated history and sending through message_send."""
+"""/api/rooms/<pk>/messages/: keyset-paginated history, the sync feed (``?after=`` by version)
+and sending through message_send."""
 
 import uuid
 
@@ -19,7 +20,11 @@ def _seqs(response):
 # --- Reading -----------------------------------------------------------------------------------
 
 
-def test_message_objects_carry_id_room_seq_author_body_client_id_and_time(
+def _ids(response):
+    return [message["id"] for message in response.json()["results"]]
+
+
+def test_message_objects_carry_id_room_seq_version_author_body_html_and_times(
     as_carol, public_room, alice
 ):
     client_id = uuid.uuid4()
@@ -41,8 +46,14 @@ def test_message_objects_carry_id_room_seq_author_body_client_id_and_time(
             "avatar": None,
         },
         "body": "hello",
+        "html": "<p>hello</p>",
         "client_id": str(client_id),
         "created_at": item["created_at"],
+        "version": 1,
+        "edited_at": None,
+        "deleted": False,
+        "reply_to": None,
+        "reactions": [],
     }
     assert item["created_at"].startswith(str(message.created_at.year))
 
@@ -127,24 +138,165 @@ def test_each_page_costs_the_same_queries_whatever_its_size(
     as_alice, public_room, make_user, send, django_assert_num_queries
 ):
     authors = [make_user(display_name=f"Author {n}") for n in range(10)]
-    for n in range(3):
-        send(public_room, authors[n], f"m{n}")
 
-    # token → user, the room (access rule), the page with authors and profiles joined, and
-    # the page's reactions (one prefetch).
+    def add(count):
+        # Replies, reactions by several people, edits and deletes: everything a page shows.
+        for n in range(count):
+            author = authors[n % 10]
+            earlier = public_room.messages.filter(deleted_at=None).order_by("-seq").first()
+            message = services.message_send(
+                room=public_room, author=author, body=f"m{n}", reply_to=earlier and earlier.pk
+            ).message
+            for reactor in authors[: n % 4]:
+                services.reaction_add(
+                    room=public_room, user=reactor, message_id=message.pk, emoji="👍"
+                )
+            if n % 5 == 1:
+                services.message_edit(
+                    room=public_room, user=author, message_id=message.pk, body="edited"
+                )
+            if n % 7 == 3:
+                services.message_delete(room=public_room, user=author, message_id=message.pk)
+
+    add(3)
+    version = public_room.messages.order_by("version")[1].version
+    # token → user, the room (access rule), the page with authors, profiles and replies
+    # joined, its reactions with who reacted.
     with django_assert_num_queries(4):
         small = as_alice.get(_url(public_room))
+    with django_assert_num_queries(4):
+        small_sync = as_alice.get(_url(public_room, f"?after={version}"))
 
-    for n in range(40):
-        send(public_room, authors[n % 10], f"more {n}")
+    add(40)
     with django_assert_num_queries(4):
         large = as_alice.get(_url(public_room))
+    with django_assert_num_queries(4):
+        large_sync = as_alice.get(_url(public_room, f"?after={version}"))
 
     assert len(small.json()["results"]) == 3
     assert len(large.json()["results"]) == 43
-    assert {m["author"]["name"] for m in large.json()["results"]} == {
-        f"Author {n}" for n in range(10)
-    }
+    assert len(small_sync.json()["results"]) < len(large_sync.json()["results"])
+    assert (
+        len(large_sync.json()["results"])
+        == public_room.messages.filter(version__gt=version).count()
+    )
+    results = large.json()["results"]
+    assert {m["author"]["name"] for m in results} == {f"Author {n}" for n in range(10)}
+    assert sum(r["count"] for m in results for r in m["reactions"]) > 0
+    assert any(m["reply_to"] for m in results) and any(m["deleted"] for m in results)
+
+
+# --- Syncing: ?after=<version> -------------------------------------------------------------------
+
+
+def _timeline(room, alice, bob):
+    """m1..m3, then: m1 edited (v4), m2 reacted to (v5), m3 deleted (v6), m4 sent (seq 7)."""
+    m1, m2, m3 = (
+        services.message_send(room=room, author=alice, body=f"m{n}").message for n in (1, 2, 3)
+    )
+    services.message_edit(room=room, user=alice, message_id=m1.pk, body="m1 edited")
+    services.reaction_add(room=room, user=bob, message_id=m2.pk, emoji="👍")
+    services.message_delete(room=room, user=alice, message_id=m3.pk)
+    m4 = services.message_send(room=room, author=bob, body="m4").message
+    return m1, m2, m3, m4
+
+
+def test_after_returns_every_message_changed_since_in_version_order_with_tombstones(
+    as_bob, public_room, alice, bob
+):
+    m1, m2, m3, m4 = _timeline(public_room, alice, bob)
+
+    response = as_bob.get(_url(public_room, "?after=3"))
+
+    results = response.json()["results"]
+    assert _ids(response) == [m1.pk, m2.pk, m3.pk, m4.pk]
+    assert [m["version"] for m in results] == [4, 5, 6, 7]
+    assert [m["seq"] for m in results] == [1, 2, 3, 7]
+    assert results[0]["body"] == "m1 edited" and results[0]["edited_at"] is not None
+    assert results[1]["reactions"] == [{"emoji": "👍", "count": 1, "users": [bob.pk], "me": True}]
+    assert (results[2]["deleted"], results[2]["body"], results[2]["html"]) == (True, "", "")
+    assert response.json()["newer"] is None
+    assert response.json()["older"] is None
+    assert _ids(as_bob.get(_url(public_room, "?after=5"))) == [m3.pk, m4.pk]
+    assert _ids(as_bob.get(_url(public_room, "?after=7"))) == []
+
+
+def test_after_zero_is_the_whole_room_each_message_once(as_bob, public_room, alice, bob):
+    m1, m2, m3, m4 = _timeline(public_room, alice, bob)
+
+    response = as_bob.get(_url(public_room, "?after=0"))
+
+    assert _ids(response) == [m1.pk, m2.pk, m3.pk, m4.pk]
+
+
+def test_newer_links_follow_versions_until_the_rooms_last_seq(as_bob, public_room, alice, bob):
+    m1, m2, m3, m4 = _timeline(public_room, alice, bob)
+
+    first = as_bob.get(_url(public_room, "?after=3&limit=2")).json()
+    second = as_bob.get(first["newer"]).json()
+
+    assert [m["id"] for m in first["results"]] == [m1.pk, m2.pk]
+    assert "after=5" in first["newer"] and "limit=2" in first["newer"]
+    assert [m["id"] for m in second["results"]] == [m3.pk, m4.pk]
+    assert second["newer"] is None
+
+
+def test_default_and_before_pages_stay_in_seq_order_whatever_was_edited(
+    as_bob, public_room, alice, bob
+):
+    m1, m2, m3, m4 = _timeline(public_room, alice, bob)
+
+    newest = as_bob.get(_url(public_room, "?limit=2")).json()
+    older = as_bob.get(newest["older"]).json()
+
+    assert [m["id"] for m in newest["results"]] == [m3.pk, m4.pk]
+    assert newest["newer"] is None  # the newest page is the present
+    assert "before=3" in newest["older"]
+    assert [m["id"] for m in older["results"]] == [m1.pk, m2.pk]
+    assert older["older"] is None
+    # Forward from an older page: everything after its last seq, by version, which includes
+    # the newer messages and every later change (here m1's edit, m2's reaction, m3's delete).
+    assert "after=2" in older["newer"]
+    forward, url = [], older["newer"]
+    while url:
+        page = as_bob.get(url).json()
+        forward += [m["id"] for m in page["results"]]
+        url = page["newer"]
+    assert forward == [m1.pk, m2.pk, m3.pk, m4.pk]
+
+
+def test_the_readme_sync_recipe_ends_with_the_state_a_fresh_read_shows(
+    as_bob, public_room, alice, bob, carol
+):
+    """Keep the highest version seen, ask ?after= it, follow newer, replace messages by id."""
+    m1, m2, m3, m4 = _timeline(public_room, alice, bob)
+    held = {m["id"]: m for m in as_bob.get(_url(public_room)).json()["results"]}
+    cursor = max(m["version"] for m in held.values())
+
+    # While the client is away: edits, deletes, reactions, replies and new messages.
+    services.message_edit(room=public_room, user=alice, message_id=m1.pk, body="m1 again")
+    services.reaction_add(room=public_room, user=carol, message_id=m4.pk, emoji="🎉")
+    services.reaction_add(room=public_room, user=bob, message_id=m4.pk, emoji="🎉")
+    services.reaction_remove(room=public_room, user=bob, message_id=m2.pk, emoji="👍")
+    for n in range(5):
+        services.message_send(room=public_room, author=carol, body=f"new {n}", reply_to=m4.pk)
+    services.message_delete(room=public_room, user=bob, message_id=m4.pk)
+
+    url = _url(public_room, f"?after={cursor}&limit=3")
+    pages = 0
+    while url:
+        page = as_bob.get(url).json()
+        for message in page["results"]:
+            assert message["version"] > cursor
+            held[message["id"]] = message
+        cursor = max([cursor, *(m["version"] for m in page["results"])])
+        url = page["newer"]
+        pages += 1
+
+    fresh = {m["id"]: m for m in as_bob.get(_url(public_room, "?limit=100")).json()["results"]}
+    assert held == fresh
+    assert cursor == Room.objects.get(pk=public_room.pk).last_seq
+    assert pages > 1
 
 
 # --- Sending -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from channels.db import database_sync_to_async
 
-from apps.chat import consumers, fanout, services
+from apps.chat import consumers, delivery, fanout, services
 from apps.chat.models import Message
 
 from .helpers import joined, open_socket, send_json
@@ -46,8 +46,8 @@ async def send_three_before_resume(communicator) -> list[str]:
 
 @pytest.fixture
 def no_hold_timer(monkeypatch):
-    """The hold is released by the test (``_hold_expired``), not by a 1 s timer."""
-    monkeypatch.setattr(consumers, "HOLD_SECONDS", 3600)
+    """The hold is released by the test (``hold_expired``), not by a 1 s timer."""
+    monkeypatch.setattr(delivery, "HOLD_SECONDS", 3600)
 
 
 async def test_messages_sent_before_the_hold_ends_come_back_once(public_room, alice, no_hold_timer):
@@ -55,7 +55,7 @@ async def test_messages_sent_before_the_hold_ends_come_back_once(public_room, al
     assert connected
     frames = await send_three_before_resume(communicator)
     # The hold ends (what the 1 s timer does): the held live copies must not be sent again.
-    the_consumer(public_room.pk, alice.pk)._hold_expired()
+    the_consumer(public_room.pk, alice.pk).stream.hold_expired()
     await send_json(communicator, {"body": "after the hold", "client_id": str(uuid.uuid4())})
     frames += await frames_until(communicator, "after the hold")
     ids = delivered_ids(frames)

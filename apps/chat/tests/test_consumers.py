@@ -164,9 +164,9 @@ async def test_resume_replays_missed_messages_in_order(public_room, alice, bob, 
 async def test_resume_past_the_cap_asks_the_page_to_reload(
     public_room, alice, bob, monkeypatch, unlimited
 ):
-    from apps.chat import consumers
+    from apps.chat import delivery
 
-    monkeypatch.setattr(consumers, "RESUME_CAP", 3)
+    monkeypatch.setattr(delivery, "RESUME_CAP", 3)
     for i in range(5):
         await database_sync_to_async(services.message_send)(
             room=public_room, author=bob, body=f"m{i}"

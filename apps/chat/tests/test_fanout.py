@@ -1,8 +1,11 @@
-"""Per-process fan-out: one group member per process, no task per recipient, a stalled socket
-holds up nobody, and a forgotten subscription is restored from the database's point of view."""
+"""Per-process fan-out: one group member per process, one channel per hub however the first
+joins race, a cancelled handshake that harms no other, a refresh that holds up no join, and a
+forgotten subscription restored from the database's point of view.
+
+(Per-socket delivery is in test_delivery.py, start_eagerly in apps/core/tests/test_eager.py.)"""
 
 import asyncio
-import contextvars
+import uuid
 
 import pytest
 from channels.db import database_sync_to_async
@@ -10,190 +13,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from apps.chat import fanout, realtime, services
-from apps.chat.consumers import RoomConsumer
+from apps.core.eager import start_eagerly
 
 from .helpers import joined
-
-# --- start_eagerly --------------------------------------------------------------------------
-
-
-async def test_a_coroutine_that_does_not_wait_finishes_inside_the_call():
-    steps = []
-
-    async def quick():
-        steps.append("ran")
-
-    assert fanout.start_eagerly(quick()) is None
-    assert steps == ["ran"]
-
-
-async def test_a_coroutine_that_waits_is_carried_on_by_a_task_with_its_result():
-    gate = asyncio.get_running_loop().create_future()
-    steps = []
-
-    async def slow():
-        steps.append("before")
-        value = await gate
-        await asyncio.sleep(0)
-        steps.append("after")
-        return value * 2
-
-    task = fanout.start_eagerly(slow())
-    assert steps == ["before"]
-    gate.set_result(21)
-    assert await task == 42
-    assert steps == ["before", "after"]
-
-
-async def test_an_error_from_the_awaited_future_reaches_the_coroutine():
-    gate = asyncio.get_running_loop().create_future()
-
-    async def catches():
-        try:
-            await gate
-        except KeyError:
-            return "caught"
-
-    task = fanout.start_eagerly(catches())
-    gate.set_exception(KeyError("x"))
-    assert await task == "caught"
-
-
-async def test_eager_code_cannot_change_the_callers_context_variables():
-    var = contextvars.ContextVar("var", default="caller")
-    gate = asyncio.get_running_loop().create_future()
-
-    async def sets():
-        var.set("eager")
-        await gate
-        return var.get()
-
-    task = fanout.start_eagerly(sets())
-    assert var.get() == "caller"
-    gate.set_result(None)
-    assert await task == "eager"
-
-
-async def test_cancelling_the_carrying_task_cancels_the_coroutine():
-    gate = asyncio.get_running_loop().create_future()
-    seen = []
-
-    async def waits():
-        try:
-            await gate
-        except asyncio.CancelledError:
-            seen.append("cancelled")
-            raise
-
-    task = fanout.start_eagerly(waits())
-    await asyncio.sleep(0)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert seen == ["cancelled"] and gate.cancelled()
-
-
-# --- a consumer's ordered queue, without a server ------------------------------------------
-
-
-def bare_consumer(send) -> RoomConsumer:
-    consumer = RoomConsumer()
-    consumer.cursor, consumer.jobs, consumer.held = 0, [], []
-    consumer.base_send = send
-    return consumer
-
-
-def event(seq: int) -> dict:
-    """A live event as the hub hands it over (with its ASGI frame built)."""
-    html = f"<m{seq}>"
-    return {
-        "type": "chat.message",
-        "room": 1,
-        "id": seq,
-        "seq": seq,
-        "html": html,
-        "frame": realtime.websocket_frame(html),
-    }
-
-
-async def test_a_stalled_socket_holds_up_no_other_socket_and_keeps_its_order():
-    stalled_sent, quick_sent = [], []
-    unblock = asyncio.Event()
-
-    async def stalled_send(message):
-        await unblock.wait()  # the client's buffer is full
-        stalled_sent.append(message["text"])
-
-    async def quick_send(message):
-        quick_sent.append(message["text"])
-
-    stalled, quick = bare_consumer(stalled_send), bare_consumer(quick_send)
-    hub = fanout.Hub(layer=None)
-    hub.rooms[1] = fanout._Room(asyncio.get_running_loop())
-    hub.rooms[1].members.update({stalled, quick})
-    for seq in (1, 2, 3):
-        hub.dispatch(event(seq))
-    # Delivered inside dispatch: no task, no wait.
-    assert quick_sent == ["<m1>", "<m2>", "<m3>"] and quick.runner is None
-    assert stalled_sent == [] and len(stalled.jobs) == 2
-    unblock.set()
-    await stalled.runner
-    assert stalled_sent == ["<m1>", "<m2>", "<m3>"] and stalled.cursor == 3
-
-
-async def test_a_socket_whose_send_failed_gets_nothing_more_queued():
-    """A failed send means the client has gone (uvicorn raises ClientDisconnected);
-    disconnect() follows, and until then no work piles up for the socket."""
-    sent = []
-
-    async def gone(message):
-        sent.append(message["text"])
-        raise OSError("client disconnected")
-
-    consumer = bare_consumer(gone)
-    consumer.offer(event(1))
-    consumer.offer(event(3))  # would need a database gap fill
-    consumer.catch_up_to(5)
-    assert sent == ["<m1>"] and consumer.closed
-    assert consumer.runner is None and consumer.jobs == []
-
-
-async def test_a_failed_send_inside_the_queue_closes_the_socket_too():
-    gate = asyncio.Event()
-    sent = []
-
-    async def slow_then_gone(message):
-        sent.append(message["text"])
-        if len(sent) == 1:
-            await gate.wait()
-            return
-        raise OSError("client disconnected")
-
-    consumer = bare_consumer(slow_then_gone)
-    consumer.offer(event(1))  # waits: 2 and 3 queue behind it
-    consumer.offer(event(2))
-    consumer.offer(event(3))
-    gate.set()
-    while consumer.runner is not None:
-        await asyncio.sleep(0)
-    assert sent == ["<m1>", "<m2>"] and consumer.closed and consumer.jobs == []
-
-
-async def test_a_socket_that_never_drains_drops_its_backlog_beyond_the_limit(monkeypatch):
-    monkeypatch.setattr("apps.chat.consumers.BACKLOG_MAX", 5)
-    never = asyncio.Event()
-
-    async def stuck_send(message):
-        await never.wait()
-
-    consumer = bare_consumer(stuck_send)
-    for seq in range(1, 100):
-        consumer.offer(event(seq))
-    assert len(consumer.jobs) == 5  # memory stays bounded; the database has the rest
-    consumer.runner.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await consumer.runner
-
 
 # --- the hub against the real channel layer ---------------------------------------------------
 
@@ -290,3 +112,180 @@ async def test_the_hub_works_on_the_pub_sub_layer_across_an_idle_restart(
         assert body in await socket.receive_from(timeout=5)
         await socket.disconnect()
         assert not fanout.hub().rooms and fanout.hub().channel is None
+
+
+# --- the hub's subscriptions: hazards of concurrent joins, cancellation and refresh ---------
+
+
+# Room ids of no real room: the groups these tests join never meet another test's.
+ROOM = 10**9
+OTHER = ROOM + 1
+
+
+class Recorder:
+    """A hub member that records what reaches it (not a user's socket: no identity events)."""
+
+    user_id = None
+
+    def __init__(self):
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.caught_up: list[int] = []
+
+    def offer(self, event: dict) -> None:
+        self.events.put_nowait(event)
+
+    def catch_up_to(self, seq: int) -> None:
+        self.caught_up.append(seq)
+
+    async def next_html(self) -> str:
+        return (await asyncio.wait_for(self.events.get(), 5))["html"]
+
+
+async def members_of(layer, group: str) -> int:
+    """How many channels the layer has in ``group`` (the Redis core layer or the in-memory one)."""
+    if hasattr(layer, "_group_key"):
+        return await asyncio.to_thread(group_members_of_key, layer._group_key(group))
+    return len(layer.groups.get(group, {}))
+
+
+def group_members_of_key(key) -> int:
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL).zcard(key)
+
+
+def change(room_id: int, html: str) -> dict:
+    return {"type": "room.change", "room": room_id, "id": 1, "seq": 1, "html": html}
+
+
+class GatedLayer:
+    """The real layer, except that ``group_add`` of the groups in ``held`` waits for ``gate``
+    (``entered`` is set once one is waiting)."""
+
+    def __init__(self, layer, held=()):
+        self.layer = layer
+        self.held = set(held)
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.layer, name)
+
+    async def group_add(self, group, channel):
+        if group in self.held:
+            self.entered.set()
+            await self.gate.wait()
+        await self.layer.group_add(group, channel)
+
+
+@pytest.mark.redis
+async def test_two_rooms_joining_an_idle_pub_sub_hub_at_once_share_one_channel(settings):
+    """On the pub/sub layer ``new_channel`` waits for a SUBSCRIBE: two first joins at the same
+    moment must not each make a channel (the hub would read only one of them)."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    layer = RedisPubSubChannelLayer(hosts=[settings.REDIS_URL], prefix=f"hub-{uuid.uuid4().hex}")
+    hub = fanout.Hub(layer)
+    made = []
+    real_new_channel = layer.new_channel
+
+    async def counting_new_channel(*args, **kwargs):
+        made.append(await real_new_channel(*args, **kwargs))
+        return made[-1]
+
+    layer.new_channel = counting_new_channel
+    one, two = Recorder(), Recorder()
+    await asyncio.gather(hub.join(ROOM, one), hub.join(OTHER, two))
+    assert len(made) == 1
+    await layer.group_send(realtime.room_group(ROOM), change(ROOM, "<to one>"))
+    await layer.group_send(realtime.room_group(OTHER), change(OTHER, "<to two>"))
+    assert await one.next_html() == "<to one>"
+    assert await two.next_html() == "<to two>"
+    await hub.leave(ROOM, one)
+    await hub.leave(OTHER, two)
+    await layer.flush()
+
+
+async def test_a_cancelled_first_joiner_does_not_break_the_others_joining_the_room():
+    layer = GatedLayer(get_channel_layer(), held={realtime.room_group(ROOM)})
+    hub = fanout.Hub(layer)
+    first, second, third = Recorder(), Recorder(), Recorder()
+    first_join = asyncio.ensure_future(hub.join(ROOM, first))
+    await layer.entered.wait()  # the first joiner is subscribing the process to the room
+    second_join = start_eagerly(hub.join(ROOM, second))  # waits for that subscription
+    first_join.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first_join
+    third_join = start_eagerly(hub.join(ROOM, third))
+    layer.gate.set()
+    await asyncio.wait_for(asyncio.gather(second_join, third_join), 5)
+    await layer.group_send(realtime.room_group(ROOM), change(ROOM, "<after>"))
+    assert await second.next_html() == "<after>"
+    assert await third.next_html() == "<after>"
+    # The same dispatch would have reached the cancelled joiner too: it has left.
+    assert first.events.empty()
+    await hub.leave(ROOM, second)
+    await hub.leave(ROOM, third)
+    assert not hub.rooms and not hub.tasks
+
+
+async def test_a_cancelled_only_joiner_leaves_the_hub_idle_and_a_later_join_works():
+    layer = GatedLayer(get_channel_layer(), held={realtime.room_group(ROOM)})
+    hub = fanout.Hub(layer)
+    first_join = asyncio.ensure_future(hub.join(ROOM, Recorder()))
+    await layer.entered.wait()
+    first_join.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first_join
+    assert not hub.rooms and not hub.tasks
+    layer.gate.set()
+    later = Recorder()
+    await asyncio.wait_for(hub.join(ROOM, later), 5)
+    # The abandoned subscription undid itself before this one ran: one channel in the group.
+    assert await members_of(layer.layer, realtime.room_group(ROOM)) == 1
+    await layer.group_send(realtime.room_group(ROOM), change(ROOM, "<later>"))
+    assert await later.next_html() == "<later>"
+    await hub.leave(ROOM, later)
+    assert await members_of(layer.layer, realtime.room_group(ROOM)) == 0
+
+
+@transactional_db
+async def test_a_refresh_of_many_rooms_does_not_hold_up_a_join():
+    """The periodic refresh re-adds every group; a socket joining another room meanwhile
+    must not wait behind all of them."""
+    rooms = range(ROOM, ROOM + 500)
+    layer = GatedLayer(get_channel_layer())
+    hub = fanout.Hub(layer)
+    members = {room_id: Recorder() for room_id in rooms}
+    for room_id, member in members.items():
+        await hub.join(room_id, member)
+    layer.held = {realtime.room_group(room_id) for room_id in rooms}
+    refreshing = asyncio.ensure_future(hub.refresh())
+    await layer.entered.wait()  # the refresh is re-adding a group, and waits there
+    newcomer = Recorder()
+    joining = asyncio.ensure_future(hub.join(ROOM + 500, newcomer))
+    done, _ = await asyncio.wait({joining, refreshing}, timeout=5, return_when="FIRST_COMPLETED")
+    assert done == {joining}
+    await layer.group_send(realtime.room_group(ROOM + 500), change(ROOM + 500, "<new room>"))
+    assert await newcomer.next_html() == "<new room>"
+    layer.gate.set()
+    await asyncio.wait_for(refreshing, 30)
+    for room_id, member in members.items():
+        await hub.leave(room_id, member)
+    await hub.leave(ROOM + 500, newcomer)
+    assert not hub.rooms and not hub.tasks
+
+
+async def test_events_are_dispatched_by_kind_and_the_old_name_still_works():
+    hub = fanout.Hub(get_channel_layer())
+    member = Recorder()
+    await hub.join(ROOM, member)
+    layer = hub.layer
+    await layer.group_send(
+        realtime.room_group(ROOM), {**change(ROOM, "<old name>"), "type": "chat.message"}
+    )
+    assert await member.next_html() == "<old name>"
+    await layer.group_send(realtime.room_group(ROOM), {"type": "something.else", "room": 1})
+    await layer.group_send(realtime.room_group(ROOM), change(ROOM, "<new name>"))
+    assert await member.next_html() == "<new name>"  # the unknown kind was skipped
+    await hub.leave(ROOM, member)
