@@ -412,6 +412,49 @@ def test_new_messages_while_scrolled_up_show_a_pill_and_keep_the_readers_place(
     expect(pill).to_be_hidden()
 
 
+def test_a_change_to_a_message_of_a_history_page_on_its_way_is_not_lost(new_user, asgi_server):
+    """The history page was read before the message changed, the change arrived live while the
+    page was on its way (and was set aside: that message was not loaded yet): the page shows
+    the changed message, not the state the history response carried."""
+    hana = new_user("hana")
+    room_url, room_id = create_room(hana.page)
+    seed_history(asgi_server, room_id=room_id, username=hana.username, count=60)
+    old_id = int(
+        seed(
+            asgi_server,
+            "print(Message.objects.get(room_id=room_id, body='history 5').pk)",
+            room_id=room_id,
+        ).split()[-1]  # the shell prints a banner first
+    )
+    page = hana.page
+    held = []
+    page.route("**/history/?before=*", lambda route: held.append(route))
+    page.goto(room_url)
+    wait_connected(page)
+    page.locator("#message-scroller").evaluate("el => { el.scrollTop = 0; }")
+    wait_for_held(page, held, 1)
+    stale = held[0].fetch()  # the server reads the page now, before the edit
+    status = page.evaluate(
+        """([room, id]) => fetch(`/api/rooms/${room}/messages/${id}/`, {
+            method: "PATCH",
+            credentials: "same-origin",
+            headers: {
+              "Content-Type": "application/json",
+              "X-CSRFToken": document.querySelector("[name=csrfmiddlewaretoken]").value,
+            },
+            body: JSON.stringify({ body: "history 5, corrected" }),
+          }).then(r => r.status)""",
+        [room_id, old_id],
+    )
+    assert status == 200
+    # Changes reach a socket in seq order: once this later message is on the page, the edit
+    # has arrived too — and was set aside, as its message is not loaded yet.
+    send(page, "after the edit")
+    expect(page.locator(f"#message-{old_id}")).to_have_count(0)
+    held[0].fulfill(response=stale)
+    expect(page.locator(f"#message-{old_id}")).to_contain_text("history 5, corrected")
+
+
 def wait_for_held(page, held: list, count: int) -> None:
     """Wait until ``count`` history requests are held by the route (Playwright calls route
     handlers while the test waits on it, so the loop waits in short steps until then)."""

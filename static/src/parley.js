@@ -102,8 +102,20 @@
   }
 
   // What one article needs once it is on the page (only articles just swapped in).
+  function fromTemplate(id) {
+    return document.getElementById(id).content.firstElementChild.cloneNode(true);
+  }
+
   function prepare(a) {
     if (a.dataset.author === myId) a.classList.add("is-mine");
+    // What every message has, from the page's templates (the broadcast carries only content).
+    if (!a.querySelector(".day-divider")) a.prepend(fromTemplate("day-divider-template"));
+    if (!a.hasAttribute("data-deleted")) {
+      var row = a.querySelector(".message-row");
+      if (row && !row.querySelector(".message-actions")) row.appendChild(fromTemplate("message-actions-template"));
+      var reactions = a.querySelector(".reactions");
+      if (reactions && !reactions.querySelector(".reaction-add")) reactions.appendChild(fromTemplate("reaction-add-template"));
+    }
     var created = parseDate(a.dataset.created);
     if (created) {
       var t = a.querySelector(".message-time");
@@ -216,6 +228,8 @@
   // order, and one older than the oldest loaded is dropped while older history is unloaded
   // (the history page will bring it in its current state).
   var maxVersion = 0; // what the socket has delivered (or the page came with): resume point
+  var unloaded = {}; // id -> the newest article seen for a message above the loaded history
+  var UNLOADED_MAX = 200;
 
   function place(a) {
     var old = document.getElementById(a.id);
@@ -234,7 +248,18 @@
     var seq = num(a, "seq");
     var n = list.lastElementChild;
     while (isArticle(n) && num(n, "seq") > seq) n = n.previousElementSibling;
-    if (!isArticle(n) && olderBox() && firstArticle()) return null;
+    if (!isArticle(n) && olderBox() && firstArticle()) {
+      // Not loaded yet. Keep the newest state seen, in case a history page that was already
+      // on its way (read before this change) brings an older one.
+      var kept = unloaded[a.id];
+      if (!kept || versionOf(a) > versionOf(kept)) {
+        delete unloaded[a.id];
+        unloaded[a.id] = a;
+        var ids = Object.keys(unloaded);
+        if (ids.length > UNLOADED_MAX) delete unloaded[ids[0]];
+      }
+      return null;
+    }
     if (n) n.after(a);
     else list.prepend(a);
     prepare(a);
@@ -317,6 +342,12 @@
       if (!isArticle(a)) return false;
       if (document.getElementById(a.id)) { a.remove(); return false; } // already here
       return true;
+    }).map(function (a) {
+      var newer = unloaded[a.id];
+      delete unloaded[a.id];
+      if (!newer || versionOf(newer) <= versionOf(a)) return a;
+      a.replaceWith(newer); // changed while the page was on its way
+      return newer;
     });
     var anchor = readAnchor();
     var formerFirst = firstArticle();

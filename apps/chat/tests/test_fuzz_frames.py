@@ -123,7 +123,9 @@ def _run_fuzz(public_room, alice, caplog, strategy, max_examples: int) -> None:
     try:
         one_frame()
         if state["socket"] is not None:
-            loop.run_until_complete(state["socket"].disconnect())
+            # Longer than the communicator's 1 s default: the last socket's leave may wait
+            # up to fanout.CANCEL_AGAIN_SECONDS for the hub's reader to stop.
+            loop.run_until_complete(state["socket"].disconnect(timeout=10))
     finally:
         loop.close()
     loud = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
