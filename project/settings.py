@@ -311,6 +311,10 @@ PARLEY_HISTORY_PAGE_SIZE = 50
 PARLEY_MESSAGE_RATE = (int(os.environ.get("PARLEY_MESSAGE_RATE_COUNT", "30")), 10)  # 30 per 10 s
 # Reactions are clicks, often several in a row: a looser limit of their own.
 PARLEY_REACTION_RATE = (int(os.environ.get("PARLEY_REACTION_RATE_COUNT", "60")), 10)
+# Different emoji on one message (Slack allows 50): bounds what each change re-renders.
+PARLEY_REACTIONS_PER_MESSAGE = 20
+# Names listed per reaction in its tooltip; past it "+N".
+PARLEY_REACTION_NAMES_SHOWN = 10
 PARLEY_ROOM_CREATE_RATE = (int(os.environ.get("PARLEY_ROOM_RATE_COUNT", "10")), 60)  # 10 per minute
 # Bounds the work of parsing one frame, in characters of its text (scripts/serve caps the bytes
 # at 256 KiB, closing with 1009); the message length is capped on the decoded text (4000

@@ -16,7 +16,8 @@ from markdown_it import MarkdownIt
 ALLOWED_TAGS = {
     "p", "br", "strong", "em", "s", "del", "code", "pre", "blockquote", "ul", "ol", "li", "a",
 }  # fmt: skip
-ALLOWED_ATTRIBUTES = {"a": {"href"}, "ol": {"start"}}
+# "*": nothing on every tag (nh3 would otherwise keep generic ones such as title and lang).
+ALLOWED_ATTRIBUTES = {"*": set(), "a": {"href"}, "ol": {"start"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 LINK_REL = "noopener noreferrer nofollow"
 
@@ -44,6 +45,7 @@ def render_markdown(source: str) -> str:
         url_schemes=URL_SCHEMES,
         link_rel=LINK_REL,
         set_tag_attribute_values={"a": {"target": "_blank"}},
+        url_relative="deny",  # "/accounts/…", "//elsewhere.example": no link
         strip_comments=True,
     ).strip()
 

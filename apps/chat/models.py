@@ -145,16 +145,22 @@ class Message(models.Model):
 
     @property
     def reaction_summary(self) -> list[dict]:
-        """``[{"emoji", "count", "users": [ids], "names": [display names]}]`` in the order the
-        emoji were first used. Reads the prefetched reactions (selectors.with_timeline)."""
+        """``[{"emoji", "count", "users": [ids], "names": [the first display names], "others":
+        how many more}]`` in the order the emoji were first used. Reads the prefetched
+        reactions (selectors.with_timeline)."""
+        shown = settings.PARLEY_REACTION_NAMES_SHOWN
         summary: dict[str, dict] = {}
         for reaction in self.reactions.all():
             entry = summary.setdefault(
-                reaction.emoji, {"emoji": reaction.emoji, "count": 0, "users": [], "names": []}
+                reaction.emoji,
+                {"emoji": reaction.emoji, "count": 0, "users": [], "names": [], "others": 0},
             )
             entry["count"] += 1
             entry["users"].append(reaction.user_id)
-            entry["names"].append(_display_name(reaction.user))
+            if len(entry["names"]) < shown:
+                entry["names"].append(_display_name(reaction.user))
+            else:
+                entry["others"] += 1
         return list(summary.values())
 
 

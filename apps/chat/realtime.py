@@ -11,6 +11,7 @@ handed to the process's event loop (``bind_loop``), where it runs as a task."""
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
@@ -107,7 +108,9 @@ def emit_on_commit(room_id: int, messages: list[Message]) -> Change:
     change is visible to listeners only once it is in the database. If the layer loses it,
     the database still has it, and every socket reads it from there (fanout.Hub.refresh)."""
     change = Change(room_id, list(messages))
-    transaction.on_commit(lambda: _publish_change(change))
+    # robust: a failure to render or publish is logged, never raised into the request or
+    # socket whose change is already saved (its retry would repeat the change).
+    transaction.on_commit(lambda: _publish_change(change), robust=True)
     return change
 
 
@@ -139,11 +142,14 @@ def publish(group: str, event: dict, *, lost: str) -> None:
     events) delivers what it implies. ``lost`` says what was not published, in the warning."""
     loop = _loop
     if loop is not None and loop.is_running() and not loop.is_closed():
-        if _loop_thread_is_current(loop):
-            _start_send(group, event, lost)
-        else:
-            loop.call_soon_threadsafe(_start_send, group, event, lost)
-        return
+        try:
+            if _loop_thread_is_current(loop):
+                _start_send(group, event, lost)
+            else:
+                loop.call_soon_threadsafe(_start_send, group, event, lost)
+            return
+        except RuntimeError:  # the loop closed in between (shutdown): send from here
+            pass
     try:
         async_to_sync(get_channel_layer().group_send)(group, event)
     except LAYER_ERRORS:
@@ -157,30 +163,50 @@ def _loop_thread_is_current(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-_sending: set[asyncio.Task] = set()  # strong references until each send is done
+# One outbox and one sending task per (loop, group): a group's events go out one after the
+# other, in the order they were committed. Concurrent sends would overtake each other in
+# Redis (each is several commands), and every event that arrives before the one it follows
+# makes each socket of the room read the gap from the database.
+_outboxes: dict[tuple[asyncio.AbstractEventLoop, str], deque] = {}
+_senders: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task] = {}
 
 
 def _start_send(group: str, event: dict, lost: str) -> None:
-    task = asyncio.ensure_future(get_channel_layer().group_send(group, event))
-    _sending.add(task)
-    task.add_done_callback(lambda done: _sent(done, lost))
+    key = (asyncio.get_running_loop(), group)
+    box = _outboxes.setdefault(key, deque())
+    box.append((event, lost))
+    if key not in _senders:
+        _senders[key] = asyncio.ensure_future(_drain(key, box))
 
 
-def _sent(task: asyncio.Task, lost: str) -> None:
-    _sending.discard(task)
-    if task.cancelled():
-        logger.warning("%s not published: the send was cancelled", lost)
-        return
-    exc = task.exception()
-    if isinstance(exc, LAYER_ERRORS):
-        logger.warning("%s not published: channel layer unreachable", lost)
-    elif exc is not None:
-        logger.error("%s not published", lost, exc_info=exc)
+async def _drain(key, box: deque) -> None:
+    layer = get_channel_layer()
+    group = key[1]
+    try:
+        while box:
+            event, lost = box[0]
+            try:
+                await layer.group_send(group, event)
+            except LAYER_ERRORS:
+                logger.warning("%s not published: channel layer unreachable", lost)
+            except Exception:
+                logger.exception("%s not published", lost)
+            finally:
+                box.popleft()
+    finally:
+        del _senders[key]
+        if box:
+            logger.warning(
+                "%d events for %s not published: the send was cancelled", len(box), group
+            )
+            box.clear()
+        del _outboxes[key]
 
 
 def pending_sends() -> int:
-    """Sends handed to the loop that have not finished (for tests and shutdown)."""
-    return len(_sending)
+    """Events handed to this loop that are not sent yet (for tests and shutdown)."""
+    loop = asyncio.get_running_loop()
+    return sum(len(box) for (owner, _group), box in _outboxes.items() if owner is loop)
 
 
 def _publish_user_event(event: dict) -> None:

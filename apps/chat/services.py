@@ -156,7 +156,7 @@ def _clean_client_id(client_id) -> uuid.UUID | None:
 
 
 def _clean_message_id(value: object, *, field: str = "id") -> int:
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
         return value
@@ -173,16 +173,23 @@ def _take_seqs(room: Room, count: int = 1, **fields) -> int:
     """Take the room's next ``count`` seqs; return the first. The UPDATE holds the room row's
     write lock until the transaction ends, so changes get consecutive seqs in commit order (no
     gaps, no reordering) and whatever this transaction reads afterwards is not changed under
-    it by another change to this room."""
+    it by another change to this room. (``room.last_seq`` in memory is moved by the callers
+    once their transaction is through: a refused change gives its seq back.)"""
     Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + count, **fields)
     last = Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).get()
-    room.last_seq = last
     return last - count + 1
 
 
+def _seen(room: Room, change: realtime.Change | None) -> None:
+    """The room object in hand learns the seq its committed change took (the consumer's
+    ``resume`` check reads it)."""
+    if change is not None:
+        room.last_seq = max(room.last_seq, max(m.version for m in change.messages))
+
+
 def _reply_target(room: Room, reply_to) -> Message | None:
-    if reply_to in (None, ""):
-        return None
+    """The message replied to, read under the room's lock (a delete or edit that committed
+    just before is seen): of this room, not deleted."""
     pk = _clean_message_id(reply_to, field="reply_to")
     target = (
         Message.objects.filter(pk=pk, room=room, deleted_at__isnull=True)
@@ -215,7 +222,10 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
                     _("client_id was already used in another room."), code="reused"
                 )
             return SendResult(earlier, created=False)
-    target = _reply_target(room, reply_to)
+    if reply_to in (None, ""):
+        reply_to = None
+    else:
+        _clean_message_id(reply_to, field="reply_to")  # the shape, before the rate limit
     _rate_limit(
         f"message-send:{author.pk}",
         settings.PARLEY_MESSAGE_RATE,
@@ -226,6 +236,7 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
         with transaction.atomic():
             now = timezone.now()
             seq = _take_seqs(room, last_message_at=now)
+            target = None if reply_to is None else _reply_target(room, reply_to)
             message = Message.objects.create(
                 room=room,
                 author=author,
@@ -246,7 +257,7 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
         if earlier is None:
             raise
         return SendResult(earlier, created=False)
-    room.last_message_at = now
+    room.last_seq, room.last_message_at = max(room.last_seq, seq), now
     return SendResult(message, created=True, change=change)
 
 
@@ -254,25 +265,39 @@ def _message_by_client_id(*, author, client_id) -> Message | None:
     return with_timeline(Message.objects.filter(author=author, client_id=client_id)).first()
 
 
-def _locked_message(room: Room, message_id, *, count: int = 1) -> tuple[Message, int]:
-    """Take ``count`` seqs of the room (its write lock), then read the message as it is now.
-    Raise MessageNotFound when the room has no such message."""
+def _precheck(room: Room, message_id, *, author_of=None, refusal: str = "") -> int:
+    """The cheap refusals, before the room's lock is taken (a flood of refused frames must not
+    serialise the room's writes): the id's shape, that the room has the message, and — with
+    ``author_of`` — that this user wrote it. Everything is checked again under the lock."""
     pk = _clean_message_id(message_id)
-    first = _take_seqs(room, count)
+    row = Message.objects.filter(pk=pk, room=room).values("author_id").first()
+    if row is None:
+        raise MessageNotFound
+    if author_of is not None and row["author_id"] != author_of.pk:
+        raise NotAllowed(refusal or None)
+    return pk
+
+
+def _locked_message(room: Room, pk: int) -> tuple[Message, int]:
+    """Take one seq of the room (its write lock), then read the message as it is now."""
+    first = _take_seqs(room)
     message = with_timeline(Message.objects.filter(pk=pk, room=room)).first()
     if message is None:
         raise MessageNotFound
     return message, first
 
 
-def _with_replies(room: Room, message: Message, first_seq: int) -> list[Message]:
-    """The message (at ``first_seq``) and the live messages replying to it, each at the next
-    seq: their quotes show its first line, so they change with it."""
-    replies = list(
-        with_timeline(
-            Message.objects.filter(room=room, reply_to=message, deleted_at__isnull=True)
-        ).order_by("seq")
-    )
+def _with_replies(room: Room, message: Message, first_seq: int, *, quote_changed: bool):
+    """The message (at ``first_seq``) and, when what their quote shows of it changed (its
+    first line, or that it is deleted), the live messages replying to it, each at the next
+    seq."""
+    replies = []
+    if quote_changed:
+        replies = list(
+            with_timeline(
+                Message.objects.filter(room=room, reply_to=message, deleted_at__isnull=True)
+            ).order_by("seq")
+        )
     if replies:
         _take_seqs(room, len(replies))
     changed = [message]
@@ -288,28 +313,37 @@ def _with_replies(room: Room, message: Message, first_seq: int) -> list[Message]
 
 def message_edit(*, room: Room, user, message_id, body) -> ChangeResult:
     """Replace the text of one's own message. The old text is not kept anywhere: an edit that
-    removes a pasted secret removes it (replies' quotes are re-rendered too)."""
+    removes a pasted secret removes it (replies' quotes are re-rendered too). The same text
+    again changes nothing."""
     if not room_is_visible_to(room=room, user=user):
         raise RoomNotFound
     body = _clean_body(body)
-    html = formatting.render_markdown(body)
+    pk = _precheck(
+        room, message_id, author_of=user, refusal=_("You can only edit your own messages.")
+    )
     _rate_limit(
         f"message-send:{user.pk}",
         settings.PARLEY_MESSAGE_RATE,
         gettext_lazy("You are editing too fast. Try again in %(s)d s."),
     )
+    html = formatting.render_markdown(body)
     with transaction.atomic():
-        message, first = _locked_message(room, message_id)
+        message, first = _locked_message(room, pk)
         if message.author_id != user.pk:
             raise NotAllowed(_("You can only edit your own messages."))
         if message.deleted:
             raise ValidationError(_("That message was deleted."), code="deleted")
+        if message.body == body:
+            transaction.set_rollback(True)  # give the seq back: nothing changed
+            return ChangeResult(message, None)
+        quote_changed = formatting.first_line(message.body) != formatting.first_line(body)
         message.body, message.html, message.edited_at = body, html, timezone.now()
         Message.objects.filter(pk=message.pk).update(
             body=body, html=html, edited_at=message.edited_at
         )
-        changed = _with_replies(room, message, first)
+        changed = _with_replies(room, message, first, quote_changed=quote_changed)
         change = realtime.emit_on_commit(room.pk, changed)
+    _seen(room, change)
     return ChangeResult(message, change)
 
 
@@ -319,9 +353,21 @@ def message_delete(*, room: Room, user, message_id) -> ChangeResult:
     are erased. Deleting a deleted message changes nothing."""
     if not room_is_visible_to(room=room, user=user):
         raise RoomNotFound
+    manager = room_is_managed_by(room=room, user=user)
+    pk = _precheck(
+        room,
+        message_id,
+        author_of=None if manager else user,
+        refusal=_("You can only delete your own messages."),
+    )
+    _rate_limit(
+        f"message-delete:{user.pk}",
+        settings.PARLEY_MESSAGE_RATE,
+        gettext_lazy("You are deleting too fast. Try again in %(s)d s."),
+    )
     with transaction.atomic():
-        message, first = _locked_message(room, message_id)
-        if message.author_id != user.pk and not room_is_managed_by(room=room, user=user):
+        message, first = _locked_message(room, pk)
+        if message.author_id != user.pk and not manager:
             raise NotAllowed(_("You can only delete your own messages."))
         if message.deleted:
             transaction.set_rollback(True)  # give the seq back: nothing changed
@@ -333,13 +379,14 @@ def message_delete(*, room: Room, user, message_id) -> ChangeResult:
             body="", html="", reply_to=None, deleted_at=message.deleted_at
         )
         message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}
-        changed = _with_replies(room, message, first)
+        changed = _with_replies(room, message, first, quote_changed=True)
         change = realtime.emit_on_commit(room.pk, changed)
+    _seen(room, change)
     return ChangeResult(message, change)
 
 
-def _reaction_target(room: Room, user, message_id) -> tuple[Message, int]:
-    message, first = _locked_message(room, message_id)
+def _reaction_target(room: Room, pk: int) -> tuple[Message, int]:
+    message, first = _locked_message(room, pk)
     if message.deleted:
         raise ValidationError(_("That message was deleted."), code="deleted")
     return message, first
@@ -347,23 +394,34 @@ def _reaction_target(room: Room, user, message_id) -> tuple[Message, int]:
 
 def reaction_add(*, room: Room, user, message_id, emoji) -> ReactResult:
     """React to a message with one of the shipped emoji (``emoji.allowed``). Reacting again
-    with the same emoji changes nothing (``created`` is False)."""
+    with the same emoji changes nothing (``created`` is False). A message takes at most
+    ``PARLEY_REACTIONS_PER_MESSAGE`` different emoji."""
     if not room_is_visible_to(room=room, user=user):
         raise RoomNotFound
     emoji = _clean_emoji(emoji)
+    pk = _precheck(room, message_id)
     _rate_limit(
         f"reaction:{user.pk}",
         settings.PARLEY_REACTION_RATE,
         gettext_lazy("You are reacting too fast. Try again in %(s)d s."),
     )
     with transaction.atomic():
-        message, first = _reaction_target(room, user, message_id)
-        if any(r.user_id == user.pk and r.emoji == emoji for r in message.reactions.all()):
+        message, first = _reaction_target(room, pk)
+        reactions = list(message.reactions.all())
+        if any(r.user_id == user.pk and r.emoji == emoji for r in reactions):
             transaction.set_rollback(True)
             return ReactResult(message, None, created=False)
+        kinds = {r.emoji for r in reactions}
+        if emoji not in kinds and len(kinds) >= settings.PARLEY_REACTIONS_PER_MESSAGE:
+            raise ValidationError(
+                _("A message can have at most %(max)d different reactions.")
+                % {"max": settings.PARLEY_REACTIONS_PER_MESSAGE},
+                code="emoji",
+            )
         Reaction.objects.create(message=message, user=user, emoji=emoji)
         message = _bump(room, message, first)
         change = realtime.emit_on_commit(room.pk, [message])
+    _seen(room, change)
     return ReactResult(message, change, created=True)
 
 
@@ -372,14 +430,23 @@ def reaction_remove(*, room: Room, user, message_id, emoji) -> ChangeResult:
     if not room_is_visible_to(room=room, user=user):
         raise RoomNotFound
     emoji = _clean_emoji(emoji)
+    pk = _precheck(room, message_id)
+    _rate_limit(
+        f"reaction:{user.pk}",
+        settings.PARLEY_REACTION_RATE,
+        gettext_lazy("You are reacting too fast. Try again in %(s)d s."),
+    )
     with transaction.atomic():
-        message, first = _reaction_target(room, user, message_id)
-        removed, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
+        message, first = _reaction_target(room, pk)
+        removed, _by_model = Reaction.objects.filter(
+            message=message, user=user, emoji=emoji
+        ).delete()
         if not removed:
             transaction.set_rollback(True)
             return ChangeResult(message, None)
         message = _bump(room, message, first)
         change = realtime.emit_on_commit(room.pk, [message])
+    _seen(room, change)
     return ChangeResult(message, change)
 
 

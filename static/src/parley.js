@@ -228,8 +228,9 @@
   // order, and one older than the oldest loaded is dropped while older history is unloaded
   // (the history page will bring it in its current state).
   var maxVersion = 0; // what the socket has delivered (or the page came with): resume point
-  var unloaded = {}; // id -> the newest article seen for a message above the loaded history
-  var UNLOADED_MAX = 200;
+  // id -> the newest article that arrived, while a history page was on its way, for a
+  // message above the loaded history (emptied when that page is in).
+  var unloaded = {};
 
   function place(a) {
     var old = document.getElementById(a.id);
@@ -249,15 +250,10 @@
     var n = list.lastElementChild;
     while (isArticle(n) && num(n, "seq") > seq) n = n.previousElementSibling;
     if (!isArticle(n) && olderBox() && firstArticle()) {
-      // Not loaded yet. Keep the newest state seen, in case a history page that was already
-      // on its way (read before this change) brings an older one.
+      // Not loaded yet: the history page brings it in its current state — unless that page
+      // is already on its way (read before this change). Then keep the newest state seen.
       var kept = unloaded[a.id];
-      if (!kept || versionOf(a) > versionOf(kept)) {
-        delete unloaded[a.id];
-        unloaded[a.id] = a;
-        var ids = Object.keys(unloaded);
-        if (ids.length > UNLOADED_MAX) delete unloaded[ids[0]];
-      }
+      if (loadingOlder && (!kept || versionOf(a) > versionOf(kept))) unloaded[a.id] = a;
       return null;
     }
     if (n) n.after(a);
@@ -344,11 +340,11 @@
       return true;
     }).map(function (a) {
       var newer = unloaded[a.id];
-      delete unloaded[a.id];
       if (!newer || versionOf(newer) <= versionOf(a)) return a;
       a.replaceWith(newer); // changed while the page was on its way
       return newer;
     });
+    unloaded = {};
     var anchor = readAnchor();
     var formerFirst = firstArticle();
     var newBox = page.querySelector("#older-messages");

@@ -257,3 +257,88 @@ def test_a_deleted_message_takes_no_reactions(public_room, alice):
     services.message_delete(room=public_room, user=alice, message_id=message.pk)
     with pytest.raises(ValidationError):
         services.reaction_add(room=public_room, user=alice, message_id=message.pk, emoji="👍")
+
+
+# --- review round: what a refused or empty change leaves, and the bounds ----------------------
+
+
+def test_a_refused_change_leaves_the_room_in_hand_at_its_seq(public_room, alice):
+    """The consumer's resume check trusts room.last_seq: a change refused under the lock
+    gives its seq back, in memory too."""
+    message = send(public_room, alice)
+    services.message_delete(room=public_room, user=alice, message_id=message.pk)
+    assert public_room.last_seq == 2
+    with pytest.raises(ValidationError):
+        services.message_edit(room=public_room, user=alice, message_id=message.pk, body="x")
+    with pytest.raises(ValidationError):
+        services.reaction_add(room=public_room, user=alice, message_id=message.pk, emoji="👍")
+    assert public_room.last_seq == last_seq(public_room) == 2
+
+
+def test_the_same_text_again_is_no_edit(public_room, alice):
+    message = send(public_room, alice, "same")
+    result = services.message_edit(room=public_room, user=alice, message_id=message.pk, body="same")
+    assert result.change is None and fresh(message).edited_at is None
+    assert last_seq(public_room) == 1
+
+
+def test_replies_are_re_rendered_only_when_their_quote_changes(public_room, alice, bob):
+    original = send(public_room, bob, "first line\nsecond line")
+    send(public_room, alice, "reply", reply_to=original.pk)
+    below = services.message_edit(
+        room=public_room, user=bob, message_id=original.pk, body="first line\nother second"
+    )
+    assert [e["id"] for e in below.change.rendered()] == [original.pk]
+    top = services.message_edit(
+        room=public_room, user=bob, message_id=original.pk, body="new first\nother second"
+    )
+    assert len(top.change.rendered()) == 2
+
+
+def test_a_message_takes_a_bounded_number_of_different_reactions(public_room, alice, bob, settings):
+    settings.PARLEY_REACTIONS_PER_MESSAGE = 3
+    message = send(public_room, alice)
+    for emoji in ["👍", "🎉", "🚀"]:
+        services.reaction_add(room=public_room, user=alice, message_id=message.pk, emoji=emoji)
+    with pytest.raises(ValidationError) as refused:
+        services.reaction_add(room=public_room, user=alice, message_id=message.pk, emoji="🔥")
+    assert "at most 3" in refused.value.messages[0]
+    # One more person with an emoji already there is fine.
+    services.reaction_add(room=public_room, user=bob, message_id=message.pk, emoji="👍")
+    assert Reaction.objects.filter(message=message).count() == 4
+
+
+def test_a_reaction_names_its_first_people_and_counts_the_rest(
+    public_room, make_user, alice, settings
+):
+    settings.PARLEY_REACTION_NAMES_SHOWN = 2
+    message = send(public_room, alice)
+    for n in range(5):
+        user = make_user(display_name=f"Fan {n}")
+        result = services.reaction_add(
+            room=public_room, user=user, message_id=message.pk, emoji="👍"
+        )
+    (summary,) = result.message.reaction_summary
+    assert (summary["count"], summary["names"], summary["others"]) == (5, ["Fan 0", "Fan 1"], 3)
+    assert 'title="Fan 0, Fan 1 +3"' in result.change.rendered()[0]["html"]
+
+
+def test_deleting_is_rate_limited_and_a_refused_delete_takes_no_lock(
+    public_room, alice, bob, settings
+):
+    settings.PARLEY_MESSAGE_RATE = (2, 10)
+    theirs = send(public_room, alice, "theirs")
+    for _ in range(5):  # refused before the rate limit and before the room's lock
+        with pytest.raises(NotAllowed):
+            services.message_delete(room=public_room, user=bob, message_id=theirs.pk)
+    assert last_seq(public_room) == 1
+    mine = [
+        services.message_send(room=public_room, author=bob, body=f"b{i}").message for i in (1, 2)
+    ]
+    for message in mine:
+        services.message_delete(room=public_room, user=bob, message_id=message.pk)
+    extra = send(public_room, alice, "alice's")
+    services.message_delete(room=public_room, user=alice, message_id=extra.pk)
+    services.message_delete(room=public_room, user=alice, message_id=theirs.pk)
+    with pytest.raises(services.RateLimited):  # the third delete in the window
+        services.message_delete(room=public_room, user=alice, message_id=extra.pk)

@@ -42,6 +42,8 @@ def test_links_open_in_a_new_tab_without_referrer():
         '<a href="https://x" onclick="a()" hx-get="/steal" id="composer" class="x" style="x">y</a>',
         "![img](https://tracker.example/pixel.png)",
         "<svg onload=alert(1)>",
+        '[titled](https://example.com "a title")',
+        "[relative](/accounts/logout/) [scheme-less](//evil.example/x)",
     ],
 )
 def test_nothing_active_survives(source):
@@ -52,6 +54,7 @@ def test_nothing_active_survives(source):
     assert found.tags <= {"p", "a", "br", "strong", "em", "code"}, found.tags
     assert found.attributes <= {"href", "target", "rel"}, found.attributes
     assert all(href.startswith(("http://", "https://", "mailto:")) for href in found.hrefs)
+    assert not any(href.startswith("//") for href in found.hrefs)
 
 
 class _Elements(HTMLParser):

@@ -11,6 +11,20 @@ from channels.layers import get_channel_layer
 from apps.chat import realtime, services
 
 
+@pytest.fixture(autouse=True)
+def _unbound_loop(monkeypatch):
+    """Each test binds its own loop; none is left bound for the next."""
+    monkeypatch.setattr(realtime, "_loop", None)
+
+
+async def sent_all(timeout: float = 10) -> None:
+    async def drained():
+        while realtime.pending_sends():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(drained(), timeout)
+
+
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_hanging_channel_layer_does_not_hold_the_database_thread(
@@ -37,8 +51,7 @@ async def test_a_hanging_channel_layer_does_not_hold_the_database_thread(
     second = await asyncio.wait_for(send(room=public_room, author=alice, body="again"), 10)
     assert second.message.seq == 2
     released.set()
-    while realtime.pending_sends():
-        await asyncio.sleep(0)
+    await sent_all()
 
 
 @pytest.mark.asyncio
@@ -52,9 +65,30 @@ async def test_a_failed_send_is_logged_and_forgotten(public_room, alice, monkeyp
     monkeypatch.setattr(layer, "group_send", unreachable)
     realtime.bind_loop()
     await database_sync_to_async(services.message_send)(room=public_room, author=alice, body="x")
-    while realtime.pending_sends():
-        await asyncio.sleep(0)
+    await sent_all()
     assert "not published: channel layer unreachable" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_events_reaches_the_group_in_the_order_it_was_published():
+    """Sends of one group go out one after the other: concurrent ones would overtake each
+    other in Redis, and each event ahead of its predecessor costs every socket of the room a
+    database read of the gap."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = "room-987654321"
+    await layer.group_add(group, channel)
+    realtime.bind_loop()
+
+    def burst():
+        for seq in range(1, 61):
+            realtime.publish(group, {"type": "test.event", "seq": seq}, lost=f"event {seq}")
+
+    await asyncio.to_thread(burst)
+    received = [(await asyncio.wait_for(layer.receive(channel), 10))["seq"] for _ in range(60)]
+    await layer.group_discard(group, channel)
+    assert received == list(range(1, 61))
+    assert realtime.pending_sends() == 0
 
 
 def test_only_the_realtime_modules_touch_the_channel_layer():
