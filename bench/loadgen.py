@@ -311,6 +311,8 @@ def parley_protocol(
 
 ARTICLE = b'<article id="message-'
 VERSION = b'data-version="'
+# A Parley before issue 9 (a --baseline commit) has no versions: a message is its seq.
+SEQ = b'data-seq="'
 ARTICLE_END = b"</article>"
 ERROR_FRAME = b'id="composer-error"'
 # Reactions the load generator toggles (all in Parley's shipped list).
@@ -391,10 +393,17 @@ class ChangeSink:
         while pos >= 0:
             start = pos + len(ARTICLE)
             quote = data.find(b'"', start)
-            vpos = data.find(VERSION, quote)
-            if quote < 0 or vpos < 0:
+            tag_end = data.find(b">", quote)  # the attributes: this article's, no other's
+            if quote < 0 or tag_end < 0:
                 return
-            vstart = vpos + len(VERSION)
+            vpos = data.find(VERSION, quote, tag_end)
+            if vpos < 0:
+                vpos = data.find(SEQ, quote, tag_end)
+                if vpos < 0:
+                    return
+                vstart = vpos + len(SEQ)
+            else:
+                vstart = vpos + len(VERSION)
             vend = data.find(b'"', vstart)
             pk, version = int(data[start:quote]), int(data[vstart:vend])
             nxt = data.find(ARTICLE, vend)

@@ -1,13 +1,15 @@
 """Parley-side helpers for the benchmark, run in a subprocess with Parley's settings and the
 benchmark's DATABASE_URL (so the load generator never imports Django).
 
-    python -m bench.parley_tool setup --users 500 --rooms 42
+    python -m bench.parley_tool setup --users 500 --rooms 42   # (+ what this tree can do)
     python -m bench.parley_tool fill --count 1000000
     python -m bench.parley_tool pages --session KEY --rooms 3,4 --requests 50
     python -m bench.parley_tool seed --room 44 --users 500 --per-user 2
     python -m bench.parley_tool catchup --messages 500 --repeats 15
 
-Each command prints one JSON object on stdout."""
+Each command prints one JSON object on stdout. bench/run.py runs this file on the code of the
+tree the server runs from (PYTHONPATH: this tree, or a --baseline commit's worktree), so what
+it writes must suit that tree's schema (``capabilities``, ``fill``)."""
 
 import argparse
 import contextlib
@@ -35,11 +37,26 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction  # 
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from apps.chat.models import Room  # noqa: E402
+from apps.chat.models import Message, Room  # noqa: E402
+
+
+def capabilities() -> dict:
+    """What this tree's Parley can do. ``changes``: issue 9's timeline changes (a message
+    version, edits and reactions through the services, the edit/react frames that call them);
+    a tree without them is measured by S1-S5 and S7 only (articles with data-seq, no
+    data-version)."""
+    from apps.chat import services
+
+    fields = {f.name for f in Message._meta.get_fields()}
+    changes = {"version", "html"} <= fields and all(
+        hasattr(services, name) for name in ("message_edit", "reaction_add", "reaction_remove")
+    )
+    return {"changes": changes}
 
 
 def setup(users: int, rooms: int) -> dict:
-    """``users`` users, each with a logged-in session, and ``rooms`` public rooms."""
+    """``users`` users, each with a logged-in session, and ``rooms`` public rooms; and the
+    tree's ``capabilities``."""
     User = get_user_model()
     sessions = []
     with transaction.atomic():
@@ -58,25 +75,32 @@ def setup(users: int, rooms: int) -> dict:
         room_ids = [
             Room.objects.create(name=f"bench room {i}", created_by=owner).pk for i in range(rooms)
         ]
-    return {"sessions": sessions, "rooms": room_ids}
+    return {"sessions": sessions, "rooms": room_ids, "capabilities": capabilities()}
 
 
 def fill(count: int) -> dict:
     """A room with ``count`` messages, inserted in one SQL statement (seq = version = 1..count,
-    the stored HTML as the Markdown renderer would make it)."""
+    the stored HTML as the Markdown renderer would make it; a tree before issue 9 has neither
+    column)."""
     owner = get_user_model().objects.order_by("pk").first()
     room = Room.objects.create(name=f"bench history {count}", created_by=owner)
+    fields = {f.name for f in Message._meta.get_fields()}
+    columns, values = ["room_id", "author_id", "seq"], ["%s", "%s", "g"]
+    if "version" in fields:
+        columns.append("version")
+        values.append("g")
+    columns.append("body")
+    values.append("'history message number ' || g")
+    if "html" in fields:
+        columns.append("html")
+        values.append("'<p>history message number ' || g || '</p>'")
+    columns += ["client_id", "created_at"]
+    values += ["NULL", "now() - make_interval(secs => %s - g)"]
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            """
-            INSERT INTO chat_message
-                (room_id, author_id, seq, version, body, html, client_id, created_at)
-            SELECT %s, %s, g, g, 'history message number ' || g,
-                   '<p>history message number ' || g || '</p>', NULL,
-                   now() - make_interval(secs => %s - g)
-            FROM generate_series(1, %s) AS g
-            """,
+            f"INSERT INTO chat_message ({', '.join(columns)}) "  # noqa: S608 - fixed names
+            f"SELECT {', '.join(values)} FROM generate_series(1, %s) AS g",
             [room.pk, owner.pk, count, count],
         )
         cursor.execute(

@@ -43,6 +43,9 @@ from .servers import (
 )
 
 RESULTS = ROOT / "bench" / "results"
+TOOL = ROOT / "bench" / "parley_tool.py"
+# S8 and S9 against a tree whose Parley has no timeline changes (see Parley.capabilities).
+NO_CHANGES = "n/a (baseline predates issue 9)"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 PY = sys.executable
@@ -181,24 +184,39 @@ class Redis:
 
 
 class Parley:
-    """A fresh PostgreSQL database with users, sessions and rooms for T2."""
+    """A fresh PostgreSQL database with users, sessions and rooms for T2, migrated and filled
+    by the tree the server runs from (``root``: this one, or the --baseline commit's worktree,
+    which gets a database of its own: its code writes the columns of its own migrations).
 
-    def __init__(self, clients: int, rooms: int) -> None:
-        self.name = f"parley_bench_{os.getpid()}"
+    ``capabilities`` is what that tree's code can do, as bench/parley_tool.py setup found it
+    there: ``changes`` (issue 9: message versions, edit and reaction frames) decides whether S8
+    and S9 run against it."""
+
+    def __init__(self, clients: int, rooms: int, *, root: Path = ROOT, tag: str = "") -> None:
+        # parley_bench_base_<pid>: the name must not contain the other's (PostgreSQL CPU is
+        # summed over the backends whose title contains the database name).
+        self.name = f"parley_bench_{tag + '_' if tag else ''}{os.getpid()}"
         self.url = f"{PG_URL}/{self.name}"
+        self.root = Path(root)
         with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
             conn.execute(f'CREATE DATABASE "{self.name}"')
         self.created = True
-        env = self.env("bench-setup")
-        say(f"T2: migrating {self.name}")
+        env = {**os.environ, **self.env("bench-setup")}
+        say(f"T2: migrating {self.name} (from {self.root})")
         subprocess.run(  # noqa: S603
-            [PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+            [PY, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=self.root,
+            env=env,
+            check=True,
         )
         say(f"T2: creating {clients} users with sessions and {rooms} rooms")
         data = self.tool("setup", "--users", str(clients), "--rooms", str(rooms))
         self.sessions: list[str] = data["sessions"]
         self.rooms: list[int] = data["rooms"]
+        self.capabilities: dict[str, bool] = data["capabilities"]
+        if not self.capabilities["changes"]:
+            say(f"T2: {self.root} predates issue 9 (no message versions): S8 and S9 are n/a")
 
     def env(self, prefix: str) -> dict[str, str]:
         return {
@@ -218,13 +236,15 @@ class Parley:
         }
 
     def tool(self, *args: str, pin: bool = False) -> dict:
-        argv = [PY, "-m", "bench.parley_tool", *args]
+        # This tree's tool, on the server's tree's code (PYTHONPATH): a baseline's own
+        # bench/ may lack commands or write columns its schema does not have.
+        argv = [PY, str(TOOL), *args]
         if pin:
             argv = ["taskset", "-c", "0", *argv]
         out = subprocess.run(  # noqa: S603
             argv,
-            cwd=ROOT,
-            env={**os.environ, **self.env("bench-tool")},
+            cwd=self.root,
+            env={**os.environ, **self.env("bench-tool"), "PYTHONPATH": str(self.root)},
             check=False,
             capture_output=True,
             text=True,
@@ -292,7 +312,7 @@ class Target:
         self.redis.clean(self.prefix)
         port = free_port()
         log = RESULTS / "logs" / f"{self.name}.log"
-        root = self.cfg.get("baseline_dir") if self.name == "t2-base" else None
+        root = self.parley.root if self.kind == "t2" else None
         self.server = server_for(self.name, port, self.env(), log, root=root)
         self.server.start()
         try:
@@ -636,6 +656,8 @@ class Target:
         ceilings use S3's rule (p99 ≤ 250 ms, no loss); the figure is their ratio."""
         if self.kind != "t2":
             return None
+        if not self.parley.capabilities["changes"]:
+            return {"skipped": NO_CHANGES}
         n = self.cfg["clients"]
         pk = self.parley.rooms[S8_ROOM]
         say(f"  {self.name} S8: seeding {self.cfg['s8_pool_per_client']} messages per client")
@@ -859,15 +881,16 @@ def s6(parley: Parley, cfg: dict) -> dict:
     return {pages[str(pk)]["messages"]: pages[str(pk)] for pk in rooms}
 
 
-def s9(parley: Parley, cfg: dict) -> dict:
+def s9(parley: Parley, cfg: dict, where: str = "") -> dict:
     """Catch-up after a disconnect (issue 9): the server time of a ``resume`` answered with
     ``s9_messages`` new messages vs one answered with as many messages that were edited or
-    reacted to, in-process through the ASGI application (bench/parley_tool.py catchup)."""
+    reacted to, in-process through the ASGI application (bench/parley_tool.py catchup), on the
+    code of ``parley``'s tree (this one, or a --baseline commit that has timeline changes)."""
     size, repeats = cfg["s9_messages"], cfg["s9_repeats"]
-    say(f"S9: resume of {size} new vs {size} changed messages, {repeats} times each")
+    say(f"S9{where}: resume of {size} new vs {size} changed messages, {repeats} times each")
     r = parley.tool("catchup", "--messages", str(size), "--repeats", str(repeats), pin=True)
     say(
-        f"S9: new p50 {r['new']['p50_ms']} ms ({r['new']['queries']} queries), changed p50 "
+        f"S9{where}: new p50 {r['new']['p50_ms']} ms ({r['new']['queries']} queries), changed p50 "
         f"{r['changed']['p50_ms']} ms ({r['changed']['queries']} queries): ratio {r['ratio_p50']}"
     )
     return r
@@ -974,6 +997,9 @@ def markdown(results: dict) -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for name, r in s8_rows:
+            if r.get("skipped"):
+                out.append(f"| {LABELS[name]} | {r['skipped']} |" + " |" * 6)
+                continue
             cpu = r["cpu_ms_per_1k_at_common_step"]
             a, b = r["s2_rate"]["messages"], r["s2_rate"]["mixed"]
             kinds = b["by_kind"]
@@ -987,7 +1013,7 @@ def markdown(results: dict) -> str:
                 f"({_ms((kinds.get('edit') or {}).get('p99_ms'))}, "
                 f"{_ms((kinds.get('reaction') or {}).get('p99_ms'))}) |"
             )
-    if results.get("s9"):
+    if (results.get("s9") or {}).get("messages"):
         r = results["s9"]
         out += [
             "",
@@ -995,20 +1021,26 @@ def markdown(results: dict) -> str:
             "articles in the one frame | queries | p50 / p95 / max ms | frame KB |",
             "|---|---|---|---|---|",
         ]
-        for key, label in (("new", "new messages"), ("changed", "edited or reacted to")):
-            c = r[key]
-            out.append(
-                f"| {label} | {c['articles']} in {c['frames']} frame(s) | {c['queries']} | "
-                f"{_ms(c['p50_ms'], c['p95_ms'], c['max_ms'])} | {c['kb']} |"
-            )
-        out.append(f"| ratio changed / new (p50) | | | {r['ratio_p50']} | |")
+        for tree, r in (("", results["s9"]), (" (--baseline)", results.get("s9_base"))):
+            if not r:
+                continue
+            if r.get("skipped"):
+                out.append(f"| at the --baseline commit | {r['skipped']} | | | |")
+                continue
+            for key, label in (("new", "new messages"), ("changed", "edited or reacted to")):
+                c = r[key]
+                out.append(
+                    f"| {label}{tree} | {c['articles']} in {c['frames']} frame(s) | "
+                    f"{c['queries']} | {_ms(c['p50_ms'], c['p95_ms'], c['max_ms'])} | {c['kb']} |"
+                )
+            out.append(f"| ratio changed / new (p50){tree} | | | {r['ratio_p50']} | |")
     if results.get("ratios"):
         out += ["", "Ratios: " + ", ".join(
             f"{k} = {v:g}" for k, v in results["ratios"].items()
         )]  # fmt: skip
     if any(r.get("s3", {}).get("loadgen_limited") for r in t.values()):
         out += ["", "¹ the load generator's core was above 90 % in a step: a lower bound."]
-    if any(r.get("s8") and not r["s8"]["ceilings_found"] for r in t.values()):
+    if any(r.get("s8") and not r["s8"].get("ceilings_found", True) for r in t.values()):
         out += ["", "² S8: a ceiling is the top of the ramp, not found (quick mode stops early)."]
     if results.get("checks"):
         out += ["", "Targets of issues 4 and 9 (measured, not asserted):", ""]
@@ -1075,7 +1107,7 @@ def ratios_and_checks(results: dict) -> None:
         if r.get("s5"):
             p95 = r["s5"]["p95_ms"]
             checks.append((f"{name}: S5 p95 ≤ 20 ms ({p95} ms)", p95 is not None and p95 <= 20))
-        if r.get("s8"):
+        if r.get("s8") and not r["s8"].get("skipped"):
             s8r = r["s8"]
             ratio = s8r.get("ceiling_ratio")
             if ratio is not None:
@@ -1099,7 +1131,7 @@ def ratios_and_checks(results: dict) -> None:
         if int(count) >= 1_000_000:
             p95 = page["history_page"]["p95_ms"]
             checks.append((f"history page p95 ≤ 50 ms at {int(count):,} ({p95} ms)", p95 <= 50))
-    if results.get("s9"):
+    if (results.get("s9") or {}).get("messages"):
         s9r = results["s9"]
         ratios["s9 resume of changed / new messages (p50)"] = s9r["ratio_p50"]
         checks.append(
@@ -1125,6 +1157,16 @@ def ratios_and_checks(results: dict) -> None:
             now, before = (t["t2"].get(sc) or {}).get(key), (base.get(sc) or {}).get(key)
             if now is not None and before:
                 ratios[f"{sc} {key}: t2/t2-base"] = round(now / before, 2)
+        s8, s8b = t["t2"].get("s8") or {}, base.get("s8") or {}
+        for key in ("messages_ceiling_deliveries_per_s", "mixed_ceiling_deliveries_per_s"):
+            if s8.get(key) and s8b.get(key):
+                ratios[f"s8 {key}: t2/t2-base"] = round(s8[key] / s8b[key], 2)
+    s9r, s9b = results.get("s9") or {}, results.get("s9_base") or {}
+    if s9r.get("ratio_p50") and s9b.get("ratio_p50"):
+        for key in ("new", "changed"):
+            ratios[f"s9 {key} p50_ms: t2/t2-base"] = round(
+                s9r[key]["p50_ms"] / s9b[key]["p50_ms"], 2
+            )
     results["ratios"] = ratios
     results["checks"] = checks
 
@@ -1133,8 +1175,8 @@ def ratios_and_checks(results: dict) -> None:
 
 
 def baseline_checkout(ref: str) -> str:
-    """A detached git worktree of ``ref`` beside the results, served with this venv (its
-    migrations must match this tree's: the database is migrated once, by this tree)."""
+    """A detached git worktree of ``ref`` beside the results, served with this venv, with a
+    database of its own migrated by its own migrations (``Parley(root=...)``)."""
     path = Path(tempfile.gettempdir()) / f"parley-bench-baseline-{os.getpid()}"
     subprocess.run(  # noqa: S603
         ["git", "worktree", "add", "--detach", "--force", str(path), ref],  # noqa: S607
@@ -1204,12 +1246,15 @@ async def main(args) -> dict:
         },
         "targets": {},
     }
-    parley = None
+    parley = parley_base = None
+    users = max(cfg["clients"], cfg["s4_rooms"] * cfg["s4_room_size"])
     try:
         if any(t.startswith("t2") for t in targets) or set(TOOL_SCENARIOS) & set(scenarios):
-            parley = Parley(max(cfg["clients"], cfg["s4_rooms"] * cfg["s4_room_size"]), ROOMS)
+            parley = Parley(users, ROOMS)
+        if cfg.get("baseline_dir"):
+            parley_base = Parley(users, ROOMS, root=Path(cfg["baseline_dir"]), tag="base")
         for name in targets:
-            target = Target(name, cfg, rds, parley)
+            target = Target(name, cfg, rds, parley_base if name == "t2-base" else parley)
             target.profile = args.profile
             results["targets"][name] = {}
             target.results = results["targets"][name]
@@ -1232,16 +1277,24 @@ async def main(args) -> dict:
                     say("  " + brief(sc, r))
         if "s6" in scenarios and parley is not None:
             results["s6"] = s6(parley, cfg)
-        if "s9" in scenarios and parley is not None:
-            try:
-                results["s9"] = s9(parley, cfg)
-            except Exception as exc:  # noqa: BLE001 - report it with the rest of the run
-                say(f"  s9 failed: {exc}")
-                results["s9_error"] = repr(exc)
+        if "s9" in scenarios:
+            for key, tree in (("s9", parley), ("s9_base", parley_base)):
+                if tree is None:
+                    continue
+                if not tree.capabilities["changes"]:
+                    results[key] = {"skipped": NO_CHANGES}
+                    say(f"S9 at the --baseline commit: {NO_CHANGES}")
+                    continue
+                try:
+                    results[key] = s9(tree, cfg, "" if key == "s9" else " at the --baseline commit")
+                except Exception as exc:  # noqa: BLE001 - report it with the rest of the run
+                    say(f"  {key} failed: {exc}")
+                    results[f"{key}_error"] = repr(exc)
     finally:
         rds.clean("bench-tool")  # the tool subprocesses' channel layer (S8 seeds, S9)
-        if parley is not None and not args.keep_db:
-            parley.drop()
+        for tree in (parley, parley_base):
+            if tree is not None and not args.keep_db:
+                tree.drop()
         if cfg.get("baseline_dir"):
             subprocess.run(  # noqa: S603
                 ["git", "worktree", "remove", "--force", cfg["baseline_dir"]],  # noqa: S607
@@ -1254,6 +1307,8 @@ async def main(args) -> dict:
 
 
 def brief(sc: str, r: dict) -> str:
+    if r.get("skipped"):
+        return r["skipped"]
     if sc == "s1":
         return (
             f"connected {r['connected']}/{r['clients']} in {r['seconds']} s, "
