@@ -297,10 +297,11 @@ class SocketStream:
         elif seq > self.cursor:
             await self._deliver(event)  # in order: a gap before it is filled first
         elif not created:
-            # A retry the stream has passed: this socket was sent that version of the message,
-            # or a later one, or the catch-up that passed it brings the current one. Its
-            # article here would be the state read before — possibly older than what went out
-            # since, and a version must not go backwards on one socket.
+            # A retry the stream has passed: this socket was sent that version of the message
+            # or a later one (or a bounded catch-up passed it because it changed again: that
+            # later version is still to come). Its article here would be the state read
+            # before, possibly older than what went out since: a version must not go
+            # backwards on one socket.
             await self._send(render_ack(client_id or "", event["id"]))
 
     async def _catch_up(self, seq: int) -> None:
