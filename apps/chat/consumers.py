@@ -58,6 +58,16 @@ _CHANGES = {
 }
 
 
+def _named_id(value) -> int | str | None:
+    """The message id a refused change frame named, as the error fragment may repeat it: an
+    int (not a bool: ``True`` is an int to Python) or a string of ASCII digits; else none."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return value
+    return None
+
+
 def _change_and_render(kind: str, *, room, user, data: dict) -> list[dict]:
     """Run a change frame's service; the events to acknowledge (none when nothing changed)."""
     service, fields = _CHANGES[kind]
@@ -230,8 +240,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         # Acknowledge on this socket without waiting for the channel layer (which may drop
         # it), through the same ordered queue as live messages. A retry of a message stored
-        # earlier is acknowledged with the very same fragment, even if this socket had it.
-        self.stream.acknowledge(event, result.created)
+        # earlier is acknowledged too, even if this socket had it (delivery.render_ack).
+        client_id = result.message.client_id
+        self.stream.acknowledge(event, result.created, str(client_id) if client_id else None)
 
     async def receive_change(self, kind: str, data: dict) -> None:
         """edit / delete / react / unreact: the service, then the change on this socket at once
@@ -275,7 +286,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         stream.resume(after)
 
     async def send_error(self, text: str, client_id=None, message_id=None) -> None:
-        await self.send(text_data=realtime.render_error(text, client_id, message_id))
+        await self.send(text_data=realtime.render_error(text, client_id, _named_id(message_id)))
 
     async def dispatch(self, message: dict) -> None:
         # Channels first hops to the database thread to close stale connections

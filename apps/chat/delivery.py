@@ -14,7 +14,9 @@ States, explicit:
   live copy nor a later catch-up sends it again.
 - ``LIVE`` — ``cursor`` is the highest change seq sent. A live event at or below it is a
   duplicate and dropped; one above ``cursor + 1`` means the layer lost something, and the gap
-  ``(cursor, seq - 1]`` is read from the database first.
+  ``(cursor, seq - 1]`` is read from the database first. A retried message (a client_id
+  stored earlier) whose seq the stream has passed is acknowledged with a ``#message-ack``
+  fragment naming it, not with its article again.
 - ``CLOSED`` — a send failed (the client has gone) or the socket was closed or revoked:
   nothing more is queued or sent.
 
@@ -30,6 +32,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
+
+from django.template.loader import render_to_string
 
 from apps.core.eager import start_eagerly
 
@@ -64,6 +68,16 @@ class State(enum.Enum):
 
 class SendFailed(Exception):
     """Writing to the socket failed: the client has gone."""
+
+
+def render_ack(client_id: str, message_id: int) -> str:
+    """The ``#message-ack`` fragment: the acknowledgement of a retried message the socket has
+    already been sent (at this version or a later one), by name instead of as its article,
+    which would be the state read before the retry and possibly older than what the page
+    shows. The page's article carries the same ``data-client-id``, so its pending copy
+    settles."""
+    context = {"client_id": client_id, "message_id": message_id}
+    return render_to_string("chat/room_detail.html#message-ack", context)
 
 
 def change_seq(message) -> int:
@@ -139,12 +153,14 @@ class SocketStream:
         if self.state is not State.CLOSED:
             self._submit(partial(self._start, after, catch_up=True))
 
-    def acknowledge(self, event: dict, created: bool) -> None:
-        """The sender's own message, acknowledged on its socket without waiting for the channel
+    def acknowledge(self, event: dict, created: bool, client_id: str | None = None) -> None:
+        """The sender's own change, acknowledged on its socket without waiting for the channel
         layer (which may drop it), in order with everything else. A retry of a message stored
-        earlier (``created`` false) is acknowledged again, even if the socket had it."""
+        earlier (``created`` false, ``client_id`` the message's) is acknowledged again even if
+        the socket had it: with its article while the stream has not passed the seq it was
+        read at, else with ``render_ack`` (never an older version than the socket sent)."""
         if self.state is not State.CLOSED:
-            self._submit(partial(self._ack, event, created))
+            self._submit(partial(self._ack, event, created, client_id))
 
     def offer(self, event: dict) -> None:
         """A live event from the hub (synchronous; called once per socket per event). Carries
@@ -269,7 +285,7 @@ class SocketStream:
             await self._deliver(event)
         self._forget_early()
 
-    async def _ack(self, event: dict, created: bool) -> None:
+    async def _ack(self, event: dict, created: bool, client_id: str | None) -> None:
         seq = event["seq"]
         if self.state is State.HOLDING:
             # Before the stream starts: acknowledge now, and remember it, so that neither the
@@ -281,7 +297,12 @@ class SocketStream:
         elif seq > self.cursor:
             await self._deliver(event)  # in order: a gap before it is filled first
         elif not created:
-            await self._send(event["html"])  # an acknowledgement nothing else would bring
+            # A retry the stream has passed: this socket was sent that version of the message
+            # or a later one (or a bounded catch-up passed it because it changed again: that
+            # later version is still to come). Its article here would be the state read
+            # before, possibly older than what went out since: a version must not go
+            # backwards on one socket.
+            await self._send(render_ack(client_id or "", event["id"]))
 
     async def _catch_up(self, seq: int) -> None:
         if seq > self.cursor:

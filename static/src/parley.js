@@ -460,8 +460,12 @@
   }
 
   function settlePending() {
+    // Stored: its article is on the page, or the server acknowledged it by name (a retry of
+    // a message this socket already had, #message-ack).
+    var ack = document.getElementById("message-ack");
+    var acked = ack && ack.dataset.clientId;
     Object.keys(pending).forEach(function (clientId) {
-      if (document.querySelector('#message-list > article[data-client-id="' + clientId + '"]')) {
+      if (clientId === acked || document.querySelector('#message-list > article[data-client-id="' + clientId + '"]')) {
         clearTimeout(pending[clientId].timer);
         pending[clientId].el.remove();
         delete pending[clientId];

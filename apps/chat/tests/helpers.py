@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
-from apps.chat.models import Message, Room
+from apps.chat.models import Message, Reaction, Room
 from apps.chat.selectors import room_last_seq
 from project.asgi import application
 
@@ -53,6 +53,23 @@ async def send_json(communicator, payload) -> None:
 
 async def message_count() -> int:
     return await database_sync_to_async(Message.objects.count)()
+
+
+@database_sync_to_async
+def timeline_snapshot() -> dict:
+    """Everything a change writes: every message's state, every reaction, every room's
+    last_seq (for "nothing was written")."""
+    return {
+        "messages": list(
+            Message.objects.order_by("pk").values_list(
+                "pk", "version", "body", "html", "edited_at", "deleted_at", "reply_to_id"
+            )
+        ),
+        "reactions": list(
+            Reaction.objects.order_by("pk").values_list("pk", "message_id", "user_id", "emoji")
+        ),
+        "last_seq": list(Room.objects.order_by("pk").values_list("pk", "last_seq")),
+    }
 
 
 async def assert_alive(communicator: WebsocketCommunicator, body: str = "still here") -> str:

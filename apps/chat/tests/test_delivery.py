@@ -361,15 +361,80 @@ async def test_an_acknowledgement_on_a_live_socket_goes_in_order_and_once():
     assert socket.delivered() == ["<m1v1>", "<m2v2>"]
 
 
+CLIENT_ID = "0b7e6f3c-55a4-4c39-9d57-8a0f0b2b8c11"
+
+
+def acks(socket: FakeSocket) -> list[tuple[str, str]]:
+    """(data-client-id, data-message-id) of every ``#message-ack`` fragment sent, in order."""
+    return re.findall(
+        r'<div id="message-ack" hx-swap-oob="true" data-client-id="([^"]*)" '
+        r'data-message-id="(\d+)" hidden></div>',
+        "".join(socket.frames),
+    )
+
+
 async def test_a_retried_message_is_acknowledged_again_even_if_the_socket_had_it():
     room, socket = FakeRoom(), FakeSocket()
     stream = live(room, socket)
     own = room.post()
     stream.offer(own)
-    stream.acknowledge(own, False)  # a retry of a message stored earlier
+    stream.acknowledge(own, False, CLIENT_ID)  # a retry of a message stored earlier
     stream.acknowledge(own, True)  # (a first acknowledgement the live copy overtook: not)
     await stream.idle()
-    assert socket.delivered() == ["<m1v1>", "<m1v1>"]
+    # By name, not as the article again: the socket has it.
+    assert socket.delivered() == ["<m1v1>"] and acks(socket) == [(CLIENT_ID, "1")]
+    assert len(socket.frames) == 2
+
+
+async def test_a_retry_read_before_an_edit_went_out_never_takes_the_version_back():
+    """The retry read message 1 at version 1; its edit (version 2) was sent on this socket
+    before the retry's acknowledgement came up in the queue. Sending the article it read
+    would show version 1 again."""
+    room, socket = FakeRoom(), FakeSocket()
+    stream = live(room, socket)
+    own = room.post()
+    stream.offer(own)
+    retry = event(Msg(id=1, seq=1, version=1))  # the state the retry read
+    stream.offer(room.edit(1))
+    stream.acknowledge(retry, False, CLIENT_ID)
+    await stream.idle()
+    assert socket.delivered() == ["<m1v1>", "<m1v2>"]
+    assert acks(socket) == [(CLIENT_ID, "1")] and stream.cursor == 2
+
+
+async def test_a_retry_at_the_cursor_of_a_catch_up_is_acknowledged_by_name():
+    """The catch-up sent message 1 at version 2 (the cursor); the retry read it at version 2
+    too: no second article either."""
+    room, socket = FakeRoom(), FakeSocket()
+    room.post()
+    edited = room.edit(1)
+    stream = live(room, socket, after=0)
+    stream.acknowledge(edited, False, CLIENT_ID)
+    await stream.idle()
+    assert socket.delivered() == ["<m1v2>"] and acks(socket) == [(CLIENT_ID, "1")]
+
+
+async def test_a_retry_the_stream_has_not_reached_is_delivered_in_order():
+    """The retry's seq is above the cursor (its first acknowledgement and live copy have not
+    come yet): the gap before it first, then its article, once."""
+    room, socket = FakeRoom(), FakeSocket()
+    stream = live(room, socket)
+    room.post()  # someone else's, lost by the layer
+    own = room.post()
+    stream.acknowledge(own, False, CLIENT_ID)
+    stream.offer(own)  # the live copy: a duplicate now
+    await stream.idle()
+    assert socket.delivered() == ["<m1v1>", "<m2v2>"] and acks(socket) == []
+
+
+async def test_a_retry_before_the_stream_starts_is_acknowledged_with_its_article_once():
+    room, socket = FakeRoom(), FakeSocket()
+    stream = stream_for(room, socket)
+    own = room.post()
+    stream.acknowledge(own, False, CLIENT_ID)
+    stream.offer(own)  # held
+    stream.resume(0)
+    assert socket.delivered() == ["<m1v1>"] and acks(socket) == []
 
 
 # --- slow and gone clients -------------------------------------------------------------------

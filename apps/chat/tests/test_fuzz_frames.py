@@ -9,12 +9,16 @@ acknowledgement, which proves the socket alive and still in order."""
 import asyncio
 import json
 import logging
+import re
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apps.chat import services
+from apps.chat.models import Message, Room
 from apps.chat.tests.helpers import joined
 from apps.core.tests.fuzzing import FUZZ
 
@@ -68,16 +72,120 @@ frames = st.one_of(
     st.integers(min_value=1, max_value=60).map(lambda depth: "[" * depth + "]" * depth),
 )
 
-KNOWN_REPLIES = ('id="composer-error"', 'id="message-list"', 'id="chat-reload"')
+
+# --- change frames, and messages with an odd reply_to --------------------------------------
 
 
-async def _assert_alive(socket, probe: str) -> None:
-    """Send a valid message and read until its acknowledgement.
+@dataclass(frozen=True)
+class Recent:
+    """Stands for the id of the room's ``back``-th newest message (0: the newest; the fuzz's
+    own probes, alice's), sent as an int or a digit string: a frame that names a real message,
+    filled in when the frame is sent."""
+
+    back: int
+    as_text: bool = False
+
+
+@dataclass(frozen=True)
+class Theirs:
+    """Stands for the id of bob's message in the room (alice may delete it, not edit it)."""
+
+
+@dataclass(frozen=True)
+class Quoted:
+    """Stands for the id of alice's message that bob's replies to (editing or deleting it
+    re-renders the reply too: two changes)."""
+
+
+def mostly(common, rare):
+    """``common`` two times in three (``|`` would weigh every alternative the same)."""
+    return st.sampled_from([common, common, rare]).flatmap(lambda strategy: strategy)
+
+
+real_ids = st.builds(Recent, st.integers(0, 6), st.booleans()) | st.sampled_from(
+    [Theirs(), Quoted()]
+)
+odd_ids = st.one_of(
+    json_values,
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=0, max_value=10**6),
+    st.integers(min_value=0, max_value=10**6).map(str),
+    st.sampled_from(["", " 1", "1 ", "01", "+1", "-1", "1e3", "²", "١٢", "9" * 19, "9" * 30]),
+)
+message_ids = mostly(real_ids, odd_ids)
+bodies = mostly(
+    st.sampled_from(["edited **text**", "> quote", "`x`"]) | st.text(min_size=1, max_size=40),
+    json_values | st.sampled_from(["", "   ", "x" * 4001]),
+)
+emojis = mostly(
+    st.sampled_from(["👍", "🎉", "❤️", "😂"]),
+    json_values | st.sampled_from(["not-an-emoji", "", "👍👍", "❤"]),
+)
+change_frames = st.fixed_dictionaries(
+    {"type": st.sampled_from(["edit", "delete", "react", "unreact"]), "id": message_ids},
+    optional={"body": bodies, "emoji": emojis},
+)
+reply_frames = st.fixed_dictionaries(
+    {"body": bodies, "reply_to": message_ids},
+    optional={
+        "type": st.just("message"),
+        "client_id": mostly(st.uuids().map(str), json_values),
+    },
+)
+
+
+def _ids_filled_in(room: Room, frame):
+    """The frame with each stand-in replaced by a real message id of the room."""
+    if isinstance(frame, Theirs | Quoted):  # the first message of that author: _seed's
+        author = "bob" if isinstance(frame, Theirs) else "alice"
+        return Message.objects.filter(room=room, author__username=author).order_by("seq")[0].pk
+    if isinstance(frame, Recent):
+        pks = list(Message.objects.filter(room=room).order_by("-seq")[: frame.back + 1])
+        pk = pks[-1].pk if pks else 1
+        return str(pk) if frame.as_text else pk
+    if isinstance(frame, dict):
+        return {key: _ids_filled_in(room, value) for key, value in frame.items()}
+    return frame
+
+
+def _seed(room: Room, alice, bob) -> None:
+    """Alice's message and bob's reply to it, before the fuzz's probes."""
+    quoted = services.message_send(room=room, author=alice, body="quoted").message
+    services.message_send(room=room, author=bob, body="reply", reply_to=quoted.pk)
+
+
+VERSION = re.compile(r'<article id="message-\d+" data-seq="\d+" data-version="(\d+)"')
+
+
+def _assert_accounted(room: Room, before: int, replies: list[str]) -> None:
+    """Every change the frame wrote reached its sender, once, in order; an error wrote
+    nothing. ``replies``: what the socket sent from the frame on, up to and including the
+    probe's acknowledgement (the last change: the probe took the room's last seq)."""
+    after = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+    sent = [int(v) for html in replies for v in VERSION.findall(html) if int(v) > before]
+    assert sent == list(range(before + 1, after + 1)), (before, after, replies)
+    if any('id="composer-error"' in html for html in replies):
+        assert after == before + 1, replies  # only the probe
+
+
+KNOWN_REPLIES = (
+    'id="composer-error"',
+    'id="message-list"',
+    'id="chat-reload"',
+    'id="message-ack"',  # a reply frame whose client_id an earlier example used
+)
+
+
+async def _assert_alive(socket, probe: str) -> list[str]:
+    """Send a valid message and read until its acknowledgement; return every frame read,
+    the acknowledgement last.
 
     One exception: a resume from far behind is answered with "reload your history"
     (``chat-reload``), and the cursor jumps to the room's end, which may already include the
     probe; the page then gets the probe from the history it reloads. A fresh probe sent after
     that must be acknowledged."""
+    replies = []
     for _attempt in range(3):
         client_id = str(uuid.uuid4())
         await socket.send_to(text_data=json.dumps({"body": probe, "client_id": client_id}))
@@ -85,15 +193,21 @@ async def _assert_alive(socket, probe: str) -> None:
             output = await socket.receive_output(timeout=3)
             assert output["type"] == "websocket.send", output  # not a close
             html = output["text"]
+            replies.append(html)
             assert any(marker in html for marker in KNOWN_REPLIES), html[:300]
             if f'data-client-id="{client_id}"' in html and 'id="message-list"' in html:
-                return
+                return replies
             if 'id="chat-reload"' in html:
                 break  # the acknowledgement may be covered by the reload: probe again
     raise AssertionError("the socket kept asking for reloads")
 
 
-def _run_fuzz(public_room, alice, caplog, strategy, max_examples: int) -> None:
+def _run_fuzz(
+    public_room, alice, caplog, strategy, max_examples: int, *, accounted: bool = False
+) -> None:
+    """Send each example's frame, then a probe. ``accounted``: the examples are JSON objects
+    (which may hold ``Recent``/``Theirs`` stand-ins) and every change one writes must reach
+    the socket (``_assert_accounted``)."""
     caplog.set_level(logging.WARNING)
     loop = asyncio.new_event_loop()
     state = {"socket": None, "count": 0}
@@ -112,10 +226,15 @@ def _run_fuzz(public_room, alice, caplog, strategy, max_examples: int) -> None:
         state["count"] += 1
         socket = fresh_socket()
         try:
+            if accounted:
+                before = Room.objects.values_list("last_seq", flat=True).get(pk=public_room.pk)
+                frame = _dump(_ids_filled_in(public_room, frame))
             # send_input, not send_to: a server delivers empty frames too, send_to refuses them.
             key = "bytes" if isinstance(frame, bytes) else "text"
             loop.run_until_complete(socket.send_input({"type": "websocket.receive", key: frame}))
-            loop.run_until_complete(_assert_alive(socket, f"probe {state['count']}"))
+            replies = loop.run_until_complete(_assert_alive(socket, f"probe {state['count']}"))
+            if accounted:
+                _assert_accounted(public_room, before, replies)
         except BaseException:
             state["socket"] = None
             raise
@@ -160,3 +279,17 @@ def test_resume_with_odd_digit_strings_is_an_error_not_a_dead_socket(
     odd = st.sampled_from(["²", "1" * 5000, "١٢", "9" * 30, " 1", "0x10"])
     frames_ = odd.map(lambda text: _dump({"type": "resume", "after_seq": text}))
     _run_fuzz(public_room, alice, caplog, frames_, max_examples=12)
+
+
+def test_fuzz_change_frames(public_room, alice, bob, caplog, unlimited):
+    """edit / delete / react / unreact with any id, body and emoji: an error fragment or the
+    change (each change it wrote once, to the sender too), never a dead socket or an error in
+    the log. Some ids are real messages (alice's probes, her message with bob's reply to it,
+    that reply), most are not."""
+    _seed(public_room, alice, bob)
+    _run_fuzz(public_room, alice, caplog, change_frames, max_examples=150, accounted=True)
+
+
+def test_fuzz_message_frames_with_an_odd_reply_to(public_room, alice, bob, caplog, unlimited):
+    _seed(public_room, alice, bob)
+    _run_fuzz(public_room, alice, caplog, reply_frames, max_examples=60, accounted=True)

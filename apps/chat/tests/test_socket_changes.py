@@ -2,16 +2,26 @@
 of changes: every socket gets each change once, in version order, and a resume answers with
 the current state of what changed after N."""
 
+import asyncio
 import re
+import threading
+import time
 import uuid
 
 import pytest
 from channels.db import database_sync_to_async
 
-from apps.chat import services
+from apps.chat import consumers, services
 from apps.chat.models import Message
 
-from .helpers import assert_alive, joined, send_json
+from .helpers import (
+    assert_alive,
+    joined,
+    message_count,
+    open_socket,
+    send_json,
+    timeline_snapshot,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -65,17 +75,16 @@ async def test_a_refused_change_is_an_error_for_the_sender_only_and_writes_nothi
     ids = {"MINE": mine.pk, "THEIRS": theirs.pk, "THEIRS-ELSEWHERE": elsewhere.pk}
     frame = {key: ids.get(value, value) if isinstance(value, str) else value
              for key, value in frame.items()}  # fmt: skip
-    before = await database_sync_to_async(
-        lambda: list(Message.objects.order_by("pk").values_list("version", "body"))
-    )()
+    # A reaction, so that a refused react/unreact has one to compare against.
+    await database_sync_to_async(services.reaction_add)(
+        room=public_room, user=bob, message_id=mine.pk, emoji="👍"
+    )
+    before = await timeline_snapshot()
     a, b = await joined(public_room.pk, alice), await joined(public_room.pk, bob)
     await send_json(b, {**frame, "client_id": str(uuid.uuid4())})
     html = await b.receive_from(timeout=5)
     assert 'id="composer-error"' in html and expected in html
-    after = await database_sync_to_async(
-        lambda: list(Message.objects.order_by("pk").values_list("version", "body"))
-    )()
-    assert after == before
+    assert await timeline_snapshot() == before  # messages, reactions and every last_seq
     await assert_alive(b)
     assert "still here" in await a.receive_from(timeout=5)  # a got no error, only this
     await a.disconnect()
@@ -137,3 +146,147 @@ async def test_a_resume_brings_the_current_state_of_what_changed_each_once_in_on
     assert "m1 v3" in html and "m1 v2" not in html and "m3" not in html
     await assert_alive(b)  # nothing else was queued before this
     await b.disconnect()
+
+
+async def test_the_room_owner_deletes_another_members_message_for_everyone(public_room, alice, bob):
+    theirs = (await send(room=public_room, author=bob, body="off topic")).message
+    owner, member = await joined(public_room.pk, alice), await joined(public_room.pk, bob)
+    await send_json(owner, {"type": "delete", "id": theirs.pk})
+    for socket in (owner, member):
+        html = await socket.receive_from(timeout=5)
+        assert versions(html) == [(f"message-{theirs.pk}", "2")]
+        assert "data-deleted" in html and "This message was deleted" in html
+        assert "off topic" not in html
+    stored = await database_sync_to_async(Message.objects.get)(pk=theirs.pk)
+    assert stored.deleted and stored.body == "" and stored.html == ""
+    await assert_alive(member, "after")  # nothing else was queued for either socket
+    assert "after" in await owner.receive_from(timeout=5)
+    await owner.disconnect()
+    await member.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame, expected",
+    [
+        ({"type": "delete"}, "only delete your own"),
+        ({"type": "edit", "body": "rewritten"}, "only edit your own"),
+    ],
+)
+async def test_a_dm_partner_cannot_delete_or_edit_the_other_persons_message(
+    private_room, alice, bob, frame, expected
+):
+    """In a 1:1 conversation nobody is the owner of the other's messages: bob's change of
+    alice's message is an error for bob alone, and nothing is written."""
+    hers = (await send(room=private_room, author=alice, body="between us")).message
+    before = await timeline_snapshot()
+    a, b = await joined(private_room.pk, alice), await joined(private_room.pk, bob)
+    await send_json(b, {**frame, "id": hers.pk})
+    html = await b.receive_from(timeout=5)
+    assert 'id="composer-error"' in html and expected in html
+    assert f'data-message-id="{hers.pk}"' in html
+    assert await timeline_snapshot() == before
+    await assert_alive(b)
+    assert "still here" in await a.receive_from(timeout=5)  # alice got no error, only this
+    await a.disconnect()
+    await b.disconnect()
+
+
+CHANGES_OF = [
+    {"type": "delete", "id": "TARGET"},
+    {"type": "edit", "id": "TARGET", "body": "taken over"},
+    {"type": "react", "id": "TARGET", "emoji": "👍"},
+    {"type": "unreact", "id": "TARGET", "emoji": "🎉"},
+    {"type": "message", "body": "hello?", "client_id": "CLIENT_ID"},
+]
+
+
+async def _refused_socket_acts_on_nothing(room, user, code: int, target: Message) -> None:
+    """The socket is accepted and closed with ``code``; the change frames it sends at once,
+    before reading the close, are not acted on."""
+    before = await timeline_snapshot()
+    socket, connected = await open_socket(room.pk, user)
+    assert connected
+    for frame in CHANGES_OF:
+        values = {"TARGET": target.pk, "CLIENT_ID": str(uuid.uuid4())}
+        await send_json(socket, {key: values.get(value, value) for key, value in frame.items()})
+    assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": code}
+    # The application handles its input in order: once it has processed the disconnect after
+    # the frames and finished, every frame was seen — and none was acted on or answered.
+    await socket.disconnect()
+    assert await timeline_snapshot() == before and await message_count() == 1
+
+
+async def test_an_outsiders_socket_to_a_private_room_is_closed_4404_and_changes_nothing(
+    private_room, alice, bob, carol
+):
+    hers = (await send(room=private_room, author=alice, body="between us")).message
+    await database_sync_to_async(services.reaction_add)(
+        room=private_room, user=bob, message_id=hers.pk, emoji="🎉"
+    )
+    await _refused_socket_acts_on_nothing(private_room, carol, 4404, hers)
+
+
+async def test_an_anonymous_socket_is_closed_4401_and_changes_nothing(public_room, alice, bob):
+    hers = (await send(room=public_room, author=alice, body="public")).message
+    await database_sync_to_async(services.reaction_add)(
+        room=public_room, user=bob, message_id=hers.pk, emoji="🎉"
+    )
+    await _refused_socket_acts_on_nothing(public_room, None, 4401, hers)
+
+
+ACK = re.compile(
+    r'<div id="message-ack" hx-swap-oob="true" data-client-id="([^"]*)" '
+    r'data-message-id="(\d+)" hidden></div>'
+)
+
+
+async def test_a_retry_read_before_an_edit_went_out_does_not_take_the_version_back(
+    public_room, alice, monkeypatch
+):
+    """A resend of a client_id reads the message (version 1); before its acknowledgement is
+    queued, an edit commits and reaches the socket live (version 2). The acknowledgement must
+    not be the article it read: it names the message instead."""
+    a = await joined(public_room.pk, alice)
+    client_id = str(uuid.uuid4())
+    await send_json(a, {"body": "first", "client_id": client_id})
+    first = await a.receive_from(timeout=5)
+    ((article_id, version),) = versions(first)
+    pk = int(article_id.removeprefix("message-"))
+    assert version == "1" and f'data-client-id="{client_id}"' in first
+
+    original = consumers._send_and_render
+    edit_sent = threading.Event()
+
+    def read_then_edit(**kwargs):
+        result = original(**kwargs)  # the retry: the message as it is now, version 1
+        services.message_edit(room=public_room, user=alice, message_id=pk, body="second")
+        # The edit's live copy reaches the socket while this database thread still holds
+        # the retry (the event loop is free meanwhile).
+        deadline = time.monotonic() + 5
+        while a.output_queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        edit_sent.set()
+        return result
+
+    monkeypatch.setattr(consumers, "_send_and_render", read_then_edit)
+    await send_json(a, {"body": "first", "client_id": client_id})
+    # Read nothing until the edit is out (reading would empty the queue the thread watches).
+    assert await asyncio.to_thread(edit_sent.wait, 10)
+    edit = await a.receive_from(timeout=5)
+    assert versions(edit) == [(f"message-{pk}", "2")] and "second" in edit
+    ack = await a.receive_from(timeout=5)
+    assert versions(ack) == [] and ACK.fullmatch(ack).groups() == (client_id, str(pk))
+    assert await message_count() == 1
+    monkeypatch.undo()
+    await assert_alive(a)
+    await a.disconnect()
+
+
+async def test_an_error_names_only_a_real_message_id(public_room, alice):
+    a = await joined(public_room.pk, alice)
+    for named, shown in [(True, ""), (False, ""), (7.0, ""), ("12", "12"), ("x1", ""),
+                         (999999, "999999"), ("²", "")]:  # fmt: skip
+        await send_json(a, {"type": "delete", "id": named})
+        html = await a.receive_from(timeout=5)
+        assert 'id="composer-error"' in html and f'data-message-id="{shown}"' in html, named
+    await a.disconnect()

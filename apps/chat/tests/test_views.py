@@ -91,14 +91,48 @@ def test_room_page_shows_the_last_50_messages_oldest_first(
     assert f"#1 in {public_room.pk}" not in html  # no Message objects leak into the flash area
 
 
+@pytest.mark.parametrize("history", [60, 180])
 def test_room_page_query_count_does_not_grow_with_history(
-    alice_client, public_room, alice, bob, django_assert_max_num_queries, unlimited
+    alice_client,
+    public_room,
+    alice,
+    bob,
+    carol,
+    django_assert_num_queries,
+    unlimited,
+    history,
+    settings,
 ):
-    for i in range(60):
-        services.message_send(room=public_room, author=alice if i % 2 else bob, body=str(i))
-    # + whether the viewer manages the room, + the page's reactions (one prefetch)
-    with django_assert_max_num_queries(8):
-        assert alice_client.get(public_room.get_absolute_url()).status_code == 200
+    """The same count whatever the history: replies (their quotes: the replied-to message and
+    its author's profile, on the page or above it) and reactions by several people (with
+    their names) come with the page's messages, not one query per message."""
+    settings.PARLEY_REACTION_RATE = (1_000_000, 10)
+    people = [alice, bob, carol]
+    messages = []
+    for i in range(history):
+        reply_to = messages[i - 7].pk if i % 3 == 0 and i >= 7 else None
+        result = services.message_send(
+            room=public_room, author=people[i % 3], body=f"m{i}", reply_to=reply_to
+        )
+        messages.append(result.message)
+        pk = result.message.pk
+        for who in people[: i % 4]:  # none, one, two or all three of them
+            services.reaction_add(room=public_room, user=who, message_id=pk, emoji="👍")
+        if i % 5 == 0:
+            services.reaction_add(room=public_room, user=carol, message_id=pk, emoji="🎉")
+    # session + user + room (the access rule) + whether the viewer manages it + one page of
+    # messages with authors, profiles and replied-to messages with theirs + their reactions
+    # with who reacted + the viewer's profile (header)
+    with django_assert_num_queries(7):
+        html = alice_client.get(public_room.get_absolute_url()).content.decode()
+    replies = [m for m in messages[-50:] if m.reply_to_id]
+    assert len(replies) >= 16 and min(m.reply_to_id for m in replies) < messages[-50].pk
+    for reply in replies:  # quoted with the original's author and first line
+        original = messages[[m.pk for m in messages].index(reply.reply_to_id)]
+        assert f'data-jump="{reply.reply_to_id}"' in html and f">{original.body}<" in html
+    assert f'data-users="{alice.pk} {bob.pk}"' in html
+    assert f'data-users="{alice.pk} {bob.pk} {carol.pk}"' in html
+    assert 'title="Alice, Bob, Carol"' in html and 'data-emoji="🎉"' in html
 
 
 def test_message_bodies_are_escaped(alice_client, public_room, alice):
