@@ -28,6 +28,8 @@ WHOLE_ARTICLE = re.compile(r'<article id="message-(\d+)"[^>]*>.*?</article>', re
 VERSION = re.compile(r'data-version="(\d+)"')
 CLIENT_ID = re.compile(r'data-client-id="([0-9a-fA-F-]{32,36})"')
 ERROR = re.compile(r'<div id="composer-error"[^>]*>(.*?)</div>', re.S)
+# A retried client_id this socket already had is acknowledged by name, not with its article.
+ACK = re.compile(r'<div id="message-ack"[^>]*?data-client-id="([^"]*)" data-message-id="(\d+)"')
 RELOAD = re.compile(r'<div id="chat-reload"[^>]*data-reload="true"')
 NO_RETRY = {4401, 4404}
 
@@ -120,6 +122,7 @@ class ChatClient:
         self.connected = asyncio.Event()
         self.on_open = []  # callbacks: senders resend what is unacknowledged
         self.on_article = []  # callbacks(client_id_hex, message_id, seq, t)
+        self.on_ack = []  # callbacks(client_id_hex, message_id, t): #message-ack frames
         self.task: asyncio.Task | None = None
         self._stopping = False
 
@@ -249,6 +252,9 @@ class ChatClient:
             text = re.sub(r"\s+", " ", match.group(1)).strip()
             if text:
                 self.errors.append(text)
+        for match in ACK.finditer(frame):
+            for callback in self.on_ack:
+                callback(hexid(match.group(1)), int(match.group(2)), now)
         matches = list(ARTICLE.finditer(frame))
         self._frames_since_open += 1
         if self._frames_since_open == 1 and matches:
