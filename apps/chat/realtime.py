@@ -168,6 +168,7 @@ def _loop_thread_is_current(loop: asyncio.AbstractEventLoop) -> bool:
 # Redis (each is several commands), and every event that arrives before the one it follows
 # makes each socket of the room read the gap from the database.
 _outboxes: dict[tuple[asyncio.AbstractEventLoop, str], deque] = {}
+SLOW_SEND_SECONDS = 0.5
 _senders: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task] = {}
 
 
@@ -183,10 +184,20 @@ async def _drain(key, box: deque) -> None:
     layer = get_channel_layer()
     group = key[1]
     try:
+        loop = asyncio.get_running_loop()
         while box:
             event, lost = box[0]
+            started = loop.time()
             try:
                 await layer.group_send(group, event)
+                took = loop.time() - started
+                if took > SLOW_SEND_SECONDS:  # the events queued behind it waited as long
+                    logger.warning(
+                        "publishing to %s took %.2f s (%d queued behind it)",
+                        group,
+                        took,
+                        len(box) - 1,
+                    )
             except LAYER_ERRORS:
                 logger.warning("%s not published: channel layer unreachable", lost)
             except Exception:

@@ -91,6 +91,18 @@ async def test_a_burst_of_events_reaches_the_group_in_the_order_it_was_published
     assert realtime.pending_sends() == 0
 
 
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_slow_send_is_logged_with_what_waited_behind_it(
+    public_room, alice, monkeypatch, caplog
+):
+    monkeypatch.setattr(realtime, "SLOW_SEND_SECONDS", -1.0)  # every send counts as slow
+    realtime.bind_loop()
+    await database_sync_to_async(services.message_send)(room=public_room, author=alice, body="x")
+    await sent_all()
+    assert f"publishing to room-{public_room.pk} took" in caplog.text
+
+
 def test_only_the_realtime_modules_touch_the_channel_layer():
     root = pathlib.Path(__file__).resolve().parents[3] / "apps"
     users = sorted(
