@@ -181,6 +181,35 @@ def make_body(sched: int, mid: int) -> str:
     return head + "x" * max(0, BODY_BYTES - len(head))
 
 
+class Pace:
+    """The open loop's clock: ``rate`` events per second for ``seconds``, each due at its
+    scheduled time whatever the server does. ``async for k, sched, now in pace`` waits until
+    event k is due (behind schedule it does not wait, but still lets the receivers run every 50
+    events) and keeps the sender's own worst lateness."""
+
+    def __init__(self, rate: float, seconds: float):
+        self.total = max(1, int(rate * seconds))
+        self.interval = 1e9 / rate
+        self.worst_lag = 0
+
+    @property
+    def worst_lag_ms(self) -> float:
+        return round(self.worst_lag / 1e6, 1)
+
+    async def __aiter__(self):
+        start = now_ns() + 20_000_000
+        for k in range(self.total):
+            sched = start + int(k * self.interval)
+            wait = sched - now_ns()
+            if wait > 0:
+                await asyncio.sleep(wait / 1e9)
+            elif k % 50 == 0:
+                await asyncio.sleep(0)
+            now = now_ns()
+            self.worst_lag = max(self.worst_lag, now - sched)
+            yield k, sched, now
+
+
 async def open_loop(
     proto: Protocol,
     rooms: dict[int, list[Client]],
@@ -196,19 +225,9 @@ async def open_loop(
     it. Returns the sender's own lateness (how far behind schedule sends went out)."""
     keys = list(rooms)
     senders = senders or rooms
-    total = max(1, int(rate * seconds))
-    interval = 1e9 / rate
-    start = now_ns() + 20_000_000
-    worst_lag = 0
+    pace = Pace(rate, seconds)
     turn: Counter = Counter()
-    for k in range(total):
-        sched = start + int(k * interval)
-        wait = sched - now_ns()
-        if wait > 0:
-            await asyncio.sleep(wait / 1e9)
-        elif k % 50 == 0:
-            await asyncio.sleep(0)  # behind schedule: still let the receivers run
-        worst_lag = max(worst_lag, now_ns() - sched)
+    async for k, sched, _now in pace:
         room = keys[k % len(keys)]
         members = [c for c in rooms[room] if c.open]
         candidates = [c for c in senders[room] if c.open]
@@ -219,7 +238,7 @@ async def open_loop(
         mid = next_id()
         sink.expected += len(members)
         sender.send(proto.encode(make_body(sched, mid)))
-    return {"messages": total, "sender_worst_lag_ms": round(worst_lag / 1e6, 1)}
+    return {"messages": pace.total, "sender_worst_lag_ms": pace.worst_lag_ms}
 
 
 async def drain(sink: Sink, *, timeout: float) -> None:
@@ -527,22 +546,11 @@ async def changes_loop(
     them edits (by the message's author, of one of its own messages: a new 200-byte body with a
     new marker), half reactions toggled on or off (by the sender whose turn it is). Messages are
     sent round-robin over the clients, as in ``open_loop``."""
-    total = max(1, int(rate * seconds))
-    interval = 1e9 / rate
-    start = now_ns() + 20_000_000
-    worst_lag = 0
+    pace = Pace(rate, seconds)
     turn = 0
     changes = 0
     sent: Counter = Counter()
-    for k in range(total):
-        sched = start + int(k * interval)
-        wait = sched - now_ns()
-        if wait > 0:
-            await asyncio.sleep(wait / 1e9)
-        elif k % 50 == 0:
-            await asyncio.sleep(0)  # behind schedule: still let the receivers run
-        now = now_ns()
-        worst_lag = max(worst_lag, now - sched)
+    async for k, sched, now in pace:
         live = [c for c in clients if c.open]
         if not live:
             continue
@@ -576,11 +584,7 @@ async def changes_loop(
         sink.sent_message(sched, mid, members)
         sender.send(proto.encode(make_body(sched, mid)))
         sent["message"] += 1
-    return {
-        "events": total,
-        "sent": dict(sent),
-        "sender_worst_lag_ms": round(worst_lag / 1e6, 1),
-    }
+    return {"events": pace.total, "sent": dict(sent), "sender_worst_lag_ms": pace.worst_lag_ms}
 
 
 def kind_summary(sink: ChangeSink) -> dict:

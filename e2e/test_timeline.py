@@ -4,11 +4,11 @@ reader's place; and screenshots of a grouped timeline (desktop and phone) to loo
 
 import json
 import re
-import secrets
 
+import pages
+from pages import ROOM_URL, wait_connected
 from playwright.sync_api import expect
 
-ROOM_URL = re.compile(r"/chat/room/(\d+)/$")
 DESKTOP = {"width": 1280, "height": 1000}  # tall enough for the whole seeded timeline
 PHONE = {"width": 390, "height": 844}
 
@@ -16,15 +16,8 @@ PHONE = {"width": 390, "height": 844}
 # --- Helpers ------------------------------------------------------------------------------------
 def create_room(page, stem: str = "timeline") -> tuple[str, int]:
     """A public room made through the home page form: (its URL, its id)."""
-    page.goto("/")
-    page.locator("#room-create-form input[name=name]").fill(f"{stem}-{secrets.token_hex(3)}")
-    page.get_by_role("button", name="Create room").click()
-    page.wait_for_url(ROOM_URL)
-    return page.url, int(ROOM_URL.search(page.url)[1])
-
-
-def wait_connected(page) -> None:
-    expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
+    url = pages.create_room(page, stem)
+    return url, int(ROOM_URL.search(url)[1])
 
 
 def send(page, text: str) -> None:

@@ -52,9 +52,9 @@ class TextField(serializers.Field):
         return value
 
 
-class ClientIdField(serializers.UUIDField):
-    """An optional UUID written as a string. ``""`` (an empty browsable-API form field) and
-    ``null`` both mean "none"; a number is refused rather than read as ``UUID(int=…)``."""
+class _Optional:
+    """A field that may be left out, and where ``""`` (an empty browsable-API form field) and
+    ``null`` both mean "none"."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("required", False)
@@ -65,6 +65,11 @@ class ClientIdField(serializers.UUIDField):
         if data == "":
             data = None
         return super().run_validation(data)
+
+
+class ClientIdField(_Optional, serializers.UUIDField):
+    """An optional UUID written as a string; a number is refused rather than read as
+    ``UUID(int=…)``."""
 
     def to_internal_value(self, data):
         if not isinstance(data, (str, uuid.UUID)):
@@ -72,21 +77,14 @@ class ClientIdField(serializers.UUIDField):
         return super().to_internal_value(data)
 
 
-class IdField(serializers.IntegerField):
+class IdField(_Optional, serializers.IntegerField):
     """An optional object id: a JSON integer (or the digits of one, from a form). ``""`` and
     ``null`` mean "none". Whether the object exists, and may be used, is the service's call."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("required", False)
-        kwargs.setdefault("allow_null", True)
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", 2**63 - 1)  # BigAutoField
         super().__init__(**kwargs)
-
-    def run_validation(self, data=serializers.empty):
-        if data == "":
-            data = None
-        return super().run_validation(data)
 
     def to_internal_value(self, data):
         if isinstance(data, (bool, float)):  # DRF would read True as 1 and 2.0 as 2

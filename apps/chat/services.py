@@ -210,8 +210,7 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
     Access check → validation → (idempotency) → rate limit → save with the room's next seq →
     one rendered article published to the room's group once the transaction commits.
     ``reply_to``: the id of a message of this room (quoted above the new one)."""
-    if not room_is_visible_to(room=room, user=author):
-        raise RoomNotFound
+    _require_visible(room, author)
     body = _clean_body(body)
     client_id = _clean_client_id(client_id)
     if client_id is not None:
@@ -265,17 +264,21 @@ def _message_by_client_id(*, author, client_id) -> Message | None:
     return with_timeline(Message.objects.filter(author=author, client_id=client_id)).first()
 
 
-def _precheck(room: Room, message_id, *, author_of=None, refusal: str = "") -> int:
+def _require_visible(room: Room, user) -> None:
+    """The access rule every action starts with: a room the user may not see does not exist."""
+    if not room_is_visible_to(room=room, user=user):
+        raise RoomNotFound
+
+
+def _precheck(room: Room, message_id) -> tuple[int, int]:
     """The cheap refusals, before the room's lock is taken (a flood of refused frames must not
-    serialise the room's writes): the id's shape, that the room has the message, and — with
-    ``author_of`` — that this user wrote it. Everything is checked again under the lock."""
+    serialise the room's writes): the id's shape and that the room has the message. Returns
+    (its id, its author's id) for the caller's own check; all is checked again under the lock."""
     pk = _clean_message_id(message_id)
-    row = Message.objects.filter(pk=pk, room=room).values("author_id").first()
-    if row is None:
+    author_id = Message.objects.filter(pk=pk, room=room).values_list("author_id", flat=True).first()
+    if author_id is None:
         raise MessageNotFound
-    if author_of is not None and row["author_id"] != author_of.pk:
-        raise NotAllowed(refusal or None)
-    return pk
+    return pk, author_id
 
 
 def _locked_message(room: Room, pk: int) -> tuple[Message, int]:
@@ -315,12 +318,11 @@ def message_edit(*, room: Room, user, message_id, body) -> ChangeResult:
     """Replace the text of one's own message. The old text is not kept anywhere: an edit that
     removes a pasted secret removes it (replies' quotes are re-rendered too). The same text
     again changes nothing."""
-    if not room_is_visible_to(room=room, user=user):
-        raise RoomNotFound
+    _require_visible(room, user)
     body = _clean_body(body)
-    pk = _precheck(
-        room, message_id, author_of=user, refusal=_("You can only edit your own messages.")
-    )
+    pk, author_id = _precheck(room, message_id)
+    if author_id != user.pk:
+        raise NotAllowed(_("You can only edit your own messages."))
     _rate_limit(
         f"message-send:{user.pk}",
         settings.PARLEY_MESSAGE_RATE,
@@ -351,15 +353,12 @@ def message_delete(*, room: Room, user, message_id) -> ChangeResult:
     """Delete a message: its author may, and so may whoever manages the room. The row stays as
     a tombstone (its seq still means something); body, formatting, reactions and the reply link
     are erased. Deleting a deleted message changes nothing."""
-    if not room_is_visible_to(room=room, user=user):
-        raise RoomNotFound
-    manager = room_is_managed_by(room=room, user=user)
-    pk = _precheck(
-        room,
-        message_id,
-        author_of=None if manager else user,
-        refusal=_("You can only delete your own messages."),
-    )
+    _require_visible(room, user)
+    pk, author_id = _precheck(room, message_id)
+    # Whether the user manages the room is asked only about someone else's message.
+    manager = author_id != user.pk and room_is_managed_by(room=room, user=user)
+    if author_id != user.pk and not manager:
+        raise NotAllowed(_("You can only delete your own messages."))
     _rate_limit(
         f"message-delete:{user.pk}",
         settings.PARLEY_MESSAGE_RATE,
@@ -385,6 +384,20 @@ def message_delete(*, room: Room, user, message_id) -> ChangeResult:
     return ChangeResult(message, change)
 
 
+def _reaction_checks(room: Room, user, message_id, emoji) -> tuple[str, int]:
+    """What adding and taking back a reaction check before the lock: access, the emoji, the
+    message, the rate."""
+    _require_visible(room, user)
+    emoji = _clean_emoji(emoji)
+    pk, _author_id = _precheck(room, message_id)
+    _rate_limit(
+        f"reaction:{user.pk}",
+        settings.PARLEY_REACTION_RATE,
+        gettext_lazy("You are reacting too fast. Try again in %(s)d s."),
+    )
+    return emoji, pk
+
+
 def _reaction_target(room: Room, pk: int) -> tuple[Message, int]:
     message, first = _locked_message(room, pk)
     if message.deleted:
@@ -396,15 +409,7 @@ def reaction_add(*, room: Room, user, message_id, emoji) -> ReactResult:
     """React to a message with one of the shipped emoji (``emoji.allowed``). Reacting again
     with the same emoji changes nothing (``created`` is False). A message takes at most
     ``PARLEY_REACTIONS_PER_MESSAGE`` different emoji."""
-    if not room_is_visible_to(room=room, user=user):
-        raise RoomNotFound
-    emoji = _clean_emoji(emoji)
-    pk = _precheck(room, message_id)
-    _rate_limit(
-        f"reaction:{user.pk}",
-        settings.PARLEY_REACTION_RATE,
-        gettext_lazy("You are reacting too fast. Try again in %(s)d s."),
-    )
+    emoji, pk = _reaction_checks(room, user, message_id, emoji)
     with transaction.atomic():
         message, first = _reaction_target(room, pk)
         reactions = list(message.reactions.all())
@@ -427,15 +432,7 @@ def reaction_add(*, room: Room, user, message_id, emoji) -> ReactResult:
 
 def reaction_remove(*, room: Room, user, message_id, emoji) -> ChangeResult:
     """Take back one's reaction. ``change`` is None when there was none to take back."""
-    if not room_is_visible_to(room=room, user=user):
-        raise RoomNotFound
-    emoji = _clean_emoji(emoji)
-    pk = _precheck(room, message_id)
-    _rate_limit(
-        f"reaction:{user.pk}",
-        settings.PARLEY_REACTION_RATE,
-        gettext_lazy("You are reacting too fast. Try again in %(s)d s."),
-    )
+    emoji, pk = _reaction_checks(room, user, message_id, emoji)
     with transaction.atomic():
         message, first = _reaction_target(room, pk)
         removed, _by_model = Reaction.objects.filter(
