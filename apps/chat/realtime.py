@@ -77,14 +77,50 @@ ROOM_CHANGE = "room.change"
 
 def change_event(message: Message) -> dict:
     """The channel-layer event for the message's current state: ``seq`` is the seq of the
-    change it shows (its version)."""
+    change it shows (its version). ``meta`` is what a sidebar needs to count it (the same for
+    every recipient: each socket applies it to its own read pointer, unread.py)."""
     return {
         "type": ROOM_CHANGE,
         "room": message.room_id,
         "id": message.pk,
         "seq": message.version,
         "html": render_messages_oob([message]),
+        "meta": change_meta(message),
     }
+
+
+NOTIFY_TEXT_MAX = 140
+
+
+def change_meta(message: Message) -> dict:
+    """Viewer-independent facts of a change, for unread/mention counting and notifications:
+
+    - ``kind``: "new" (the message was born at this seq), "delete" (it is a tombstone now),
+      "update" (anything else: an edit, a reaction, a re-rendered quote);
+    - ``msg_seq`` (its position: unread when above a pointer), ``author``;
+    - ``mentions`` (user ids) and ``everyone`` (@room) — for a delete, those it had;
+    - ``before``: for an edit that changed its mentions, ``{"mentions", "everyone"}`` before;
+    - ``author_name`` and ``text`` (its first line, plain, cut): a notification's words."""
+    if message.deleted_at is not None:
+        kind = "delete"
+    elif message.version == message.seq:
+        kind = "new"
+    else:
+        kind = "update"
+    meta = {
+        "kind": kind,
+        "msg_seq": message.seq,
+        "author": message.author_id,
+        "mentions": list(message.mention_ids),
+        "everyone": bool(message.mentions_room),
+        "before": getattr(message, "mentions_before", None),
+    }
+    if kind == "new":
+        profile = getattr(message.author, "profile", None)
+        meta["author_name"] = profile.name if profile is not None else message.author.get_username()
+        first = next((line.strip() for line in message.body.splitlines() if line.strip()), "")
+        meta["text"] = first[:NOTIFY_TEXT_MAX]
+    return meta
 
 
 @dataclass
@@ -239,3 +275,64 @@ def broadcast_profile_changed(*, user_id: int) -> None:
     """The user's display name or avatar changed: their open sockets drop the profile they
     cached at the handshake, so the next message they send shows the new one."""
     _publish_user_event({"type": "user.changed", "user": user_id})
+
+
+# --- Membership and read-pointer events ----------------------------------------------------
+# Room events go to the room's group (every process with a viewer or a sidebar of that room is
+# in it); user events go to USERS_GROUP, where each hub applies them to its own sockets of
+# those users. All are published after commit; all may be lost (the hubs' periodic re-check
+# and every reconnect re-read the database).
+
+ROOM_ACCESS = "room.access"
+ROOM_UPDATED = "room.updated"
+USER_ROOMS = "user.rooms"
+USER_READ = "user.read"
+DIRECTORY_CHANGED = "directory.changed"
+
+
+def _on_commit(publish_it) -> None:
+    transaction.on_commit(publish_it, robust=True)
+
+
+def emit_room_access(room_id: int, user_ids: list[int] | None) -> None:
+    """These users (None: everyone — the room was deleted) lost the room: their open sockets
+    of it close with 4403 and it leaves their sidebars."""
+    event = {"type": ROOM_ACCESS, "room": room_id, "users": user_ids}
+    _on_commit(lambda: publish(room_group(room_id), event, lost=f"access change of {room_id}"))
+
+
+def emit_room_updated(room) -> None:
+    """The room's name or topic changed."""
+    event = {"type": ROOM_UPDATED, "room": room.pk, "name": room.name, "topic": room.topic}
+    _on_commit(lambda: publish(room_group(room.pk), event, lost=f"update of room {room.pk}"))
+
+
+def emit_user_rooms(user_ids) -> None:
+    """These users' room lists changed (joined, left, added, removed, created, a new DM, a
+    notify setting): each of their sockets re-reads its memberships."""
+    users = sorted({int(user_id) for user_id in user_ids})
+    if not users:
+        return
+    event = {"type": USER_ROOMS, "users": users}
+    _on_commit(lambda: publish(USERS_GROUP, event, lost=f"room list change of {users}"))
+
+
+def emit_user_read(user_id: int, room_id: int) -> None:
+    """The user's read pointer in the room moved: after commit, read the room's unread state
+    for them (one query, one consistent snapshot) and send it to all their sockets."""
+
+    def committed() -> None:
+        from . import selectors  # selectors imports models only; realtime is imported by them
+
+        state = selectors.unread_states(user_id=user_id, room_ids=[room_id]).get(room_id)
+        event = {"type": USER_READ, "user": user_id, "room": room_id}
+        event["state"] = state.as_dict() if state is not None else None
+        publish(USERS_GROUP, event, lost=f"read pointer of {user_id} in {room_id}")
+
+    _on_commit(committed)
+
+
+def emit_directory_changed() -> None:
+    """A public room was created, renamed or deleted: home pages refetch the directory."""
+    event = {"type": DIRECTORY_CHANGED}
+    _on_commit(lambda: publish(USERS_GROUP, event, lost="directory change"))
