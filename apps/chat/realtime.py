@@ -111,8 +111,8 @@ def change_meta(message: Message) -> dict:
         "kind": kind,
         "msg_seq": message.seq,
         "author": message.author_id,
-        "mentions": list(message.mention_ids),
-        "everyone": bool(message.mentions_room),
+        "mentions": list(getattr(message, "mention_ids", ())),
+        "everyone": bool(getattr(message, "mentions_room", False)),
         "before": getattr(message, "mentions_before", None),
     }
     if kind == "new":
