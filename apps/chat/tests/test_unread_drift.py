@@ -122,9 +122,9 @@ async def test_badges_in_every_tab_equal_a_fresh_page_after_a_random_walk(
     seed, make_user, unlimited, settings
 ):
     settings.PARLEY_ROOM_ADMIN_RATE = (1_000_000, 10)
-    alice, bob, carol = (
+    alice, bob, carol = [
         await database_sync_to_async(make_user)(name) for name in ("alice", "bob", "carol")
-    )
+    ]
     rng = random.Random(seed)
 
     @database_sync_to_async
