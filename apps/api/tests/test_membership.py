@@ -109,7 +109,8 @@ def test_every_route_answers_each_caller_as_the_rules_say(
     response = _call(client, name, pk=room.pk, other=other)
 
     assert response.status_code == expected, response.content
-    assert response["Content-Type"] == "application/json" or expected == 204
+    if expected != 204:
+        assert response["Content-Type"] == "application/json"
     if expected >= 400:
         assert "detail" in response.json()
         assert _state(room.pk) == before
@@ -292,7 +293,8 @@ def test_put_is_not_allowed(as_alice, public_room):
 
 def test_renaming_too_fast_gives_429_with_retry_after(as_alice, public_room, settings):
     settings.PARLEY_ROOM_ADMIN_RATE = (1, 60)
-    assert as_alice.patch(f"/api/rooms/{public_room.pk}/", {"topic": "a"}, format="json").ok
+    first = as_alice.patch(f"/api/rooms/{public_room.pk}/", {"topic": "a"}, format="json")
+    assert first.status_code == 200
 
     response = as_alice.patch(f"/api/rooms/{public_room.pk}/", {"topic": "b"}, format="json")
 
@@ -493,12 +495,14 @@ def test_removing_someone_who_is_not_a_member_is_a_json_4xx(as_alice, group, car
 
 
 def test_member_routes_with_huge_or_bad_ids_are_json_404(as_alice, group):
-    for url in (
-        f"/api/rooms/{group.pk}/members/{2**70}/",
-        f"/api/rooms/{group.pk}/members/abc/",
-        f"/api/rooms/{2**70}/members/",
+    for method, url in (
+        ("delete", f"/api/rooms/{group.pk}/members/{2**70}/"),
+        ("delete", f"/api/rooms/{group.pk}/members/abc/"),
+        ("delete", f"/api/rooms/{2**70}/members/1/"),
+        ("get", f"/api/rooms/{2**70}/members/"),
+        ("post", f"/api/rooms/{2**70}/read/"),
     ):
-        response = as_alice.delete(url)
+        response = getattr(as_alice, method)(url)
         assert response.status_code == 404, url
         assert response["Content-Type"] == "application/json"
 
