@@ -156,9 +156,12 @@ class RoomViewSet(
         return {**self.get_serializer_context(), "unread": states}
 
     def _room_answer(self, pk, status_code=status.HTTP_200_OK, headers=None) -> Response:
-        """The room as it is now (after a change), as GET shows it."""
+        """The room as it is now (after a change), as GET shows it. (Deleted or hidden from
+        you since, by someone else's change: 404, as it would be for the next request.)"""
         rooms = selectors.room_list_for_user(user=self.request.user)
-        room = selectors.with_membership(rooms, user=self.request.user).get(pk=pk)
+        room = selectors.with_membership(rooms, user=self.request.user).filter(pk=pk).first()
+        if room is None:
+            raise errors.RoomNotFound
         body = serializers.RoomSerializer(room, context=self._context_for([room]))
         return Response(body.data, status=status_code, headers=headers)
 
@@ -188,7 +191,8 @@ class RoomViewSet(
     @action(detail=True, methods=["post"])
     def join(self, request, pk=None):
         """Join a public room: 201 with the room when you just joined, 200 when you already
-        were a member. (Private groups are invite-only: 403.)"""
+        were a member. (A private group is invite-only: you are in it already, or it does not
+        exist for you.)"""
         room = self.get_object()
         _membership, created = services.room_join(room=room, user=request.user)
         return self._room_answer(

@@ -543,3 +543,54 @@ def test_browsable_api_pages_of_a_room_render(client, alice, group, path):
 
     assert response.status_code in (200, 405)
     assert response["Content-Type"].startswith("text/html")
+
+
+# --- Whatever the body: JSON, never a 500 ------------------------------------------------------
+
+BODY_ROUTES = [
+    ("post", "/api/rooms/"),
+    ("patch", "/api/rooms/{pk}/"),
+    ("post", "/api/rooms/{pk}/members/"),
+    ("post", "/api/rooms/{pk}/read/"),
+    ("patch", "/api/rooms/{pk}/membership/"),
+]
+
+
+ODD_OBJECT = b'{"name": {}, "seq": {"a": 1}, "username": [], "notify": {}}'
+
+
+@pytest.mark.parametrize("raw", [b"[]", b'"text"', b"7", b"null", b"{", ODD_OBJECT])
+@pytest.mark.parametrize(("method", "template"), BODY_ROUTES)
+def test_malformed_or_non_object_bodies_give_400_json_and_change_nothing(
+    as_alice, group, method, template, raw
+):
+    before = _state(group.pk), Room.objects.count()
+
+    response = getattr(as_alice, method)(
+        template.format(pk=group.pk), raw, content_type="application/json"
+    )
+
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/json"
+    assert (_state(group.pk), Room.objects.count()) == before
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"name": {"a": 1}},
+        {"topic": ["x"]},
+        {"room_mentions": "everyone"},
+        {"room_mentions": 3},
+        {"name": None},
+        {"name": "a\x00b"},
+    ],
+)
+def test_badly_shaped_patches_give_400_json_and_change_nothing(as_alice, group, payload):
+    before = _state(group.pk)
+
+    response = as_alice.patch(f"/api/rooms/{group.pk}/", payload, format="json")
+
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == [next(iter(payload))]
+    assert _state(group.pk) == before
