@@ -224,10 +224,9 @@ class RoomViewSet(
             )
             body = serializers.MemberSerializer(membership, context=self.get_serializer_context())
             return Response(body.data, status=status.HTTP_201_CREATED)
-        members = selectors.room_members(room=room)
         query = request.query_params.get("q")
-        if query is not None:
-            members = _matching_members(members, query)[:MEMBER_MATCH_MAX]
+        limit = MEMBER_MATCH_MAX if query is not None else None
+        members = selectors.room_members(room=room, query=query, limit=limit)
         body = serializers.MemberSerializer(
             members, many=True, context=self.get_serializer_context()
         )
@@ -423,20 +422,6 @@ class MemberDetailView(GenericAPIView):
         room = _room_get(request, room_pk)
         services.member_remove(room=room, user=request.user, member_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def _matching_members(members, query: str) -> list:
-    """The members whose username or display name starts with ``query`` (ignoring case)."""
-    query = query.strip().lstrip("@").casefold()
-
-    def names(membership):
-        profile = getattr(membership.user, "profile", None)
-        yield membership.user.get_username()
-        if profile is not None and profile.display_name:
-            yield profile.display_name
-            yield from profile.display_name.split()
-
-    return [m for m in members if any(n.casefold().startswith(query) for n in names(m))]
 
 
 def _flag_param(request, name: str) -> bool:

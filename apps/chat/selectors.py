@@ -16,6 +16,7 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Prefetch,
+    Q,
     QuerySet,
     Subquery,
     Value,
@@ -69,8 +70,8 @@ def private_room_list(*, user) -> QuerySet[Room]:
 
 
 def room_title_for(*, room: Room, user) -> str:
-    """A public room's name; for a private room, the other participant's display name."""
-    if not room.is_private:
+    """A room's name; for a 1:1 conversation, the other participant's display name."""
+    if not room.is_private or room.dm_key is None:
         return room.name
     members = getattr(room, "member_list", None)
     if members is None:
@@ -214,14 +215,25 @@ def room_access(*, room: Room, user) -> Access:
     return Access(visible=True, role=rows[0][0], room_mentions=rows[0][1])
 
 
-def room_members(*, room: Room) -> list[Membership]:
-    """The room's memberships with user and profile, owners first, then by joining order."""
+def room_members(
+    *, room: Room, query: str | None = None, limit: int | None = None
+) -> list[Membership]:
+    """The room's memberships with user and profile, owners first, then by joining order.
+    ``query`` (the mention autocomplete): active members whose username, display name or a
+    word of it starts with it, ignoring case and a leading "@"; at most ``limit``."""
     owners_first = Case(When(role=Membership.Role.OWNER, then=Value(0)), default=Value(1))
-    return list(
-        Membership.objects.filter(room=room)
-        .select_related("user__profile")
-        .order_by(owners_first, "joined_at", "pk")
-    )
+    members = Membership.objects.filter(room=room)
+    if query is not None:
+        query = query.strip().lstrip("@")
+        members = members.filter(user__is_active=True)
+        if query:
+            members = members.filter(
+                Q(user__username__istartswith=query)
+                | Q(user__profile__display_name__istartswith=query)
+                | Q(user__profile__display_name__icontains=" " + query)
+            )
+    members = members.select_related("user__profile").order_by(owners_first, "joined_at", "pk")
+    return list(members[:limit] if limit is not None else members)
 
 
 def with_membership(rooms: QuerySet[Room], *, user) -> QuerySet[Room]:

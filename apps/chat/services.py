@@ -96,9 +96,15 @@ def _clean_room_name(name: object) -> str:
 def _clean_topic(topic: object) -> str:
     if topic is None:
         return ""
-    return text.clean_name(
-        topic, max_length=Room._meta.get_field("topic").max_length, wording=_TOPIC, allow_empty=True
-    )
+    try:
+        return text.clean_name(
+            topic,
+            max_length=Room._meta.get_field("topic").max_length,
+            wording=_TOPIC,
+            allow_empty=True,
+        )
+    except ValidationError as exc:  # the field's own code: told apart from the name's
+        raise ValidationError(exc.messages[0], code="topic") from None
 
 
 def _clean_usernames(members: object, *, field: str = "members") -> list[str]:
