@@ -224,6 +224,9 @@ ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_USERNAME_MIN_LENGTH = 2
+# "@room" mentions every member of a room, so nobody may be called "room" (allauth compares
+# ignoring case).
+ACCOUNT_USERNAME_BLACKLIST = ["room"]
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = True
 ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
@@ -317,6 +320,8 @@ PARLEY_REACTIONS_PER_MESSAGE = 20
 # Names listed per reaction in its tooltip; past it "+N".
 PARLEY_REACTION_NAMES_SHOWN = 10
 PARLEY_ROOM_CREATE_RATE = (int(os.environ.get("PARLEY_ROOM_RATE_COUNT", "10")), 60)  # 10 per minute
+# Renaming a room, setting its topic or @room policy, adding members: 30 per minute per user.
+PARLEY_ROOM_ADMIN_RATE = (int(os.environ.get("PARLEY_ROOM_ADMIN_RATE_COUNT", "30")), 60)
 # Bounds the work of parsing one frame, in characters of its text (scripts/serve caps the bytes
 # at 256 KiB, closing with 1009); the message length is capped on the decoded text (4000
 # characters). 64 Ki characters hold 4000 characters sent as \uXXXX escapes (6 each; 12 for

@@ -17,6 +17,12 @@ class RoomQuerySet(models.QuerySet):
         is_member = Membership.objects.filter(room=OuterRef("pk"), user=user)
         return self.filter(Q(is_private=False) | Q(Exists(is_member)))
 
+    def postable_by(self, user) -> "RoomQuerySet":
+        """Rooms ``user`` may post in. Today exactly ``visible_to`` (posting in a public room
+        you have not joined joins you); kept as a named sibling so a future read-only rule
+        (announcement rooms, archived rooms) has one place to live."""
+        return self.visible_to(user)
+
     def managed_by(self, user) -> "RoomQuerySet":
         """Rooms ``user`` may manage (delete anyone's message; more in later issues): the rooms
         they own, except a 1:1 conversation, where both people are equal. Always a subset of
@@ -33,7 +39,21 @@ class RoomQuerySet(models.QuerySet):
 
 
 class Room(models.Model):
+    class Kind(models.TextChoices):
+        PUBLIC = "public", _("Public room")
+        PRIVATE = "private", _("Private group")
+        DM = "dm", _("Direct conversation")
+
+    class RoomMentions(models.TextChoices):
+        MEMBERS = "members", _("Every member")
+        OWNERS = "owners", _("Owners only")
+
     name = models.CharField(_("name"), max_length=64, blank=True)
+    topic = models.CharField(_("topic"), max_length=250, blank=True, default="")
+    # Who may mention @room (every member of the room).
+    room_mentions = models.CharField(
+        max_length=16, choices=RoomMentions.choices, default=RoomMentions.MEMBERS
+    )
     is_private = models.BooleanField(default=False)
     # For a private 1:1 room: "<lower user id>:<higher user id>". Unique, so two concurrent
     # "Message" clicks cannot create two rooms for one pair.
@@ -73,6 +93,22 @@ class Room(models.Model):
     def activity_at(self):
         return self.last_message_at or self.created_at
 
+    @property
+    def kind(self) -> str:
+        """ "public", "private" (a private group: invite-only, named) or "dm" (1:1)."""
+        return room_kind(is_private=self.is_private, dm_key=self.dm_key)
+
+    @property
+    def is_dm(self) -> bool:
+        return self.dm_key is not None
+
+
+def room_kind(*, is_private: bool, dm_key) -> str:
+    """The kind from the two columns that decide it (selectors read them with ``values()``)."""
+    if dm_key is not None:
+        return Room.Kind.DM.value
+    return Room.Kind.PRIVATE.value if is_private else Room.Kind.PUBLIC.value
+
 
 class Membership(models.Model):
     class Role(models.TextChoices):
@@ -83,9 +119,20 @@ class Membership(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
+
+    class Notify(models.TextChoices):
+        ALL = "all", _("All messages")
+        MENTIONS = "mentions", _("Mentions only")
+        NONE = "none", _("Nothing")
+
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
-    # Read pointer: the highest seq this user has seen in this room (unread = last_seq - this).
+    # Read pointer, in the room's seq space: a message is unread for this user when its seq is
+    # above it, it is someone else's and it is not deleted (selectors.unread_states).
     last_read_seq = models.BigIntegerField(default=0)
+    # What notifies: every message, mentions (and every DM message), or nothing ("muted").
+    # The services set it when they create the membership: DMs "all", every other room
+    # "mentions".
+    notify = models.CharField(max_length=16, choices=Notify.choices, default=Notify.MENTIONS)
     joined_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -119,6 +166,8 @@ class Message(models.Model):
     reply_to = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
     )
+    # The body mentions @room (every member). Who else it mentions: Mention rows.
+    mentions_room = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["room", "seq"]
@@ -135,6 +184,15 @@ class Message(models.Model):
                 name="chat_message_author_client_id_unique",
             ),
         ]
+        indexes = [
+            # The @room messages of a room by seq: the mention count finds them without
+            # reading every unread message (small: few messages mention @room).
+            models.Index(
+                fields=["room", "seq"],
+                condition=Q(mentions_room=True),
+                name="chat_message_room_mentions",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} in {self.room_id}"
@@ -142,6 +200,27 @@ class Message(models.Model):
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def mention_ids(self) -> list[int]:
+        """The ids of the users the message mentions, ascending (kept after a delete: the
+        delete's event says what it had; readers that show a deleted message show none).
+        Read from what the services set (``_mention_ids``), else from the ``mention_csv``
+        annotation of ``selectors.with_timeline`` (no query), else the prefetched
+        ``mention_set``, else one query."""
+        ids = getattr(self, "_mention_ids", None)
+        if ids is None:
+            csv = getattr(self, "mention_csv", _MISSING)
+            if csv is not _MISSING:
+                ids = [int(part) for part in csv.split(",")] if csv else []
+            elif "mention_set" in getattr(self, "_prefetched_objects_cache", {}):
+                ids = [mention.user_id for mention in self.mention_set.all()]
+            elif self.pk is None:
+                ids = []
+            else:
+                ids = list(Mention.objects.filter(message=self).values_list("user_id", flat=True))
+            self._mention_ids = ids = sorted(ids)
+        return ids
 
     @property
     def reaction_summary(self) -> list[dict]:
@@ -182,6 +261,26 @@ class Reaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.emoji} by {self.user_id} on {self.message_id}"
+
+
+class Mention(models.Model):
+    """A user a message mentions by name (@room is ``Message.mentions_room``, no rows). The
+    (user, message) index serves the mention-unread count of selectors.unread_states."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="chat_mention_unique"),
+        ]
+        indexes = [models.Index(fields=["user", "message"], name="chat_mention_user_msg")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.message_id}"
+
+
+_MISSING = object()
 
 
 def _display_name(user) -> str:

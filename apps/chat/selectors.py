@@ -1,11 +1,34 @@
-"""Reads. Every room lookup starts from ``Room.objects.visible_to(user)`` — the one access rule."""
+"""Reads. Every room lookup starts from ``Room.objects.visible_to(user)`` — the one access rule.
+
+Unread state (``unread_states``) is derived, never counted up: a membership's read pointer
+against the room's messages, in one SQL statement per user whatever the number of rooms, with
+each count capped at ``UNREAD_CAP`` so a room far behind costs no more than one just behind."""
+
+from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import (
+    Aggregate,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Least
+from django.urls import reverse
 
 from apps.profiles.models import Profile
 
-from .models import Membership, Message, Reaction, Room
+from .models import Membership, Mention, Message, Reaction, Room, room_kind
+
+UNREAD_CAP = 100  # counts stop here; the UI shows "99+" from this on
 
 
 def room_list_for_user(*, user) -> QuerySet[Room]:
@@ -63,14 +86,44 @@ def _profile_name(user) -> str:
         return user.get_username()
 
 
-def with_timeline(messages: QuerySet[Message]) -> QuerySet[Message]:
-    """Everything a message's article shows, in a constant number of queries whatever the
-    number of messages: the author's profile, the replied-to message and its author (one
-    join), and the reactions with who reacted (one prefetch query)."""
-    reactions = Reaction.objects.select_related("user__profile").order_by("created_at", "pk")
-    return messages.select_related("author__profile", "reply_to__author__profile").prefetch_related(
-        Prefetch("reactions", queryset=reactions)
+class _IdList(Aggregate):
+    """The values as one comma-separated string (GROUP_CONCAT; STRING_AGG on PostgreSQL)."""
+
+    function = "GROUP_CONCAT"
+    template = "%(function)s(%(expressions)s)"
+    output_field = CharField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="STRING_AGG(CAST(%(expressions)s AS TEXT), ',')",
+            **extra_context,
+        )
+
+
+def with_mention_ids(messages: QuerySet[Message]) -> QuerySet[Message]:
+    """Annotate each message with the ids of the users it mentions (``mention_csv``, read by
+    ``Message.mention_ids``): a correlated subquery on the (message, user) index, so the
+    mentions cost no query of their own."""
+    ids = (
+        Mention.objects.filter(message=OuterRef("pk"))
+        .order_by()
+        .values("message")
+        .annotate(ids=_IdList("user_id"))
+        .values("ids")
     )
+    return messages.annotate(mention_csv=Subquery(ids, output_field=CharField()))
+
+
+def with_timeline(messages: QuerySet[Message]) -> QuerySet[Message]:
+    """Everything a message's article and its events show, in a constant number of queries
+    whatever the number of messages: the author's profile, the replied-to message and its
+    author (one join), the mentioned user ids (a subquery in the same statement), and the
+    reactions with who reacted (one prefetch query)."""
+    reactions = Reaction.objects.select_related("user__profile").order_by("created_at", "pk")
+    messages = messages.select_related("author__profile", "reply_to__author__profile")
+    return with_mention_ids(messages).prefetch_related(Prefetch("reactions", queryset=reactions))
 
 
 def _message_qs(room: Room) -> QuerySet[Message]:
@@ -120,3 +173,265 @@ def room_last_seq(*, room: Room) -> int:
 def room_last_seqs(room_ids) -> dict[int, int]:
     """{room id: last seq} for many rooms in one query (the fan-out hub's periodic check)."""
     return dict(Room.objects.filter(pk__in=room_ids).values_list("pk", "last_seq"))
+
+
+# --- Membership, unread, sidebar -------------------------------------------------------------
+
+
+def room_membership(*, room: Room, user) -> Membership | None:
+    if user is None or not user.is_authenticated:
+        return None
+    return Membership.objects.filter(room=room, user=user).first()
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a service needs to decide an action, from one indexed query."""
+
+    visible: bool
+    role: str | None = None  # the user's role in the room; None when not a member
+    room_mentions: str = Room.RoomMentions.MEMBERS  # the @room policy, as it is now
+
+    @property
+    def is_member(self) -> bool:
+        return self.role is not None
+
+
+def room_access(*, room: Room, user) -> Access:
+    """May ``user`` see the room, with which role (None: not a member, e.g. of a public room
+    they have not joined) and the room's current @room policy: one query."""
+    if user is None or not user.is_authenticated:
+        return Access(visible=False)
+    role = Membership.objects.filter(room=OuterRef("pk"), user=user).values("role")[:1]
+    rows = list(
+        Room.objects.visible_to(user)
+        .filter(pk=room.pk)
+        .annotate(my_role=Subquery(role))
+        .values_list("my_role", "room_mentions")
+    )
+    if not rows:
+        return Access(visible=False)
+    return Access(visible=True, role=rows[0][0], room_mentions=rows[0][1])
+
+
+def room_members(*, room: Room) -> list[Membership]:
+    """The room's memberships with user and profile, owners first, then by joining order."""
+    owners_first = Case(When(role=Membership.Role.OWNER, then=Value(0)), default=Value(1))
+    return list(
+        Membership.objects.filter(room=room)
+        .select_related("user__profile")
+        .order_by(owners_first, "joined_at", "pk")
+    )
+
+
+def with_membership(rooms: QuerySet[Room], *, user) -> QuerySet[Room]:
+    """Annotate rooms with the user's membership (``is_member``, ``role``, ``notify``,
+    ``last_read_seq``: None when not a member) and ``member_count``: subqueries in the same
+    statement, no query per room."""
+    mine = Membership.objects.filter(room=OuterRef("pk"), user_id=getattr(user, "pk", None))
+    count = (
+        Membership.objects.filter(room=OuterRef("pk"))
+        .order_by()
+        .values("room")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return rooms.annotate(
+        is_member=Exists(mine),
+        role=Subquery(mine.values("role")[:1]),
+        notify=Subquery(mine.values("notify")[:1]),
+        last_read_seq=Subquery(mine.values("last_read_seq")[:1]),
+        member_count=Coalesce(Subquery(count, output_field=IntegerField()), Value(0)),
+    )
+
+
+def directory(*, user) -> list[Room]:
+    """The public rooms (the home page's directory), newest activity first, each with
+    ``is_member``, ``role``, ``member_count`` (and the rest of ``with_membership``). One
+    query."""
+    return list(with_membership(public_room_list(user=user), user=user))
+
+
+@dataclass
+class UnreadState:
+    """A user's read state in one room. ``through`` is the room's last seq read in the same
+    statement as the counts: every change with seq <= through is reflected, none above it."""
+
+    room_id: int
+    kind: str
+    role: str
+    notify: str
+    pointer: int
+    unread: int
+    mentions: int
+    through: int
+
+    @property
+    def muted(self) -> bool:
+        return self.notify == Membership.Notify.NONE
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class _CappedCount(Subquery):
+    """``(SELECT COUNT(*) FROM (<the queryset, at most cap rows>) _capped)``: a count that
+    stops reading at ``cap`` rows (a plain correlated COUNT would read every unread row)."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) _capped)"
+
+    def __init__(self, queryset: QuerySet, cap: int = UNREAD_CAP):
+        super().__init__(queryset.order_by().values("pk")[:cap], output_field=IntegerField())
+
+
+def _unread_counts(user_id: int) -> dict:
+    """Annotations for a Membership queryset of ``user_id``: ``unread`` and ``mentions``,
+    capped, correlated to each membership's room and pointer."""
+    unread = Message.objects.filter(
+        room=OuterRef("room_id"), seq__gt=OuterRef("last_read_seq"), deleted_at__isnull=True
+    ).exclude(author_id=user_id)
+    # Two disjoint parts, each served by its own index: the @room messages (the partial
+    # (room, seq) index) and the other messages naming this user (the (user, message) index).
+    everyone = unread.filter(mentions_room=True)
+    named = unread.filter(
+        mentions_room=False,
+        pk__in=Mention.objects.filter(user_id=user_id).values("message_id"),
+    )
+    return {
+        "unread": _CappedCount(unread),
+        "mentions": Least(
+            _CappedCount(everyone) + _CappedCount(named),
+            Value(UNREAD_CAP),
+            output_field=IntegerField(),
+        ),
+    }
+
+
+_STATE_FIELDS = (
+    "room_id",
+    "role",
+    "notify",
+    "last_read_seq",
+    "room__is_private",
+    "room__dm_key",
+    "room__last_seq",
+    "unread",
+    "mentions",
+)
+
+
+def _state_rows(*, user_id: int, room_ids=None, extra: tuple[str, ...] = ()) -> QuerySet:
+    memberships = Membership.objects.filter(user_id=user_id)
+    if room_ids is not None:
+        memberships = memberships.filter(room_id__in=list(room_ids))
+    return memberships.annotate(**_unread_counts(user_id)).values(*_STATE_FIELDS, *extra)
+
+
+def _state(row: dict) -> UnreadState:
+    return UnreadState(
+        room_id=row["room_id"],
+        kind=room_kind(is_private=row["room__is_private"], dm_key=row["room__dm_key"]),
+        role=row["role"],
+        notify=row["notify"],
+        pointer=row["last_read_seq"],
+        unread=row["unread"],
+        mentions=row["mentions"],
+        through=row["room__last_seq"],
+    )
+
+
+def unread_states(*, user_id: int, room_ids=None) -> dict[int, UnreadState]:
+    """{room id: UnreadState} for the user's memberships (only ``room_ids`` if given): ONE
+    query. A message is unread when its seq is above the pointer, it is someone else's and it
+    is not deleted (an edit or a reaction changes its version, never its seq: it does not
+    become unread again); a mention when it also names the user or @room."""
+    return {row["room_id"]: _state(row) for row in _state_rows(user_id=user_id, room_ids=room_ids)}
+
+
+@dataclass
+class SidebarEntry:
+    room_id: int
+    kind: str
+    title: str
+    url: str
+    unread: int
+    mentions: int
+    notify: str
+    muted: bool
+    role: str
+    topic: str
+    pointer: int = 0
+    through: int = 0
+    activity_at: object = field(default=None, repr=False)
+
+    @property
+    def state(self) -> dict:
+        """The per-user numbers as the sockets' ``sync`` frame carries them."""
+        return {
+            "unread": self.unread,
+            "mentions": self.mentions,
+            "notify": self.notify,
+            "muted": self.muted,
+            "pointer": self.pointer,
+            "kind": self.kind,
+        }
+
+
+@dataclass
+class Sidebar:
+    rooms: list[SidebarEntry]  # public rooms and private groups, by title
+    dms: list[SidebarEntry]  # direct conversations, latest activity first
+
+    @property
+    def entries(self) -> list[SidebarEntry]:
+        return [*self.rooms, *self.dms]
+
+
+def sidebar(*, user) -> Sidebar:
+    """The rooms ``user`` belongs to with their unread state: two queries whatever the number
+    of rooms and messages (the memberships with rooms and counts; the other participant of
+    the direct conversations, for their titles)."""
+    if user is None or not user.is_authenticated:
+        return Sidebar(rooms=[], dms=[])
+    rows = list(
+        _state_rows(
+            user_id=user.pk,
+            extra=("room__name", "room__topic", "room__last_message_at", "room__created_at"),
+        )
+    )
+    dm_ids = [row["room_id"] for row in rows if row["room__dm_key"] is not None]
+    others: dict[int, list[str]] = {}
+    if dm_ids:
+        for member in (
+            Membership.objects.filter(room_id__in=dm_ids)
+            .exclude(user_id=user.pk)
+            .select_related("user__profile")
+            .order_by("pk")
+        ):
+            others.setdefault(member.room_id, []).append(_profile_name(member.user))
+    rooms, dms = [], []
+    for row in rows:
+        state = _state(row)
+        if state.kind == Room.Kind.DM:
+            title = ", ".join(others.get(state.room_id, ())) or _profile_name(user)
+        else:
+            title = row["room__name"] or f"room {state.room_id}"
+        entry = SidebarEntry(
+            room_id=state.room_id,
+            kind=state.kind,
+            title=title,
+            url=reverse("chat:room_detail", kwargs={"pk": state.room_id}),
+            unread=state.unread,
+            mentions=state.mentions,
+            notify=state.notify,
+            muted=state.muted,
+            role=state.role,
+            topic=row["room__topic"],
+            pointer=state.pointer,
+            through=state.through,
+            activity_at=row["room__last_message_at"] or row["room__created_at"],
+        )
+        (dms if state.kind == Room.Kind.DM else rooms).append(entry)
+    rooms.sort(key=lambda e: (e.title.lower(), e.room_id))
+    dms.sort(key=lambda e: (e.activity_at, e.room_id), reverse=True)
+    return Sidebar(rooms=rooms, dms=dms)

@@ -11,9 +11,11 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import BigIntegerField, F, Subquery, Value
+from django.db.models.functions import Least, Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -21,9 +23,9 @@ from django.utils.translation import gettext_lazy
 from apps.core import ratelimit, text
 from apps.core.text import Wording
 
-from . import emoji, formatting, realtime
-from .errors import MessageNotFound, NotAllowed, RateLimited, RoomNotFound
-from .models import Membership, Message, Reaction, Room
+from . import emoji, formatting, realtime, selectors
+from .errors import MessageNotFound, NotAllowed, RateLimited, RoomNotFound, parse_seq
+from .models import Membership, Mention, Message, Reaction, Room
 from .selectors import room_is_managed_by, room_is_visible_to, with_timeline
 
 __all__ = [
@@ -35,13 +37,24 @@ __all__ = [
     "RoomNotFound",
     "SendResult",
     "dm_get_or_create",
+    "member_add",
+    "member_remove",
+    "membership_set_notify",
     "message_delete",
     "message_edit",
     "message_send",
     "reaction_add",
     "reaction_remove",
     "room_create",
+    "room_delete",
+    "room_join",
+    "room_leave",
+    "room_mark_read",
+    "room_update",
 ]
+
+MAX_MENTIONS = 50  # people one message may mention by name (@room aside)
+MAX_INITIAL_MEMBERS = 200  # usernames one room_create may name
 
 
 _ROOM_NAME = Wording(
@@ -49,6 +62,12 @@ _ROOM_NAME = Wording(
     empty=gettext_lazy("Enter a room name."),
     too_long=gettext_lazy("A room name can have at most %(max)d characters."),
     forbidden=gettext_lazy("A room name cannot contain control or invisible characters."),
+)
+_TOPIC = Wording(
+    not_text=gettext_lazy("The topic must be text."),
+    empty=gettext_lazy("Enter a topic."),
+    too_long=gettext_lazy("A topic can have at most %(max)d characters."),
+    forbidden=gettext_lazy("A topic cannot contain control or invisible characters."),
 )
 _BODY = Wording(
     not_text=gettext_lazy("The message must be text."),
@@ -74,24 +93,347 @@ def _clean_room_name(name: object) -> str:
     )
 
 
-def room_create(*, name, creator) -> Room:
-    """Create a public room owned by ``creator``. Names are unique ignoring case."""
+def _clean_topic(topic: object) -> str:
+    if topic is None:
+        return ""
+    return text.clean_name(
+        topic, max_length=Room._meta.get_field("topic").max_length, wording=_TOPIC, allow_empty=True
+    )
+
+
+def _clean_usernames(members: object, *, field: str = "members") -> list[str]:
+    if members is None:
+        return []
+    if isinstance(members, str) or not isinstance(members, (list, tuple, set, frozenset)):
+        raise ValidationError(_("Members must be a list of usernames."), code=field)
+    if len(members) > MAX_INITIAL_MEMBERS:
+        raise ValidationError(
+            _("A new room can have at most %(max)d members.") % {"max": MAX_INITIAL_MEMBERS},
+            code=field,
+        )
+    names: dict[str, str] = {}
+    for member in members:
+        if not isinstance(member, str) or not member.strip() or len(member) > 150:
+            raise ValidationError(_("Members must be a list of usernames."), code=field)
+        names.setdefault(member.strip().lower(), member.strip())
+    return list(names.values())
+
+
+def _active_users_named(usernames: list[str]) -> dict[str, object]:
+    """{lower username: user} of the active users with these names (ignoring case)."""
+    lowered = [name.lower() for name in usernames]
+    found: dict[str, object] = {}
+    users = (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .annotate(lname=Lower("username"))
+        .filter(lname__in=lowered)
+        .order_by("pk")
+    )
+    for user in users:
+        found.setdefault(user.lname, user)
+    return found
+
+
+def _admin_rate(user) -> None:
+    _rate_limit(
+        f"room-admin:{user.pk}",
+        settings.PARLEY_ROOM_ADMIN_RATE,
+        gettext_lazy("You are changing rooms too fast. Try again in %(s)d s."),
+    )
+
+
+def room_create(*, name, creator, private=False, members=(), topic="") -> Room:
+    """Create a room owned by ``creator``: public (names unique ignoring case), or a private
+    group with the chosen ``members`` (usernames of active users; the creator is always in
+    it). Emits user.rooms for every member, and directory.changed for a public room."""
     name = _clean_room_name(name)
+    topic = _clean_topic(topic)
+    if not isinstance(private, bool):
+        raise ValidationError(_("private must be true or false."), code="private")
+    usernames = _clean_usernames(members)
+    if usernames and not private:
+        raise ValidationError(
+            _("Members are chosen for a private group; anyone can join a public room."),
+            code="members",
+        )
     _rate_limit(
         f"room-create:{creator.pk}",
         settings.PARLEY_ROOM_CREATE_RATE,
         gettext_lazy("You are creating rooms too fast. Try again in %(s)d s."),
     )
     taken = ValidationError(_("A room with this name already exists."), code="unique")
-    if Room.objects.public().filter(name__iexact=name).exists():
+    if not private and Room.objects.public().filter(name__iexact=name).exists():
         raise taken
+    others = []
+    if usernames:
+        found = _active_users_named(usernames)
+        missing = [username for username in usernames if username.lower() not in found]
+        if missing:
+            raise ValidationError(
+                _("No active user is called: %(names)s.") % {"names": ", ".join(missing)},
+                code="members",
+            )
+        others = [user for user in found.values() if user.pk != creator.pk]
     try:
         with transaction.atomic():
-            room = Room.objects.create(name=name, is_private=False, created_by=creator)
-            Membership.objects.create(room=room, user=creator, role=Membership.Role.OWNER)
+            room = Room.objects.create(
+                name=name, topic=topic, is_private=private, created_by=creator
+            )
+            Membership.objects.bulk_create(
+                [Membership(room=room, user=creator, role=Membership.Role.OWNER)]
+                + [Membership(room=room, user=user, role=Membership.Role.MEMBER) for user in others]
+            )
+            realtime.emit_user_rooms([creator.pk, *(user.pk for user in others)])
+            if not private:
+                realtime.emit_directory_changed()
     except IntegrityError:  # lost a race with another creator: the constraint decides
         raise taken from None
     return room
+
+
+def _manager_access(room: Room, user) -> selectors.Access:
+    """Visible (else RoomNotFound) and managed by ``user`` (else NotAllowed): an owner of a
+    room that is not a direct conversation."""
+    access = selectors.room_access(room=room, user=user)
+    if not access.visible:
+        raise RoomNotFound
+    if room.dm_key is not None:
+        raise NotAllowed(_("A direct conversation has no owners: nobody can manage it."))
+    if access.role != Membership.Role.OWNER:
+        raise NotAllowed(_("Only the room's owners may do that."))
+    return access
+
+
+def room_update(*, room: Room, user, name=None, topic=None, room_mentions=None) -> Room:
+    """Rename the room, set its topic or its @room policy (owners). Emits room.updated when
+    the name or topic changed (and directory.changed when a public room's name did)."""
+    _manager_access(room, user)
+    changes: dict = {}
+    if name is not None:
+        name = _clean_room_name(name)
+        if name != room.name:
+            changes["name"] = name
+    if topic is not None:
+        topic = _clean_topic(topic)
+        if topic != room.topic:
+            changes["topic"] = topic
+    if room_mentions is not None:
+        if room_mentions not in Room.RoomMentions.values:
+            raise ValidationError(
+                _("Who may mention @room: one of %(choices)s.")
+                % {"choices": ", ".join(Room.RoomMentions.values)},
+                code="room_mentions",
+            )
+        if room_mentions != room.room_mentions:
+            changes["room_mentions"] = room_mentions
+    _admin_rate(user)
+    if not changes:
+        return room
+    taken = ValidationError(_("A room with this name already exists."), code="unique")
+    if "name" in changes and not room.is_private:
+        others = Room.objects.public().filter(name__iexact=name).exclude(pk=room.pk)
+        if others.exists():
+            raise taken
+    try:
+        with transaction.atomic():
+            Room.objects.filter(pk=room.pk).update(**changes)
+            for key, value in changes.items():
+                setattr(room, key, value)
+            if "name" in changes or "topic" in changes:
+                realtime.emit_room_updated(room)
+            if "name" in changes and not room.is_private:
+                realtime.emit_directory_changed()
+    except IntegrityError:
+        raise taken from None
+    return room
+
+
+def room_delete(*, room: Room, user) -> None:
+    """Delete the room and everything in it (owners). Emits room.access for everyone (open
+    sockets of it close) and user.rooms for every former member."""
+    _manager_access(room, user)
+    with transaction.atomic():
+        member_ids = list(Membership.objects.filter(room=room).values_list("user_id", flat=True))
+        Room.objects.filter(pk=room.pk).delete()
+        realtime.emit_room_access(room.pk, None)
+        realtime.emit_user_rooms(member_ids)
+        if not room.is_private:
+            realtime.emit_directory_changed()
+
+
+def _current_last_seq(room: Room) -> int:
+    return selectors.room_last_seq(room=room)
+
+
+def room_join(*, room: Room, user) -> tuple[Membership, bool]:
+    """Join a public room (the messages already there are not unread). Already a member (of
+    any room): nothing changes, ``created`` is False. Emits user.rooms for the user."""
+    access = selectors.room_access(room=room, user=user)
+    if not access.visible:
+        raise RoomNotFound
+    if access.role is not None:
+        return Membership.objects.get(room=room, user=user), False
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(
+                room=room,
+                user=user,
+                role=Membership.Role.MEMBER,
+                notify=Membership.Notify.MENTIONS,
+                last_read_seq=_current_last_seq(room),
+            )
+            realtime.emit_user_rooms([user.pk])
+    except IntegrityError:  # joined meanwhile (another tab)
+        return Membership.objects.get(room=room, user=user), False
+    return membership, True
+
+
+def room_leave(*, room: Room, user) -> bool:
+    """Leave a room; False if not a member. A direct conversation cannot be left. The last
+    owner leaving makes the oldest remaining member owner; the last member leaving a private
+    group deletes it. Emits user.rooms (the user, a promoted member) and, for a private room,
+    room.access for the user (their open sockets of it close)."""
+    access = selectors.room_access(room=room, user=user)
+    if not access.visible:
+        raise RoomNotFound
+    if room.dm_key is not None:
+        raise NotAllowed(_("You cannot leave a direct conversation."))
+    if access.role is None:
+        return False
+    with transaction.atomic():
+        # The room row's lock: two last owners leaving at once cannot both see the other stay.
+        Room.objects.select_for_update().filter(pk=room.pk).values_list("pk").first()
+        removed, _by_model = Membership.objects.filter(room=room, user=user).delete()
+        if not removed:
+            return False
+        remaining = Membership.objects.filter(room=room)
+        changed = [user.pk]
+        if room.is_private and not remaining.exists():
+            Room.objects.filter(pk=room.pk).delete()
+            realtime.emit_room_access(room.pk, None)
+        else:
+            if not remaining.filter(role=Membership.Role.OWNER).exists():
+                oldest = remaining.order_by("joined_at", "pk").first()
+                if oldest is not None:
+                    Membership.objects.filter(pk=oldest.pk).update(role=Membership.Role.OWNER)
+                    changed.append(oldest.user_id)
+            if room.is_private:
+                realtime.emit_room_access(room.pk, [user.pk])
+        realtime.emit_user_rooms(changed)
+    return True
+
+
+def _private_group_manager(room: Room, user) -> None:
+    _manager_access(room, user)
+    if not room.is_private:
+        raise NotAllowed(_("Anyone can join a public room: it has no member list to manage."))
+
+
+def member_add(*, room: Room, user, username) -> Membership:
+    """Add an active user to a private group (owners). Already a member: their membership,
+    unchanged. Emits user.rooms for the added user."""
+    _private_group_manager(room, user)
+    if not isinstance(username, str) or not username.strip() or len(username) > 150:
+        raise ValidationError(_("Enter a username."), code="username")
+    username = username.strip()
+    _admin_rate(user)
+    target = _active_users_named([username]).get(username.lower())
+    if target is None:
+        raise ValidationError(
+            _("No active user is called %(name)s.") % {"name": username}, code="username"
+        )
+    existing = Membership.objects.filter(room=room, user=target).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(
+                room=room,
+                user=target,
+                role=Membership.Role.MEMBER,
+                notify=Membership.Notify.MENTIONS,
+                last_read_seq=_current_last_seq(room),
+            )
+            realtime.emit_user_rooms([target.pk])
+    except IntegrityError:
+        return Membership.objects.get(room=room, user=target)
+    return membership
+
+
+def _clean_user_id(value: object, *, field: str) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    raise ValidationError(_("%(field)s must be a user id.") % {"field": field}, code=field)
+
+
+def member_remove(*, room: Room, user, member_id) -> None:
+    """Remove someone from a private group (owners). Their open sockets of it close
+    (room.access) and it leaves their sidebar (user.rooms)."""
+    _private_group_manager(room, user)
+    member_id = _clean_user_id(member_id, field="member_id")
+    if member_id == user.pk:
+        raise ValidationError(_("To leave the room yourself, use leave."), code="member_id")
+    with transaction.atomic():
+        removed, _by_model = Membership.objects.filter(room=room, user_id=member_id).delete()
+        if not removed:
+            raise ValidationError(_("That person is not a member of this room."), code="member_id")
+        realtime.emit_room_access(room.pk, [member_id])
+        realtime.emit_user_rooms([member_id])
+
+
+def _require_member(room: Room, user) -> None:
+    """A member (else NotAllowed), of a room the user may see (else RoomNotFound). Asked only
+    when the membership was not found (the caller's own query)."""
+    if not room_is_visible_to(room=room, user=user):
+        raise RoomNotFound
+    raise NotAllowed(_("Join the room first."))
+
+
+def room_mark_read(*, room: Room, user, seq, force=False) -> selectors.UnreadState:
+    """Move the user's read pointer to ``seq`` (clamped to the room's last seq): forward
+    only, or also backward with ``force`` ("mark as unread from here"). Emits user.read when
+    it moved. Not rate limited: one UPDATE (and one read of the new state)."""
+    seq = parse_seq(seq, name="seq")
+    if not isinstance(force, bool):
+        raise ValidationError(_("force must be true or false."), code="force")
+    if user is None or not user.is_authenticated:
+        raise RoomNotFound
+    last_seq = Subquery(Room.objects.filter(pk=room.pk).values("last_seq")[:1])
+    target = Least(Value(seq), last_seq, output_field=BigIntegerField())
+    memberships = Membership.objects.filter(room=room, user=user)
+    moving = (
+        memberships.exclude(last_read_seq=target)
+        if force
+        else memberships.filter(last_read_seq__lt=target)
+    )
+    if moving.update(last_read_seq=target):
+        realtime.emit_user_read(user.pk, room.pk)
+    state = selectors.unread_states(user_id=user.pk, room_ids=[room.pk]).get(room.pk)
+    if state is None:
+        _require_member(room, user)
+    return state
+
+
+def membership_set_notify(*, room: Room, user, notify) -> Membership:
+    """What notifies the user in this room: "all", "mentions" or "none" (muted). Emits
+    user.rooms for the user when it changed."""
+    if notify not in Membership.Notify.values:
+        raise ValidationError(
+            _("notify must be one of %(choices)s.")
+            % {"choices": ", ".join(Membership.Notify.values)},
+            code="notify",
+        )
+    membership = selectors.room_membership(room=room, user=user)
+    if membership is None:
+        _require_member(room, user)
+    if membership.notify != notify:
+        Membership.objects.filter(pk=membership.pk).update(notify=notify)
+        membership.notify = notify
+        realtime.emit_user_rooms([user.pk])
+    return membership
 
 
 def dm_get_or_create(*, user, other) -> tuple[Room, bool]:
@@ -111,10 +453,11 @@ def dm_get_or_create(*, user, other) -> tuple[Room, bool]:
             room = Room.objects.create(is_private=True, dm_key=key, created_by=user)
             Membership.objects.bulk_create(
                 [
-                    Membership(room=room, user=user, role=Membership.Role.OWNER),
-                    Membership(room=room, user=other, role=Membership.Role.OWNER),
+                    Membership(room=room, user=member, role=Membership.Role.OWNER, notify="all")
+                    for member in (user, other)
                 ]
             )
+            realtime.emit_user_rooms([user.pk, other.pk])
     except IntegrityError:
         return Room.objects.get(dm_key=key), False
     return room, True
@@ -204,13 +547,56 @@ def _reply_target(room: Room, reply_to) -> Message | None:
     return target
 
 
+def _mention_resolver(room: Room):
+    """Who the names a body mentions are in this room: active users (of a private room, its
+    members), ignoring case; one query, made only when the body names someone."""
+
+    def resolve(names: list[str]) -> dict[str, tuple[int, str]]:
+        users = (
+            get_user_model()
+            .objects.filter(is_active=True)
+            .annotate(lname=Lower("username"))
+            .filter(lname__in=names)
+        )
+        if room.is_private:
+            users = users.filter(memberships__room=room)
+        found: dict[str, tuple[int, str]] = {}
+        for pk, username, lname in users.order_by("pk").values_list("pk", "username", "lname"):
+            found.setdefault(lname, (pk, username))
+        return found
+
+    return resolve
+
+
+def _render(room: Room, body: str) -> formatting.Rendered:
+    """The body's HTML and mentions; at most MAX_MENTIONS people."""
+    rendered = formatting.render_message(body, resolve=_mention_resolver(room))
+    if len(rendered.mention_ids) > MAX_MENTIONS:
+        raise ValidationError(
+            _("A message can mention at most %(max)d people.") % {"max": MAX_MENTIONS},
+            code="mentions",
+        )
+    return rendered
+
+
+def _check_room_mention(access: selectors.Access) -> None:
+    """@room comes only from an owner where the room says so."""
+    if access.room_mentions == Room.RoomMentions.OWNERS and access.role != Membership.Role.OWNER:
+        raise ValidationError(_("Only the room's owners may mention @room here."), code="mentions")
+
+
 def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> SendResult:
     """The only way a message is born.
 
     Access check → validation → (idempotency) → rate limit → save with the room's next seq →
     one rendered article published to the room's group once the transaction commits.
-    ``reply_to``: the id of a message of this room (quoted above the new one)."""
-    _require_visible(room, author)
+    ``reply_to``: the id of a message of this room (quoted above the new one). Posting in a
+    public room one has not joined joins it (the access query already says whether one is a
+    member: no query more when one is). Mentions are resolved with one query, only when the
+    body names someone."""
+    access = selectors.room_access(room=room, user=author)
+    if not access.visible:
+        raise RoomNotFound
     body = _clean_body(body)
     client_id = _clean_client_id(client_id)
     if client_id is not None:
@@ -230,7 +616,9 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
         settings.PARLEY_MESSAGE_RATE,
         gettext_lazy("You are sending too fast. Try again in %(s)d s."),
     )
-    html = formatting.render_markdown(body)
+    rendered = _render(room, body)
+    if rendered.mentions_room:
+        _check_room_mention(access)
     try:
         with transaction.atomic():
             now = timezone.now()
@@ -242,11 +630,31 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
                 seq=seq,
                 version=seq,
                 body=body,
-                html=html,
+                html=rendered.html,
                 client_id=client_id,
                 created_at=now,
                 reply_to=target,
+                mentions_room=rendered.mentions_room,
             )
+            if rendered.mention_ids:
+                Mention.objects.bulk_create(
+                    [Mention(message=message, user_id=pk) for pk in rendered.mention_ids]
+                )
+            message._mention_ids = rendered.mention_ids
+            if not access.is_member:  # a public room: posting joins it
+                Membership.objects.bulk_create(
+                    [
+                        Membership(
+                            room=room,
+                            user=author,
+                            role=Membership.Role.MEMBER,
+                            notify=Membership.Notify.MENTIONS,
+                            last_read_seq=seq,
+                        )
+                    ],
+                    ignore_conflicts=True,  # joined meanwhile (another tab): nothing to do
+                )
+                realtime.emit_user_rooms([author.pk])
             # Rendered from what is in hand: a new message has no reactions.
             message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}
             change = realtime.emit_on_commit(room.pk, [message])
@@ -318,7 +726,9 @@ def message_edit(*, room: Room, user, message_id, body) -> ChangeResult:
     """Replace the text of one's own message. The old text is not kept anywhere: an edit that
     removes a pasted secret removes it (replies' quotes are re-rendered too). The same text
     again changes nothing."""
-    _require_visible(room, user)
+    access = selectors.room_access(room=room, user=user)
+    if not access.visible:
+        raise RoomNotFound
     body = _clean_body(body)
     pk, author_id = _precheck(room, message_id)
     if author_id != user.pk:
@@ -328,7 +738,7 @@ def message_edit(*, room: Room, user, message_id, body) -> ChangeResult:
         settings.PARLEY_MESSAGE_RATE,
         gettext_lazy("You are editing too fast. Try again in %(s)d s."),
     )
-    html = formatting.render_markdown(body)
+    rendered = _render(room, body)
     with transaction.atomic():
         message, first = _locked_message(room, pk)
         if message.author_id != user.pk:
@@ -338,15 +748,39 @@ def message_edit(*, room: Room, user, message_id, body) -> ChangeResult:
         if message.body == body:
             transaction.set_rollback(True)  # give the seq back: nothing changed
             return ChangeResult(message, None)
+        if rendered.mentions_room and not message.mentions_room:
+            _check_room_mention(access)  # adding @room (keeping one it had is no new call)
         quote_changed = formatting.first_line(message.body) != formatting.first_line(body)
-        message.body, message.html, message.edited_at = body, html, timezone.now()
+        message.body, message.html, message.edited_at = body, rendered.html, timezone.now()
         Message.objects.filter(pk=message.pk).update(
-            body=body, html=html, edited_at=message.edited_at
+            body=body,
+            html=rendered.html,
+            edited_at=message.edited_at,
+            mentions_room=rendered.mentions_room,
         )
+        _update_mentions(message, rendered)
         changed = _with_replies(room, message, first, quote_changed=quote_changed)
         change = realtime.emit_on_commit(room.pk, changed)
     _seen(room, change)
     return ChangeResult(message, change)
+
+
+def _update_mentions(message: Message, rendered: formatting.Rendered) -> None:
+    """Make the message's Mention rows what the new text says; when that changed, what it
+    had goes on ``message.mentions_before`` (for the edit's event, realtime.change_meta)."""
+    before, had_room = message.mention_ids, message.mentions_room
+    after = rendered.mention_ids
+    if before != after:
+        gone = set(before) - set(after)
+        if gone:
+            Mention.objects.filter(message=message, user_id__in=gone).delete()
+        new = [Mention(message=message, user_id=pk) for pk in after if pk not in set(before)]
+        if new:
+            Mention.objects.bulk_create(new, ignore_conflicts=True)
+    if before != after or had_room != rendered.mentions_room:
+        message.mentions_before = {"mentions": before, "everyone": had_room}
+    message._mention_ids = after
+    message.mentions_room = rendered.mentions_room
 
 
 def message_delete(*, room: Room, user, message_id) -> ChangeResult:

@@ -1,0 +1,100 @@
+"""Issue 10: room topics and the @room policy, per-membership notify settings, mentions.
+
+Schema only, plus one data step last (no ALTER follows it, so PostgreSQL has no pending
+trigger events to refuse): existing 1:1 conversations notify of every message; every other
+membership keeps the column default, "mentions"."""
+
+import django.db.models.deletion
+from django.conf import settings
+from django.db import migrations, models
+
+
+def dm_memberships_notify_all(apps, schema_editor):
+    Membership = apps.get_model("chat", "Membership")
+    Membership.objects.filter(room__dm_key__isnull=False).update(notify="all")
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("chat", "0003_versions_required_reactions"),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+    ]
+
+    operations = [
+        migrations.CreateModel(
+            name="Mention",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+            ],
+        ),
+        migrations.AddField(
+            model_name="membership",
+            name="notify",
+            field=models.CharField(
+                choices=[
+                    ("all", "All messages"),
+                    ("mentions", "Mentions only"),
+                    ("none", "Nothing"),
+                ],
+                default="mentions",
+                max_length=16,
+            ),
+        ),
+        migrations.AddField(
+            model_name="message",
+            name="mentions_room",
+            field=models.BooleanField(default=False),
+        ),
+        migrations.AddField(
+            model_name="room",
+            name="room_mentions",
+            field=models.CharField(
+                choices=[("members", "Every member"), ("owners", "Owners only")],
+                default="members",
+                max_length=16,
+            ),
+        ),
+        migrations.AddField(
+            model_name="room",
+            name="topic",
+            field=models.CharField(blank=True, default="", max_length=250, verbose_name="topic"),
+        ),
+        migrations.AddIndex(
+            model_name="message",
+            index=models.Index(
+                condition=models.Q(("mentions_room", True)),
+                fields=["room", "seq"],
+                name="chat_message_room_mentions",
+            ),
+        ),
+        migrations.AddField(
+            model_name="mention",
+            name="message",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="chat.message"),
+        ),
+        migrations.AddField(
+            model_name="mention",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="mention",
+            index=models.Index(fields=["user", "message"], name="chat_mention_user_msg"),
+        ),
+        migrations.AddConstraint(
+            model_name="mention",
+            constraint=models.UniqueConstraint(
+                fields=("message", "user"), name="chat_mention_unique"
+            ),
+        ),
+        migrations.RunPython(dm_memberships_notify_all, migrations.RunPython.noop),
+    ]
