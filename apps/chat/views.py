@@ -122,14 +122,25 @@ def _default_notify(room: Room) -> str:
     return Membership.Notify.ALL if room.kind == Room.Kind.DM else Membership.Notify.MENTIONS
 
 
+def _sidebar_with_entry(room: Room, user):
+    """The page's sidebar (passed to the template, so the context processor does not read it
+    again) and the viewer's entry for this room in it (pointer, notify, role): None when they
+    are not a member. One read for both."""
+    side = selectors.sidebar(user=user)
+    entry = next((e for e in (*side.rooms, *side.dms) if e.room_id == room.pk), None)
+    return side, entry
+
+
 def _render_room(request, room: Room, *, form=None, error=None, status=200):
+    side, membership = _sidebar_with_entry(room, request.user)
     context = {
         **_history_context(room, selectors.message_list_latest(room=room)),
         "title": selectors.room_title_for(room=room, user=request.user),
         "form": form or MessageForm(),
         "error": error,
         "can_manage": selectors.room_is_managed_by(room=room, user=request.user),
-        "membership": _membership_state(room, request.user),
+        "sidebar": side,
+        "membership": membership,
         "default_notify": _default_notify(room),
         "notify_choices": Membership.Notify.choices,
         "emoji_common": emoji.COMMON,
@@ -300,11 +311,13 @@ def _render_settings(
         update_form = RoomUpdateForm(
             initial={"name": room.name, "topic": room.topic, "room_mentions": room.room_mentions}
         )
+    side, membership = _sidebar_with_entry(room, request.user)
     context = {
         "room": room,
         "title": selectors.room_title_for(room=room, user=request.user),
         "can_manage": can_manage,
-        "membership": _membership_state(room, request.user),
+        "sidebar": side,
+        "membership": membership,
         "members": selectors.room_members(room=room),
         "notify_choices": Membership.Notify.choices,
         "update_form": update_form,
