@@ -33,6 +33,15 @@ def _room_or_404(request, pk: int) -> Room:
         raise Http404(_("No such room.")) from None
 
 
+def _title(room: Room, user) -> str:
+    """What the pages call the room. A private group has a name of its own; only a direct
+    conversation is titled by the other person (selectors.room_title_for still titles every
+    private room by its other members, from before private groups existed)."""
+    if room.kind == Room.Kind.PRIVATE and room.name:
+        return room.name
+    return selectors.room_title_for(room=room, user=user)
+
+
 def _refused(request, room: Room | None, exc: errors.ServiceError, *, status: int = 403):
     """A refusal the page cannot show in a form (not allowed here): a page that says why."""
     context = {"room": room, "error": errors.describe(exc)}
@@ -135,7 +144,7 @@ def _render_room(request, room: Room, *, form=None, error=None, status=200):
     side, membership = _sidebar_with_entry(room, request.user)
     context = {
         **_history_context(room, selectors.message_list_latest(room=room)),
-        "title": selectors.room_title_for(room=room, user=request.user),
+        "title": _title(room, request.user),
         "form": form or MessageForm(),
         "error": error,
         "can_manage": selectors.room_is_managed_by(room=room, user=request.user),
@@ -231,7 +240,7 @@ def room_join(request, pk: int):
 @require_POST
 def room_leave(request, pk: int):
     room = _room_or_404(request, pk)
-    title = selectors.room_title_for(room=room, user=request.user)
+    title = _title(room, request.user)
     try:
         left = services.room_leave(room=room, user=request.user)
     except services.RoomNotFound:
@@ -314,7 +323,7 @@ def _render_settings(
     side, membership = _sidebar_with_entry(room, request.user)
     context = {
         "room": room,
-        "title": selectors.room_title_for(room=room, user=request.user),
+        "title": _title(room, request.user),
         "can_manage": can_manage,
         "sidebar": side,
         "membership": membership,
@@ -399,7 +408,7 @@ def member_remove(request, pk: int, user_id: int):
 def room_delete(request, pk: int):
     """GET: "Delete this room?" (owners). POST: delete it, for everyone."""
     room = _room_or_404(request, pk)
-    title = selectors.room_title_for(room=room, user=request.user)
+    title = _title(room, request.user)
     if request.method == "GET":
         if not selectors.room_is_managed_by(room=room, user=request.user):
             return _refused(request, room, errors.NotAllowed(_("Only the room's owners may do that.")))
