@@ -10,8 +10,6 @@ import re
 import secrets
 from pathlib import Path
 
-import pages
-import pytest
 from pages import ROOM_URL, wait_connected
 from playwright.sync_api import expect
 

@@ -312,9 +312,7 @@ def room_read(request, pk: int):
 
 
 # --- Room settings (owners manage; members see the members and their own setting) -------------
-def _render_settings(
-    request, room: Room, *, update_form=None, add_form=None, status=200, **extra
-):
+def _render_settings(request, room: Room, *, update_form=None, add_form=None, status=200, **extra):
     can_manage = selectors.room_is_managed_by(room=room, user=request.user)
     if update_form is None:
         update_form = RoomUpdateForm(
@@ -411,7 +409,8 @@ def room_delete(request, pk: int):
     title = _title(room, request.user)
     if request.method == "GET":
         if not selectors.room_is_managed_by(room=room, user=request.user):
-            return _refused(request, room, errors.NotAllowed(_("Only the room's owners may do that.")))
+            refusal = errors.NotAllowed(_("Only the room's owners may do that."))
+            return _refused(request, room, refusal)
         context = {
             "room": room,
             "title": title,
