@@ -10,6 +10,7 @@ import re
 import secrets
 from pathlib import Path
 
+import pages
 from pages import ROOM_URL, wait_connected
 from playwright.sync_api import expect
 
@@ -193,3 +194,273 @@ def test_screenshots_of_the_sidebar_drawer_mention_and_divider(new_user, asgi_se
 
 def user_id(page) -> str:
     return page.locator("body").get_attribute("data-user")
+
+
+# --- Unread: two tabs of one user, and a second user writing -----------------------------------
+def join(asgi_server, room_id: int, *usernames: str) -> None:
+    seed(
+        asgi_server,
+        "room = Room.objects.get(pk=room_id)\n"
+        "for name in names:\n"
+        "    services.room_join(room=room, user=user(name))\n",
+        room_id=room_id,
+        names=list(usernames),
+    )
+
+
+def favicon(page) -> str:
+    return page.locator("link#favicon").get_attribute("href") or ""
+
+
+def test_an_unread_badge_appears_and_clears_in_both_tabs_with_the_title(new_user, asgi_server):
+    bob = new_user("bob")
+    alice = new_user("alice")
+    room_url = pages.create_room(bob.page, "unread")
+    rid = room_id_of(room_url)
+    join(asgi_server, rid, alice.username)
+    home, profiles = alice.page, alice.context.new_page()
+    home.goto("/")
+    profiles.goto("/profiles/")
+    for tab in (home, profiles):
+        stream_open(tab)
+        expect(badge(tab, rid)).to_have_text("")
+        expect(tab).not_to_have_title(re.compile(r"^\("))
+    wait_connected(bob.page)
+    send(bob.page, "anyone there?")
+    send(bob.page, "hello?")
+    for tab in (home, profiles):
+        expect(badge(tab, rid)).to_have_text("2")
+        expect(tab.get_by_test_id(f"room-link-{rid}")).to_have_attribute("data-unread", "")
+        expect(tab).to_have_title(re.compile(r"^\(2\) "))
+        assert favicon(tab).endswith("favicon-unread.svg")
+    # Alice opens the room in one tab: reading it there clears the badge everywhere.
+    home.bring_to_front()
+    home.get_by_test_id(f"room-link-{rid}").click()
+    home.wait_for_url(room_url)
+    wait_connected(home)
+    for tab in (home, profiles):
+        expect(badge(tab, rid)).to_have_text("", timeout=3000)
+        expect(tab).not_to_have_title(re.compile(r"^\("), timeout=3000)
+        assert favicon(tab).endswith("favicon.svg")
+    # A message while she is looking: read at once (no badge in the other tab either).
+    send(bob.page, "welcome back")
+    expect(article(home, "welcome back")).to_be_visible()
+    profiles.wait_for_timeout(800)
+    expect(badge(profiles, rid)).to_have_text("")
+    # A fresh page agrees with the live one.
+    fresh = alice.context.new_page()
+    fresh.goto("/profiles/")
+    expect(badge(fresh, rid)).to_have_text("")
+
+
+def test_mark_as_unread_from_here_brings_the_badge_back_and_pauses_auto_read(new_user, asgi_server):
+    bob = new_user("bob")
+    alice = new_user("alice")
+    room_url = pages.create_room(bob.page, "mark")
+    rid = room_id_of(room_url)
+    join(asgi_server, rid, alice.username)
+    wait_connected(bob.page)
+    for text in ("first", "second", "third"):
+        send(bob.page, text)
+    other = alice.context.new_page()
+    other.goto("/profiles/")
+    stream_open(other)
+    expect(badge(other, rid)).to_have_text("3")
+    page = alice.page
+    page.bring_to_front()
+    page.goto(room_url)
+    wait_connected(page)
+    expect(article(page, "first").get_by_test_id("unread-divider")).to_have_count(1)
+    expect(badge(other, rid)).to_have_text("", timeout=3000)  # read where she looks
+
+    second = article(page, "second")
+    second.hover()
+    second.locator(".message-actions [data-action=unread]").click()
+    expect(second.get_by_test_id("unread-divider")).to_have_count(1)
+    expect(page.get_by_test_id("unread-divider")).to_have_count(1)
+    expect(badge(other, rid)).to_have_text("2")
+    expect(badge(page, rid)).to_have_text("2")
+    # Auto-read waits: the badge stays although the newest message is in view.
+    page.wait_for_timeout(1000)
+    expect(badge(other, rid)).to_have_text("2")
+    # Scrolling away and back to the bottom reads again.
+    page.locator("#message-scroller").evaluate("el => { el.scrollTop = 0; }")
+    page.wait_for_timeout(100)
+    page.locator("#message-scroller").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    expect(badge(other, rid)).to_have_text("", timeout=3000)
+
+
+# --- Mentions ---------------------------------------------------------------------------------
+def test_a_mention_is_autocompleted_and_highlighted_for_the_person_mentioned(new_user, asgi_server):
+    alice = new_user("alice")
+    bob = new_user("bob")
+    room_url = pages.create_room(alice.page, "mention")
+    rid = room_id_of(room_url)
+    join(asgi_server, rid, bob.username)
+    seed(
+        asgi_server,
+        "u = user(name)\nu.profile.display_name = 'Bob Builder'\nu.profile.save()\n",
+        name=bob.username,
+    )
+    bob.page.goto("/")
+    stream_open(bob.page)
+    page = alice.page
+    wait_connected(page)
+    composer = page.locator("#composer-body")
+    composer.click()
+    composer.press_sequentially("thanks @" + bob.username[:4])
+    options = page.get_by_test_id("mention-list").get_by_role("option")
+    expect(options.first).to_contain_text("Bob Builder")
+    expect(options.first).to_have_attribute("aria-selected", "true")
+    active = composer.get_attribute("aria-activedescendant")
+    assert active and page.locator(f"#{active}").count() == 1
+    composer.press("Enter")  # picks, does not send
+    expect(composer).to_have_value(f"thanks @{bob.username} ")
+    expect(page.get_by_test_id("mention-list")).to_be_hidden()
+    composer.press_sequentially("for the help")
+    composer.press("Enter")
+    expect(composer).to_have_value("")
+    mention = article(page, "for the help").locator(f'[data-mention="{user_id(bob.page)}"]')
+    expect(mention).to_have_text(f"@{bob.username}")
+    # Bob's sidebar counts the mention; in the room it is highlighted more strongly for him.
+    expect(badge(bob.page, rid, "mentions")).to_have_text("@1")
+    bob.page.goto(room_url)
+    wait_connected(bob.page)
+    for_bob = article(bob.page, "for the help").locator(f'[data-mention="{user_id(bob.page)}"]')
+    strong = for_bob.evaluate("el => getComputedStyle(el).backgroundColor")
+    normal = mention.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert strong != normal, (strong, normal)
+    # Escape closes the list; @room is offered too.
+    composer = bob.page.locator("#composer-body")
+    composer.press_sequentially("@ro")
+    mention_list = bob.page.get_by_test_id("mention-list")
+    room_option = mention_list.get_by_role("option", name=re.compile("@room"))
+    expect(room_option).to_be_visible()
+    composer.press("Escape")
+    expect(bob.page.get_by_test_id("mention-list")).to_be_hidden()
+    expect(composer).to_have_value("@ro")
+
+
+# --- Notifications ----------------------------------------------------------------------------
+RECORD_NOTIFICATIONS = """
+(() => {
+  const Real = window.Notification;
+  window.__notifications = [];
+  function Recorded(title, options) {
+    window.__notifications.push({ title, ...(options || {}) });
+    this.title = title;
+    this.close = () => {};
+  }
+  Object.defineProperty(Recorded, "permission", { get: () => Real.permission });
+  Recorded.requestPermission = (...args) => Real.requestPermission(...args);
+  window.Notification = Recorded;
+})();
+"""
+
+
+def test_a_notification_is_shown_for_a_direct_message_after_opting_in(new_user):
+    bob = new_user("bob", permissions=["notifications"])
+    alice = new_user("alice")
+    bob.context.add_init_script(RECORD_NOTIFICATIONS)
+    bob.page.goto("/profiles/")
+    stream_open(bob.page)
+    toggle = bob.page.get_by_test_id("notifications-toggle")
+    expect(toggle).to_have_text(re.compile("Enable notifications"))
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+
+    alice.page.goto("/profiles/")
+    card = alice.page.locator(f'[data-testid=profile-card][data-username="{bob.username}"]')
+    card.get_by_role("button", name="Message").click()
+    alice.page.wait_for_url(ROOM_URL)
+    wait_connected(alice.page)
+    send(alice.page, "ping for you")
+    bob.page.wait_for_function("window.__notifications.length > 0")
+    [note] = bob.page.evaluate("window.__notifications")
+    assert note["body"].endswith("ping for you") or "ping for you" in note["body"], note
+    assert re.fullmatch(r"parley-\d+", note["tag"]), note
+    # Looking at that conversation in a focused tab: no notification.
+    bob.page.goto(alice.page.url)
+    wait_connected(bob.page)
+    bob.page.bring_to_front()
+    send(alice.page, "you are here")
+    expect(article(bob.page, "you are here")).to_be_visible()
+    bob.page.wait_for_timeout(800)
+    assert bob.page.evaluate("window.__notifications.length") == 0
+
+
+# --- Private groups, and a removed member's room closing --------------------------------------
+def test_a_private_group_is_created_and_a_removed_members_room_closes(new_user):
+    alice = new_user("alice")
+    bob = new_user("bob")
+    bob.page.goto("/")
+    stream_open(bob.page)
+    page = alice.page
+    page.goto("/")
+    name = f"launch-{secrets.token_hex(2)}"
+    form = page.locator("#room-create-form")
+    form.locator("input[name=name]").fill(name)
+    members = form.locator("input[name=members]")
+    expect(members).to_be_hidden()  # only for a private group
+    form.get_by_label("Private group").check()
+    members.fill(bob.username)
+    form.get_by_role("button", name="Create room").click()
+    page.wait_for_url(ROOM_URL)
+    rid = room_id_of(page.url)
+    expect(page.get_by_test_id("room-title")).to_contain_text(name)
+    expect(page.get_by_test_id(f"room-link-{rid}")).to_have_attribute("data-kind", "private")
+
+    # Bob's sidebar gets it live (no reload), and he opens it.
+    link = bob.page.get_by_test_id(f"room-link-{rid}")
+    expect(link).to_contain_text(name)
+    link.click()
+    bob.page.wait_for_url(page.url)
+    wait_connected(bob.page)
+
+    # Alice removes him in the room's settings: his open room closes, the group leaves his
+    # sidebar, and he can type nothing more.
+    page.get_by_test_id("room-menu").locator("summary").click()
+    page.get_by_test_id("room-settings-link").click()
+    bob_id = user_id(bob.page)
+    page.get_by_test_id(f"member-remove-{bob_id}").click()
+    expect(page.get_by_test_id(f"member-{bob_id}")).to_have_count(0)
+    status = bob.page.locator("#connection-status")
+    expect(status).to_have_text("You no longer have access to this room", timeout=3000)
+    expect(bob.page.get_by_test_id(f"room-link-{rid}")).to_have_count(0)
+    expect(bob.page.locator("#composer-body")).to_be_disabled()
+    assert bob.page.goto(f"/chat/room/{rid}/").status == 404
+
+
+# --- Joining from the directory, and the quick switcher -----------------------------------------
+def test_join_from_the_directory_and_jump_there_with_the_switcher(new_user):
+    alice = new_user("alice")
+    carol = new_user("carol")
+    room_url = pages.create_room(alice.page, "switch")
+    rid = room_id_of(room_url)
+    name = alice.page.get_by_test_id("room-title").inner_text().removeprefix("# ")
+    page = carol.page
+    page.goto("/")
+    stream_open(page)
+    expect(page.get_by_test_id(f"room-link-{rid}")).to_have_count(0)
+    page.get_by_test_id(f"join-{rid}").click()
+    expect(page.get_by_test_id(f"joined-{rid}")).to_be_visible()
+    expect(page.get_by_test_id(f"room-link-{rid}")).to_contain_text(name)
+
+    page.goto("/profiles/")
+    page.keyboard.press("Control+k")
+    switcher = page.get_by_test_id("switcher")
+    expect(switcher).to_be_visible()
+    field = page.locator("#switcher-input")
+    expect(field).to_be_focused()
+    field.press_sequentially(name.split("-")[1][:4])  # a few letters
+    first = page.locator("#switcher-list [role=option]").first
+    expect(first).to_contain_text(name)
+    expect(first).to_have_attribute("aria-selected", "true")
+    field.press("Enter")
+    page.wait_for_url(room_url)
+    wait_connected(page)
+    # Escape closes it without going anywhere.
+    page.keyboard.press("Control+k")
+    expect(switcher).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(switcher).to_be_hidden()

@@ -730,11 +730,14 @@
 
   // The members fields (home: a new private group, comma-separated; settings: one username):
   // suggestions from the page's <datalist> of people, for the name being typed.
-  each("input[data-member-picker]", function (input) {
+  function memberPicker(input) {
+    if (input.dataset.pickerReady) return;
     var datalist = input.list || document.getElementById(input.getAttribute("list"));
     if (!datalist) return;
+    input.dataset.pickerReady = "1";
     var people = Array.prototype.map.call(datalist.options, function (o) {
-      return { value: o.value, label: o.textContent.trim() || o.value, hint: "@" + o.value };
+      var name = o.textContent.trim();
+      return { value: o.value, label: name || o.value, hint: name && name !== o.value ? "@" + o.value : "" };
     });
     input.removeAttribute("list"); // ours instead of the browser's (which knows no commas)
     var list = document.createElement("ul");
@@ -771,6 +774,12 @@
       },
     });
     input.addEventListener("keydown", function (e) { picker.handleKey(e); });
+  }
+  each("input[data-member-picker]", memberPicker);
+  // A form htmx swapped in (the create form with its errors) gets its picker too.
+  document.addEventListener("htmx:load", function (e) {
+    var root = e.detail && e.detail.elt;
+    if (root && root.querySelectorAll) each("input[data-member-picker]", memberPicker, root);
   });
 
   // ---- The user's stream on every page but a room (whose htmx socket carries it): a plain

@@ -1066,7 +1066,8 @@
       load: function (q) {
         return members(q).then(function (rows) {
           var items = rows.filter(function (r) { return String(r.id) !== myId; }).map(function (r) {
-            return { value: r.username, label: r.name || r.username, hint: "@" + r.username };
+            var label = r.name || r.username;
+            return { value: r.username, label: label, hint: label !== r.username ? "@" + r.username : "" };
           });
           if (chat.dataset.kind !== "dm" && "room".indexOf(q.toLowerCase()) === 0) {
             items.push({ value: "room", label: "@room", hint: texts.textRoomOption || "" });
