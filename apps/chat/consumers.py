@@ -1,9 +1,18 @@
-"""The room websocket: authenticate, check access and the socket limit, parse JSON, call the
-service, send. Delivery — exactly once and in order — is the socket's ``SocketStream``
-(delivery.py), given this socket's I/O.
+"""The websockets: authenticate, check access and the socket limit, parse JSON, call the
+service, send. One socket per tab:
+
+- ``/ws/chat/room/<pk>/`` (``RoomConsumer``) carries the room's stream — HTML fragments,
+  exactly once and in order, the socket's ``SocketStream`` (delivery.py) — and, from the
+  client's first ``resume`` on (the page sends one as it opens), its user's stream;
+- ``/ws/user/`` (``UserConsumer``) carries the user's stream only (every other signed-in page).
+
+The user stream (delivery.UserStream) is JSON frames: unread counts of every room of the user's
+memberships, notifications, "the sidebar changed". A client that never resumes (a bot reading a
+room) gets the room stream alone.
 
 Live events reach a socket through its process's fan-out hub (fanout.py), not through a
-channel-layer channel of its own; the hub also closes it when its session ends."""
+channel-layer channel of its own; the hub also closes it when its session ends (4401) or its
+room is no longer visible to its user (4403)."""
 
 import asyncio
 import json
@@ -18,13 +27,14 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from . import errors, fanout, realtime, selectors, services, socketlimit
-from .delivery import SocketStream
+from .delivery import SocketStream, UserStream
 from .models import Room
 from .realtime import LAYER_ERRORS
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401  # also: the session ended while the socket was open
+CLOSE_FORBIDDEN = 4403  # the room it shows is no longer visible (removed, left, deleted)
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_MANY_SOCKETS = 4429  # the user has PARLEY_WS_MAX_PER_USER sockets open already
 # htmx's ws extension reconnects after this one (and after 1006/1011/1012).
@@ -76,25 +86,46 @@ def _change_and_render(kind: str, *, room, user, data: dict) -> list[dict]:
     return result.change.rendered() if result.change is not None else []
 
 
-class RoomConsumer(AsyncWebsocketConsumer):
-    """One socket of one room. To the hub it is a ``fanout.SocketMember``: ``offer`` and
-    ``catch_up_to`` go to its stream, ``revoke`` and ``profile_refresh`` are its own."""
+def _states(user, room: Room | None, room_ids) -> dict[int, dict] | None:
+    """The user stream's read: the user's unread states (of ``room_ids``; None: all their
+    memberships), one query. For a full read of a socket viewing ``room``: None when that room
+    is no longer visible to the user (one query more, only when it is not a membership)."""
+    states = selectors.unread_states(user_id=user.pk, room_ids=room_ids)
+    if (
+        room is not None
+        and room_ids is None
+        and room.pk not in states
+        and not selectors.room_is_visible_to(room=room, user=user)
+    ):
+        return None
+    return {room_id: state.as_dict() for room_id, state in states.items()}
+
+
+class SocketConsumer(AsyncWebsocketConsumer):
+    """What every signed-in socket is: an identity the hub knows (identity and user events,
+    the periodic re-checks: a ``fanout.SocketMember``), a place in the per-user socket limit,
+    a user stream, and its ends — 4401 when its session ends, 4403 when the room it shows is
+    no longer visible."""
 
     # The hub receives from the channel layer for the whole process (fanout.py).
     channel_layer_alias = None
 
-    room: Room | None = None
-    stream: SocketStream | None = None  # from the join on
-    joined = False
+    room: Room | None = None  # the room it shows (RoomConsumer)
+    user_stream: UserStream | None = None  # from its start on
     # Identity, for the hub's identity events and re-checks (fanout.Hub.revoke / verify).
     user_id = None
     session_key: str | None = None
     socket_id: str = ""
     leased = False  # holds a place in the shared per-user count (socketlimit)
-    # Set when the session ended: no frame is acted on any more; the 4401 close is on its way.
+    attached = False  # the hub knows it (fanout.Hub.attach)
+    ready = False  # attached and subscribed: disconnect() undoes the rest
+    # Set when it ended (session, access): no frame is acted on any more, nothing more is
+    # delivered; the close (``end_code``) is on its way.
     revoked = False
+    end_code: int | None = None
     accepted = False
-    closing: asyncio.Task | None = None  # the 4401 close revoke() scheduled
+    closing: asyncio.Task | None = None  # the close _end() scheduled
+    checking: asyncio.Task | None = None  # a re-check of the room's visibility
 
     async def close_for_retry(self, code: int, exc: BaseException) -> None:
         """Close with a code clients retry. uvicorn sends 1012/1013 as asked; daphne's
@@ -113,12 +144,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        pk = self.scope["url_route"]["kwargs"]["pk"]
-        try:
-            room = await database_sync_to_async(selectors.room_get_for_user)(user=user, pk=pk)
-        except Room.DoesNotExist:
-            await self.accept()
-            await self.close(code=CLOSE_NOT_FOUND)
+        if not await self.find(user):
             return
         self.user_id = user.pk
         session = self.scope.get("session")  # None only when mounted without the auth stack
@@ -135,63 +161,90 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TOO_MANY_SOCKETS)
             return
         try:
-            await self._join_and_accept(room)
+            await self._join_and_accept()
         finally:
             # Not joined (the layer failed and close_for_retry re-raised, the task was
-            # cancelled, anything raised): disconnect() may never run, give the place back now.
-            if not self.joined and self.leased:
-                self.leased = False
-                await socketlimit.release(user_id=self.user_id, socket_id=self.socket_id)
+            # cancelled, anything raised): disconnect() may never run, undo it all now.
+            if not self.ready:
+                await self._leave_hub()
 
-    async def _join_and_accept(self, room: Room) -> None:
-        self.room = room
-        self.stream = SocketStream(
-            send=self.base_send,
-            load=self._load_changes,
-            render=database_sync_to_async(realtime.render_messages_oob),
-            last_seq=self._last_seq,
-            seq_at_connect=room.last_seq,
-            label=room,
-        )
+    async def find(self, user) -> bool:
+        """What the socket is about, read before it counts as open: False if it was closed
+        for it (RoomConsumer: the room, 4404)."""
+        return True
+
+    async def _join_and_accept(self) -> None:
+        hub = fanout.hub()
         # Subscribe before accepting: anything committed after this point reaches us live, and
-        # anything before it is covered by the client's "resume" query.
+        # anything before it is covered by the client's "resume" query (and the user stream's
+        # read).
         try:
-            # No await between the local count above and this: join registers us at once.
-            await fanout.hub().join(self.room.pk, self)
+            # No await between the local count above and this: attach registers us at once.
+            await hub.attach(self)
+            self.attached = True
+            await self.subscribe(hub)
         except LAYER_ERRORS as exc:
             # Redis is unreachable right now: accept (a failed handshake would be an HTTP 500)
             # and close with "try again later", which clients retry with backoff.
+            await self._leave_hub()
             await self.accept()
             await self.close_for_retry(CLOSE_TRY_AGAIN_LATER, exc)
             return
-        self.joined = True
+        self.ready = True
         await self.accept()
         self.accepted = True
-        if self.revoked:  # the session ended during the handshake: close now, not before accept
-            await self._close_revoked()
+        if self.revoked:  # it ended during the handshake: close now, not before accept
+            await self._close_ended()
             return
-        self.stream.start_holding()
+        self.opened()
 
-    async def _load_changes(self, after: int, upto: int | None, limit: int) -> list:
-        return await database_sync_to_async(selectors.message_changes_after)(
-            room=self.room, after=after, limit=limit, upto=upto
+    async def subscribe(self, hub: fanout.Hub) -> None:
+        """Join what it needs of the hub beyond being attached (RoomConsumer: its room)."""
+
+    def opened(self) -> None:
+        """Accepted and live (UserConsumer: the user stream starts)."""
+
+    def start_user_stream(self) -> None:
+        if self.user_stream is not None or self.revoked:
+            return
+        self.user_stream = UserStream(
+            user_id=self.user_id,
+            send=self.base_send,
+            load=self._load_states,
+            hub=fanout.hub(),
+            forbidden=self.forbid,
+            label=f"user {self.user_id}",
         )
+        self.user_stream.start()
 
-    async def _last_seq(self) -> int:
-        return await database_sync_to_async(selectors.room_last_seq)(room=self.room)
+    async def _load_states(self, room_ids) -> dict[int, dict] | None:
+        return await database_sync_to_async(_states)(self.scope["user"], self.room, room_ids)
 
-    async def disconnect(self, code) -> None:
-        if self.stream is not None:
-            self.stream.close()
-        if self.joined:
-            self.joined = False
-            await fanout.hub().leave(self.room.pk, self)
+    async def _leave_hub(self) -> None:
+        """Out of everything the hub has it in, and its place in the limit back."""
+        hub = fanout.hub()
+        self.ready = False
+        if self.checking is not None:
+            self.checking.cancel()
+        if self.user_stream is not None:
+            self.user_stream.close()
+            await hub.unwatch_all(self.user_stream)
+        await self.unsubscribe(hub)
+        if self.attached:
+            self.attached = False
+            await hub.detach(self)
         if self.leased:
             self.leased = False
             await socketlimit.release(user_id=self.user_id, socket_id=self.socket_id)
 
+    async def unsubscribe(self, hub: fanout.Hub) -> None:
+        """Undo ``subscribe``."""
+
+    async def disconnect(self, code) -> None:
+        await self._leave_hub()
+
     async def receive(self, text_data=None, bytes_data=None) -> None:
-        if self.room is None or self.revoked:
+        if self.revoked or not self.ready:
             return  # a frame after the session ended is not acted on
         if text_data is None:
             await self.send_error(_("Send text frames with JSON."))
@@ -212,11 +265,144 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if not isinstance(data, dict):
             await self.send_error(_("Send a JSON object."))
             return
-        kind = data.get("type", "message")
+        await self.receive_frame(data.get("type", "message"), data)
+
+    async def receive_frame(self, kind, data: dict) -> None:
+        await self.send_error(_("Unknown frame type."))
+
+    async def send_error(self, text: str, client_id=None, message_id=None) -> None:
+        await self.send(text_data=realtime.render_error(text, client_id, _named_id(message_id)))
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels first hops to the database thread to close stale connections
+        # (aclose_old_connections), for handlers that use the ORM directly. These reach the
+        # database only through database_sync_to_async, which does that itself: no extra hop
+        # per incoming frame.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # --- called by the hub ----------------------------------------------------------------
+
+    def revoke(self) -> None:
+        """The session ended (logout, password change, deactivation, deletion, expiry): act on
+        no further frame, deliver nothing more, close with 4401 (which clients do not retry)."""
+        self._end(CLOSE_UNAUTHENTICATED)
+
+    def forbid(self) -> None:
+        """Its user may no longer see the room it shows (removed from a private group, left
+        it, the room deleted): act on no further frame, deliver nothing more, close with
+        4403 (not retried)."""
+        self._end(CLOSE_FORBIDDEN)
+
+    def _end(self, code: int) -> None:
+        if self.revoked:
+            return
+        self.revoked = True
+        self.end_code = code
+        self.stop_streams()
+        if self.accepted:  # else connect() closes it right after accepting
+            self.closing = asyncio.ensure_future(self._close_ended())
+
+    def stop_streams(self) -> None:
+        if self.user_stream is not None:
+            self.user_stream.close()
+
+    async def _close_ended(self) -> None:
+        try:
+            await self.base_send({"type": "websocket.close", "code": self.end_code})
+        except Exception as exc:  # already gone
+            logger.info("closing an ended socket failed: %r", exc)
+
+    def rooms_changed(self) -> None:
+        """The user's memberships changed: the user stream reads them again (and re-checks
+        the room it shows)."""
+        if self.user_stream is not None:
+            self.user_stream.rooms_changed()
+
+    def profile_refresh(self, updated_at) -> None:
+        """Forget the profile cached at the handshake unless it was saved at ``updated_at``
+        (None: it changed), so the next message this socket sends is rendered with the current
+        one. (``Profile.updated_at`` is auto_now: every save moves it.)"""
+        user = self.scope["user"]
+        cache = user._meta.get_field("profile")  # the reverse one-to-one's cache on the user
+        if not cache.is_cached(user):
+            return
+        cached = cache.get_cached_value(user)
+        if updated_at is None or cached is None or cached.updated_at != updated_at:
+            cache.delete_cached_value(user)
+
+
+class UserConsumer(SocketConsumer):
+    """``/ws/user/``: the user's stream alone, from the handshake on (every signed-in page
+    that shows no room). It takes no frames."""
+
+    def opened(self) -> None:
+        self.start_user_stream()
+
+
+class RoomConsumer(SocketConsumer):
+    """One socket of one room. To the hub it is a ``fanout.SocketMember``: ``offer`` and
+    ``catch_up_to`` go to its stream; and, from its first ``resume``, its user stream
+    watches the user's rooms."""
+
+    stream: SocketStream | None = None  # from the join on
+    joined = False
+
+    async def find(self, user) -> bool:
+        pk = self.scope["url_route"]["kwargs"]["pk"]
+        try:
+            self.room = await database_sync_to_async(selectors.room_get_for_user)(user=user, pk=pk)
+        except Room.DoesNotExist:
+            await self.accept()
+            await self.close(code=CLOSE_NOT_FOUND)
+            return False
+        return True
+
+    async def subscribe(self, hub: fanout.Hub) -> None:
+        room = self.room
+        self.stream = SocketStream(
+            send=self.base_send,
+            load=self._load_changes,
+            render=database_sync_to_async(realtime.render_messages_oob),
+            last_seq=self._last_seq,
+            seq_at_connect=room.last_seq,
+            label=room,
+        )
+        await hub.join(room.pk, self)
+        self.joined = True
+
+    async def unsubscribe(self, hub: fanout.Hub) -> None:
+        if self.stream is not None:
+            self.stream.close()
+        if self.joined:
+            self.joined = False
+            await hub.leave(self.room.pk, self)
+
+    def opened(self) -> None:
+        self.stream.start_holding()
+
+    def stop_streams(self) -> None:
+        super().stop_streams()
+        if self.stream is not None:
+            self.stream.close()
+
+    async def _load_changes(self, after: int, upto: int | None, limit: int) -> list:
+        return await database_sync_to_async(selectors.message_changes_after)(
+            room=self.room, after=after, limit=limit, upto=upto
+        )
+
+    async def _last_seq(self) -> int:
+        return await database_sync_to_async(selectors.room_last_seq)(room=self.room)
+
+    async def receive_frame(self, kind, data: dict) -> None:
         if kind == "message":
             await self.receive_message(data)
         elif kind == "resume":
             await self.receive_resume(data)
+        elif kind == "read":
+            await self.receive_read(data)
         elif isinstance(kind, str) and kind in _CHANGES:
             await self.receive_change(kind, data)
         else:
@@ -261,12 +447,37 @@ class RoomConsumer(AsyncWebsocketConsumer):
         for event in events:
             self.stream.acknowledge(event, True)
 
+    async def receive_read(self, data: dict) -> None:
+        """``{"type": "read", "seq": N[, "force": true]}``: move the user's read pointer in
+        this room (services.room_mark_read). Not a member (a public room not joined): nothing
+        to move, no answer. The new state reaches this socket's user stream at once, and every
+        other socket of the user through the ``user.read`` event."""
+        try:
+            state = await database_sync_to_async(services.room_mark_read)(
+                room=self.room,
+                user=self.scope["user"],
+                seq=data.get("seq"),
+                force=data.get("force", False),
+            )
+        except services.NotAllowed:
+            return
+        except services.RoomNotFound:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        except ValidationError as exc:
+            await self.send_error(errors.describe(exc))
+            return
+        if self.user_stream is not None and state is not None:
+            self.user_stream.read(self.room.pk, state.as_dict())
+
     async def receive_resume(self, data: dict) -> None:
         try:
             after = errors.parse_seq(data.get("after_seq", 0))
         except ValidationError as exc:
             await self.send_error(errors.describe(exc))
             return
+        # The page resumes as it opens: its user stream starts with that.
+        self.start_user_stream()
         # The client says what it holds: send everything after that, then what was held. It
         # cannot hold a seq that did not exist yet; a cursor past the room's end would drop
         # every later message, the sender's own acknowledgements included. Past what this
@@ -285,49 +496,29 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 after = newest
         stream.resume(after)
 
-    async def send_error(self, text: str, client_id=None, message_id=None) -> None:
-        await self.send(text_data=realtime.render_error(text, client_id, _named_id(message_id)))
-
-    async def dispatch(self, message: dict) -> None:
-        # Channels first hops to the database thread to close stale connections
-        # (aclose_old_connections), for handlers that use the ORM directly. These reach the
-        # database only through database_sync_to_async, which does that itself: no extra hop
-        # per incoming frame.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
-
     # --- called by the hub ----------------------------------------------------------------
 
-    def revoke(self) -> None:
-        """The session ended (logout, password change, deactivation, deletion, expiry): act on
-        no further frame, deliver nothing more, close with 4401 (which clients do not retry)."""
-        if self.revoked:
-            return
-        self.revoked = True
-        if self.stream is not None:
-            self.stream.close()
-        if self.accepted:  # else connect() closes it right after accepting
-            self.closing = asyncio.ensure_future(self._close_revoked())
+    def rooms_changed(self) -> None:
+        """The user's memberships changed: the user stream reads them again and re-checks
+        the room with them; without one, the room alone is re-checked (a private room only:
+        a public one stays visible to everyone, and its deletion sends room.access)."""
+        if self.user_stream is not None:
+            self.user_stream.rooms_changed()
+        elif self.room.is_private and self.checking is None and not self.revoked:
+            self.checking = asyncio.ensure_future(self._check_room())
 
-    async def _close_revoked(self) -> None:
+    async def _check_room(self) -> None:
         try:
-            await self.base_send({"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED})
-        except Exception as exc:  # already gone
-            logger.info("closing a revoked socket failed: %r", exc)
-
-    def profile_refresh(self, updated_at) -> None:
-        """Forget the profile cached at the handshake unless it was saved at ``updated_at``
-        (None: it changed), so the next message this socket sends is rendered with the current
-        one. (``Profile.updated_at`` is auto_now: every save moves it.)"""
-        user = self.scope["user"]
-        cache = user._meta.get_field("profile")  # the reverse one-to-one's cache on the user
-        if not cache.is_cached(user):
+            visible = await database_sync_to_async(selectors.room_is_visible_to)(
+                room=self.room, user=self.scope["user"]
+            )
+        except Exception:  # the database is away: the periodic re-check
+            logger.warning("re-checking the room of a socket failed", exc_info=True)
             return
-        cached = cache.get_cached_value(user)
-        if updated_at is None or cached is None or cached.updated_at != updated_at:
-            cache.delete_cached_value(user)
+        finally:
+            self.checking = None
+        if not visible:
+            self.forbid()
 
     def offer(self, event: dict) -> None:
         """A live event for this socket, rendered once by the sender (synchronous)."""

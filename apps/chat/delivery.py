@@ -24,20 +24,27 @@ Everything sent goes through one ordered queue of jobs: live events, acknowledge
 catch-ups. A job that does not need to wait — a live event in order, to a socket that keeps
 up — runs to completion inside ``offer`` (``start_eagerly``); only the rest get a task, and a
 stalled socket holds up no other.
+
+A ``UserStream`` is the other half of a socket: its user's own stream — unread counts of every
+room they are a member of, notifications, "the sidebar changed" — as small JSON text frames
+(see its docstring). The room stream stays HTML fragments.
 """
 
 import asyncio
 import enum
+import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import lru_cache, partial
 from typing import Any
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from apps.core.eager import start_eagerly
 
-from . import realtime
+from . import realtime, unread
 
 logger = logging.getLogger(__name__)
 
@@ -359,3 +366,447 @@ class SocketStream:
             await self._send_asgi(realtime.websocket_frame(html))
         except Exception as exc:
             raise SendFailed from exc
+
+
+# --- The user stream ----------------------------------------------------------------------------
+
+
+def json_frame(payload: dict) -> dict:
+    """The ASGI message that sends ``payload`` as a JSON text frame."""
+    return realtime.websocket_frame(json.dumps(payload, separators=(",", ":")))
+
+
+# Frames that are the same for everyone: built once, shared (servers never change them).
+SIDEBAR_FRAME = json_frame({"type": "sidebar"})
+DIRECTORY_FRAME = json_frame({"type": "directory"})
+
+
+def room_frame(event: dict) -> dict:
+    """``{"type": "room", "room", "name", "topic"}`` from a ``room.updated`` event."""
+    return json_frame(
+        {
+            "type": "room",
+            "room": event.get("room"),
+            "name": event.get("name", ""),
+            "topic": event.get("topic", ""),
+        }
+    )
+
+
+@lru_cache(maxsize=4096)
+def room_url(room_id: int) -> str:
+    return reverse("chat:room_detail", kwargs={"pk": room_id})
+
+
+def notify_frame(fact: unread.Fact, kind: str) -> dict:
+    """``{"type": "notify", "room", "message", "title", "body", "url"}``: built once per
+    event (kept on the fact) for every socket it notifies. In a direct conversation the
+    title is the author; elsewhere the room, and the body starts with the author."""
+    frame = fact.notify_frame
+    if frame is None:
+        if kind == unread.DM or not fact.room_name:
+            title, body = fact.author_name, fact.text
+        else:
+            title, body = fact.room_name, f"{fact.author_name}: {fact.text}"
+        frame = fact.notify_frame = json_frame(
+            {
+                "type": "notify",
+                "room": fact.room,
+                "message": fact.message,
+                "title": title,
+                "body": body,
+                "url": room_url(fact.room),
+            }
+        )
+    return frame
+
+
+def _unread_text(counts: unread.RoomCounts) -> str:
+    unread_n, mentions, muted, pointer = counts.shown()
+    return (
+        f'{{"type":"unread","room":{counts.room_id},"unread":{unread_n},'
+        f'"mentions":{mentions},"muted":{"true" if muted else "false"},"pointer":{pointer}}}'
+    )
+
+
+# A ``load``: the user's states ({room id: UnreadState.as_dict()}) of these rooms (None: of
+# all their memberships — and then None instead if the room the socket views is no longer
+# visible to them).
+LoadStates = Callable[[Iterable[int] | None], Awaitable[dict[int, dict] | None]]
+
+USER_BACKLOG_MAX = 200  # frames queued for a socket that does not keep up; past it: a re-sync
+SYNC_RETRY_SECONDS = (0.5, 5.0)  # first and longest wait before a failed re-read is retried
+_ALL = object()  # "every room" (what a full read is reading)
+_SYNC = object()  # a queued ``sync`` frame (built when sent, from the counts as they are then)
+
+
+class UserStream:
+    """One socket's user stream: for each room its user is a member of, an
+    ``unread.RoomCounts`` kept live by the hub (``room_change``: no I/O, a few comparisons),
+    and the JSON frames that tell the page (in order, through one queue):
+
+    - ``{"type": "sync", "rooms": {"<id>": {"unread", "mentions", "notify", "muted",
+      "pointer", "kind"}}}`` — every room, read from the database (``start``; after
+      ``rooms_changed``, followed by ``sidebar``);
+    - ``{"type": "unread", "room", "unread", "mentions", "muted", "pointer"}`` — a room's
+      numbers changed (a message, a delete, an edit's mentions, a read on any device);
+    - ``{"type": "notify", ...}`` (``notify_frame``), ``{"type": "sidebar"}`` (the room list
+      changed: refetch it), ``{"type": "room", ...}`` (``room_frame``), ``{"type":
+      "directory"}``.
+
+    Database reads (``load``) run one at a time in a task: a full one (``start``,
+    ``rooms_changed``) also makes the hub watch exactly the rooms read
+    (``hub.watch``); a room whose subscription is younger than the read is read again (an
+    event between the two would be missed). Counts are exact by snapshot + replay
+    (unread.py), with two more rules for snapshots that cross: a ``read`` (someone's pointer
+    moved: its state read elsewhere) that arrives while this stream's own read of that room
+    is under way may be newer or older than it, so the room is read again; and a snapshot
+    the hub's recent facts cannot complete (``evicted``) is read again too.
+
+    Unread frames are built when sent, from the counts as they are then: a room's frame
+    queued twice goes once, and a ``sync`` queued replaces the unread frames before it."""
+
+    __slots__ = (
+        "user_id",
+        "label",
+        "counts",
+        "closed",
+        "synced",
+        "_send_asgi",
+        "_load",
+        "_hub",
+        "_forbidden",
+        "_queue",
+        "_dirty",
+        "_busy",
+        "_task",
+        "_want_full",
+        "_want_sidebar",
+        "_want_rooms",
+        "_reading",
+        "_crossed",
+        "_syncing",
+    )
+
+    def __init__(
+        self,
+        *,
+        user_id,
+        send: Send,
+        load: LoadStates,
+        hub,
+        forbidden: Callable[[], None] | None = None,
+        label: object = "",
+    ):
+        self.user_id = user_id
+        self.label = label
+        self.counts: dict[int, unread.RoomCounts] = {}
+        self.closed = False
+        self.synced = False  # a full read has been applied (its sync frame queued)
+        self._send_asgi = send
+        self._load = load
+        self._hub = hub
+        self._forbidden = forbidden  # the room the socket views is no longer visible
+        # Queued frames: an ASGI message, a room id (its unread frame) or _SYNC.
+        self._queue: deque = deque()
+        self._dirty: set[int] = set()  # rooms whose unread frame is queued
+        self._busy = False
+        self._task: asyncio.Task | None = None
+        self._want_full = False
+        self._want_sidebar = False
+        self._want_rooms: set[int] = set()
+        # What the read under way reads (_ALL or a set of rooms), and the rooms a ``read``
+        # event reached meanwhile: it may be newer or older than the read, which is redone.
+        self._reading: object = None
+        self._crossed: set[int] = set()
+        self._syncing: asyncio.Task | None = None
+
+    # --- what the socket's owner calls ------------------------------------------------------
+
+    def start(self) -> None:
+        """Read every room from the database, watch them, send ``sync``."""
+        self._want_full = True
+        self._kick()
+
+    def close(self) -> None:
+        """Send nothing more; stop reading."""
+        self.closed = True
+        self._queue.clear()
+        self._dirty.clear()
+        for task in (self._task, self._syncing):
+            if task is not None:
+                task.cancel()
+
+    async def idle(self) -> None:
+        """Return once no read is under way and nothing is queued (tests)."""
+        while not self.closed and (self._syncing is not None or self._busy):
+            waiting = {t for t in (self._syncing, self._task) if t is not None}
+            if not waiting:
+                await asyncio.sleep(0)
+                continue
+            await asyncio.wait(waiting)
+
+    # --- what the hub calls -------------------------------------------------------------------
+
+    def room_change(self, fact: unread.Fact) -> None:
+        """A change of a watched room: count it; a frame when a number changed, and the
+        notification when it notifies this user."""
+        counts = self.counts.get(fact.room)
+        if counts is None:
+            return  # being read: the replay over the snapshot counts it
+        result = counts.apply(self.user_id, fact)
+        if not result:
+            return
+        if result & unread.CHANGED:
+            self._post_unread(fact.room)
+        if result & unread.NOTIFY:
+            self._post(notify_frame(fact, counts.kind))
+        if counts.stale:
+            counts.stale = False
+            self.resync((fact.room,))
+
+    def read(self, room_id: int, state: dict) -> None:
+        """The user's read state in the room, read after their pointer moved (here or on
+        another device): take it if it is not older than the counts."""
+        reading = self._reading
+        if reading is _ALL or (reading is not None and room_id in reading):
+            self._crossed.add(room_id)
+        if self._take(room_id, state):
+            self._post_unread(room_id)
+
+    def rooms_changed(self) -> None:
+        """The user's memberships changed: read them all again, then ``sync`` and
+        ``sidebar``."""
+        self._want_full = True
+        self._want_sidebar = True
+        self._kick()
+
+    def resync(self, room_ids) -> None:
+        """Read these rooms' counts again (a lost change, a count at the cap)."""
+        self._want_rooms.update(room_ids)
+        self._kick()
+
+    def lost_room(self, room_id: int) -> None:
+        """The user may no longer see the room: forget it, stop watching it, ``sidebar``."""
+        self.counts.pop(room_id, None)
+        self._hub.unwatch(self, room_id)
+        self._post(SIDEBAR_FRAME)
+
+    def post(self, frame: dict) -> None:
+        """A frame built once for every recipient (``room``, ``directory``)."""
+        self._post(frame)
+
+    def behind(self, room_id: int, last_seq: int) -> bool:
+        counts = self.counts.get(room_id)
+        if counts is None or self._syncing is not None:
+            return False  # not counted yet, or being read
+        return counts.behind(last_seq)
+
+    def check(self, memberships: dict[int, tuple]) -> None:
+        """The user's memberships as the database has them ({room id: (notify, pointer)}),
+        for the periodic re-check: other rooms or settings → read everything again; other
+        pointers → read those rooms again."""
+        if not self.synced or self._syncing is not None:
+            return  # a read is under way or to come: it reads them
+        if memberships.keys() != self.counts.keys() or any(
+            self.counts[room_id].notify != notify for room_id, (notify, _) in memberships.items()
+        ):
+            self.rooms_changed()
+            return
+        moved = [r for r, (_, pointer) in memberships.items() if self.counts[r].pointer != pointer]
+        if moved:
+            self.resync(moved)
+
+    # --- reading from the database ------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if self._syncing is None and not self.closed:
+            self._syncing = asyncio.ensure_future(self._syncs())
+
+    async def _syncs(self) -> None:
+        delay = SYNC_RETRY_SECONDS[0]
+        try:
+            while not self.closed and (self._want_full or self._want_rooms):
+                full, sidebar, rooms = self._want_full, self._want_sidebar, self._want_rooms
+                self._want_rooms = set()
+                self._want_full = self._want_sidebar = False
+                try:
+                    if full:
+                        await self._read_all(sidebar)
+                    else:
+                        await self._read_rooms(rooms)
+                    delay = SYNC_RETRY_SECONDS[0]
+                except Exception:
+                    # The database or the channel layer is away: again in a moment.
+                    logger.warning("user stream read for %s failed", self.label, exc_info=True)
+                    if full:
+                        self._want_full = True
+                        self._want_sidebar |= sidebar
+                    self._want_rooms |= rooms
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, SYNC_RETRY_SECONDS[1])
+        finally:
+            self._reading = None
+            self._syncing = None
+
+    async def _read_all(self, sidebar: bool) -> None:
+        loop = asyncio.get_running_loop()
+        # Until the states are applied, a ``read`` event of any room may cross them.
+        self._reading, self._crossed = _ALL, set()
+        try:
+            started = loop.time()
+            states = await self._load(None)
+            if states is None:
+                if self._forbidden is not None:
+                    self._forbidden()
+                return
+            await self._hub.watch(self, states.keys())
+            # A room whose subscription is younger than the read: an event between the two
+            # was missed. Read those again, now that they are watched.
+            again = sorted(r for r in states if not self._hub.subscribed_before(r, started))
+            if again and not self.closed:
+                more = await self._load(again)
+                for room_id in again:
+                    if room_id in more:
+                        states[room_id] = more[room_id]
+                    else:  # left meanwhile (the user.rooms that says so follows)
+                        del states[room_id]
+                        self._hub.unwatch(self, room_id)
+            if self.closed:
+                return
+            for room_id in [r for r in self.counts if r not in states]:
+                del self.counts[room_id]
+            for room_id, state in states.items():
+                self._take(room_id, state, create=True)
+            crossed = self._crossed & states.keys()
+        finally:
+            self._reading = None
+        self.synced = True
+        self._post(_SYNC)
+        if sidebar:
+            self._post(SIDEBAR_FRAME)
+        if crossed:
+            self.resync(crossed)  # newer or older than this read: read them once more
+
+    async def _read_rooms(self, rooms: set[int]) -> None:
+        rooms = sorted(r for r in rooms if r in self.counts)
+        if not rooms:
+            return
+        self._reading, self._crossed = set(rooms), set()
+        try:
+            states = await self._load(rooms)
+            crossed = self._crossed & states.keys()
+        finally:
+            self._reading = None
+        for room_id in rooms:
+            state = states.get(room_id)
+            if state is None:  # not a member any more, and the event saying so was lost
+                self.rooms_changed()
+            elif self._take(room_id, state):
+                self._post_unread(room_id)
+        if crossed:
+            self.resync(crossed)
+
+    def _take(self, room_id: int, state: dict, create: bool = False) -> bool:
+        """Apply a snapshot (with the replay of the hub's recent facts above its
+        ``through``); True when what a frame shows changed."""
+        counts = self.counts.get(room_id)
+        if counts is None:
+            if not create:
+                return False  # not watched (yet): the read under way brings it
+            counts = self.counts[room_id] = unread.RoomCounts(room_id)
+        facts, evicted = self._hub.recent(room_id)
+        before = counts.shown()
+        if not counts.snapshot(state, facts, self.user_id):
+            return False  # older than what the counts reflect
+        if evicted > state["through"] or counts.stale:
+            counts.stale = False
+            self.resync((room_id,))  # the replay may lack some: read it again
+        return counts.shown() != before
+
+    # --- the ordered frames -----------------------------------------------------------------
+
+    def _post_unread(self, room_id: int) -> None:
+        if room_id not in self._dirty:
+            self._post(room_id)
+
+    def _frame(self, entry) -> dict | None:
+        if entry is _SYNC:
+            rooms = {str(r): counts.as_sync() for r, counts in self.counts.items()}
+            return json_frame({"type": "sync", "rooms": rooms})
+        if isinstance(entry, int):
+            counts = self.counts.get(entry)
+            if counts is None:
+                return None  # forgotten meanwhile (the sidebar frame says so)
+            return realtime.websocket_frame(_unread_text(counts))
+        return entry
+
+    def _post(self, entry) -> None:
+        if self.closed:
+            return
+        if not self._busy and not self._queue:
+            # The common case: nothing queued, send now (no task unless the send waits).
+            frame = self._frame(entry)
+            if frame is None:
+                return
+            self._busy = True
+            try:
+                sending = start_eagerly(self._send_asgi(frame))
+            except Exception as exc:
+                self._busy = False
+                self._send_failed(exc)
+                return
+            self._carried_on(sending)
+            return
+        queue = self._queue
+        if entry is _SYNC:  # it shows every room: the unread frames before it go
+            self._queue = queue = deque(e for e in queue if e is not _SYNC and type(e) is not int)
+            self._dirty.clear()
+        elif isinstance(entry, int):
+            self._dirty.add(entry)
+        if len(queue) >= USER_BACKLOG_MAX:
+            # Far behind: what it lacks is the current state, in two frames.
+            self._queue = deque([_SYNC, SIDEBAR_FRAME])
+            self._dirty.clear()
+            return
+        queue.append(entry)
+
+    def _carried_on(self, task: asyncio.Task | None) -> None:
+        if task is None:
+            self._busy = False
+        else:
+            self._task = task
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        if self._task is task:
+            self._task = None
+        self._busy = False
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self._send_failed(task.exception())
+        elif self._queue and not self.closed:
+            self._busy = True
+            try:
+                draining = start_eagerly(self._drain())
+            except Exception as exc:
+                self._busy = False
+                self._send_failed(exc)
+                return
+            self._carried_on(draining)
+
+    async def _drain(self) -> None:
+        while self._queue and not self.closed:
+            entry = self._queue.popleft()
+            if type(entry) is int:
+                self._dirty.discard(entry)
+            frame = self._frame(entry)
+            if frame is not None:
+                await self._send_asgi(frame)
+
+    def _send_failed(self, exc: BaseException | None) -> None:
+        logger.info("send to the user stream of %s failed: %r", self.label, exc)
+        self.closed = True
+        self._queue.clear()
+        self._dirty.clear()

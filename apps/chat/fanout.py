@@ -32,6 +32,24 @@ registration here (the room query, the socket limit): the hub keeps the revocati
 re-check rather than a close: a session logged in after a password change is valid, although
 "all sessions" matches it). A hub that is idle is in no group and learns nothing; its first
 sockets rely on the periodic re-check like a lost event does.
+
+**Watchers.** Besides the sockets *viewing* a room (``members``: its HTML stream), a room has
+*watchers*: the user streams (delivery.UserStream) of the sockets whose user is a member of it,
+wherever they are — another room's page, the home page. Viewers and watchers share the
+process's one subscription of the room's group (the process is in it once while it has
+either). On each change the viewers get the article as before, and each watcher's counts
+(unread.RoomCounts) apply the event's ``meta``, built once per event into an ``unread.Fact``:
+no query, no template, a few comparisons per watcher, and a small JSON frame when a number
+changed. The hub keeps each watched room's last ``REPLAY_MAX`` facts, so that a snapshot of the
+counts read while events were on their way can be completed exactly (unread.py).
+
+User events (``user.rooms``, ``user.read``, ``directory.changed``) arrive in the users group
+like the identity events; room events (``room.access``, ``room.updated``) in the room's group.
+What they imply is re-checked from the database too, since they may be lost: the periodic
+refresh re-reads the counts of a watcher left behind the room's last seq (a lost change), and
+the session re-check also re-checks that each viewed private room is still visible (a lost
+``room.access``: 4403) and that each user stream's rooms, settings and pointers are the
+database's (a lost ``user.rooms`` / ``user.read``) — three queries for the process.
 """
 
 import asyncio
@@ -48,7 +66,8 @@ from channels.layers import get_channel_layer
 
 from apps.accounts.sessions import identities_still_valid
 
-from . import realtime, selectors, socketlimit
+from . import delivery, realtime, selectors, socketlimit, unread
+from .models import Membership, Room
 from .realtime import LAYER_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -65,14 +84,27 @@ RECENT_REVOCATION_SECONDS = 5.0
 # A stopped hub's task still running after this long is cancelled again (_until_cancelled).
 CANCEL_AGAIN_SECONDS = 1.0
 
+# The facts of each watched room kept for replay over a snapshot (unread.py): far more than
+# arrive while a snapshot is read and delivered (milliseconds); past it, a snapshot older
+# than the evicted facts is completed from the database instead.
+REPLAY_MAX = 100
+# A watcher whose counts are behind the room's last seq at the refresh is re-read only if it
+# still is after this long: an event on its way is not a lost one.
+LOST_GRACE_SECONDS = 1.0
+
 # Channel-layer event kind -> (the Hub method that handles it, what it is, for the logs). A
 # new kind of event is a line here and a method. (Looked up by name on each event, so a
 # patched method is the one called.)
 EVENT_HANDLERS = {
     realtime.ROOM_CHANGE: ("dispatch", "room"),
     "chat.message": ("dispatch", "room"),  # the name before "room.change" (a rolling deploy)
+    realtime.ROOM_ACCESS: ("room_access", "room"),
+    realtime.ROOM_UPDATED: ("room_updated", "room"),
     "user.revoke": ("revoke", "identity"),
     "user.changed": ("profile_changed", "identity"),
+    realtime.USER_ROOMS: ("user_rooms", "user"),
+    realtime.USER_READ: ("user_read", "user"),
+    realtime.DIRECTORY_CHANGED: ("directory_changed", "user"),
 }
 
 
@@ -101,15 +133,68 @@ class SocketMember(RoomMember, Protocol):
     def profile_refresh(self, updated_at: datetime | None) -> None:
         """Forget the cached profile unless it was saved at ``updated_at`` (None: changed)."""
 
+    def forbid(self) -> None:
+        """It may no longer see the room it views: close with 4403."""
+
+    def rooms_changed(self) -> None:
+        """Its user's memberships changed: re-read them (user stream), re-check the room."""
+
+    # Its user stream (delivery.UserStream), once started; None for a socket that has none.
+    user_stream: object
+
+
+class Watcher(Protocol):
+    """A user stream as the hub sees it (delivery.UserStream)."""
+
+    user_id: object
+
+    def room_change(self, fact: unread.Fact) -> None:
+        """Count one change of a watched room (synchronous and cheap: once per watcher per
+        event)."""
+
+    def lost_room(self, room_id: int) -> None:
+        """Its user may no longer see the room: forget it, tell the page (sidebar)."""
+
+    def post(self, frame: dict) -> None:
+        """Send this ASGI frame (built once for every recipient), in order."""
+
+    def behind(self, room_id: int, last_seq: int) -> bool:
+        """Are its counts of the room behind the room's last seq?"""
+
+    def resync(self, room_ids) -> None:
+        """Re-read these rooms' counts from the database."""
+
 
 class _Room:
-    __slots__ = ("members", "subscribed")
+    __slots__ = ("members", "watchers", "subscribed", "subscribed_at", "recent", "evicted")
 
     def __init__(self):
-        self.members: set[RoomMember] = set()
+        self.members: set[RoomMember] = set()  # the viewers: the room's HTML stream
+        self.watchers: set[Watcher] = set()  # the user streams counting it
         # Puts the process in the room's group; every joiner waits for it (shielded: a
         # cancelled joiner just leaves, the subscription goes on for the others).
         self.subscribed: asyncio.Task | None = None
+        # Loop time the subscription completed at: a snapshot read after it misses nothing.
+        self.subscribed_at: float | None = None
+        # The last facts received (while it has watchers), for replay over a snapshot, and
+        # the highest seq dropped from them.
+        self.recent: deque[unread.Fact] = deque()
+        self.evicted = 0
+
+    def remember(self, fact: unread.Fact) -> None:
+        recent = self.recent
+        if len(recent) >= REPLAY_MAX:
+            old = recent.popleft()
+            if old.seq > self.evicted:
+                self.evicted = old.seq
+        recent.append(fact)
+
+    def forget(self) -> None:
+        """No watcher left: the facts are not needed (one coming back reads a new snapshot)."""
+        for fact in self.recent:
+            if fact.seq > self.evicted:
+                self.evicted = fact.seq
+        self.recent.clear()
 
 
 class Hub:
@@ -123,14 +208,17 @@ class Hub:
         self.layer = layer
         self.channel: str | None = None
         self.rooms: dict[int, _Room] = {}
-        # The local sockets of each user, for identity events and the per-user limit.
+        # The local sockets of each user (attached), for identity and user events and the
+        # per-user limit. The hub runs while it has any, or any room.
         self.users: dict[object, set[SocketMember]] = {}
+        # Each watcher's rooms.
+        self.watching: dict[Watcher, set[int]] = {}
         # (loop time, user.revoke event) of the last RECENT_REVOCATION_SECONDS, oldest first.
         self.recent_revocations: deque[tuple[float, dict]] = deque()
         # New sockets a recent revocation matched, re-checked in batches by one task.
         self.to_check: set[SocketMember] = set()
         self.checking: asyncio.Task | None = None
-        # The reading and ticking tasks, while the hub has rooms.
+        # The reading and ticking tasks, while the hub is open.
         self.tasks: list[asyncio.Task] = []
         # Opens the hub (one channel, the users group, the tasks): shared by every room that
         # joins while it runs, so two first joins never make two channels.
@@ -140,19 +228,55 @@ class Hub:
         # Leaves of cancelled joiners, running on their own.
         self._background: set[asyncio.Task] = set()
 
+    # --- a user's socket: attached while it is open ---------------------------------------------
+
+    async def attach(self, consumer: SocketMember) -> None:
+        """Register a user's socket (at once, before any wait: the per-user limit counts it)
+        and open the hub, so identity and user events reach it from now on. Raises a
+        LAYER_ERRORS exception if the channel layer is unreachable (it is not attached)."""
+        self._add_user_socket(consumer)
+        if self._recently_revoked(consumer):
+            self._check_soon(consumer)
+        try:
+            await self._open()
+        except asyncio.CancelledError:
+            self._discard_user_socket(consumer)
+            self._spawn(self._halt_once_open())
+            raise
+        except BaseException:
+            self._discard_user_socket(consumer)
+            halted = self._halt()
+            if halted is not None:
+                await self._leave_groups(None, None, halted)
+            raise
+
+    async def detach(self, consumer: SocketMember) -> None:
+        """The socket has gone (after leaving its rooms): the hub stops if nothing is left."""
+        self._discard_user_socket(consumer)
+        channel = self.channel
+        halted = self._halt()
+        if halted is not None:
+            await self._leave_groups(None, channel, halted)
+
+    async def _halt_once_open(self) -> None:
+        """A cancelled attach left the hub opening: stop it once open if nothing came."""
+        opening = self._opening
+        if opening is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(opening)
+        halted = self._halt()
+        if halted is not None:
+            await self._leave_groups(None, None, halted)
+
+    # --- viewers ----------------------------------------------------------------------------------
+
     async def join(self, room_id: int, consumer: RoomMember) -> None:
         """Subscribe ``consumer`` to the room. Returns once the process is in the room's group,
         so every event committed afterwards reaches it; raises a LAYER_ERRORS exception if
         the channel layer is unreachable (and the consumer is not subscribed)."""
-        room = self.rooms.get(room_id)
-        if room is None:
-            room = self.rooms[room_id] = _Room()
-            room.subscribed = asyncio.ensure_future(self._subscribe(room_id, room))
+        room = self._room(room_id)
         # A member before it is subscribed: what arrives meanwhile is held, not missed.
         room.members.add(consumer)
-        self._add_user_socket(consumer)
-        if self._recently_revoked(consumer):
-            self._check_soon(consumer)
         try:
             await asyncio.shield(room.subscribed)
         except asyncio.CancelledError:
@@ -176,12 +300,23 @@ class Hub:
         if leaving is not None:
             await leaving
 
+    def _room(self, room_id: int) -> _Room:
+        """The room's entry, made (and its subscription started) if it has none."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            room = self.rooms[room_id] = _Room()
+            room.subscribed = asyncio.ensure_future(self._subscribe(room_id, room))
+        return room
+
     def _remove(self, room_id: int, room: _Room, consumer: RoomMember) -> Coroutine | None:
-        """Take ``consumer`` out of the room, at once. The last member out returns what takes
-        the process out of the room's group (and stops the hub after its last room)."""
         room.members.discard(consumer)
-        self._discard_user_socket(consumer)
-        if room.members:
+        return self._drop(room_id, room)
+
+    def _drop(self, room_id: int, room: _Room) -> Coroutine | None:
+        """Once the room has neither viewer nor watcher left, take it out at once. The last
+        one out returns what takes the process out of the room's group (and stops the hub
+        when nothing is left)."""
+        if room.members or room.watchers:
             return None
         current = self.rooms.get(room_id) is room
         if current:
@@ -194,6 +329,83 @@ class Hub:
             return None
         return self._leave_groups(room_id if subscribed else None, channel, halted)
 
+    # --- watchers ---------------------------------------------------------------------------------
+
+    async def watch(self, watcher: Watcher, room_ids) -> None:
+        """Make ``watcher`` watch exactly these rooms. Returns once the process is in each
+        new room's group; raises a LAYER_ERRORS exception if one could not be joined (the
+        rooms this call added are then watched no more)."""
+        wanted = set(room_ids)
+        current = self.watching.setdefault(watcher, set())
+        leaving = [self._unwatch(watcher, room_id) for room_id in current - wanted]
+        added = []
+        for room_id in wanted - current:
+            room = self._room(room_id)
+            room.watchers.add(watcher)
+            current.add(room_id)
+            added.append(room_id)
+        try:
+            outcomes = await asyncio.gather(
+                *(asyncio.shield(self.rooms[room_id].subscribed) for room_id in added),
+                return_exceptions=True,
+            )
+        except asyncio.CancelledError:
+            for room_id in added:
+                undo = self._unwatch(watcher, room_id)
+                if undo is not None:
+                    self._spawn(undo)
+            for undo in leaving:
+                if undo is not None:
+                    self._spawn(undo)
+            raise
+        failed = [exc for exc in outcomes if isinstance(exc, BaseException)]
+        if failed:
+            leaving += [self._unwatch(watcher, room_id) for room_id in added]
+        for undo in leaving:
+            if undo is not None:
+                await undo
+        if failed:
+            raise failed[0]
+
+    def unwatch(self, watcher: Watcher, room_id: int) -> None:
+        """Stop watching one room now (its group is left in the background)."""
+        undo = self._unwatch(watcher, room_id)
+        if undo is not None:
+            self._spawn(undo)
+
+    async def unwatch_all(self, watcher: Watcher) -> None:
+        for room_id in tuple(self.watching.get(watcher, ())):
+            undo = self._unwatch(watcher, room_id)
+            if undo is not None:
+                await undo
+        self.watching.pop(watcher, None)
+
+    def _unwatch(self, watcher: Watcher, room_id: int) -> Coroutine | None:
+        current = self.watching.get(watcher)
+        if current is not None:
+            current.discard(room_id)
+        room = self.rooms.get(room_id)
+        if room is None or watcher not in room.watchers:
+            return None
+        room.watchers.discard(watcher)
+        if not room.watchers:
+            room.forget()
+        return self._drop(room_id, room)
+
+    def subscribed_before(self, room_id: int, when: float) -> bool:
+        """Was the process in the room's group at loop time ``when`` (and since)? Then a
+        snapshot read after ``when`` misses no event: each one after it arrives here."""
+        room = self.rooms.get(room_id)
+        return room is not None and room.subscribed_at is not None and room.subscribed_at <= when
+
+    def recent(self, room_id: int) -> tuple[deque, int]:
+        """The room's recent facts (for replay over a snapshot) and the highest seq dropped
+        from them: a snapshot older than that cannot be completed from them."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return deque(), 0
+        return room.recent, room.evicted
+
     async def _subscribe(self, room_id: int, room: _Room) -> None:
         group = realtime.room_group(room_id)
         try:
@@ -202,6 +414,7 @@ class Hub:
                 if self.rooms.get(room_id) is room:
                     await self.layer.group_add(group, channel)
                     if self.rooms.get(room_id) is room:
+                        room.subscribed_at = asyncio.get_running_loop().time()
                         return
                     await self.layer.group_discard(group, channel)  # everyone left meanwhile
         except BaseException:
@@ -234,12 +447,13 @@ class Hub:
         return channel
 
     def _halt(self) -> tuple[str | None, list[asyncio.Task]] | None:
-        """Stop the hub now if it has no room left: cancel its tasks and forget its channel.
+        """Stop the hub now if it has no room and no socket left: cancel its tasks and forget
+        its channel.
         Returns (the channel to take out of the users group, the tasks to wait for), or None
         when it keeps running — also while it is still opening (the subscription that
         awaits the opening calls this again once it is open)."""
         opening = self._opening
-        if self.rooms or opening is None or not opening.done():
+        if self.rooms or self.users or opening is None or not opening.done():
             return None
         self._opening = None
         channel, self.channel = self.channel, None
@@ -296,17 +510,97 @@ class Hub:
         task.add_done_callback(self._background.discard)
 
     def dispatch(self, event: dict) -> None:
-        """``room.change``: hand the event to every local socket of its room."""
+        """``room.change``: the article to every local viewer of its room, the counting facts
+        to every local watcher (each built once for all of them)."""
         room = self.rooms.get(event.get("room"))
         if room is None:
             return
-        # One ASGI message for every recipient: servers read it and never change it.
-        event["frame"] = realtime.websocket_frame(event["html"])
+        if room.members:
+            # One ASGI message for every recipient: servers read it and never change it.
+            event["frame"] = realtime.websocket_frame(event["html"])
+            for consumer in tuple(room.members):
+                try:
+                    consumer.offer(event)
+                except Exception:
+                    logger.exception("delivery to %r failed", consumer)
+        if room.watchers:
+            fact = unread.Fact.from_event(event)
+            if fact is None:
+                return  # no meta (an older publisher): the refresh finds the counts behind
+            room.remember(fact)
+            for watcher in tuple(room.watchers):
+                try:
+                    watcher.room_change(fact)
+                except Exception:
+                    logger.exception("counting for %r failed", watcher)
+
+    def room_access(self, event: dict) -> None:
+        """``room.access``: these users (None: everyone — the room was deleted) may no longer
+        see the room. Their sockets viewing it close with 4403 (nothing more is delivered to
+        them); their user streams forget it."""
+        users = event.get("users")
+        if users is not None and not isinstance(users, list):
+            raise ValueError("malformed room.access event")
+        room_id = event.get("room")
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        losing = None if users is None else set(users)
         for consumer in tuple(room.members):
-            try:
-                consumer.offer(event)
-            except Exception:
-                logger.exception("delivery to %r failed", consumer)
+            user_id = getattr(consumer, "user_id", None)
+            if user_id is not None and (losing is None or user_id in losing):
+                consumer.forbid()
+        for watcher in tuple(room.watchers):
+            if losing is None or watcher.user_id in losing:
+                watcher.lost_room(room_id)
+
+    def room_updated(self, event: dict) -> None:
+        """``room.updated``: its name or topic, to every user stream of a viewer or watcher
+        of the room (once each), in one frame built once."""
+        room = self.rooms.get(event.get("room"))
+        if room is None:
+            return
+        streams = set(room.watchers)
+        for consumer in room.members:
+            stream = getattr(consumer, "user_stream", None)
+            if stream is not None:
+                streams.add(stream)
+        if not streams:
+            return
+        frame = delivery.room_frame(event)
+        for stream in streams:
+            stream.post(frame)
+
+    def user_rooms(self, event: dict) -> None:
+        """``user.rooms``: these users' memberships changed; each of their sockets here
+        re-reads them (and re-checks the room it views)."""
+        users = event.get("users")
+        if not isinstance(users, list):
+            raise ValueError("malformed user.rooms event")
+        for user_id in users:
+            for consumer in tuple(self.user_sockets(user_id)):
+                consumer.rooms_changed()
+
+    def user_read(self, event: dict) -> None:
+        """``user.read``: the user's read state in a room, read after their pointer moved:
+        every user stream of theirs here applies it."""
+        state = event.get("state")
+        if state is None:
+            return  # not a member any more: the user.rooms that says so follows
+        room_id = event["room"]
+        for consumer in tuple(self.user_sockets(event.get("user"))):
+            stream = getattr(consumer, "user_stream", None)
+            if stream is not None:
+                stream.read(room_id, state)
+
+    def directory_changed(self, event: dict) -> None:
+        """``directory.changed``: every user stream here tells its page (one frame for all)."""
+        frame = delivery.DIRECTORY_FRAME
+        for sockets in tuple(self.users.values()):
+            for consumer in tuple(sockets):
+                stream = getattr(consumer, "user_stream", None)
+                if stream is not None:
+                    stream.post(frame)
 
     def user_sockets(self, user_id) -> set:
         return self.users.get(user_id, set())
@@ -377,9 +671,9 @@ class Hub:
 
     async def verify(self, sockets: list | None = None) -> None:
         """Re-check the sessions of these local sockets (default: all of them, and then renew
-        their per-user leases): expired, deleted, password changed, user inactive or gone are
-        closed with 4401; refresh the profiles that changed. Two queries and one Redis round
-        trip for the process."""
+        their per-user leases and re-check what they may see, ``check_access``): expired,
+        deleted, password changed, user inactive or gone are closed with 4401; refresh the
+        profiles that changed. Two queries and one Redis round trip for the process."""
         renew = sockets is None
         if sockets is None:
             sockets = [consumer for members in self.users.values() for consumer in members]
@@ -401,15 +695,44 @@ class Hub:
                 # Not re-keyed meanwhile: a keep-revocation that arrived while the query ran
                 # gave the socket a new key, which this query never saw.
                 consumer.revoke()
+        if renew:
+            await self.check_access()
+
+    async def check_access(self) -> None:
+        """What lost room and user events would leave wrong, from the database: a socket
+        viewing a room its user may no longer see (deleted, or a private room they are no
+        longer a member of) closes with 4403; a user stream whose rooms, notify settings or
+        read pointers are not the database's re-reads them. Two queries for the process."""
+        viewers = [
+            (room_id, consumer)
+            for room_id, room in self.rooms.items()
+            for consumer in room.members
+            if getattr(consumer, "user_id", None) is not None
+        ]
+        streams = [
+            stream
+            for sockets in self.users.values()
+            for consumer in sockets
+            if (stream := getattr(consumer, "user_stream", None)) is not None
+        ]
+        if not viewers and not streams:
+            return
+        user_ids = {consumer.user_id for _, consumer in viewers} | {s.user_id for s in streams}
+        room_ids = {room_id for room_id, _ in viewers}
+        memberships, rooms = await database_sync_to_async(access_facts)(user_ids, room_ids)
+        for room_id, consumer in viewers:
+            if not can_see(rooms, memberships, consumer.user_id, room_id):
+                consumer.forbid()
+        for stream in streams:
+            stream.check(memberships.get(stream.user_id, {}))
 
     async def refresh(self) -> None:
         """Re-join every group (a restarted Redis forgot them; the core layer also expires a
-        membership after ``group_expiry``) and let each socket catch up from the database to
-        its room's last seq. One query for all the process's rooms. Each group is re-added
-        under its own lock, so a connect waits for no other room's."""
+        membership after ``group_expiry``), let each viewer catch up from the database to its
+        room's last seq, and re-read the counts of each watcher still behind it a moment later
+        (a lost change). One query for all the process's rooms. Each group is re-added under
+        its own lock, so a connect waits for no other room's."""
         room_ids = list(self.rooms)
-        if not room_ids:
-            return
         channel = self.channel
         try:
             if channel is not None:
@@ -427,11 +750,28 @@ class Hub:
                         await self.layer.group_add(group, channel)
         except LAYER_ERRORS:
             logger.warning("channel layer unreachable; catching up from the database")
+        if not room_ids:
+            return
         last_seqs = await database_sync_to_async(selectors.room_last_seqs)(room_ids)
+        behind = []
         for room_id, last_seq in last_seqs.items():
             room = self.rooms.get(room_id)
-            for consumer in tuple(room.members) if room else ():
+            if room is None:
+                continue
+            for consumer in tuple(room.members):
                 consumer.catch_up_to(last_seq)
+            for watcher in tuple(room.watchers):
+                if watcher.behind(room_id, last_seq):
+                    behind.append((watcher, room_id, last_seq))
+        if not behind:
+            return
+        await asyncio.sleep(LOST_GRACE_SECONDS)
+        lost: dict[Watcher, list[int]] = {}
+        for watcher, room_id, last_seq in behind:
+            if watcher.behind(room_id, last_seq):
+                lost.setdefault(watcher, []).append(room_id)
+        for watcher, rooms in lost.items():
+            watcher.resync(rooms)
 
     # --- the two background tasks, running while the hub is open ----------------------------
 
@@ -474,6 +814,30 @@ class Hub:
             await self.refresh()
         except Exception:  # the database may be away too: next tick
             logger.exception("fan-out refresh failed")
+
+
+def access_facts(user_ids, room_ids) -> tuple[dict[object, dict[int, tuple]], dict[int, bool]]:
+    """For ``check_access``, in two queries whatever the number of users: each user's
+    memberships ({user id: {room id: (notify, last_read_seq)}}) and whether each of these
+    rooms is private ({room id: is_private}; a deleted room is missing)."""
+    memberships: dict[object, dict[int, tuple]] = {}
+    rows = Membership.objects.filter(user_id__in=list(user_ids)).values_list(
+        "user_id", "room_id", "notify", "last_read_seq"
+    )
+    for user_id, room_id, notify, pointer in rows:
+        memberships.setdefault(user_id, {})[room_id] = (notify, pointer)
+    rooms = {}
+    if room_ids:
+        rooms = dict(Room.objects.filter(pk__in=list(room_ids)).values_list("pk", "is_private"))
+    return memberships, rooms
+
+
+def can_see(rooms: dict[int, bool], memberships: dict, user_id, room_id: int) -> bool:
+    """``Room.objects.visible_to`` (a public room, or one the user is a member of) over the
+    rows ``access_facts`` read for many users at once (tested against it)."""
+    if room_id not in rooms:
+        return False
+    return not rooms[room_id] or room_id in memberships.get(user_id, ())
 
 
 def _applies(event: dict, consumer) -> bool:

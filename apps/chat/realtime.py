@@ -100,7 +100,9 @@ def change_meta(message: Message) -> dict:
     - ``msg_seq`` (its position: unread when above a pointer), ``author``;
     - ``mentions`` (user ids) and ``everyone`` (@room) — for a delete, those it had;
     - ``before``: for an edit that changed its mentions, ``{"mentions", "everyone"}`` before;
-    - ``author_name`` and ``text`` (its first line, plain, cut): a notification's words."""
+    - ``author_name``, ``text`` (its first line, plain, cut) and ``room_name`` (a named
+      room's name; "" for a direct conversation, or when the room is not in hand): a
+      notification's words, for a new message."""
     if message.deleted_at is not None:
         kind = "delete"
     elif message.version == message.seq:
@@ -120,6 +122,9 @@ def change_meta(message: Message) -> dict:
         meta["author_name"] = profile.name if profile is not None else message.author.get_username()
         first = next((line.strip() for line in message.body.splitlines() if line.strip()), "")
         meta["text"] = first[:NOTIFY_TEXT_MAX]
+        # The room the service had in hand (never a query here: this runs for every change).
+        room = message.room if Message.room.is_cached(message) else None
+        meta["room_name"] = room.name if room is not None and room.dm_key is None else ""
     return meta
 
 

@@ -3,6 +3,7 @@ that wait for a condition instead of a fixed time."""
 
 import asyncio
 import json
+import re
 import uuid
 
 from channels.db import database_sync_to_async
@@ -26,12 +27,71 @@ def session_cookie(user) -> str:
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
-async def open_socket(room_pk: int, user=None, origin=ORIGIN) -> tuple[WebsocketCommunicator, bool]:
+# The user stream's frames (JSON objects; the room stream's are HTML fragments).
+USER_FRAME = re.compile(r'\{"type":"(sync|unread|notify|sidebar|room|directory)"')
+
+
+class Socket(WebsocketCommunicator):
+    """A test socket whose user-stream frames go to ``user_frames`` (decoded), not to the
+    output ``receive_from`` / ``receive_output`` / ``receive_nothing`` read: a test of the room
+    stream reads its fragments as it did before there was a user stream, and a test of the
+    user stream reads ``user_frame()`` in their own order."""
+
+    def __init__(self, app, path, headers=None):
+        self.user_frames: asyncio.Queue = asyncio.Queue()
+
+        async def divert(scope, receive, send):
+            async def send_or_keep(message):
+                text = message.get("text") if message.get("type") == "websocket.send" else None
+                if text is not None and USER_FRAME.match(text):
+                    self.user_frames.put_nowait(json.loads(text))
+                    return
+                await send(message)
+
+            return await app(scope, receive, send_or_keep)
+
+        super().__init__(divert, path, headers=headers)
+
+    async def user_frame(self, timeout: float = 5) -> dict:
+        """The next user-stream frame, within ``timeout``."""
+        return await asyncio.wait_for(self.user_frames.get(), timeout)
+
+    async def user_frame_of(self, kind: str, timeout: float = 5, **fields) -> dict:
+        """The next user-stream frame of this type (and these fields' values), within
+        ``timeout``; others before it are skipped."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            frame = await self.user_frame(max(deadline - loop.time(), 0.01))
+            if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
+                return frame
+
+    async def no_user_frame(self, timeout: float = 0.3) -> bool:
+        """True if no user-stream frame comes within ``timeout`` (for "nothing more")."""
+        try:
+            frame = await asyncio.wait_for(self.user_frames.get(), timeout)
+        except TimeoutError:
+            return True
+        self.user_frames.put_nowait(frame)  # (order no longer matters: the test fails)
+        return False
+
+
+def auth_headers(cookie: str, origin=ORIGIN) -> list:
+    headers = [HOST, origin] if origin else [HOST]
+    headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    return headers
+
+
+async def open_socket(
+    room_pk: int | None, user=None, origin=ORIGIN
+) -> tuple[WebsocketCommunicator, bool]:
+    """A socket of the room (None: ``/ws/user/``), connected as ``user`` (None: anonymous)."""
     headers = [HOST, origin] if origin else [HOST]
     if user is not None:
         cookie = await session_cookie(user)
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
-    communicator = WebsocketCommunicator(application, f"/ws/chat/room/{room_pk}/", headers=headers)
+    path = "/ws/user/" if room_pk is None else f"/ws/chat/room/{room_pk}/"
+    communicator = Socket(application, path, headers=headers)
     connected, _ = await communicator.connect(timeout=5)
     return communicator, connected
 
@@ -107,15 +167,15 @@ def cookie_of(client: Client) -> str:
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
-async def socket_for(client: Client, room_pk: int) -> WebsocketCommunicator:
-    """A socket on ``client``'s session, live (accepted: its hub knows it) and resumed."""
-    cookie = (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie_of(client)}".encode())
-    communicator = WebsocketCommunicator(
-        application, f"/ws/chat/room/{room_pk}/", headers=[HOST, ORIGIN, cookie]
-    )
+async def socket_for(client: Client, room_pk: int | None) -> Socket:
+    """A socket on ``client``'s session, live (accepted: its hub knows it) and resumed (a room
+    socket; None: ``/ws/user/``)."""
+    path = "/ws/user/" if room_pk is None else f"/ws/chat/room/{room_pk}/"
+    communicator = Socket(application, path, headers=auth_headers(cookie_of(client)))
     connected, _ = await communicator.connect(timeout=5)
     assert connected
-    await send_json(communicator, {"type": "resume", "after_seq": 0})
+    if room_pk is not None:
+        await send_json(communicator, {"type": "resume", "after_seq": 0})
     return communicator
 
 

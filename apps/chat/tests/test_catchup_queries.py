@@ -28,8 +28,10 @@ BUTTON = re.compile(r"<button\b[^>]*>")
 ATTR = re.compile(r'(data-[a-z-]+)="([^"]*)"')
 # What answering a resume reads, whatever its size: the changed messages (with their
 # authors' profiles and the messages they reply to, select_related) and their reactions
-# (with the reacting users' profiles, prefetched).
-RESUME_QUERIES = 2
+# (with the reacting users' profiles, prefetched) — and, as the page's first resume starts the
+# socket's user stream, the user's unread states (one query, selectors.unread_states), read
+# while the answer is rendered.
+RESUME_QUERIES = 3
 
 
 @contextlib.asynccontextmanager
