@@ -281,7 +281,10 @@ class _CappedCount(Subquery):
     template = "(SELECT COUNT(*) FROM (%(subquery)s) _capped)"
 
     def __init__(self, queryset: QuerySet, cap: int = UNREAD_CAP):
-        super().__init__(queryset.order_by().values("pk")[:cap], output_field=IntegerField())
+        # Ordered by seq: without it PostgreSQL may walk the room's whole (room) FK index,
+        # filtering on seq, instead of the (room, seq) range above the pointer.
+        rows = queryset.order_by("seq").values("pk")[:cap]
+        super().__init__(rows, output_field=IntegerField())
 
 
 def _unread_counts(user_id: int) -> dict:
@@ -290,13 +293,17 @@ def _unread_counts(user_id: int) -> dict:
     unread = Message.objects.filter(
         room=OuterRef("room_id"), seq__gt=OuterRef("last_read_seq"), deleted_at__isnull=True
     ).exclude(author_id=user_id)
-    # Two disjoint parts, each served by its own index: the @room messages (the partial
-    # (room, seq) index) and the other messages naming this user (the (user, message) index).
+    # Two disjoint parts, each read through its own index, never the room's other messages:
+    # the @room messages (the partial (room, seq) index of Message) and the other messages
+    # naming this user (Mention's (user, room, seq) index).
     everyone = unread.filter(mentions_room=True)
-    named = unread.filter(
-        mentions_room=False,
-        pk__in=Mention.objects.filter(user_id=user_id).values("message_id"),
-    )
+    named = Mention.objects.filter(
+        user_id=user_id,
+        room=OuterRef("room_id"),
+        seq__gt=OuterRef("last_read_seq"),
+        message__deleted_at__isnull=True,
+        message__mentions_room=False,
+    ).exclude(message__author_id=user_id)
     return {
         "unread": _CappedCount(unread),
         "mentions": Least(

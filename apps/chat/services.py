@@ -638,7 +638,10 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
             )
             if rendered.mention_ids:
                 Mention.objects.bulk_create(
-                    [Mention(message=message, user_id=pk) for pk in rendered.mention_ids]
+                    [
+                        Mention(message=message, user_id=pk, room_id=room.pk, seq=seq)
+                        for pk in rendered.mention_ids
+                    ]
                 )
             message._mention_ids = rendered.mention_ids
             if not access.is_member:  # a public room: posting joins it
@@ -774,7 +777,11 @@ def _update_mentions(message: Message, rendered: formatting.Rendered) -> None:
         gone = set(before) - set(after)
         if gone:
             Mention.objects.filter(message=message, user_id__in=gone).delete()
-        new = [Mention(message=message, user_id=pk) for pk in after if pk not in set(before)]
+        new = [
+            Mention(message=message, user_id=pk, room_id=message.room_id, seq=message.seq)
+            for pk in after
+            if pk not in set(before)
+        ]
         if new:
             Mention.objects.bulk_create(new, ignore_conflicts=True)
     if before != after or had_room != rendered.mentions_room:
