@@ -173,7 +173,7 @@ class RoomSerializer(serializers.ModelSerializer):
 
     The per-viewer numbers are read from ``context["unread"]`` (``{room id: UnreadState}``, one
     query for a whole page: ``selectors.unread_states``); ``member_count`` from the
-    ``member_count`` annotation (``views._with_member_count``)."""
+    ``member_count`` annotation (``selectors.with_membership``)."""
 
     title = serializers.SerializerMethodField()
     url = serializers.HyperlinkedIdentityField(view_name="api:room-detail")

@@ -9,8 +9,7 @@ view's ``error_field(code)`` which input a ``ValidationError`` is about."""
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Subquery, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Case, IntegerField, Value, When
 from django.http import Http404
 from django.urls import Resolver404, resolve
 from django.utils.translation import gettext as _
@@ -29,7 +28,7 @@ from rest_framework.views import APIView
 
 from apps.accounts import login_limits
 from apps.chat import errors, selectors, services
-from apps.chat.models import Membership, Message, Room
+from apps.chat.models import Message, Room
 from apps.profiles import selectors as profile_selectors
 from apps.profiles import services as profile_services
 from apps.profiles.models import Profile
@@ -81,10 +80,10 @@ class RoomViewSet(
 
     # The service's ValidationError code → the input it is about, per action.
     _ERROR_FIELDS = {
-        "create": ({"members": "members", "topic": "topic"}, "name"),
+        "create": ({"members": "members", "private": "private", "topic": "topic"}, "name"),
         "partial_update": ({"topic": "topic", "room_mentions": "room_mentions"}, "name"),
         "members": ({}, "username"),
-        "read": ({}, "seq"),
+        "read": ({"force": "force"}, "seq"),
         "membership": ({}, "notify"),
         "messages": ({"reused": "client_id", "reply_to": "reply_to"}, "body"),
     }
@@ -102,15 +101,14 @@ class RoomViewSet(
 
     def get_queryset(self):
         rooms = selectors.room_list_for_user(user=self.request.user)
+        if self.action in ("list", "retrieve"):
+            # Your membership and the member count: subqueries in the rooms' own query.
+            rooms = selectors.with_membership(rooms, user=self.request.user)
         if self.action == "list":
             if _flag_param(self.request, "joined"):
-                rooms = rooms.filter(
-                    Exists(Membership.objects.filter(room=OuterRef("pk"), user=self.request.user))
-                )
-            # Private rooms are titled by the other participant: one query for the whole page.
+                rooms = rooms.filter(is_member=True)
+            # 1:1 rooms are titled by the other participant: one query for the whole page.
             rooms = selectors.with_private_members(rooms)
-        if self.action in ("list", "retrieve"):
-            rooms = _with_member_count(rooms)
         return rooms
 
     def get_serializer_class(self):
@@ -158,8 +156,12 @@ class RoomViewSet(
         return {**self.get_serializer_context(), "unread": states}
 
     def _room_answer(self, pk, status_code=status.HTTP_200_OK, headers=None) -> Response:
-        """The room as it is now (after a change), as GET shows it."""
-        room = _with_member_count(selectors.room_list_for_user(user=self.request.user)).get(pk=pk)
+        """The room as it is now (after a change), as GET shows it. (Deleted or hidden from
+        you since, by someone else's change: 404, as it would be for the next request.)"""
+        rooms = selectors.room_list_for_user(user=self.request.user)
+        room = selectors.with_membership(rooms, user=self.request.user).filter(pk=pk).first()
+        if room is None:
+            raise errors.RoomNotFound
         body = serializers.RoomSerializer(room, context=self._context_for([room]))
         return Response(body.data, status=status_code, headers=headers)
 
@@ -189,7 +191,8 @@ class RoomViewSet(
     @action(detail=True, methods=["post"])
     def join(self, request, pk=None):
         """Join a public room: 201 with the room when you just joined, 200 when you already
-        were a member. (Private groups are invite-only: 403.)"""
+        were a member. (A private group is invite-only: you are in it already, or it does not
+        exist for you.)"""
         room = self.get_object()
         _membership, created = services.room_join(room=room, user=request.user)
         return self._room_answer(
@@ -420,20 +423,6 @@ class MemberDetailView(GenericAPIView):
         room = _room_get(request, room_pk)
         services.member_remove(room=room, user=request.user, member_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def _with_member_count(rooms):
-    """Annotate ``member_count`` (one subquery in the rooms' own query)."""
-    count = (
-        Membership.objects.filter(room=OuterRef("pk"))
-        .order_by()
-        .values("room")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
-    return rooms.annotate(
-        member_count=Coalesce(Subquery(count, output_field=IntegerField()), Value(0))
-    )
 
 
 def _matching_members(members, query: str) -> list:
