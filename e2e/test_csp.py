@@ -93,7 +93,7 @@ def test_the_directory_never_polls_and_follows_the_users_stream(new_user):
     page = kate.page
     page.clock.install()
     page.goto("/")
-    expect(page.locator("body")).to_have_attribute("data-stream", "open")
+    expect(page.locator("body")).to_have_attribute("data-stream", "live")
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url) if r.url.endswith("/rooms/") else None)
     page.clock.run_for("02:05")

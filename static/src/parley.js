@@ -176,6 +176,7 @@
     Object.keys(counts).forEach(function (id) { delete counts[id]; });
     Object.keys(rooms).forEach(function (id) { counts[id] = rooms[id]; });
     synced = true;
+    setStream("live"); // open, and the counts are the database's
     // A sidebar that lists other rooms than the membership has (an event missed while
     // disconnected) is fetched again: the badges can never stay wrong.
     var listed = Array.prototype.map.call(sidebarLinks(), function (a) { return a.dataset.roomId; }).sort();
