@@ -15,7 +15,7 @@ from pages import ROOM_URL, wait_connected
 from playwright.sync_api import expect
 
 DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+PHONE = {"width": 360, "height": 780}
 SHOTS_DIR = Path(os.environ.get("PARLEY_SHOTS_DIR", "/work/notes/shots"))
 
 SEED_PRELUDE = """
@@ -169,6 +169,10 @@ def test_screenshots_of_the_sidebar_drawer_mention_and_divider(new_user, asgi_se
         "aria-current", "page"
     )
     expect(page.get_by_test_id("room-topic")).to_have_text("Company-wide chatter")
+    # Everything new is in view in a focused tab: read, the divider stays where it was.
+    expect(badge(page, ids["general"])).to_have_text("", timeout=3000)
+    expect(page).to_have_title(re.compile(r"^\(8\) "))
+    expect(divider).to_have_count(1)
     shoot(page, "room-unread-divider")
 
     # A mention of the viewer, highlighted more strongly than someone else's.
@@ -191,13 +195,23 @@ def test_screenshots_of_the_sidebar_drawer_mention_and_divider(new_user, asgi_se
     expect(phone.locator("#sidebar")).to_be_visible()
     expect(phone.locator("#sidebar-nav a[aria-current=page]")).to_be_focused()
     shoot(phone, "phone-drawer")
+    # Focus stays in the drawer: Tab from its last control comes back to its first.
+    for _ in range(30):
+        phone.keyboard.press("Tab")
+        inside = phone.evaluate(
+            "document.getElementById('sidebar').contains(document.activeElement)"
+        )
+        assert inside
     phone.keyboard.press("Escape")
     expect(phone.locator("#sidebar")).to_be_hidden()
     expect(phone.get_by_test_id("sidebar-open")).to_be_focused()
-    overflow = phone.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, f"scrolls sideways by {overflow}px"
+    for path in ("/", f"/chat/room/{ids['group']}/", f"/chat/room/{ids['group']}/settings/"):
+        phone.goto(path)
+        overflow = phone.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px"
+    shoot(phone, "phone-settings")
 
 
 def user_id(page) -> str:
