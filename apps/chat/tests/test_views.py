@@ -648,3 +648,25 @@ def test_every_form_needs_its_csrf_token(alice, bob, group, name, data, extra):
     assert Room.objects.filter(pk=group.pk, name="team").exists()
     after = list(Membership.objects.order_by("pk").values_list("room_id", "user_id", "notify"))
     assert before == after
+
+
+def test_the_new_pages_need_nothing_the_csp_forbids(as_user, alice, bob, group, joined_room):
+    from apps.chat.tests.test_csp import scan
+
+    client = as_user(alice)
+    pages = {
+        "sidebar": client.get(reverse("chat:sidebar")),
+        "settings": client.get(url("room_settings", group)),
+        "delete": client.get(url("room_delete", group)),
+        "refused": as_user(bob).post(url("room_settings", group), {"name": "x"}),
+        "directory": as_user(bob).get(reverse("chat:room_list")),
+    }
+    client = as_user(alice)
+    pages["group room"] = client.get(group.get_absolute_url())
+    pages["notify form"] = client.post(
+        url("room_notify", group), {"notify": "all"}, headers={"HX-Request": "true"}
+    )
+    for what, response in pages.items():
+        assert response.status_code in (200, 403), what
+        page = scan(response.content.decode())
+        assert page.problems == [], f"{what}: {page.problems}"
