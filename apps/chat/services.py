@@ -420,15 +420,15 @@ def room_mark_read(*, room: Room, user, seq, force=False) -> selectors.UnreadSta
 def membership_set_notify(*, room: Room, user, notify) -> Membership:
     """What notifies the user in this room: "all", "mentions" or "none" (muted). Emits
     user.rooms for the user when it changed."""
+    membership = selectors.room_membership(room=room, user=user)
+    if membership is None:
+        _require_member(room, user)
     if notify not in Membership.Notify.values:
         raise ValidationError(
             _("notify must be one of %(choices)s.")
             % {"choices": ", ".join(Membership.Notify.values)},
             code="notify",
         )
-    membership = selectors.room_membership(room=room, user=user)
-    if membership is None:
-        _require_member(room, user)
     if membership.notify != notify:
         Membership.objects.filter(pk=membership.pk).update(notify=notify)
         membership.notify = notify
