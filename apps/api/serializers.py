@@ -215,6 +215,11 @@ class RoomSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_title(self, room: Room) -> str:
+        # A named room (public or a private group) is titled by its name, as the sidebar
+        # titles it; only a 1:1 conversation by the other person (room_title_for still names
+        # a group's members: notes/api-status.md, request 1).
+        if not room.is_dm:
+            return room.name
         return chat_selectors.room_title_for(room=room, user=self.context["request"].user)
 
     def get_member_count(self, room: Room) -> int:

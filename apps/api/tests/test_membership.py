@@ -219,6 +219,14 @@ def test_badly_shaped_group_requests_give_400_on_the_field(as_alice, bob, payloa
     assert not Room.objects.exists()
 
 
+# The service raises a topic's errors with the name's codes (invalid, max_length): until it
+# names the field (code "topic", notes/api-status.md request 2) the API answers on "name".
+TOPIC_CODE = pytest.mark.xfail(
+    strict=True, reason="domain: _clean_topic's errors need code 'topic' to be told from name's"
+)
+
+
+@TOPIC_CODE
 def test_a_topic_too_long_gives_400_on_topic(as_alice):
     response = as_alice.post("/api/rooms/", {"name": "lounge", "topic": "t" * 251}, format="json")
 
@@ -262,7 +270,11 @@ def test_renaming_a_public_room_to_a_taken_name_gives_400_on_name(as_alice, publ
 
 @pytest.mark.parametrize(
     ("payload", "field"),
-    [({"name": ""}, "name"), ({"name": 5}, "name"), ({"topic": "t" * 251}, "topic")],
+    [
+        ({"name": ""}, "name"),
+        ({"name": 5}, "name"),
+        pytest.param({"topic": "t" * 251}, "topic", marks=TOPIC_CODE),
+    ],
 )
 def test_invalid_rename_or_topic_gives_400_on_the_field(as_alice, public_room, payload, field):
     response = as_alice.patch(f"/api/rooms/{public_room.pk}/", payload, format="json")
