@@ -33,15 +33,6 @@ def _room_or_404(request, pk: int) -> Room:
         raise Http404(_("No such room.")) from None
 
 
-def _title(room: Room, user) -> str:
-    """What the pages call the room. A private group has a name of its own; only a direct
-    conversation is titled by the other person (selectors.room_title_for still titles every
-    private room by its other members, from before private groups existed)."""
-    if room.kind == Room.Kind.PRIVATE and room.name:
-        return room.name
-    return selectors.room_title_for(room=room, user=user)
-
-
 def _refused(request, room: Room | None, exc: errors.ServiceError, *, status: int = 403):
     """A refusal the page cannot show in a form (not allowed here): a page that says why."""
     context = {"room": room, "error": errors.describe(exc)}
@@ -144,7 +135,7 @@ def _render_room(request, room: Room, *, form=None, error=None, status=200):
     side, membership = _sidebar_with_entry(room, request.user)
     context = {
         **_history_context(room, selectors.message_list_latest(room=room)),
-        "title": _title(room, request.user),
+        "title": selectors.room_title_for(room=room, user=request.user),
         "form": form or MessageForm(),
         "error": error,
         "can_manage": selectors.room_is_managed_by(room=room, user=request.user),
@@ -240,7 +231,7 @@ def room_join(request, pk: int):
 @require_POST
 def room_leave(request, pk: int):
     room = _room_or_404(request, pk)
-    title = _title(room, request.user)
+    title = selectors.room_title_for(room=room, user=request.user)
     try:
         left = services.room_leave(room=room, user=request.user)
     except services.RoomNotFound:
@@ -321,7 +312,7 @@ def _render_settings(request, room: Room, *, update_form=None, add_form=None, st
     side, membership = _sidebar_with_entry(room, request.user)
     context = {
         "room": room,
-        "title": _title(room, request.user),
+        "title": selectors.room_title_for(room=room, user=request.user),
         "can_manage": can_manage,
         "sidebar": side,
         "membership": membership,
@@ -406,7 +397,7 @@ def member_remove(request, pk: int, user_id: int):
 def room_delete(request, pk: int):
     """GET: "Delete this room?" (owners). POST: delete it, for everyone."""
     room = _room_or_404(request, pk)
-    title = _title(room, request.user)
+    title = selectors.room_title_for(room=room, user=request.user)
     if request.method == "GET":
         if not selectors.room_is_managed_by(room=room, user=request.user):
             refusal = errors.NotAllowed(_("Only the room's owners may do that."))
