@@ -500,3 +500,156 @@ def test_join_from_the_directory_and_jump_there_with_the_switcher(new_user):
     expect(switcher).to_be_visible()
     page.keyboard.press("Escape")
     expect(switcher).to_be_hidden()
+
+
+# --- Review fixes: many unread, @room for owners only, signed out, titles, muted dots --------
+MANY_UNREAD_SEED = """
+room = Room.objects.get(pk=room_id)
+services.room_join(room=room, user=user(me))
+for i in range(30):
+    say(room, bob_name, f"already read {i}.")
+services.room_mark_read(room=room, user=user(me), seq=10**6)
+for i in range(unread):
+    say(room, bob_name, f"unread number {i}.")
+"""
+
+
+def in_view(page, locator) -> bool:
+    """The element is inside the message scroller's visible box."""
+    box = locator.bounding_box()
+    view = page.locator("#message-scroller").bounding_box()
+    return bool(box and view) and view["y"] <= box["y"] < view["y"] + view["height"]
+
+
+def open_with_many_unread(new_user, asgi_server, unread: int):
+    bob = new_user("bob")
+    alice = new_user("alice", viewport=DESKTOP, locale="en-US", timezone_id="UTC")
+    room_url = pages.create_room(bob.page, "many")
+    rid = room_id_of(room_url)
+    seed(
+        asgi_server,
+        MANY_UNREAD_SEED,
+        room_id=rid,
+        me=alice.username,
+        bob_name=bob.username,
+        unread=unread,
+    )
+    other = alice.context.new_page()
+    other.goto("/profiles/")
+    stream_open(other)
+    expect(badge(other, rid)).to_have_text("99+")
+    page = alice.page
+    page.bring_to_front()
+    page.goto(room_url)
+    wait_connected(page)
+    return page, other, rid
+
+
+def test_a_room_with_120_unread_opens_at_the_first_of_them(new_user, asgi_server):
+    page, other, rid = open_with_many_unread(new_user, asgi_server, 120)
+    first = article(page, "unread number 0.")
+    expect(first.get_by_test_id("unread-divider")).to_have_count(1)
+    expect(page.get_by_test_id("unread-divider")).to_have_count(1)
+    assert in_view(page, page.get_by_test_id("unread-divider"))
+    expect(article(page, "already read 29.")).to_have_count(1)  # read context above it
+    # The newest is not in view: nothing is read yet.
+    page.wait_for_timeout(1000)
+    expect(badge(other, rid)).to_have_text("99+")
+    shoot(page, "room-many-unread")
+    # Reaching the bottom reads everything (as Slack does), the divider stays put.
+    page.locator("#message-scroller").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    expect(badge(other, rid)).to_have_text("", timeout=3000)
+    expect(first.get_by_test_id("unread-divider")).to_have_count(1)
+
+
+def test_a_room_with_more_unread_than_a_page_loads_back_to_the_first(new_user, asgi_server):
+    page, other, rid = open_with_many_unread(new_user, asgi_server, 260)
+    first = article(page, "unread number 0.")
+    expect(first.get_by_test_id("unread-divider")).to_have_count(1)
+    expect(page.get_by_test_id("unread-divider")).to_have_count(1)
+    wait_until(page, "!document.getElementById('chat').hasAttribute('data-seeking-unread')")
+    assert in_view(page, page.get_by_test_id("unread-divider"))
+    page.wait_for_timeout(1000)
+    expect(badge(other, rid)).to_have_text("99+")
+
+
+def test_room_mentions_are_offered_to_owners_only_where_the_policy_says_so(new_user, asgi_server):
+    owner = new_user("owner")
+    member = new_user("member")
+    room_url = pages.create_room(owner.page, "policy")
+    rid = room_id_of(room_url)
+    join(asgi_server, rid, member.username)
+    seed(
+        asgi_server,
+        "room = Room.objects.get(pk=room_id)\n"
+        "services.room_update(room=room, user=user(name), room_mentions='owners')\n",
+        room_id=rid,
+        name=owner.username,
+    )
+    for who, offered, other in ((member, False, owner), (owner, True, member)):
+        page = who.page
+        page.goto(room_url)
+        wait_connected(page)
+        composer = page.locator("#composer-body")
+        composer.click()
+        composer.press_sequentially("@" + other.username[:4])  # someone: the list opens
+        mention_list = page.get_by_test_id("mention-list")
+        expect(mention_list.get_by_role("option").first).to_be_visible()
+        composer.fill("")
+        composer.press_sequentially("@ro")
+        room_option = mention_list.get_by_role("option", name=re.compile("@room"))
+        if offered:
+            expect(room_option).to_be_visible()
+        else:
+            page.wait_for_timeout(500)
+            expect(room_option).to_have_count(0)
+
+
+def test_signed_out_the_sidebar_is_never_the_login_page(new_user):
+    alice = new_user("alice")
+    page = alice.page
+    page.goto("/profiles/")
+    stream_open(page)
+    alice.context.clear_cookies()
+    page.evaluate("() => window.Parley.refetchSidebar()")
+    page.wait_for_url(re.compile(r"/accounts/login/"))
+    expect(page.locator("#sidebar-content")).to_have_count(0)
+
+
+def test_a_room_named_like_a_count_keeps_its_title_and_a_muted_dot_is_announced(
+    new_user, asgi_server
+):
+    bob = new_user("bob")
+    alice = new_user("alice")
+    tag = secrets.token_hex(2)
+    ids = seed(
+        asgi_server,
+        "room = services.room_create(name=f'(3) x{tag}', creator=user(bob_name))\n"
+        "quiet = services.room_create(name=f'quiet-{tag}', creator=user(bob_name))\n"
+        "busy = services.room_create(name=f'busy-{tag}', creator=user(bob_name))\n"
+        "for r in (room, quiet, busy):\n"
+        "    services.room_join(room=r, user=user(me))\n"
+        "services.membership_set_notify(room=quiet, user=user(me), notify='none')\n"
+        "say(quiet, bob_name, 'shh')\n"
+        "out.update(room=room.pk, quiet=quiet.pk, busy=busy.pk)\n",
+        bob_name=bob.username,
+        me=alice.username,
+        tag=tag,
+    )
+    page = alice.page
+    page.goto(f"/chat/room/{ids['room']}/")
+    wait_connected(page)
+    stream_open(page)
+    expect(page).to_have_title(f"(3) x{tag} · Parley")
+    quiet = page.get_by_test_id(f"room-link-{ids['quiet']}")
+    expect(quiet).to_have_attribute("data-dot", "")
+    expect(quiet.locator("[data-sr-counts]")).to_have_text(", unread messages, muted")
+    # A count arrives (another room): exactly one prefix before the room's own name.
+    bob.page.goto(f"/chat/room/{ids['busy']}/")
+    wait_connected(bob.page)
+    send(bob.page, "elsewhere")
+    expect(page).to_have_title(f"(1) (3) x{tag} · Parley")
+    page.reload()
+    wait_connected(page)
+    stream_open(page)
+    expect(page).to_have_title(f"(1) (3) x{tag} · Parley")

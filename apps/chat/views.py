@@ -4,6 +4,7 @@ success -> redirect (or, for htmx, the fragment to swap), ``ValidationError``/``
 the form again with the error, ``RoomNotFound`` -> 404, ``NotAllowed`` -> 403 with its text.
 Every form works without JavaScript."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -24,6 +25,13 @@ from .models import Membership, Room
 # The members field's suggestions (a <datalist>): enough for a small team's server; beyond it
 # people type the username.
 MEMBER_OPTIONS = 300
+# The settings page lists at most this many members of a public room ("and N more" after
+# them); a private group's or a conversation's members are listed in full (they are few).
+MEMBER_LIST_LIMIT = 200
+# The room page opens at the viewer's first unread message when it is among the newest
+# UNREAD_PAGE_LIMIT messages (a longer page than usual), with UNREAD_CONTEXT read ones above it.
+UNREAD_PAGE_LIMIT = 200
+UNREAD_CONTEXT = 5
 
 
 def _room_or_404(request, pk: int) -> Room:
@@ -131,10 +139,25 @@ def _sidebar_with_entry(room: Room, user):
     return side, entry
 
 
+def _page_size_for(membership) -> int | None:
+    """How many of the newest messages the room page opens with: the usual page, or, when the
+    viewer's first unread message is further back, enough to start just before it (at most
+    UNREAD_PAGE_LIMIT; beyond that room.js loads older pages until it finds it). Seqs are
+    dense in a room (a deleted message keeps its row), so ``through - pointer`` is the number
+    of messages after the pointer."""
+    if membership is None:
+        return None
+    wanted = membership.through - membership.pointer + UNREAD_CONTEXT
+    if membership.unread <= 0 or wanted <= settings.PARLEY_HISTORY_PAGE_SIZE:
+        return None
+    return min(wanted, UNREAD_PAGE_LIMIT)
+
+
 def _render_room(request, room: Room, *, form=None, error=None, status=200):
     side, membership = _sidebar_with_entry(room, request.user)
+    page = selectors.message_list_latest(room=room, limit=_page_size_for(membership))
     context = {
-        **_history_context(room, selectors.message_list_latest(room=room)),
+        **_history_context(room, page),
         "title": selectors.room_title_for(room=room, user=request.user),
         "form": form or MessageForm(),
         "error": error,
@@ -303,6 +326,26 @@ def room_read(request, pk: int):
 
 
 # --- Room settings (owners manage; members see the members and their own setting) -------------
+def _member_count(room: Room, user) -> int:
+    """The room's number of members: one query (the annotation the directory uses)."""
+    rooms = selectors.with_membership(Room.objects.filter(pk=room.pk), user=user)
+    return rooms.values_list("member_count", flat=True).first() or 0
+
+
+def _members_context(room: Room, user) -> dict:
+    """The members to list: all of a private group's or a conversation's; of a public room's,
+    the first MEMBER_LIST_LIMIT (owners first) and how many more there are."""
+    if room.is_private:
+        members = selectors.room_members(room=room)
+        return {"members": members, "member_count": len(members), "members_more": 0}
+    members = selectors.room_members(room=room, limit=MEMBER_LIST_LIMIT + 1)
+    if len(members) <= MEMBER_LIST_LIMIT:
+        return {"members": members, "member_count": len(members), "members_more": 0}
+    members = members[:MEMBER_LIST_LIMIT]
+    count = _member_count(room, user)
+    return {"members": members, "member_count": count, "members_more": count - len(members)}
+
+
 def _render_settings(request, room: Room, *, update_form=None, add_form=None, status=200, **extra):
     can_manage = selectors.room_is_managed_by(room=room, user=request.user)
     if update_form is None:
@@ -316,7 +359,7 @@ def _render_settings(request, room: Room, *, update_form=None, add_form=None, st
         "can_manage": can_manage,
         "sidebar": side,
         "membership": membership,
-        "members": selectors.room_members(room=room),
+        **_members_context(room, request.user),
         "notify_choices": Membership.Notify.choices,
         "update_form": update_form,
         "add_form": add_form or MemberAddForm(),
@@ -335,7 +378,11 @@ def room_settings(request, pk: int):
     if request.method == "GET":
         return _render_settings(request, room)
     form = RoomUpdateForm(request.POST)
-    form.is_valid()
+    if not form.is_valid():  # an @room policy that is not one of the choices
+        if not selectors.room_is_managed_by(room=room, user=request.user):
+            refusal = errors.NotAllowed(_("Only the room's owners may do that."))
+            return _refused(request, room, refusal)
+        return _render_settings(request, room, update_form=form, status=400)
     data = form.cleaned_data
     try:
         services.room_update(
@@ -405,7 +452,7 @@ def room_delete(request, pk: int):
         context = {
             "room": room,
             "title": title,
-            "member_count": len(selectors.room_members(room=room)),
+            "member_count": _member_count(room, request.user),
         }
         return render(request, "chat/room_delete.html", context)
     try:

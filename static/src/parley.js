@@ -79,8 +79,14 @@
     var sr = link.querySelector("[data-sr-counts]");
     if (sr) {
       var nav = document.getElementById("sidebar-nav");
-      srTexts = srTexts || { unread: nav.dataset.textUnread || "unread", mentions: nav.dataset.textMentions || "mentions" };
+      srTexts = srTexts || {
+        unread: nav.dataset.textUnread || "unread",
+        mentions: nav.dataset.textMentions || "mentions",
+        mutedUnread: nav.dataset.textMutedUnread || "unread messages, muted",
+      };
+      // A muted room shows a dot, not a number: its text says so.
       sr.textContent = (unread && !muted ? ", " + badge(unread) + " " + srTexts.unread : "") +
+        (unread && muted ? ", " + srTexts.mutedUnread : "") +
         (mentions ? ", " + badge(mentions) + " " + srTexts.mentions : "");
     }
   }
@@ -99,7 +105,13 @@
   }
 
   // "(N) " before the title, a dot on the favicon and on the phone's menu button.
-  var baseTitle = document.title.replace(/^\(\d+\) /, "");
+  // The page's own title: what the server rendered, less exactly the "(N) " it put before it
+  // (N is on the <title> element; a room may well be named "(3) something").
+  var titleEl = document.querySelector("title");
+  var renderedTotal = titleEl ? int(titleEl.dataset.unreadTotal) : 0;
+  var renderedPrefix = renderedTotal ? "(" + renderedTotal + ") " : "";
+  var baseTitle = renderedPrefix && document.title.indexOf(renderedPrefix) === 0
+    ? document.title.slice(renderedPrefix.length) : document.title;
   var favicon = document.getElementById("favicon");
   Parley.setBaseTitle = function (title) { baseTitle = title; updateTotal(); };
   function total() {
@@ -130,6 +142,7 @@
   // arrives meanwhile asks for one more.
   var sidebarLoading = false, sidebarAgain = false;
   function refetchSidebar() {
+    if (isSignedOut) return;
     if (sidebarLoading) { sidebarAgain = true; return; }
     sidebarLoading = true;
     fetch("/sidebar/" + (currentRoom ? "?current=" + encodeURIComponent(currentRoom) : ""), {
@@ -137,6 +150,11 @@
       headers: { Accept: "text/html" },
     })
       .then(function (r) {
+        // A redirect is to the login page (the session is gone): never swap that in.
+        if (r.redirected) {
+          signedOut();
+          throw new Error("sidebar: signed out");
+        }
         if (!r.ok) throw new Error("sidebar " + r.status);
         return r.text();
       })
@@ -231,6 +249,19 @@
   function setStream(state) { body.dataset.stream = state; }
   Parley.setStream = setStream;
 
+  // The session ended (a fetch of ours was sent to the login page): no socket keeps
+  // retrying and nothing more is fetched; the page reloads, which shows the login page.
+  var isSignedOut = false;
+  function signedOut() {
+    if (isSignedOut) return;
+    isSignedOut = true;
+    setStream("closed");
+    emit("signed-out", null);
+    if (stopUserSocket) stopUserSocket();
+    window.location.reload();
+  }
+  Parley.signedOut = signedOut;
+
   // ---- Notifications: opt-in (the permission prompt only after a click), kept in
   // localStorage per browser. Shown for "notify" frames unless this room is open in a focused
   // tab. Tabs of the same browser agree through a BroadcastChannel: the tab looking at the
@@ -321,6 +352,10 @@
     if (!box || !box.dataset.directoryUrl) return;
     fetch(box.dataset.directoryUrl, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (r) {
+        if (r.redirected) {
+          signedOut();
+          throw new Error("directory: signed out");
+        }
         if (!r.ok) throw new Error("directory " + r.status);
         return r.text();
       })
@@ -785,8 +820,14 @@
 
   // ---- The user's stream on every page but a room (whose htmx socket carries it): a plain
   // WebSocket, reconnecting with backoff; signed out (4401) or refused (4403) is final.
+  var stopUserSocket = null;
   function userSocket() {
     var retries = 0, ws = null, timer = null, stopped = false;
+    stopUserSocket = function () {
+      stopped = true;
+      clearTimeout(timer);
+      if (ws) ws.close(1000);
+    };
     function url() { return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/user/"; }
     function connect() {
       clearTimeout(timer);

@@ -303,6 +303,11 @@
     button.setAttribute("aria-busy", "true");
     loadingOlder = fetch(button.dataset.olderUrl, { credentials: "same-origin" })
       .then(function (r) {
+        // Signed out meanwhile: the answer is the login page, not a page of history.
+        if (r.redirected) {
+          if (Parley.signedOut) Parley.signedOut();
+          throw new Error("history: signed out");
+        }
         if (!r.ok) throw new Error("history " + r.status);
         return r.text();
       })
@@ -312,6 +317,7 @@
       })
       .catch(function () {
         button.removeAttribute("aria-busy");
+        stopSeeking(); // the reader loads it (or not) from here
         return false;
       })
       .finally(function () { loadingOlder = null; });
@@ -342,6 +348,7 @@
     fresh.forEach(decorate);
     decorate(formerFirst);
     restoreAnchor(anchor);
+    olderPlaced(fresh);
     updatePill();
     if (hadFocus) {
       var next = newBox && newBox.querySelector("button");
@@ -815,6 +822,10 @@
       setStatus("closed", status.dataset.textClosed || "Disconnected — reload the page");
     }
   });
+  Parley.on("signed-out", function () { // the page reloads into the login page
+    setStatus("closed", status.dataset.textUnauthenticated || "Signed out — reload to log in");
+    lockComposer();
+  });
   function setStatus(state, text) {
     status.dataset.state = state;
     status.textContent = text;
@@ -990,12 +1001,68 @@
     pauseBlurred = false;
     pointer = target;
     readSent = target;
+    stopSeeking();
     placeDivider(article);
     if (socketOpen) send({ type: "read", seq: target, force: true });
     else postRead(target, true);
   }
 
   // ---- "New messages": inside the first unread article (the list holds only articles).
+  // The page opens with enough messages to start just before the first unread (the view
+  // loads up to 200); when even those are all newer than the pointer, the first unread is
+  // above them: the page scrolls to the top and loads older pages until it is found
+  // ("seeking"), then jumps to it. Meanwhile nothing is marked read (the newest is not in
+  // view), and no divider is shown anywhere it would be wrong.
+  var seeking = false;
+  var seekPages = 0;
+  var SEEK_PAGES_MAX = 20;
+  var UNREAD_CAP = 100; // the server's counts stop there
+  var unreadAtRender = num(chat, "unreadCount");
+  function unreadAbove() {
+    var first = firstArticle();
+    return isMember && !!olderBox() && !!first && num(first, "seq") > pointer + 1;
+  }
+  function loadedUnread() {
+    var n = 0;
+    for (var a = firstArticle(); a; a = nextArticle(a)) {
+      if (num(a, "seq") > pointer && a.dataset.author !== myId && !a.hasAttribute("data-deleted")) n++;
+    }
+    return n;
+  }
+  // Is the first unread message on the page? Yes once the page reaches back to the pointer,
+  // or once it holds as many unread messages as the page was rendered with (the pointer may
+  // well be behind the viewer's own messages, which are never unread).
+  function firstUnreadLoaded() {
+    if (!unreadAbove()) return true;
+    return unreadAtRender < UNREAD_CAP && loadedUnread() >= unreadAtRender;
+  }
+  function stopSeeking() {
+    seeking = false;
+    chat.removeAttribute("data-seeking-unread");
+  }
+  // An older page is in: the divider goes on it when the first unread is there and none is
+  // placed yet (or the page was looking for it).
+  function olderPlaced(fresh) {
+    if (!isMember) return;
+    if (!firstUnreadLoaded()) {
+      if (!seeking) return;
+      if (++seekPages < SEEK_PAGES_MAX) {
+        setTimeout(loadOlder, 0);
+        return;
+      }
+      // Too far back to be sure: the oldest unread loaded is the best guess.
+    }
+    var first = firstUnreadAfter(pointer);
+    if (seeking) {
+      stopSeeking();
+      if (first) {
+        placeDivider(first);
+        jumpToDivider();
+      }
+    } else if (first && !dividerFor && fresh.indexOf(first) >= 0) {
+      placeDivider(first);
+    }
+  }
   function firstUnreadAfter(p) {
     if (!isMember) return null;
     for (var a = firstArticle(); a; a = nextArticle(a)) {
@@ -1026,7 +1093,7 @@
   // Someone else's message arrived while this tab cannot read it: the divider goes before
   // it, unless one already marks an unread message.
   function arrivedUnseen(a) {
-    if (!isMember) return;
+    if (!isMember || seeking) return; // the first unread is further up
     if (tabActive() && !readPaused && frame && frame.stick) return; // read at once
     var holder = dividerFor && document.getElementById(dividerFor);
     if (holder && num(holder, "seq") > pointer) return;
@@ -1036,6 +1103,11 @@
   // ---- @mentions: "@" and a few letters in the composer list the room's members (the API),
   // plus @room; arrows and Enter or Tab put "@username " in.
   var mentionBox = null;
+  // @room: not in a conversation, and only for owners where the room's policy says so.
+  function mayMentionRoom() {
+    if (chat.dataset.kind === "dm") return false;
+    return chat.dataset.roomMentions !== "owners" || chat.dataset.role === "owner";
+  }
   function setupMentions() {
     var box = document.getElementById("mention-list");
     if (!box || !Parley.autocomplete || !chat.dataset.membersUrl) return;
@@ -1069,7 +1141,7 @@
             var label = r.name || r.username;
             return { value: r.username, label: label, hint: label !== r.username ? "@" + r.username : "" };
           });
-          if (chat.dataset.kind !== "dm" && "room".indexOf(q.toLowerCase()) === 0) {
+          if (mayMentionRoom() && "room".indexOf(q.toLowerCase()) === 0) {
             items.push({ value: "room", label: "@room", hint: texts.textRoomOption || "" });
           }
           return items;
@@ -1100,8 +1172,13 @@
     prepare(a);
     decorate(a);
   });
-  var firstUnread = firstUnreadAfter(pointer);
-  if (firstUnread) {
+  var firstUnread = null;
+  if (unreadAtRender > 0 && !firstUnreadLoaded()) {
+    seeking = true;
+    chat.setAttribute("data-seeking-unread", "");
+    scroller.scrollTop = 0;
+    loadOlder();
+  } else if ((firstUnread = firstUnreadAfter(pointer))) {
     placeDivider(firstUnread);
     jumpToDivider();
   } else {

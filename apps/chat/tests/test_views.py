@@ -317,7 +317,7 @@ def test_the_sidebar_caps_at_99_plus_and_shows_a_dot_for_a_muted_room(
     assert f'data-testid="unread-{joined_room.pk}" aria-hidden="true"><' in html
     # Muted rooms are not in the title's count.
     page = alice_client.get(reverse("chat:home")).content.decode()
-    assert "<title>General chat" in page
+    assert '<title data-unread-total="0">General chat' in page
 
 
 def test_the_title_counts_unread_messages_of_rooms_not_muted(alice_client, bob, joined_room, group):
@@ -325,7 +325,7 @@ def test_the_title_counts_unread_messages_of_rooms_not_muted(alice_client, bob, 
     services.message_send(room=group, author=bob, body="two")
     services.message_send(room=group, author=bob, body="three")
     html = alice_client.get(reverse("chat:home")).content.decode()
-    assert "<title>(3) General chat · Parley</title>" in html
+    assert '<title data-unread-total="3">(3) General chat · Parley</title>' in html
     assert "icons/favicon-unread.svg" in html.split("</head>")[0]
 
 
@@ -670,3 +670,134 @@ def test_the_new_pages_need_nothing_the_csp_forbids(as_user, alice, bob, group, 
         assert response.status_code in (200, 403), what
         page = scan(response.content.decode())
         assert page.problems == [], f"{what}: {page.problems}"
+
+
+# --- Review fixes: the unread page, the settings form, @room, muted rooms, members ----------
+ARTICLE_SEQ = re.compile(r'<article id="message-\d+" data-seq="(\d+)"')
+
+
+def _page_seqs(html: str) -> list[int]:
+    return [int(seq) for seq in ARTICLE_SEQ.findall(html)]
+
+
+@pytest.mark.parametrize(
+    ("read", "unread", "expected"),
+    [
+        (10, 3, 50),  # a few unread: the usual page
+        (10, 60, 65),  # the first unread and five read messages above it
+        (10, 120, 125),
+        (0, 260, 200),  # further back than 200: room.js loads older pages until it is there
+        (70, 0, 50),  # nothing unread
+    ],
+)
+def test_the_room_page_opens_with_the_first_of_many_unread_messages(
+    as_user, alice, bob, joined_room, read, unread, expected
+):
+    for i in range(read):
+        services.message_send(room=joined_room, author=alice, body=f"old {i}")
+    state = selectors.unread_states(user_id=bob.pk, room_ids=[joined_room.pk])[joined_room.pk]
+    services.room_mark_read(room=joined_room, user=bob, seq=state.through, force=True)
+    pointer = state.through
+    for i in range(unread):
+        services.message_send(room=joined_room, author=alice, body=f"new {i}")
+    html = as_user(bob).get(joined_room.get_absolute_url()).content.decode()
+    seqs = _page_seqs(html)
+    assert len(seqs) == min(expected, Message.objects.filter(room=joined_room).count())
+    assert seqs == sorted(seqs) and seqs[-1] == Room.objects.get(pk=joined_room.pk).last_seq
+    assert f'data-last-read="{pointer}"' in html
+    assert f'data-unread-count="{min(unread, 100)}"' in html  # room.js: look further up?
+    if unread and expected < 200:
+        assert seqs[0] < pointer + 1  # the first unread (pointer + 1) and read ones above it
+        assert pointer + 1 in seqs
+    # The author (nothing unread) gets the usual page.
+    html = as_user(alice).get(joined_room.get_absolute_url()).content.decode()
+    assert len(_page_seqs(html)) == min(50, len(seqs))
+
+
+def test_the_long_unread_page_costs_the_same_queries(
+    as_user, alice, bob, joined_room, django_assert_num_queries
+):
+    state = selectors.unread_states(user_id=bob.pk, room_ids=[joined_room.pk])[joined_room.pk]
+    services.room_mark_read(room=joined_room, user=bob, seq=state.through)
+    for i in range(150):
+        services.message_send(room=joined_room, author=alice, body=f"new {i}")
+    client = as_user(bob)
+    with django_assert_num_queries(8):
+        html = client.get(joined_room.get_absolute_url()).content.decode()
+    assert len(_page_seqs(html)) == 150  # all of them: the first is unread
+
+
+def test_a_bad_room_policy_is_an_error_not_saved(as_user, alice, bob, group):
+    response = as_user(alice).post(
+        url("room_settings", group), {"name": "renamed", "topic": "t", "room_mentions": "all"}
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Select a valid choice" in html and 'role="alert"' in html
+    assert 'data-testid="settings-saved"' not in html
+    group.refresh_from_db()
+    assert (group.name, group.topic, group.room_mentions) == ("team", "", "members")
+    # Not an owner: refused, whatever the value.
+    response = as_user(bob).post(url("room_settings", group), {"name": "x", "room_mentions": "?"})
+    assert response.status_code == 403
+
+
+def test_the_composer_knows_the_room_policy_and_my_role(as_user, alice, bob, group):
+    services.room_update(room=group, user=alice, room_mentions="owners")
+    html = as_user(bob).get(group.get_absolute_url()).content.decode()
+    assert 'data-role="member"' in html and 'data-room-mentions="owners"' in html
+    html = as_user(alice).get(group.get_absolute_url()).content.decode()
+    assert 'data-role="owner"' in html and 'data-room-mentions="owners"' in html
+
+
+def test_a_muted_room_with_unread_messages_says_so_to_screen_readers(
+    alice_client, alice, bob, joined_room
+):
+    services.membership_set_notify(room=joined_room, user=alice, notify="none")
+    html = alice_client.get(reverse("chat:sidebar")).content.decode()
+    assert "unread messages, muted" not in html.split("data-text-muted-unread")[1].split(">", 1)[1]
+    services.message_send(room=joined_room, author=bob, body="psst")
+    html = alice_client.get(reverse("chat:sidebar")).content.decode()
+    assert "data-sr-counts>, unread messages, muted</span>" in html
+    assert 'data-text-muted-unread="unread messages, muted"' in html
+
+
+def test_the_title_carries_its_prefix_so_a_room_named_like_one_keeps_its_name(
+    as_user, alice, bob, limits_off
+):
+    room = services.room_create(name="(3) x", creator=alice)
+    html = as_user(alice).get(room.get_absolute_url()).content.decode()
+    assert '<title data-unread-total="0">(3) x · Parley</title>' in html
+    services.room_join(room=room, user=bob)
+    services.message_send(room=room, author=bob, body="hi")
+    html = as_user(alice).get(room.get_absolute_url()).content.decode()
+    assert '<title data-unread-total="1">(1) (3) x · Parley</title>' in html
+
+
+def test_the_delete_page_counts_members_with_one_query(
+    as_user, alice, bob, carol, joined_room, django_assert_max_num_queries
+):
+    services.room_join(room=joined_room, user=carol)
+    client = as_user(alice)
+    with django_assert_max_num_queries(8) as captured:
+        html = client.get(url("room_delete", joined_room)).content.decode()
+    assert "all its 3 members" in html
+    # No member rows are read for it (room_members selects the profiles).
+    assert not any("profiles_profile" in q["sql"] for q in captured.captured_queries[3:-1])
+
+
+def test_a_public_room_lists_200_members_and_how_many_more(
+    as_user, alice, make_user, joined_room, group
+):
+    people = [make_user(f"member{i:03}") for i in range(203)]
+    Membership.objects.bulk_create([Membership(room=joined_room, user=u) for u in people])
+    html = as_user(alice).get(url("room_settings", joined_room)).content.decode()
+    assert "205 members" in html  # alice (owner), bob and the 203
+    assert html.count('data-testid="member-') == 200 + html.count('data-testid="member-list"')
+    assert 'data-testid="members-more">and 5 more<' in html
+    assert f'data-testid="member-{alice.pk}"' in html  # owners first
+    # A private group lists everyone.
+    for u in people[:5]:
+        services.member_add(room=group, user=alice, username=u.username)
+    html = as_user(alice).get(url("room_settings", group)).content.decode()
+    assert "7 members" in html and "members-more" not in html
