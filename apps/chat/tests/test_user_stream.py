@@ -7,14 +7,19 @@ Every frame kind: sync, unread, notify, sidebar, room, directory. On the real Re
 layer when REDIS_URL is set (CI), in memory otherwise. Tests wait for frames (with timeouts),
 never for a fixed time."""
 
+import asyncio
+import json
 import uuid
+from collections import deque
 
 import pytest
 from channels.db import database_sync_to_async
 from django.urls import reverse
 
 from apps.chat import fanout, realtime, services
+from apps.chat.delivery import UserStream
 from apps.chat.models import Membership, Message, Room
+from apps.chat.unread import Fact
 
 from .helpers import (
     CLOSED_4401,
@@ -507,6 +512,19 @@ async def test_a_lost_change_is_recovered_by_the_refresh_with_exact_counts(
     await close_all(socket, in_room)
 
 
+async def test_the_hub_tick_recovers_a_lost_change_on_its_own(
+    private_room, alice, bob, monkeypatch, quick_grace
+):
+    """Wiring: nobody calls refresh; the tick (shortened here) does."""
+    monkeypatch.setattr(fanout, "TICK_SECONDS", 0.1)
+    socket, _ = await user_socket(alice)
+    monkeypatch.setattr(realtime, "_publish_change", lambda change: None)
+    await send(private_room, bob, "dropped")
+    frame = await socket.user_frame(timeout=5)
+    assert (frame["type"], frame["room"], frame["unread"]) == ("unread", private_room.pk, 1)
+    await socket.disconnect()
+
+
 async def test_a_refresh_with_nothing_lost_reads_no_counts(public_room, alice, bob, quick_grace):
     socket, _ = await user_socket(alice)
     await send(public_room, bob, "one")
@@ -611,6 +629,22 @@ async def test_watching_shares_the_rooms_subscription_with_viewing(public_room, 
     assert public_room.pk not in fanout.hub().rooms
 
 
+@pytest.mark.redis
+async def test_a_process_is_in_a_rooms_group_once_for_its_viewers_and_watchers(
+    public_room, alice, bob, carol
+):
+    from .test_fanout import group_members
+
+    await database_sync_to_async(services.room_join)(room=public_room, user=carol)
+    watchers = [(await user_socket(user))[0] for user in (alice, carol)]
+    viewer = await room_socket(bob, public_room)
+    assert await asyncio.to_thread(group_members, public_room.pk) == 1
+    await viewer.disconnect()
+    assert await asyncio.to_thread(group_members, public_room.pk) == 1  # still watched
+    await close_all(*watchers)
+    assert await asyncio.to_thread(group_members, public_room.pk) == 0
+
+
 async def test_room_deleted_in_the_database_drops_out_of_the_room_list(public_room, alice):
     """A room gone with no event at all (deleted by hand): the re-check re-reads the list."""
     socket, rooms = await user_socket(alice)
@@ -619,3 +653,203 @@ async def test_room_deleted_in_the_database_drops_out_of_the_room_list(public_ro
     await fanout.hub().verify()
     assert (await socket.user_frame_of("sync", timeout=2))["rooms"] == {}
     await socket.disconnect()
+
+
+def test_the_batched_visibility_check_agrees_with_visible_to(
+    public_room, private_room, group, alice, bob, carol, make_user
+):
+    dave = make_user("dave")
+    users = [alice, bob, carol, dave]
+    room_ids = [public_room.pk, private_room.pk, group.pk, 10**9]  # the last: no such room
+    memberships, privacy = fanout.access_facts({u.pk for u in users}, set(room_ids))
+    for user in users:
+        visible = set(Room.objects.visible_to(user).values_list("pk", flat=True))
+        for room_id in room_ids:
+            assert fanout.can_see(privacy, memberships, user.pk, room_id) == (room_id in visible), (
+                user,
+                room_id,
+            )
+
+
+# --- the stream alone, with a fake hub, database and socket -------------------------------------
+
+
+class FakeHub:
+    def __init__(self, subscribed=()):
+        self.watched: set[int] = set()
+        self.subscribed = set(subscribed)
+        self.facts: deque = deque()
+        self.evicted = 0
+
+    async def watch(self, stream, room_ids):
+        self.watched = set(room_ids)
+
+    def unwatch(self, stream, room_id):
+        self.watched.discard(room_id)
+
+    def subscribed_before(self, room_id, when):
+        return room_id in self.subscribed
+
+    def recent(self, room_id):
+        return self.facts, self.evicted
+
+
+class FakeDatabase:
+    """``load``: answers from ``states`` (a function of the call's number), each call held
+    until ``release()`` when ``gated``."""
+
+    def __init__(self, answer, gated=False):
+        self.answer = answer
+        self.calls: list = []
+        self.gate = asyncio.Event()
+        if not gated:
+            self.gate.set()
+        self.entered = asyncio.Event()
+
+    async def load(self, room_ids):
+        self.calls.append(room_ids)
+        self.entered.set()
+        await self.gate.wait()
+        return self.answer(len(self.calls), room_ids)
+
+
+class FakeSocket:
+    def __init__(self, blocked=False):
+        self.frames: list[dict] = []
+        self.gate = asyncio.Event()
+        if not blocked:
+            self.gate.set()
+
+    async def send(self, frame):
+        if not self.gate.is_set():
+            await self.gate.wait()
+        self.frames.append(json.loads(frame["text"]))
+
+
+def unread_state(room_id, *, through, pointer=0, unread_n=0):
+    return {
+        "room_id": room_id,
+        "kind": "public",
+        "role": "member",
+        "notify": "mentions",
+        "pointer": pointer,
+        "unread": unread_n,
+        "mentions": 0,
+        "through": through,
+    }
+
+
+def make_stream(database, hub, socket):
+    return UserStream(user_id=1, send=socket.send, load=database.load, hub=hub, label="test")
+
+
+async def test_a_read_event_crossing_the_streams_own_read_makes_it_read_again():
+    answers = {1: unread_state(5, through=3, unread_n=3), 2: unread_state(5, through=3, pointer=3)}
+    database = FakeDatabase(lambda n, rooms: {5: answers[min(n, 2)]}, gated=True)
+    hub, socket = FakeHub(subscribed={5}), FakeSocket()
+    stream = make_stream(database, hub, socket)
+    stream.start()
+    await database.entered.wait()
+    stream.read(5, unread_state(5, through=3, pointer=3))  # newer or older than the read?
+    database.gate.set()
+    await stream.idle()
+    assert database.calls == [None, [5]]
+    assert socket.frames[0] == {
+        "type": "sync",
+        "rooms": {
+            "5": {
+                "unread": 3,
+                "mentions": 0,
+                "notify": "mentions",
+                "muted": False,
+                "pointer": 0,
+                "kind": "public",
+            }
+        },
+    }
+    assert socket.frames[1]["type"] == "unread"
+    assert (socket.frames[1]["unread"], socket.frames[1]["pointer"]) == (0, 3)
+    stream.close()
+
+
+async def test_a_room_subscribed_after_the_read_started_is_read_again():
+    database = FakeDatabase(lambda n, rooms: {5: unread_state(5, through=n, unread_n=n)})
+    hub, socket = FakeHub(subscribed=()), FakeSocket()
+    stream = make_stream(database, hub, socket)
+    stream.start()
+    await stream.idle()
+    assert database.calls == [None, [5]] and hub.watched == {5}
+    assert socket.frames == [
+        {
+            "type": "sync",
+            "rooms": {
+                "5": {
+                    "unread": 2,
+                    "mentions": 0,
+                    "notify": "mentions",
+                    "muted": False,
+                    "pointer": 0,
+                    "kind": "public",
+                }
+            },
+        }
+    ]
+    stream.close()
+
+
+async def test_a_snapshot_older_than_the_hubs_evicted_facts_is_read_again():
+    database = FakeDatabase(lambda n, rooms: {5: unread_state(5, through=3 + 5 * (n - 1))})
+    hub, socket = FakeHub(subscribed={5}), FakeSocket()
+    hub.evicted = 6  # facts up to seq 6 were dropped: a snapshot through 3 lacks some
+    stream = make_stream(database, hub, socket)
+    stream.start()
+    await stream.idle()
+    assert database.calls == [None, [5]]
+    assert stream.counts[5].through == 8
+    stream.close()
+
+
+async def test_queued_unread_frames_coalesce_and_a_sync_replaces_them():
+    database = FakeDatabase(lambda n, rooms: {5: unread_state(5, through=0)})
+    hub, socket = FakeHub(subscribed={5}), FakeSocket()
+    stream = make_stream(database, hub, socket)
+    stream.start()
+    await stream.idle()
+    socket.gate.clear()  # the client stops reading
+    for seq in (1, 2, 3):
+        stream.room_change(Fact(room=5, seq=seq, kind="new", msg_seq=seq, author=2))
+    stream.post({"type": "websocket.send", "text": '{"type":"directory"}'})
+    socket.gate.set()
+    await stream.idle()
+    kinds = [(f["type"], f.get("unread")) for f in socket.frames[1:]]
+    # The first went out at once (and waits); the two queued behind it are one, as it is now.
+    assert kinds == [("unread", 1), ("unread", 3), ("directory", None)]
+    socket.gate.clear()
+    stream.room_change(Fact(room=5, seq=4, kind="new", msg_seq=4, author=2))
+    stream.room_change(Fact(room=5, seq=5, kind="new", msg_seq=5, author=2))
+    stream.rooms_changed()
+    socket.gate.set()
+    await stream.idle()
+    kinds = [f["type"] for f in socket.frames[4:]]
+    assert kinds == ["unread", "sync", "sidebar"]
+    assert socket.frames[5]["rooms"]["5"]["unread"] == 0  # the database's answer: through 0
+    stream.close()
+
+
+async def test_a_socket_far_behind_gets_the_state_in_two_frames(monkeypatch):
+    from apps.chat import delivery
+
+    monkeypatch.setattr(delivery, "USER_BACKLOG_MAX", 3)
+    database = FakeDatabase(lambda n, rooms: {5: unread_state(5, through=0)})
+    hub, socket = FakeHub(subscribed={5}), FakeSocket()
+    stream = make_stream(database, hub, socket)
+    stream.start()
+    await stream.idle()
+    socket.gate.clear()
+    for seq in range(1, 8):  # a mention each: an unread and a notify frame each
+        stream.room_change(Fact(room=5, seq=seq, kind="new", msg_seq=seq, author=2, mentions=(1,)))
+    socket.gate.set()
+    await stream.idle()
+    assert [f["type"] for f in socket.frames[2:]] == ["sync", "sidebar"]
+    assert socket.frames[2]["rooms"]["5"]["unread"] == 7
+    stream.close()
