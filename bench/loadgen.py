@@ -307,6 +307,82 @@ def parley_protocol(
     )
 
 
+# --- Parley's sidebars (S10) ------------------------------------------------------------------
+#
+# A member viewing another room learns of a message in hers from an ``unread`` frame on her
+# socket: ``{"type": "unread", "room": pk, "unread": n, ...}``. In a fresh room where every
+# event is a new message by someone else, her n-th count is the message of seq n, so the frame
+# that first shows a count of at least n delivers message n; the viewers' articles tell the
+# seq of each marker (``data-seq`` beside it), hence its scheduled send time.
+
+SEQ_ATTR = b'data-seq="'
+
+
+class BadgeSink(Sink):
+    """``Sink`` for the room's viewers, plus the badge deliveries of the ``watchers``."""
+
+    def __init__(self, room_pk: int) -> None:
+        self.room_pk = room_pk
+        self.watchers: set[int] = set()
+        super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        self.sched_by_seq: dict[int, int] = {}
+        self.counts: dict[int, int] = {}  # watcher -> the highest count it was sent
+        self.badges: list[tuple[int, int]] = []  # (seq, time of the frame that showed it)
+        self.badges_expected = 0
+        self.seq_base: int | None = None
+
+    def record(self, client: int, data: bytes, at: int) -> None:
+        if data[:1] == b"{":
+            if client in self.watchers and self.lo < (1 << 62):
+                self._badge(client, data, at)
+            return
+        super().record(client, data, at)
+        pos = data.find(SEQ_ATTR)
+        while pos >= 0:
+            end = data.find(b'"', pos + len(SEQ_ATTR))
+            mark = data.find(MARK, end)
+            if end < 0 or mark < 0:
+                return
+            seq = int(data[pos + len(SEQ_ATTR) : end])
+            a = data.find(b"~", mark + 2)
+            self.sched_by_seq.setdefault(seq, int(data[mark + 2 : a]))
+            pos = data.find(SEQ_ATTR, a)
+
+    def _badge(self, client: int, data: bytes, at: int) -> None:
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            return
+        if frame.get("type") != "unread" or frame.get("room") != self.room_pk:
+            return
+        count = int(frame.get("unread") or 0)
+        seen = self.counts.get(client, 0)
+        for n in range(seen + 1, count + 1):  # a frame may cover several messages
+            self.badges.append((n, at))
+        self.counts[client] = max(seen, count)
+
+    def badge_summary(self) -> dict:
+        lat = sorted(at - self.sched_by_seq[n] for n, at in self.badges if n in self.sched_by_seq)
+        n = len(lat)
+
+        def pct(p: float) -> float | None:
+            return round(lat[min(n - 1, int(n * p))] / 1e6, 1) if n else None
+
+        return {
+            "expected": self.badges_expected,
+            "delivered": n,
+            "lost": max(0, self.badges_expected - n),
+            "unattributed": len(self.badges) - n,
+            "p50_ms": pct(0.50),
+            "p95_ms": pct(0.95),
+            "p99_ms": pct(0.99),
+            "max_ms": round(lat[-1] / 1e6, 1) if n else None,
+        }
+
+
 # --- Parley's timeline changes (S8) ------------------------------------------------------------
 #
 # An edit or a reaction reaches every socket of the room as the message's whole current

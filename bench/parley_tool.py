@@ -1,7 +1,8 @@
 """Parley-side helpers for the benchmark, run in a subprocess with Parley's settings and the
 benchmark's DATABASE_URL (so the load generator never imports Django).
 
-    python -m bench.parley_tool setup --users 500 --rooms 42   # (+ what this tree can do)
+    python -m bench.parley_tool setup --users 500 --rooms 44 --members '{"0": [0, 1]}'
+                                                # (+ what this tree can do)
     python -m bench.parley_tool fill --count 1000000
     python -m bench.parley_tool pages --session KEY --rooms 3,4 --requests 50
     python -m bench.parley_tool seed --room 44 --users 500 --per-user 2
@@ -37,7 +38,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction  # 
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from apps.chat.models import Message, Room  # noqa: E402
+from apps.chat.models import Membership, Message, Room  # noqa: E402
 
 
 def capabilities() -> dict:
@@ -51,12 +52,15 @@ def capabilities() -> dict:
     changes = {"version", "html"} <= fields and all(
         hasattr(services, name) for name in ("message_edit", "reaction_add", "reaction_remove")
     )
-    return {"changes": changes}
+    # Issue 10: read pointers, unread counts on the user's stream (S10).
+    sidebar = hasattr(services, "room_mark_read")
+    return {"changes": changes, "sidebar": sidebar}
 
 
-def setup(users: int, rooms: int) -> dict:
+def setup(users: int, rooms: int, members: dict[int, list[int]] | None = None) -> dict:
     """``users`` users, each with a logged-in session, and ``rooms`` public rooms; and the
-    tree's ``capabilities``."""
+    tree's ``capabilities``. ``members``: room index -> the user indices who have joined it
+    (people post in the rooms they belong to; every tree has the Membership table)."""
     User = get_user_model()
     sessions = []
     with transaction.atomic():
@@ -75,6 +79,21 @@ def setup(users: int, rooms: int) -> dict:
         room_ids = [
             Room.objects.create(name=f"bench room {i}", created_by=owner).pk for i in range(rooms)
         ]
+        user_ids = list(
+            get_user_model()
+            .objects.filter(username__startswith="bench")
+            .order_by("username")
+            .values_list("pk", flat=True)
+        )
+        extra = {}
+        if "notify" in {f.name for f in Membership._meta.get_fields()}:
+            extra["notify"] = "mentions"
+        Membership.objects.bulk_create(
+            Membership(room_id=room_ids[room], user_id=user_ids[index], **extra)
+            for room, indices in (members or {}).items()
+            for index in indices
+            if index < len(user_ids)
+        )
     return {"sessions": sessions, "rooms": room_ids, "capabilities": capabilities()}
 
 
@@ -321,6 +340,7 @@ def main(argv: list[str]) -> None:
     p = sub.add_parser("setup")
     p.add_argument("--users", type=int, required=True)
     p.add_argument("--rooms", type=int, required=True)
+    p.add_argument("--members", default="{}", help='JSON {"room index": [user indices]}')
     p = sub.add_parser("fill")
     p.add_argument("--count", type=int, required=True)
     p = sub.add_parser("pages")
@@ -336,7 +356,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
     if args.command == "setup":
-        result = setup(args.users, args.rooms)
+        members = {int(k): v for k, v in json.loads(args.members).items()}
+        result = setup(args.users, args.rooms, members)
     elif args.command == "fill":
         result = fill(args.count)
     elif args.command == "seed":

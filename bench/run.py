@@ -60,14 +60,18 @@ LABELS = {
     "t2-pubsub": "T2 Parley, production server, channels-redis pub/sub layer",
     "t2-base": "T2 Parley at the --baseline commit, production server",
 }
-ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7", "s8"]
+ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7", "s8", "s10"]
 # Parley only, run once per benchmark (not per target) through bench/parley_tool.py.
 TOOL_SCENARIOS = ["s6", "s9"]
 # S8 runs on Parley's targets; without --targets only on these (it takes ~4 min a target).
 S8_DEFAULT_TARGETS = {"t2", "t2-base"}
-# Room keys: 0 = the big room, 1..40 = S4 rooms, 41 = the S5 room, 42 = the S8 room.
+# Room keys: 0 = the big room, 1..40 = S4 rooms, 41 = the S5 room, 42 = the S8 room, 43 = the
+# S10 room (fresh: its unread counts start at 0 for everyone).
 S8_ROOM = 42
-ROOMS = 43
+S10_ROOM = 43
+ROOMS = 44
+# S10 against a tree without read pointers and the user's stream (see Parley.capabilities).
+NO_SIDEBAR = "n/a (baseline predates issue 10)"
 
 FULL = {
     "targets": ["t0", "t1-daphne", "t1-uvicorn", "t2", "t2-daphne"],
@@ -125,6 +129,10 @@ FULL = {
     # S9: messages in each resume, and how many times each resume is measured (alternating).
     "s9_messages": 500,
     "s9_repeats": 15,
+    # S10: a fifth of the clients view the room, the rest view other rooms with its unread
+    # badge live in their sidebars; at the S2 rate for this long. Below the unread cap (100):
+    # every message moves every badge.
+    "s10_seconds": 9,
 }
 QUICK = {
     **FULL,
@@ -147,6 +155,7 @@ QUICK = {
     "s8_extend": False,
     "s9_messages": 50,
     "s9_repeats": 2,
+    "s10_seconds": 2,
 }
 P99_LIMIT_MS = 250.0
 SUSTAINED_P99_MS = 1000.0
@@ -192,7 +201,15 @@ class Parley:
     there: ``changes`` (issue 9: message versions, edit and reaction frames) decides whether S8
     and S9 run against it."""
 
-    def __init__(self, clients: int, rooms: int, *, root: Path = ROOT, tag: str = "") -> None:
+    def __init__(
+        self,
+        clients: int,
+        rooms: int,
+        *,
+        members: dict[int, list[int]] | None = None,
+        root: Path = ROOT,
+        tag: str = "",
+    ) -> None:
         # parley_bench_base_<pid>: the name must not contain the other's (PostgreSQL CPU is
         # summed over the backends whose title contains the database name).
         self.name = f"parley_bench_{tag + '_' if tag else ''}{os.getpid()}"
@@ -211,12 +228,17 @@ class Parley:
             check=True,
         )
         say(f"T2: creating {clients} users with sessions and {rooms} rooms")
-        data = self.tool("setup", "--users", str(clients), "--rooms", str(rooms))
+        data = self.tool(
+            "setup", "--users", str(clients), "--rooms", str(rooms),
+            "--members", json.dumps(members or {}),
+        )  # fmt: skip
         self.sessions: list[str] = data["sessions"]
         self.rooms: list[int] = data["rooms"]
         self.capabilities: dict[str, bool] = data["capabilities"]
         if not self.capabilities["changes"]:
             say(f"T2: {self.root} predates issue 9 (no message versions): S8 and S9 are n/a")
+        if not self.capabilities.get("sidebar"):
+            say(f"T2: {self.root} predates issue 10 (no read pointers): S10 is n/a")
 
     def env(self, prefix: str) -> dict[str, str]:
         return {
@@ -811,6 +833,71 @@ class Target:
         say("    " + brief("s8", r))
         return r
 
+    async def s10(self) -> dict | None:
+        """Sidebars (issue 10): every client is a member of one fresh room; a fifth of them
+        view it, the others view other rooms with its unread badge live in their sidebars.
+        Messages into it at the S2 rate: the viewers' delivery latency (against this run's
+        S2), the watchers' badge latency (send → their ``unread`` frame with that count:
+        loadgen.BadgeSink), and the server CPU per message."""
+        if self.kind != "t2":
+            return None
+        if not self.parley.capabilities.get("sidebar"):
+            return {"skipped": NO_SIDEBAR}
+        n = self.cfg["clients"]
+        viewers = max(1, n // 5)
+        rooms = self.cfg["s4_rooms"]
+        plan = [(i, S10_ROOM) for i in range(viewers)]
+        plan += [(i, 1 + i % rooms) for i in range(viewers, n)]
+        sink = lg.BadgeSink(self.parley.rooms[S10_ROOM])
+        async with self.fresh_server("s10"):
+            self.proto = self.protocol()
+            res = await lg.connect_many(
+                self.proto, plan, sink, concurrency=self.cfg["connect_concurrency"]
+            )
+            await asyncio.sleep(1.0)
+            view = [c for c in res.clients if c.open and c.room == S10_ROOM]
+            watch = [c for c in res.clients if c.open and c.room != S10_ROOM]
+            sink.watchers = {c.index for c in watch}
+            await self.quiesce()
+            sink.open_window(self._id + 1)
+            before = self.cpu()
+            with self.profiling("s10"):
+                sent = await lg.open_loop(
+                    self.proto,
+                    {S10_ROOM: view},
+                    sink,
+                    rate=self.cfg["s2_rate"],
+                    seconds=self.cfg["s10_seconds"],
+                    next_id=self.next_id,
+                )
+                sink.badges_expected = sent["messages"] * len(watch)
+                await lg.drain(sink, timeout=self.cfg["drain_seconds"])
+            after = self.cpu()
+            room_view = lg.summary(sink)
+            badge = sink.badge_summary()
+            cpu = self.cpu_report(before, after, room_view["delivered"] + badge["delivered"])
+            server_ms = after["server"] - before["server"]
+            closed = self.closed(res.clients)
+            for c in res.clients:
+                c.close()
+        s2 = (self.results.get("s2") or {}).get("p99_ms")
+        out = {
+            "clients": len(view) + len(watch),
+            "viewers": len(view),
+            "watchers": len(watch),
+            "connect_failures": len(plan) - len(view) - len(watch),
+            "closed_during_run": closed,
+            **sent,
+            "room_view": room_view,
+            "badge": badge,
+            "server_cpu_ms_per_message": round(server_ms / sent["messages"], 2),
+            **cpu,
+            "s2_p99_ms": s2,
+        }
+        if s2 and room_view["p99_ms"] is not None:
+            out["room_view_p99_over_s2_p99"] = round(room_view["p99_ms"] / s2, 2)
+        return out
+
     @contextlib.contextmanager
     def profiling(self, scenario: str):
         if not (self.profile and self.kind == "t2"):
@@ -1034,6 +1121,27 @@ def markdown(results: dict) -> str:
                     f"{c['queries']} | {_ms(c['p50_ms'], c['p95_ms'], c['max_ms'])} | {c['kb']} |"
                 )
             out.append(f"| ratio changed / new (p50){tree} | | | {r['ratio_p50']} | |")
+    s10_rows = [(name, r["s10"]) for name, r in t.items() if r.get("s10")]
+    if s10_rows:
+        out += [
+            "",
+            "| S10 sidebars: one room, all members | viewers: p50 / p99 ms (delivered / "
+            "expected) | this run's S2 p99 ms | ratio | other rooms' viewers: badge p50 / p99 "
+            "/ max ms (delivered / expected) | server CPU-ms per message |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in s10_rows:
+            if r.get("skipped"):
+                out.append(f"| {LABELS[name]} | {r['skipped']} |" + " |" * 4)
+                continue
+            v, b = r["room_view"], r["badge"]
+            out.append(
+                f"| {LABELS[name]} ({r['viewers']} + {r['watchers']}) | "
+                f"{_ms(v['p50_ms'], v['p99_ms'])} ({v['delivered']:,} / {v['expected']:,}) | "
+                f"{_ms(r['s2_p99_ms'])} | {r.get('room_view_p99_over_s2_p99', '–')} | "
+                f"{_ms(b['p50_ms'], b['p99_ms'], b['max_ms'])} "
+                f"({b['delivered']:,} / {b['expected']:,}) | {r['server_cpu_ms_per_message']} |"
+            )
     if results.get("ratios"):
         out += ["", "Ratios: " + ", ".join(
             f"{k} = {v:g}" for k, v in results["ratios"].items()
@@ -1125,6 +1233,26 @@ def ratios_and_checks(results: dict) -> None:
                     ratio is not None and ratio >= 0.9,
                 )
             )
+        s10r = r.get("s10")
+        if s10r and not s10r.get("skipped"):
+            ratio = s10r.get("room_view_p99_over_s2_p99")
+            if ratio is not None:
+                ratios[f"s10 room-view p99 / s2 p99: {name}"] = ratio
+            checks.append(
+                (
+                    f"{name}: S10 room-view p99 within 1.3× of S2's ({ratio}×), 0 lost "
+                    f"({s10r['room_view']['lost']})",
+                    ratio is not None and ratio <= 1.3 and s10r["room_view"]["lost"] == 0,
+                )
+            )
+            badge = s10r["badge"]
+            checks.append(
+                (
+                    f"{name}: S10 sidebar badge p99 ≤ 250 ms ({badge['p99_ms']} ms), 0 lost "
+                    f"({badge['lost']})",
+                    badge["p99_ms"] is not None and badge["p99_ms"] <= 250 and not badge["lost"],
+                )
+            )
     for count, page in (results.get("s6") or {}).items():
         q = page["room_page"]["queries"]
         # 7 since issue 9: + "may the viewer manage the room", + the page's reactions (one
@@ -1190,6 +1318,18 @@ def baseline_checkout(ref: str) -> str:
     return str(path)
 
 
+def membership_plan(cfg: dict, users: int) -> dict[int, list[int]]:
+    """Who has joined which room (room key -> user indices): the rooms each scenario's clients
+    post in, so no scenario measures the one-time join of a first post; and everyone in the
+    S10 room."""
+    everyone = list(range(users))
+    plan = {0: everyone, 41: [0], S8_ROOM: everyone, S10_ROOM: everyone}
+    size = cfg["s4_room_size"]
+    for r in range(cfg["s4_rooms"]):
+        plan[1 + r] = list(range(r * size, (r + 1) * size))
+    return plan
+
+
 def busy_processes() -> list[str]:
     """Other heavy processes that would disturb the figures (reported, not stopped)."""
     out = subprocess.run(["ps", "-eo", "pid,pcpu,args"], capture_output=True, text=True).stdout  # noqa: S607
@@ -1250,11 +1390,14 @@ async def main(args) -> dict:
     }
     parley = parley_base = None
     users = max(cfg["clients"], cfg["s4_rooms"] * cfg["s4_room_size"])
+    members = membership_plan(cfg, users)
     try:
         if any(t.startswith("t2") for t in targets) or set(TOOL_SCENARIOS) & set(scenarios):
-            parley = Parley(users, ROOMS)
+            parley = Parley(users, ROOMS, members=members)
         if cfg.get("baseline_dir"):
-            parley_base = Parley(users, ROOMS, root=Path(cfg["baseline_dir"]), tag="base")
+            parley_base = Parley(
+                users, ROOMS, members=members, root=Path(cfg["baseline_dir"]), tag="base"
+            )
         for name in targets:
             target = Target(name, cfg, rds, parley_base if name == "t2-base" else parley)
             target.profile = args.profile
@@ -1264,7 +1407,7 @@ async def main(args) -> dict:
                 if sc in TOOL_SCENARIOS:
                     continue
                 by_default = args.targets or name in S8_DEFAULT_TARGETS
-                if sc == "s8" and not (name.startswith("t2") and by_default):
+                if sc in ("s8", "s10") and not (name.startswith("t2") and by_default):
                     continue
                 say(f"{LABELS[name]}: {sc.upper()}")
                 try:
@@ -1326,6 +1469,15 @@ def brief(sc: str, r: dict) -> str:
             + ("" if r["ceilings_found"] else " (a ceiling is the top of the ramp)")
             + f"; server CPU per delivery mixed/messages, median {r['cpu_ratio_median']}"
         )
+    if sc == "s10":
+        v, b = r["room_view"], r["badge"]
+        return (
+            f"{r['viewers']} viewers p50/p99 {_ms(v['p50_ms'], v['p99_ms'])} ms "
+            f"({v['delivered']:,}/{v['expected']:,}; S2 p99 {_ms(r['s2_p99_ms'])}), "
+            f"{r['watchers']} sidebars' badge p50/p99 {_ms(b['p50_ms'], b['p99_ms'])} ms "
+            f"({b['delivered']:,}/{b['expected']:,}), server CPU "
+            f"{r['server_cpu_ms_per_message']} ms per message"
+        )
     if sc == "s3":
         return (
             f"ceiling (p99 ≤ 250 ms) {r['ceiling_deliveries_per_s']:,} deliveries/s, sustained "
@@ -1354,7 +1506,7 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="about a minute, few clients")
     parser.add_argument("--targets", help="comma-separated: " + ", ".join(LABELS))
-    parser.add_argument("--scenarios", help="comma-separated: s1,s2,s3,s4,s5,s6,s7,s8,s9")
+    parser.add_argument("--scenarios", help="comma-separated: s1,s2,s3,s4,s5,s6,s7,s8,s9,s10")
     parser.add_argument("--clients", type=int, help="clients in the big room (default 500)")
     parser.add_argument("--s2-rate", type=float, help="S2/S7 messages per second (default 10)")
     parser.add_argument("--s2-seconds", type=float, help="S2 duration (default 20)")

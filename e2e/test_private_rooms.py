@@ -18,9 +18,9 @@ def test_a_private_conversation_started_from_the_user_list_works_and_stays_priva
     erin.page.wait_for_url(ROOM_URL)
     room_url = erin.page.url
 
-    # Frank finds the conversation among his own on the home page.
+    # Frank finds the conversation in his sidebar, under "Direct messages".
     frank.page.goto("/")
-    frank.page.get_by_test_id("private-rooms").get_by_role("link").first.click()
+    frank.page.locator("#sidebar-nav a[data-kind=dm]").first.click()
     frank.page.wait_for_url(room_url)
 
     for page in (erin.page, frank.page):
@@ -37,4 +37,5 @@ def test_a_private_conversation_started_from_the_user_list_works_and_stays_priva
     assert response is not None
     assert response.status == 404
     mallory.page.goto("/")
-    expect(mallory.page.get_by_test_id("private-rooms")).to_have_count(0)
+    expect(mallory.page.get_by_test_id("sidebar")).to_be_visible()
+    expect(mallory.page.locator("#sidebar-nav a[data-kind=dm]")).to_have_count(0)

@@ -89,6 +89,7 @@ class ChatClient:
         # (id, version) of the articles of the first frame after each open: the answer to
         # "resume".
         self.resume_answers: list[list[tuple[int, int]]] = []
+        self.user_frames = 0
         self.by_seq: dict[int, int] = {}  # seq -> message id
         self.client_ids: dict[int, str] = {}  # message id -> client_id (hex)
         self.first_seen: dict[int, float] = {}
@@ -243,6 +244,11 @@ class ChatClient:
         self.frames += 1
         if isinstance(frame, bytes):
             self.errors.append("binary frame")
+            return
+        if frame.startswith("{"):
+            # The user's own stream (sidebar counts, notifications: JSON), beside the room's
+            # HTML stream on the same socket; not part of the timeline.
+            self.user_frames += 1
             return
         if RELOAD.search(frame):
             # Too many missed for the socket: read the history over HTTP, as the page would.

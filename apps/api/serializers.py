@@ -15,14 +15,20 @@ from apps.profiles.models import Profile
 
 __all__ = [
     "DirectMessageSerializer",
+    "MemberAddSerializer",
+    "MemberSerializer",
+    "MembershipUpdateSerializer",
     "MessageCreateSerializer",
     "MessageEditSerializer",
     "MessageSerializer",
     "ProfileSerializer",
     "ProfileUpdateSerializer",
     "ReactionCreateSerializer",
+    "ReadSerializer",
     "RoomCreateSerializer",
     "RoomSerializer",
+    "RoomUpdateSerializer",
+    "UnreadStateSerializer",
 ]
 
 
@@ -92,6 +98,26 @@ class IdField(_Optional, serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class AnyValue(serializers.Field):
+    """A value passed to the service as it came (the service parses it with its one rule)."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):  # pragma: no cover - input only
+        return value
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON ``true``/``false`` (or a form's ``"true"``/``"false"``, ``"1"``/``"0"``); not
+    ``1.0`` or ``"yes please"``."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, float):
+            self.fail("invalid", input=data)
+        return super().to_internal_value(data)
+
+
 class UploadField(serializers.Field):
     """An uploaded file (multipart). Its content is judged by the service, not here."""
 
@@ -135,30 +161,142 @@ class ProfileSerializer(serializers.ModelSerializer):
 
 
 class RoomSerializer(serializers.ModelSerializer):
-    """``title`` is what a person sees: the name of a public room, the other participant's name
-    for a private one. ``last_seq`` is the seq of the newest message (0 when empty)."""
+    """``title`` is what a person sees: the name of a public room or a private group, the other
+    participant's name for a 1:1 conversation. ``kind`` is ``public``, ``private`` (a private
+    group) or ``dm``. ``last_seq`` is the seq of the room's latest change (0 when empty).
+
+    The rest is yours: ``is_member``; ``role`` (``owner``/``member``), ``notify``
+    (``all``/``mentions``/``none``) and ``last_read_seq`` (your read pointer, in seq space) are
+    null when you have not joined; ``unread_count`` (messages after your pointer, not yours, not
+    deleted) and ``mention_count`` (those that mention you or @room) are capped at 100 ("99+")
+    and 0 when you have not joined.
+
+    The per-viewer numbers are read from ``context["unread"]`` (``{room id: UnreadState}``, one
+    query for a whole page: ``selectors.unread_states``); ``member_count`` from the
+    ``member_count`` annotation (``selectors.with_membership``)."""
 
     title = serializers.SerializerMethodField()
     url = serializers.HyperlinkedIdentityField(view_name="api:room-detail")
     messages_url = serializers.HyperlinkedIdentityField(view_name="api:room-messages")
+    members_url = serializers.HyperlinkedIdentityField(view_name="api:room-members")
+    kind = serializers.CharField(read_only=True)
+    member_count = serializers.SerializerMethodField()
+    is_member = serializers.SerializerMethodField()
+    role = serializers.SerializerMethodField()
+    notify = serializers.SerializerMethodField()
+    last_read_seq = serializers.SerializerMethodField()
+    unread_count = serializers.SerializerMethodField()
+    mention_count = serializers.SerializerMethodField()
 
     class Meta:
         model = Room
         fields = [
             "id",
             "url",
+            "kind",
             "name",
             "is_private",
             "title",
+            "topic",
+            "room_mentions",
             "created_at",
             "last_message_at",
             "last_seq",
+            "member_count",
+            "is_member",
+            "role",
+            "notify",
+            "last_read_seq",
+            "unread_count",
+            "mention_count",
             "messages_url",
+            "members_url",
         ]
         read_only_fields = fields
 
     def get_title(self, room: Room) -> str:
+        # A named room (public or a private group) is titled by its name, as the sidebar
+        # titles it; only a 1:1 conversation by the other person (room_title_for still names
+        # a group's members: notes/api-status.md, request 1).
+        if not room.is_dm:
+            return room.name
         return chat_selectors.room_title_for(room=room, user=self.context["request"].user)
+
+    def get_member_count(self, room: Room) -> int:
+        count = getattr(room, "member_count", None)
+        return room.memberships.count() if count is None else count
+
+    def _state(self, room: Room):
+        """Your ``UnreadState`` for the room, or None when you are not a member."""
+        states = self.context.get("unread")
+        if states is None:  # a single room outside the views' helpers: one query
+            user = self.context["request"].user
+            states = chat_selectors.unread_states(user_id=user.pk, room_ids=[room.pk])
+            self.context["unread"] = states
+        return states.get(room.pk)
+
+    def get_is_member(self, room: Room) -> bool:
+        return self._state(room) is not None
+
+    def get_role(self, room: Room) -> str | None:
+        state = self._state(room)
+        return None if state is None else state.role
+
+    def get_notify(self, room: Room) -> str | None:
+        state = self._state(room)
+        return None if state is None else state.notify
+
+    def get_last_read_seq(self, room: Room) -> int | None:
+        state = self._state(room)
+        return None if state is None else state.pointer
+
+    def get_unread_count(self, room: Room) -> int:
+        state = self._state(room)
+        return 0 if state is None else state.unread
+
+    def get_mention_count(self, room: Room) -> int:
+        state = self._state(room)
+        return 0 if state is None else state.mentions
+
+
+class UnreadStateSerializer(serializers.Serializer):
+    """Your read state of one room (``selectors.UnreadState``): the answer of ``read/``."""
+
+    room = serializers.IntegerField(source="room_id")
+    last_read_seq = serializers.IntegerField(source="pointer")
+    unread_count = serializers.IntegerField(source="unread")
+    mention_count = serializers.IntegerField(source="mentions")
+
+
+class MemberSerializer(serializers.Serializer):
+    """A member of a room (a ``Membership`` with its user and profile): ``id`` is the user id,
+    ``name`` what is shown (the display name, else the username), ``role`` owner/member."""
+
+    id = serializers.IntegerField(source="user_id")
+    username = serializers.CharField(source="user.username")
+    display_name = serializers.SerializerMethodField()
+    name = serializers.SerializerMethodField()
+    avatar = serializers.SerializerMethodField()
+    role = serializers.CharField()
+
+    def _profile(self, membership) -> Profile | None:
+        return getattr(membership.user, "profile", None)
+
+    def get_display_name(self, membership) -> str:
+        profile = self._profile(membership)
+        return profile.display_name if profile is not None else ""
+
+    def get_name(self, membership) -> str:
+        profile = self._profile(membership)
+        return profile.name if profile is not None else membership.user.get_username()
+
+    def get_avatar(self, membership) -> str | None:
+        profile = self._profile(membership)
+        if profile is None or not profile.avatar:
+            return None
+        url = profile.avatar.url
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -176,6 +314,7 @@ class MessageSerializer(serializers.ModelSerializer):
     reply_to = serializers.IntegerField(source="reply_to_id", read_only=True, allow_null=True)
     deleted = serializers.BooleanField(read_only=True)
     reactions = serializers.SerializerMethodField()
+    mentions = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -193,8 +332,16 @@ class MessageSerializer(serializers.ModelSerializer):
             "deleted",
             "reply_to",
             "reactions",
+            "mentions",
         ]
         read_only_fields = fields
+
+    def get_mentions(self, message: Message) -> list[int]:
+        """The ids of the people the message mentions (``@room`` is not among them); none for
+        a deleted message, whose mentions count for nothing."""
+        if message.deleted:
+            return []
+        return list(message.mention_ids)
 
     def get_reactions(self, message: Message) -> list[dict]:
         me = self.context["request"].user.pk
@@ -213,7 +360,47 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class RoomCreateSerializer(serializers.Serializer):
+    """``{"name"}`` makes a public room; with ``"private": true`` and ``"members"`` (usernames)
+    a private group. Which names, members and topics are acceptable is the service's call."""
+
     name = TextField()
+    private = StrictBooleanField(
+        required=False, default=False, help_text=_("true: a private group (invite-only).")
+    )
+    members = serializers.ListField(
+        child=TextField(),
+        required=False,
+        default=list,
+        help_text=_("Usernames of the people to add to a private group."),
+    )
+    topic = TextField(required=False, default="")
+
+
+class RoomUpdateSerializer(serializers.Serializer):
+    """PATCH: what is left out stays as it is."""
+
+    name = TextField(required=False)
+    topic = TextField(required=False)
+    room_mentions = TextField(
+        required=False, help_text=_("Who may mention @room: members (default) or owners.")
+    )
+
+
+class MemberAddSerializer(serializers.Serializer):
+    username = TextField()
+
+
+class ReadSerializer(serializers.Serializer):
+    seq = AnyValue(help_text=_("The seq of the newest message you have seen."))
+    force = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text=_("true: move your pointer back too (mark as unread from here)."),
+    )
+
+
+class MembershipUpdateSerializer(serializers.Serializer):
+    notify = TextField(help_text=_("all, mentions or none."))
 
 
 class MessageCreateSerializer(serializers.Serializer):

@@ -41,6 +41,11 @@ urlpatterns = [
         views.ReactionDetailView.as_view(),
         name="message-reaction",
     ),
+    path(
+        "rooms/<object_id:room_pk>/members/<object_id:user_id>/",
+        views.MemberDetailView.as_view(),
+        name="room-member",
+    ),
     path("dm/", views.DirectMessageView.as_view(), name="dm"),
     path("auth/token/", views.AuthTokenView.as_view(), name="auth-token"),
     # Last: anything else under /api/ is a JSON 404, not Django's HTML page.

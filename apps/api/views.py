@@ -38,6 +38,7 @@ from .exceptions import NON_FIELD
 from .throttles import TokenAddressThrottle
 
 MESSAGE_PAGE_MAX = 100
+MEMBER_MATCH_MAX = 20  # the mention autocomplete's list
 
 
 class ApiRootView(APIView):
@@ -67,16 +68,29 @@ class RoomViewSet(
     mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Rooms you can see: every public room and your private conversations.
+    """Rooms you can see: every public room, your private groups and your 1:1 conversations.
+    `?joined=1`: only the rooms you belong to (your sidebar).
 
-    POST `{"name": "…"}` creates a public room (you become its owner)."""
+    POST `{"name": "…"}` creates a public room; `{"name": "…", "private": true, "members":
+    ["username", …], "topic": "…"}` a private group (invite-only). Either way you become its
+    owner. PATCH `{"name", "topic"}` renames it or sets its topic, DELETE deletes it: the
+    room's owners only (403 otherwise; a 1:1 conversation cannot be renamed or deleted)."""
 
     lookup_value_regex = r"\d+"
 
+    # The service's ValidationError code → the input it is about, per action.
+    _ERROR_FIELDS = {
+        "create": ({"members": "members", "private": "private", "topic": "topic"}, "name"),
+        "partial_update": ({"topic": "topic", "room_mentions": "room_mentions"}, "name"),
+        "members": ({}, "username"),
+        "read": ({"force": "force"}, "seq"),
+        "membership": ({}, "notify"),
+        "messages": ({"reused": "client_id", "reply_to": "reply_to"}, "body"),
+    }
+
     def error_field(self, code: str) -> str:
-        if self.action == "create":
-            return "name"
-        return {"reused": "client_id", "reply_to": "reply_to"}.get(code, "body")
+        fields, default = self._ERROR_FIELDS.get(self.action, ({}, NON_FIELD))
+        return fields.get(code, default)
 
     def get_object(self):
         # A hidden room and a missing one: the same RoomNotFound answer as every message route.
@@ -87,20 +101,36 @@ class RoomViewSet(
 
     def get_queryset(self):
         rooms = selectors.room_list_for_user(user=self.request.user)
+        if self.action in ("list", "retrieve"):
+            # Your membership and the member count: subqueries in the rooms' own query.
+            rooms = selectors.with_membership(rooms, user=self.request.user)
         if self.action == "list":
-            # Private rooms are titled by the other participant: one query for the whole page.
+            if _flag_param(self.request, "joined"):
+                rooms = rooms.filter(is_member=True)
+            # 1:1 rooms are titled by the other participant: one query for the whole page.
             rooms = selectors.with_private_members(rooms)
         return rooms
 
     def get_serializer_class(self):
         # By the request's method, not self.action: OPTIONS describes POST with a cloned request.
         action = self.action_map.get(self.request.method.lower(), self.action)
+        method = self.request.method
         if action == "create":
             return serializers.RoomCreateSerializer
+        if action == "partial_update":
+            return serializers.RoomUpdateSerializer
         if action == "messages":
-            if self.request.method == "POST":
+            if method == "POST":
                 return serializers.MessageCreateSerializer
             return serializers.MessageSerializer
+        if action == "members":
+            if method == "POST":
+                return serializers.MemberAddSerializer
+            return serializers.MemberSerializer
+        if action == "read":
+            return serializers.ReadSerializer
+        if action == "membership":
+            return serializers.MembershipUpdateSerializer
         return serializers.RoomSerializer
 
     def options(self, request, *args, **kwargs):
@@ -108,11 +138,122 @@ class RoomViewSet(
             self.get_object()  # a room you cannot see has no options either: 404
         return super().options(request, *args, **kwargs)
 
+    def list(self, request, *args, **kwargs):
+        rooms = self.paginate_queryset(self.get_queryset())
+        body = serializers.RoomSerializer(rooms, many=True, context=self._context_for(rooms))
+        return self.get_paginated_response(body.data)
+
+    def retrieve(self, request, *args, **kwargs):
+        room = self.get_object()
+        body = serializers.RoomSerializer(room, context=self._context_for([room]))
+        return Response(body.data)
+
+    def _context_for(self, rooms) -> dict:
+        """The serializer context with your read state of ``rooms``: one query, however many."""
+        states = selectors.unread_states(
+            user_id=self.request.user.pk, room_ids=[room.pk for room in rooms]
+        )
+        return {**self.get_serializer_context(), "unread": states}
+
+    def _room_answer(self, pk, status_code=status.HTTP_200_OK, headers=None) -> Response:
+        """The room as it is now (after a change), as GET shows it. (Deleted or hidden from
+        you since, by someone else's change: 404, as it would be for the next request.)"""
+        rooms = selectors.room_list_for_user(user=self.request.user)
+        room = selectors.with_membership(rooms, user=self.request.user).filter(pk=pk).first()
+        if room is None:
+            raise errors.RoomNotFound
+        body = serializers.RoomSerializer(room, context=self._context_for([room]))
+        return Response(body.data, status=status_code, headers=headers)
+
     def create(self, request, *args, **kwargs):
         data = _validated(self, serializers.RoomCreateSerializer)
-        room = services.room_create(name=data["name"], creator=request.user)
-        body = serializers.RoomSerializer(room, context=self.get_serializer_context()).data
-        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
+        room = services.room_create(
+            name=data["name"],
+            creator=request.user,
+            private=data["private"],
+            members=data["members"],
+            topic=data["topic"],
+        )
+        url = reverse("api:room-detail", kwargs={"pk": room.pk}, request=request)
+        return self._room_answer(room.pk, status.HTTP_201_CREATED, {"Location": url})
+
+    def partial_update(self, request, *args, **kwargs):
+        room = self.get_object()
+        data = _validated(self, serializers.RoomUpdateSerializer)
+        services.room_update(room=room, user=request.user, **data)
+        return self._room_answer(room.pk)
+
+    def destroy(self, request, *args, **kwargs):
+        room = self.get_object()
+        services.room_delete(room=room, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def join(self, request, pk=None):
+        """Join a public room: 201 with the room when you just joined, 200 when you already
+        were a member. (A private group is invite-only: you are in it already, or it does not
+        exist for you.)"""
+        room = self.get_object()
+        _membership, created = services.room_join(room=room, user=request.user)
+        return self._room_answer(
+            room.pk, status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @action(detail=True, methods=["post"])
+    def leave(self, request, pk=None):
+        """Leave the room (204, also when you were not a member). A private group you leave is
+        gone for you; its last member leaving deletes it. A 1:1 conversation cannot be left
+        (403)."""
+        room = self.get_object()
+        services.room_leave(room=room, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["get", "post"])
+    def members(self, request, pk=None):
+        """The room's members, owners first: `[{"id", "username", "display_name", "name",
+        "avatar", "role"}]`. `?q=` keeps those whose username or display name starts with it
+        (ignoring case), at most 20 (the mention autocomplete).
+
+        POST `{"username": "…"}` adds someone to a private group (its owners only): 201 with
+        the new member."""
+        room = self.get_object()
+        if request.method == "POST":
+            data = _validated(self, serializers.MemberAddSerializer)
+            membership = services.member_add(
+                room=room, user=request.user, username=data["username"]
+            )
+            body = serializers.MemberSerializer(membership, context=self.get_serializer_context())
+            return Response(body.data, status=status.HTTP_201_CREATED)
+        query = request.query_params.get("q")
+        limit = MEMBER_MATCH_MAX if query is not None else None
+        members = selectors.room_members(room=room, query=query, limit=limit)
+        body = serializers.MemberSerializer(
+            members, many=True, context=self.get_serializer_context()
+        )
+        return Response(body.data)
+
+    @action(detail=True, methods=["post"])
+    def read(self, request, pk=None):
+        """Move your read pointer: POST `{"seq": N}` marks everything up to seq N read (never
+        moving it back; past the newest message it stops there). With `"force": true` it also
+        moves back: everything after N is unread again ("mark as unread from here"). Answers
+        your read state: `{"room", "last_read_seq", "unread_count", "mention_count"}`. Rooms you
+        have not joined have no pointer (403)."""
+        room = self.get_object()
+        data = _validated(self, serializers.ReadSerializer)
+        state = services.room_mark_read(
+            room=room, user=request.user, seq=data["seq"], force=data["force"]
+        )
+        return Response(serializers.UnreadStateSerializer(state).data)
+
+    @action(detail=True, methods=["patch"])
+    def membership(self, request, pk=None):
+        """PATCH `{"notify": "all" | "mentions" | "none"}`: what notifies you in this room
+        (`none` mutes it). 200 with the room; 403 when you are not a member."""
+        room = self.get_object()
+        data = _validated(self, serializers.MembershipUpdateSerializer)
+        services.membership_set_notify(room=room, user=request.user, notify=data["notify"])
+        return self._room_answer(room.pk)
 
     @action(detail=True, methods=["get", "post"])
     def messages(self, request, pk=None):
@@ -262,6 +403,37 @@ class ReactionDetailView(_MessageView):
         if result.change is None:
             raise NotFound(_("You have not reacted with %(emoji)s.") % {"emoji": emoji})
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberDetailView(GenericAPIView):
+    """DELETE removes that member (by user id) from a private group: its owners only (403
+    otherwise), 204. To leave a room yourself, POST to its `leave/`."""
+
+    serializer_class = serializers.MemberSerializer
+
+    def error_field(self, code: str) -> str:
+        return NON_FIELD
+
+    def options(self, request, *args, **kwargs):
+        _room_get(request, kwargs["room_pk"])
+        return super().options(request, *args, **kwargs)
+
+    def delete(self, request, room_pk, user_id):
+        room = _room_get(request, room_pk)
+        services.member_remove(room=room, user=request.user, member_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _flag_param(request, name: str) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ValidationError({name: [_("Must be 1 or 0.")]})
 
 
 def _room_get(request, pk) -> Room:

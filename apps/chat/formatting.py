@@ -4,9 +4,10 @@ stored as HTML (history pages never re-parse).
 markdown-it-py parses (raw HTML off, so ``<b>`` stays text), then nh3 (ammonia) sanitizes
 what it produced against a short allow-list — the parser is not trusted to be the last line of
 defence. What survives: bold, italic, strikethrough, inline code, code blocks, block quotes,
-lists, line breaks and links; links only to http(s) and mailto, opening in a new tab with
-``rel="noopener noreferrer nofollow"``. No ``id``, ``class``, ``style``, ``on*`` or ``hx-*``
-attribute survives, so message HTML cannot hook into the page or into htmx.
+lists, line breaks, links and mentions; links only to http(s) and mailto, opening in a new tab
+with ``rel="noopener noreferrer nofollow"``; a ``span`` keeps only ``data-mention`` (and raw
+HTML is text, so only the renderer below writes one). No ``id``, ``class``, ``style``, ``on*``
+or ``hx-*`` attribute survives, so message HTML cannot hook into the page or into htmx.
 
 Mentions: ``@username`` and ``@room`` in ordinary text (not in code spans or blocks, not in a
 link, not after a letter, ``@`` or ``.`` as in an e-mail address, not escaped as ``\\@``) are

@@ -265,16 +265,20 @@ class Reaction(models.Model):
 
 class Mention(models.Model):
     """A user a message mentions by name (@room is ``Message.mentions_room``, no rows). The
-    (user, message) index serves the mention-unread count of selectors.unread_states."""
+    message's room and seq are copied here (neither ever changes) so the mention-unread count
+    of selectors.unread_states reads the (user, room, seq) index: the user's mentions in that
+    room above the pointer, without reading the room's other messages."""
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    seq = models.BigIntegerField()  # the message's seq
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["message", "user"], name="chat_mention_unique"),
         ]
-        indexes = [models.Index(fields=["user", "message"], name="chat_mention_user_msg")]
+        indexes = [models.Index(fields=["user", "room", "seq"], name="chat_mention_user_room_seq")]
 
     def __str__(self) -> str:
         return f"{self.user_id} in {self.message_id}"

@@ -16,6 +16,7 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Prefetch,
+    Q,
     QuerySet,
     Subquery,
     Value,
@@ -69,8 +70,8 @@ def private_room_list(*, user) -> QuerySet[Room]:
 
 
 def room_title_for(*, room: Room, user) -> str:
-    """A public room's name; for a private room, the other participant's display name."""
-    if not room.is_private:
+    """A room's name; for a 1:1 conversation, the other participant's display name."""
+    if not room.is_private or room.dm_key is None:
         return room.name
     members = getattr(room, "member_list", None)
     if members is None:
@@ -214,14 +215,25 @@ def room_access(*, room: Room, user) -> Access:
     return Access(visible=True, role=rows[0][0], room_mentions=rows[0][1])
 
 
-def room_members(*, room: Room) -> list[Membership]:
-    """The room's memberships with user and profile, owners first, then by joining order."""
+def room_members(
+    *, room: Room, query: str | None = None, limit: int | None = None
+) -> list[Membership]:
+    """The room's memberships with user and profile, owners first, then by joining order.
+    ``query`` (the mention autocomplete): active members whose username, display name or a
+    word of it starts with it, ignoring case and a leading "@"; at most ``limit``."""
     owners_first = Case(When(role=Membership.Role.OWNER, then=Value(0)), default=Value(1))
-    return list(
-        Membership.objects.filter(room=room)
-        .select_related("user__profile")
-        .order_by(owners_first, "joined_at", "pk")
-    )
+    members = Membership.objects.filter(room=room)
+    if query is not None:
+        query = query.strip().lstrip("@")
+        members = members.filter(user__is_active=True)
+        if query:
+            members = members.filter(
+                Q(user__username__istartswith=query)
+                | Q(user__profile__display_name__istartswith=query)
+                | Q(user__profile__display_name__icontains=" " + query)
+            )
+    members = members.select_related("user__profile").order_by(owners_first, "joined_at", "pk")
+    return list(members[:limit] if limit is not None else members)
 
 
 def with_membership(rooms: QuerySet[Room], *, user) -> QuerySet[Room]:
@@ -281,7 +293,10 @@ class _CappedCount(Subquery):
     template = "(SELECT COUNT(*) FROM (%(subquery)s) _capped)"
 
     def __init__(self, queryset: QuerySet, cap: int = UNREAD_CAP):
-        super().__init__(queryset.order_by().values("pk")[:cap], output_field=IntegerField())
+        # Ordered by seq: without it PostgreSQL may walk the room's whole (room) FK index,
+        # filtering on seq, instead of the (room, seq) range above the pointer.
+        rows = queryset.order_by("seq").values("pk")[:cap]
+        super().__init__(rows, output_field=IntegerField())
 
 
 def _unread_counts(user_id: int) -> dict:
@@ -290,13 +305,17 @@ def _unread_counts(user_id: int) -> dict:
     unread = Message.objects.filter(
         room=OuterRef("room_id"), seq__gt=OuterRef("last_read_seq"), deleted_at__isnull=True
     ).exclude(author_id=user_id)
-    # Two disjoint parts, each served by its own index: the @room messages (the partial
-    # (room, seq) index) and the other messages naming this user (the (user, message) index).
+    # Two disjoint parts, each read through its own index, never the room's other messages:
+    # the @room messages (the partial (room, seq) index of Message) and the other messages
+    # naming this user (Mention's (user, room, seq) index).
     everyone = unread.filter(mentions_room=True)
-    named = unread.filter(
-        mentions_room=False,
-        pk__in=Mention.objects.filter(user_id=user_id).values("message_id"),
-    )
+    named = Mention.objects.filter(
+        user_id=user_id,
+        room=OuterRef("room_id"),
+        seq__gt=OuterRef("last_read_seq"),
+        message__deleted_at__isnull=True,
+        message__mentions_room=False,
+    ).exclude(message__author_id=user_id)
     return {
         "unread": _CappedCount(unread),
         "mentions": Least(

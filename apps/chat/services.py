@@ -96,9 +96,15 @@ def _clean_room_name(name: object) -> str:
 def _clean_topic(topic: object) -> str:
     if topic is None:
         return ""
-    return text.clean_name(
-        topic, max_length=Room._meta.get_field("topic").max_length, wording=_TOPIC, allow_empty=True
-    )
+    try:
+        return text.clean_name(
+            topic,
+            max_length=Room._meta.get_field("topic").max_length,
+            wording=_TOPIC,
+            allow_empty=True,
+        )
+    except ValidationError as exc:  # the field's own code: told apart from the name's
+        raise ValidationError(exc.messages[0], code="topic") from None
 
 
 def _clean_usernames(members: object, *, field: str = "members") -> list[str]:
@@ -420,15 +426,15 @@ def room_mark_read(*, room: Room, user, seq, force=False) -> selectors.UnreadSta
 def membership_set_notify(*, room: Room, user, notify) -> Membership:
     """What notifies the user in this room: "all", "mentions" or "none" (muted). Emits
     user.rooms for the user when it changed."""
+    membership = selectors.room_membership(room=room, user=user)
+    if membership is None:
+        _require_member(room, user)
     if notify not in Membership.Notify.values:
         raise ValidationError(
             _("notify must be one of %(choices)s.")
             % {"choices": ", ".join(Membership.Notify.values)},
             code="notify",
         )
-    membership = selectors.room_membership(room=room, user=user)
-    if membership is None:
-        _require_member(room, user)
     if membership.notify != notify:
         Membership.objects.filter(pk=membership.pk).update(notify=notify)
         membership.notify = notify
@@ -638,7 +644,10 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
             )
             if rendered.mention_ids:
                 Mention.objects.bulk_create(
-                    [Mention(message=message, user_id=pk) for pk in rendered.mention_ids]
+                    [
+                        Mention(message=message, user_id=pk, room_id=room.pk, seq=seq)
+                        for pk in rendered.mention_ids
+                    ]
                 )
             message._mention_ids = rendered.mention_ids
             if not access.is_member:  # a public room: posting joins it
@@ -774,7 +783,11 @@ def _update_mentions(message: Message, rendered: formatting.Rendered) -> None:
         gone = set(before) - set(after)
         if gone:
             Mention.objects.filter(message=message, user_id__in=gone).delete()
-        new = [Mention(message=message, user_id=pk) for pk in after if pk not in set(before)]
+        new = [
+            Mention(message=message, user_id=pk, room_id=message.room_id, seq=message.seq)
+            for pk in after
+            if pk not in set(before)
+        ]
         if new:
             Mention.objects.bulk_create(new, ignore_conflicts=True)
     if before != after or had_room != rendered.mentions_room:

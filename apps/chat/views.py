@@ -1,15 +1,29 @@
+"""The HTML pages and their forms. Every action goes through its one service function (the
+access check, validation, saving and events live there); each view only maps the outcome:
+success -> redirect (or, for htmx, the fragment to swap), ``ValidationError``/``RateLimited`` ->
+the form again with the error, ``RoomNotFound`` -> 404, ``NotAllowed`` -> 403 with its text.
+Every form works without JavaScript."""
+
+from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from apps.profiles import selectors as profile_selectors
+
 from . import emoji, errors, selectors, services
-from .forms import MessageForm, RoomCreateForm
-from .models import Room
+from .forms import MemberAddForm, MessageForm, NotifyForm, ReadForm, RoomCreateForm, RoomUpdateForm
+from .models import Membership, Room
+
+# The members field's suggestions (a <datalist>): enough for a small team's server; beyond it
+# people type the username.
+MEMBER_OPTIONS = 300
 
 
 def _room_or_404(request, pk: int) -> Room:
@@ -19,25 +33,47 @@ def _room_or_404(request, pk: int) -> Room:
         raise Http404(_("No such room.")) from None
 
 
-def _room_list_context(user) -> dict:
-    private_rooms = list(selectors.private_room_list(user=user))
-    for room in private_rooms:
-        room.title = selectors.room_title_for(room=room, user=user)
-    return {"public_rooms": selectors.public_room_list(user=user), "private_rooms": private_rooms}
+def _refused(request, room: Room | None, exc: errors.ServiceError, *, status: int = 403):
+    """A refusal the page cannot show in a form (not allowed here): a page that says why."""
+    context = {"room": room, "error": errors.describe(exc)}
+    return render(request, "chat/refused.html", context, status=status)
+
+
+def _member_options():
+    return profile_selectors.profile_list()[:MEMBER_OPTIONS]
+
+
+# --- Home: the directory of public rooms, and creating a room or a private group ---------------
+def _directory_context(user) -> dict:
+    return {"public_rooms": selectors.directory(user=user)}
 
 
 @login_required
 @require_GET
 def home(request):
-    context = {"form": RoomCreateForm(), **_room_list_context(request.user)}
+    context = {
+        "form": RoomCreateForm(),
+        "member_options": _member_options(),
+        **_directory_context(request.user),
+    }
     return render(request, "chat/home.html", context)
 
 
 @login_required
 @require_GET
 def room_list(request):
-    """The room list alone (an htmx partial, polled to refresh last activity)."""
-    return render(request, "chat/home.html#room-list", _room_list_context(request.user))
+    """The directory alone (refetched by parley.js on a "directory" frame)."""
+    return render(request, "chat/home.html#room-list", _directory_context(request.user))
+
+
+@login_required
+@require_GET
+def sidebar(request):
+    """The sidebar's rooms and conversations alone (refetched by parley.js on a "sidebar"
+    frame). ``?current=<room id>`` marks the room the page shows."""
+    current = request.GET.get("current", "")
+    current_id = int(current) if current.isascii() and current.isdigit() else None
+    return render(request, "chat/sidebar.html", {"current_room_id": current_id})
 
 
 @login_required
@@ -45,33 +81,68 @@ def room_list(request):
 def room_create(request):
     form = RoomCreateForm(request.POST)
     if form.is_valid():
+        private = form.cleaned_data["private"]
         try:
-            room = services.room_create(name=form.cleaned_data["name"], creator=request.user)
+            room = services.room_create(
+                name=form.cleaned_data["name"],
+                creator=request.user,
+                private=private,
+                members=form.member_names() if private else (),
+            )
         except (ValidationError, services.RateLimited) as exc:
-            form.add_error("name", errors.describe(exc))
+            field = "members" if getattr(exc, "code", None) == "members" else "name"
+            form.add_error(field, errors.describe(exc))
         else:
             if request.htmx:
                 return HttpResponseClientRedirect(room.get_absolute_url())
             return redirect(room)
     if request.htmx:
         return render(request, "chat/home.html#room-create-form", {"form": form})
-    context = {"form": form, **_room_list_context(request.user)}
+    context = {
+        "form": form,
+        "member_options": _member_options(),
+        **_directory_context(request.user),
+    }
     return render(request, "chat/home.html", context, status=400)
 
 
+# --- The room page ------------------------------------------------------------------------------
 def _history_context(room: Room, message_list: list) -> dict:
     # Not "messages": that name belongs to django.contrib.messages in every template.
     has_older = bool(message_list) and message_list[0].seq > 1
     return {"room": room, "message_list": message_list, "has_older": has_older}
 
 
+def _membership_state(room: Room, user):
+    """The viewer's UnreadState in this room (pointer, notify, role), None when not a member."""
+    return selectors.unread_states(user_id=user.pk, room_ids=[room.pk]).get(room.pk)
+
+
+def _default_notify(room: Room) -> str:
+    return Membership.Notify.ALL if room.kind == Room.Kind.DM else Membership.Notify.MENTIONS
+
+
+def _sidebar_with_entry(room: Room, user):
+    """The page's sidebar (passed to the template, so the context processor does not read it
+    again) and the viewer's entry for this room in it (pointer, notify, role): None when they
+    are not a member. One read for both."""
+    side = selectors.sidebar(user=user)
+    entry = next((e for e in (*side.rooms, *side.dms) if e.room_id == room.pk), None)
+    return side, entry
+
+
 def _render_room(request, room: Room, *, form=None, error=None, status=200):
+    side, membership = _sidebar_with_entry(room, request.user)
     context = {
         **_history_context(room, selectors.message_list_latest(room=room)),
         "title": selectors.room_title_for(room=room, user=request.user),
         "form": form or MessageForm(),
         "error": error,
         "can_manage": selectors.room_is_managed_by(room=room, user=request.user),
+        "sidebar": side,
+        "membership": membership,
+        "default_notify": _default_notify(room),
+        "notify_choices": Membership.Notify.choices,
         "emoji_common": emoji.COMMON,
         "emoji_all": emoji.all_emoji(),
     }
@@ -135,3 +206,213 @@ def dm_open(request, user_id: int):
     except ValidationError:
         raise Http404 from None
     return redirect(room)
+
+
+# --- Membership: join, leave, notifications, the read pointer -----------------------------------
+@login_required
+@require_POST
+def room_join(request, pk: int):
+    """Join a public room: from the directory (back there; htmx: the directory again) or from
+    the room's header (back into the room)."""
+    room = _room_or_404(request, pk)
+    from_directory = request.POST.get("next") == "directory"
+    try:
+        services.room_join(room=room, user=request.user)
+    except services.RoomNotFound:
+        raise Http404 from None
+    except errors.NotAllowed as exc:
+        return _refused(request, room, exc)
+    if from_directory and request.htmx:
+        return render(request, "chat/home.html#room-list", _directory_context(request.user))
+    return redirect("chat:home" if from_directory else room)
+
+
+@login_required
+@require_POST
+def room_leave(request, pk: int):
+    room = _room_or_404(request, pk)
+    title = selectors.room_title_for(room=room, user=request.user)
+    try:
+        left = services.room_leave(room=room, user=request.user)
+    except services.RoomNotFound:
+        raise Http404 from None
+    except errors.NotAllowed as exc:
+        return _refused(request, room, exc)
+    if left:
+        messages.success(request, _("You left %(room)s.") % {"room": title})
+    return redirect("chat:home")
+
+
+@login_required
+@require_POST
+def room_notify(request, pk: int):
+    """A member's notification setting: All messages / Mentions only / Nothing."""
+    room = _room_or_404(request, pk)
+    form = NotifyForm(request.POST)
+    form.is_valid()
+    notify = form.cleaned_data.get("notify", "")
+    back = request.POST.get("next")
+    context = {
+        "room": room,
+        "notify_choices": Membership.Notify.choices,
+        "next": back,
+        "notify": notify,
+    }
+    try:
+        membership = services.membership_set_notify(room=room, user=request.user, notify=notify)
+    except services.RoomNotFound:
+        raise Http404 from None
+    except errors.NotAllowed as exc:
+        return _refused(request, room, exc)
+    except ValidationError as exc:
+        state = _membership_state(room, request.user)
+        context.update(notify=state.notify if state else "", notify_error=errors.describe(exc))
+        if request.htmx:
+            return render(request, "chat/notify_form.html", context, status=400)
+        return _render_settings(request, room, notify_error=context["notify_error"], status=400)
+    if request.htmx:
+        context.update(notify=membership.notify, notify_saved=True)
+        return render(request, "chat/notify_form.html", context)
+    if back == "settings":
+        return redirect("chat:room_settings", pk=room.pk)
+    return redirect(room)
+
+
+@login_required
+@require_POST
+def room_read(request, pk: int):
+    """The read pointer without JavaScript: "Mark all as read" (seq = the room's last) and
+    "Mark as unread from here" (force)."""
+    room = _room_or_404(request, pk)
+    form = ReadForm(request.POST)
+    form.is_valid()
+    try:
+        services.room_mark_read(
+            room=room,
+            user=request.user,
+            seq=form.cleaned_data.get("seq", ""),
+            force=bool(form.cleaned_data.get("force")),
+        )
+    except services.RoomNotFound:
+        raise Http404 from None
+    except errors.NotAllowed as exc:
+        return _refused(request, room, exc)
+    except ValidationError as exc:
+        return _refused(request, room, exc, status=400)
+    return redirect(room)
+
+
+# --- Room settings (owners manage; members see the members and their own setting) -------------
+def _render_settings(request, room: Room, *, update_form=None, add_form=None, status=200, **extra):
+    can_manage = selectors.room_is_managed_by(room=room, user=request.user)
+    if update_form is None:
+        update_form = RoomUpdateForm(
+            initial={"name": room.name, "topic": room.topic, "room_mentions": room.room_mentions}
+        )
+    side, membership = _sidebar_with_entry(room, request.user)
+    context = {
+        "room": room,
+        "title": selectors.room_title_for(room=room, user=request.user),
+        "can_manage": can_manage,
+        "sidebar": side,
+        "membership": membership,
+        "members": selectors.room_members(room=room),
+        "notify_choices": Membership.Notify.choices,
+        "update_form": update_form,
+        "add_form": add_form or MemberAddForm(),
+        "member_options": _member_options() if can_manage and room.is_private else (),
+        "saved": request.GET.get("saved") == "1",
+        **extra,
+    }
+    return render(request, "chat/room_settings.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def room_settings(request, pk: int):
+    """GET: the settings page. POST: rename, topic, @room policy (owners)."""
+    room = _room_or_404(request, pk)
+    if request.method == "GET":
+        return _render_settings(request, room)
+    form = RoomUpdateForm(request.POST)
+    form.is_valid()
+    data = form.cleaned_data
+    try:
+        services.room_update(
+            room=room,
+            user=request.user,
+            name=data.get("name"),
+            topic=data.get("topic"),
+            room_mentions=data.get("room_mentions") or None,
+        )
+    except services.RoomNotFound:
+        raise Http404 from None
+    except errors.NotAllowed as exc:
+        return _refused(request, room, exc)
+    except (ValidationError, services.RateLimited) as exc:
+        code = getattr(exc, "code", None)
+        field = code if code in ("topic", "room_mentions") else "name"
+        form.add_error(field, errors.describe(exc))
+        return _render_settings(request, room, update_form=form, status=400)
+    return redirect(reverse("chat:room_settings", kwargs={"pk": room.pk}) + "?saved=1")
+
+
+@login_required
+@require_POST
+def member_add(request, pk: int):
+    room = _room_or_404(request, pk)
+    form = MemberAddForm(request.POST)
+    form.is_valid()
+    try:
+        services.member_add(
+            room=room, user=request.user, username=form.cleaned_data.get("username", "")
+        )
+    except services.RoomNotFound:
+        raise Http404 from None
+    except errors.NotAllowed as exc:
+        return _refused(request, room, exc)
+    except (ValidationError, services.RateLimited) as exc:
+        form.add_error("username", errors.describe(exc))
+        return _render_settings(request, room, add_form=form, status=400)
+    return redirect("chat:room_settings", pk=room.pk)
+
+
+@login_required
+@require_POST
+def member_remove(request, pk: int, user_id: int):
+    room = _room_or_404(request, pk)
+    try:
+        services.member_remove(room=room, user=request.user, member_id=user_id)
+    except services.RoomNotFound:
+        raise Http404 from None
+    except errors.NotAllowed as exc:
+        return _refused(request, room, exc)
+    except (ValidationError, services.RateLimited) as exc:
+        return _render_settings(request, room, remove_error=errors.describe(exc), status=400)
+    return redirect("chat:room_settings", pk=room.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def room_delete(request, pk: int):
+    """GET: "Delete this room?" (owners). POST: delete it, for everyone."""
+    room = _room_or_404(request, pk)
+    title = selectors.room_title_for(room=room, user=request.user)
+    if request.method == "GET":
+        if not selectors.room_is_managed_by(room=room, user=request.user):
+            refusal = errors.NotAllowed(_("Only the room's owners may do that."))
+            return _refused(request, room, refusal)
+        context = {
+            "room": room,
+            "title": title,
+            "member_count": len(selectors.room_members(room=room)),
+        }
+        return render(request, "chat/room_delete.html", context)
+    try:
+        services.room_delete(room=room, user=request.user)
+    except services.RoomNotFound:
+        raise Http404 from None
+    except errors.NotAllowed as exc:
+        return _refused(request, room, exc)
+    messages.success(request, _("%(room)s was deleted.") % {"room": title})
+    return redirect("chat:home")

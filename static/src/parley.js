@@ -1,8 +1,12 @@
-// Parley's only script: small behaviours htmx does not cover. No framework.
+// Parley's shared script: small behaviours htmx does not cover, on every page. No framework.
+// The signed-in part keeps the user's "what's new" state live: the sidebar's badges, the tab
+// title and favicon, notifications. Its numbers come from per-user JSON frames on the page's one
+// websocket (the room page's htmx socket, room.js, or /ws/user/ opened here on every other
+// page). The room page itself is room.js, which uses window.Parley.
 (function () {
   "use strict";
 
-  // Close an open nav dropdown on Escape or on a click outside it.
+  // Close an open dropdown on Escape or on a click outside it.
   document.addEventListener("keydown", function (e) {
     if (e.key !== "Escape") return;
     document.querySelectorAll("details[data-dropdown][open]").forEach(function (d) {
@@ -16,869 +20,814 @@
     });
   });
 
-  // Polls marked data-poll-when-visible (the room list) skip their request while the tab is
-  // hidden. This replaces an hx-trigger filter ("every 30s [document.visibilityState…]"): htmx
-  // evaluates those with eval, which the Content-Security-Policy forbids.
-  document.addEventListener("htmx:beforeRequest", function (e) {
-    if (document.visibilityState === "hidden" && e.detail.elt.hasAttribute("data-poll-when-visible")) {
-      e.preventDefault();
-    }
-  });
+  var body = document.body;
+  var myId = body.dataset.user;
+  if (!myId) return; // signed out: nothing more
 
-  // ---- The room page ------------------------------------------------------------------------
-  var chat = document.getElementById("chat");
-  if (!chat) return;
-
-  var list = document.getElementById("message-list");
-  var scroller = document.getElementById("message-scroller");
-  var form = document.getElementById("composer");
-  var textarea = document.getElementById("composer-body");
-  var status = document.getElementById("connection-status");
-  var socket = null; // htmx's socket wrapper, known after the first open
-  var myId = chat.dataset.user;
-  var roomId = chat.dataset.room;
-  var texts = chat.dataset; // data-text-* (translated in the template)
   var lang = document.documentElement.lang || undefined;
-  var GROUP_MS = 5 * 60 * 1000;
+  var chat = document.getElementById("chat"); // the room page
+  var currentRoom = chat ? chat.dataset.room : null;
+  var Parley = (window.Parley = { myId: myId, currentRoom: currentRoom });
 
-  function uuid4() {
-    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-    var b = crypto.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    var h = Array.from(b, function (x) { return x.toString(16).padStart(2, "0"); }).join("");
-    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  function each(sel, fn, root) { Array.prototype.forEach.call((root || document).querySelectorAll(sel), fn); }
+  function csrfToken() {
+    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    if (input) return input.value;
+    try { return JSON.parse(body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (err) { return ""; }
+  }
+  Parley.csrfToken = csrfToken;
+
+  // ---- Listeners for frames: room.js subscribes to what concerns the open room.
+  var handlers = {};
+  Parley.on = function (type, fn) { (handlers[type] = handlers[type] || []).push(fn); };
+  function emit(type, data) { (handlers[type] || []).forEach(function (fn) { fn(data); }); }
+
+  // ---- Counts. One map from the frames (room id -> unread, mentions, muted, notify, pointer,
+  // kind); the sidebar's entries, the title and the favicon are drawn from it. Until the first
+  // "sync" the server-rendered numbers stand.
+  var counts = {};
+  var synced = false;
+  Parley.counts = counts;
+
+  function badge(n) { return n >= 100 ? "99+" : n > 0 ? String(n) : ""; }
+  function int(v) { return parseInt(v, 10) || 0; }
+
+  function sidebarLinks() { return document.querySelectorAll("#sidebar-nav a[data-room-id]"); }
+  function sidebarLink(id) { return document.querySelector('#sidebar-nav a[data-room-id="' + id + '"]'); }
+
+  function renderedCounts(link) {
+    return {
+      unread: int(link.dataset.unreadCount),
+      mentions: int(link.dataset.mentionCount),
+      muted: link.hasAttribute("data-muted"),
+      kind: link.dataset.kind,
+    };
   }
 
-  function send(frame) {
-    if (socket) socket.send(JSON.stringify(frame), chat);
+  var srTexts = null;
+  function applyEntry(link, c) {
+    var unread = c.unread || 0, mentions = c.mentions || 0, muted = !!c.muted;
+    link.dataset.unreadCount = unread;
+    link.dataset.mentionCount = mentions;
+    link.toggleAttribute("data-unread", unread > 0 && !muted);
+    link.toggleAttribute("data-muted", muted);
+    link.toggleAttribute("data-dot", muted && unread > 0);
+    var u = link.querySelector(".badge-unread");
+    if (u) u.textContent = muted ? "" : badge(unread);
+    var m = link.querySelector(".badge-mention");
+    if (m) m.textContent = mentions ? "@" + badge(mentions) : "";
+    var sr = link.querySelector("[data-sr-counts]");
+    if (sr) {
+      var nav = document.getElementById("sidebar-nav");
+      srTexts = srTexts || { unread: nav.dataset.textUnread || "unread", mentions: nav.dataset.textMentions || "mentions" };
+      sr.textContent = (unread && !muted ? ", " + badge(unread) + " " + srTexts.unread : "") +
+        (mentions ? ", " + badge(mentions) + " " + srTexts.mentions : "");
+    }
   }
 
-  // ---- The timeline's elements. #message-list holds only articles in data-seq order, after
-  // an optional #older-messages box. Each helper looks at neighbours, never the whole list.
-  function isArticle(n) { return !!n && n.tagName === "ARTICLE"; }
-  function num(el, key) { return parseInt(el.dataset[key], 10) || 0; }
-  function versionOf(a) { return num(a, "version") || num(a, "seq"); }
-  function messageId(a) { return parseInt(a.id.slice("message-".length), 10); }
-  function hasUser(el, id) { return (" " + (el.dataset.users || "") + " ").indexOf(" " + id + " ") >= 0; }
-  function prevArticle(a) {
-    var n = a.previousElementSibling;
-    return isArticle(n) ? n : null;
+  function applyAll() {
+    each("#sidebar-nav a[data-room-id]", function (link) {
+      var c = counts[link.dataset.roomId];
+      if (c) applyEntry(link, c);
+      else if (!synced) counts[link.dataset.roomId] = renderedCounts(link);
+    });
+    if (currentRoom) {
+      var link = sidebarLink(currentRoom);
+      if (link) link.setAttribute("aria-current", "page");
+    }
+    updateTotal();
   }
-  function nextArticle(a) {
-    var n = a && a.nextElementSibling;
-    return isArticle(n) ? n : null;
-  }
-  function firstArticle() {
-    var n = list.firstElementChild;
-    while (n && !isArticle(n)) n = n.nextElementSibling;
+
+  // "(N) " before the title, a dot on the favicon and on the phone's menu button.
+  var baseTitle = document.title.replace(/^\(\d+\) /, "");
+  var favicon = document.getElementById("favicon");
+  Parley.setBaseTitle = function (title) { baseTitle = title; updateTotal(); };
+  function total() {
+    var n = 0;
+    Object.keys(counts).forEach(function (id) {
+      var c = counts[id];
+      if (!c.muted) n += c.unread || 0;
+    });
     return n;
   }
-  function olderBox() { return document.getElementById("older-messages"); }
-
-  // ---- Times, in the viewer's timezone and language.
-  function parseDate(s) {
-    var d = s ? new Date(s) : null;
-    return d && !isNaN(d) ? d : null;
-  }
-  function dayKey(d) { return d.getFullYear() * 10000 + d.getMonth() * 100 + d.getDate(); }
-  function shortTime(d) { return d.toLocaleTimeString(lang, { hour: "numeric", minute: "2-digit" }); }
-  // The narrow gutter of a grouped message: the clock without "AM"/"PM".
-  var gutterFormat = new Intl.DateTimeFormat(lang, { hour: "numeric", minute: "2-digit" });
-  function gutterTime(d) {
-    return gutterFormat.formatToParts(d).filter(function (p) { return p.type !== "dayPeriod"; })
-      .map(function (p) { return p.value; }).join("").trim();
-  }
-  function fullTime(d) { return d.toLocaleString(lang, { dateStyle: "full", timeStyle: "short" }); }
-  function dayLabel(d) {
-    var now = new Date();
-    var days = Math.round((new Date(now.getFullYear(), now.getMonth(), now.getDate()) -
-      new Date(d.getFullYear(), d.getMonth(), d.getDate())) / 86400000);
-    if (days === 0) return texts.textToday || "Today";
-    if (days === 1) return texts.textYesterday || "Yesterday";
-    var opts = { weekday: "long", month: "long", day: "numeric" };
-    if (d.getFullYear() !== now.getFullYear()) opts.year = "numeric";
-    return d.toLocaleDateString(lang, opts);
-  }
-
-  // What one article needs once it is on the page (only articles just swapped in).
-  function fromTemplate(id) {
-    return document.getElementById(id).content.firstElementChild.cloneNode(true);
-  }
-
-  function prepare(a) {
-    if (a.dataset.author === myId) a.classList.add("is-mine");
-    // What every message has, from the page's templates (the broadcast carries only content).
-    if (!a.querySelector(".day-divider")) a.prepend(fromTemplate("day-divider-template"));
-    if (!a.hasAttribute("data-deleted")) {
-      var row = a.querySelector(".message-row");
-      if (row && !row.querySelector(".message-actions")) row.appendChild(fromTemplate("message-actions-template"));
-      var reactions = a.querySelector(".reactions");
-      if (reactions && !reactions.querySelector(".reaction-add")) reactions.appendChild(fromTemplate("reaction-add-template"));
+  Parley.total = total;
+  function updateTotal() {
+    var n = total();
+    var title = (n ? "(" + n + ") " : "") + baseTitle;
+    if (document.title !== title) document.title = title;
+    if (favicon) {
+      var href = n ? favicon.dataset.hrefUnread : favicon.dataset.hrefRead;
+      if (href && favicon.getAttribute("href") !== href) favicon.setAttribute("href", href);
     }
-    var created = parseDate(a.dataset.created);
-    if (created) {
-      var t = a.querySelector(".message-time");
-      if (t) { t.textContent = shortTime(created); t.title = fullTime(created); }
-      var g = a.querySelector(".gutter-time");
-      if (g) g.textContent = gutterTime(created);
-    }
-    var edited = a.querySelector(".message-edited");
-    var editedAt = edited && parseDate(a.dataset.edited);
-    if (editedAt) edited.title = (texts.textEdited || "Edited") + " " + fullTime(editedAt);
-    a.querySelectorAll(".reaction").forEach(function (r) {
-      r.setAttribute("aria-pressed", hasUser(r, myId) ? "true" : "false");
-    });
+    var dot = document.querySelector("#sidebar-open .menu-dot");
+    if (dot) dot.hidden = !n;
+    var sr = document.querySelector("#sidebar-open [data-sidebar-open-count]");
+    if (sr) sr.textContent = n ? " (" + n + ")" : "";
   }
 
-  // Grouping and the day separator depend on the article before: called for an article that
-  // arrived and for the one after it.
-  function decorate(a) {
-    if (!a) return;
-    var prev = prevArticle(a);
-    var created = parseDate(a.dataset.created);
-    var before = prev && parseDate(prev.dataset.created);
-    var newDay = !created || !before || dayKey(created) !== dayKey(before);
-    var grouped = !newDay && prev.dataset.author === a.dataset.author &&
-      !a.hasAttribute("data-reply-to") && created - before >= 0 && created - before < GROUP_MS;
-    a.classList.toggle("is-grouped", grouped);
-    var divider = a.querySelector(".day-divider");
-    if (divider) {
-      divider.hidden = !newDay || !created;
-      if (!divider.hidden) divider.querySelector(".day-divider-label").textContent = dayLabel(created);
-    }
-  }
-
-  function refreshDayLabels() { // "Today" becomes "Yesterday" at midnight
-    list.querySelectorAll(".day-divider:not([hidden])").forEach(function (d) {
-      var created = parseDate(d.closest("article").dataset.created);
-      if (created) d.querySelector(".day-divider-label").textContent = dayLabel(created);
-    });
-  }
-
-  // ---- Scrolling: stick to the bottom when there, otherwise keep the reader's anchor (the
-  // first message at the top of the view) where it is whatever changes above it.
-  function nearBottom() {
-    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
-  }
-  function scrollToBottom() { scroller.scrollTop = scroller.scrollHeight; }
-
-  function readAnchor() {
-    var box = scroller.getBoundingClientRect();
-    var hit = document.elementFromPoint(box.left + box.width / 2, box.top + 16);
-    var a = hit && scroller.contains(hit) ? hit.closest("#message-list > article") : null;
-    if (!a) {
-      for (a = firstArticle(); a && a.getBoundingClientRect().bottom <= box.top; a = nextArticle(a)) { /* scan */ }
-    }
-    return a ? { id: a.id, top: a.getBoundingClientRect().top } : null;
-  }
-  function restoreAnchor(anchor) {
-    var a = anchor && document.getElementById(anchor.id);
-    if (!a) return;
-    var delta = a.getBoundingClientRect().top - anchor.top;
-    if (delta) scroller.scrollTop += delta;
-  }
-
-  var pill = document.getElementById("jump-latest");
-  var pillNew = false;
-  function updatePill() {
-    if (nearBottom()) {
-      pillNew = false;
-      pill.hidden = true;
-      return;
-    }
-    var far = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight > scroller.clientHeight * 1.5;
-    pill.hidden = !(pillNew || far);
-    pill.textContent = pillNew ? pill.dataset.textNew : pill.dataset.textLatest;
-  }
-  pill.addEventListener("click", function () {
-    scrollToBottom();
-    pillNew = false;
-    pill.hidden = true;
-    scroller.focus({ preventScroll: true });
-  });
-  var scrollQueued = false;
-  scroller.addEventListener("scroll", function () {
-    if (scrollQueued) return;
-    scrollQueued = true;
-    requestAnimationFrame(function () { scrollQueued = false; updatePill(); });
-  }, { passive: true });
-
-  // ---- Focus survives an article being swapped for its new version.
-  function focusKey(el, article) {
-    if (!el || el === article) return "";
-    if (el.classList.contains("reaction")) return '.reaction[data-emoji="' + CSS.escape(el.dataset.emoji) + '"]';
-    if (el.classList.contains("reaction-add")) return ".reaction-add";
-    if (el.dataset.action) return '.message-action[data-action="' + el.dataset.action + '"]';
-    if (el.classList.contains("reply-quote")) return ".reply-quote";
-    return "";
-  }
-  function refocus(article, key) {
-    var el = (key && article.querySelector(key)) || article.querySelector(".message-action") || null;
-    if (el) {
-      el.focus({ preventScroll: true });
-    } else {
-      article.setAttribute("tabindex", "-1");
-      article.focus({ preventScroll: true });
-    }
-  }
-
-  // ---- The stream. Every frame's articles go through place(): a known id is replaced when
-  // the newcomer's version is higher (else the newcomer is dropped), a new id goes in seq
-  // order, and one older than the oldest loaded is dropped while older history is unloaded
-  // (the history page will bring it in its current state).
-  var maxVersion = 0; // what the socket has delivered (or the page came with): resume point
-  // id -> the newest article that arrived, while a history page was on its way, for a
-  // message above the loaded history (emptied when that page is in).
-  var unloaded = {};
-
-  function place(a) {
-    var old = document.getElementById(a.id);
-    if (old) {
-      if (versionOf(a) <= versionOf(old)) return null;
-      var focused = old.contains(document.activeElement) ? document.activeElement : null;
-      var key = focused && !(editing && editing.article === old) ? focusKey(focused, old) : null;
-      old.replaceWith(a);
-      prepare(a);
-      decorate(a);
-      decorate(nextArticle(a));
-      if (editing && editing.article === old) editorFollows(old, a);
-      else if (focused) refocus(a, key);
-      return "replaced";
-    }
-    var seq = num(a, "seq");
-    var n = list.lastElementChild;
-    while (isArticle(n) && num(n, "seq") > seq) n = n.previousElementSibling;
-    if (!isArticle(n) && olderBox() && firstArticle()) {
-      // Not loaded yet: the history page brings it in its current state — unless that page
-      // is already on its way (read before this change). Then keep the newest state seen.
-      var kept = unloaded[a.id];
-      if (loadingOlder && (!kept || versionOf(a) > versionOf(kept))) unloaded[a.id] = a;
-      return null;
-    }
-    if (n) n.after(a);
-    else list.prepend(a);
-    prepare(a);
-    decorate(a);
-    var after = nextArticle(a);
-    decorate(after);
-    var empty = document.getElementById("empty-room");
-    if (empty) empty.remove();
-    return after ? "inserted" : "added";
-  }
-
-  var frame = null; // the state of the websocket frame being applied
-  chat.addEventListener("htmx:wsBeforeMessage", function () {
-    var stick = nearBottom();
-    frame = { stick: stick, anchor: stick ? null : readAnchor(), arrived: 0 };
-  });
-  // htmx hands us the frame's #message-list wrapper; we place its articles ourselves.
-  list.addEventListener("htmx:oobBeforeSwap", function (e) {
-    if (e.detail.target !== list) return;
-    e.detail.shouldSwap = false;
-    Array.from(e.detail.fragment.children).forEach(function (a) {
-      if (!isArticle(a) || !a.id) return;
-      var v = versionOf(a);
-      if (v > maxVersion) maxVersion = v;
-      var result = place(a);
-      if (result === "added" && frame && a.dataset.author !== myId) frame.arrived++;
-    });
-  });
-
-  function resume() {
-    if (socket) socket.send(JSON.stringify({ type: "resume", after_seq: maxVersion }));
-  }
-
-  // ---- Older history: a page loads when "Load older messages" scrolls into view, or on
-  // click. One page per intersection: the reader's anchor stays put, so the next button is
-  // above the view. A button that only came into view because it got keyboard focus does not
-  // load by itself (Enter does).
-  var loadingOlder = null;
-  var olderObserver = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
-    entries.forEach(function (entry) {
-      if (!entry.isIntersecting || !entry.target.isConnected) return;
-      if (entry.target.contains(document.activeElement)) return;
-      loadOlder();
-    });
-  }, { root: scroller, rootMargin: "80px 0px 0px 0px" }) : null;
-
-  function watchOlder() {
-    var box = olderBox();
-    if (box && olderObserver) olderObserver.observe(box);
-  }
-
-  function loadOlder() {
-    if (loadingOlder) return loadingOlder;
-    var box = olderBox();
-    var button = box && box.querySelector("[data-older-url]");
-    if (!button) return Promise.resolve(false);
-    button.setAttribute("aria-busy", "true");
-    loadingOlder = fetch(button.dataset.olderUrl, { credentials: "same-origin" })
+  // ---- The sidebar's structure: refetched on a "sidebar" frame (a room came or went, a
+  // rename, a setting), then the live counts go back on. One request at a time; a frame that
+  // arrives meanwhile asks for one more.
+  var sidebarLoading = false, sidebarAgain = false;
+  function refetchSidebar() {
+    if (sidebarLoading) { sidebarAgain = true; return; }
+    sidebarLoading = true;
+    fetch("/sidebar/" + (currentRoom ? "?current=" + encodeURIComponent(currentRoom) : ""), {
+      credentials: "same-origin",
+      headers: { Accept: "text/html" },
+    })
       .then(function (r) {
-        if (!r.ok) throw new Error("history " + r.status);
+        if (!r.ok) throw new Error("sidebar " + r.status);
         return r.text();
       })
       .then(function (html) {
-        insertOlder(box, html, box.contains(document.activeElement));
-        return true;
+        var holder = document.getElementById("sidebar-content");
+        if (!holder) return;
+        var focusedId = document.activeElement && holder.contains(document.activeElement) &&
+          document.activeElement.dataset ? document.activeElement.dataset.roomId : null;
+        var scroll = holder.scrollTop;
+        holder.innerHTML = html;
+        holder.scrollTop = scroll;
+        applyAll();
+        if (focusedId) {
+          var link = sidebarLink(focusedId);
+          if (link) link.focus({ preventScroll: true });
+        }
+        emit("sidebar-updated", null);
       })
-      .catch(function () {
-        button.removeAttribute("aria-busy");
-        return false;
-      })
-      .finally(function () { loadingOlder = null; });
-    return loadingOlder;
-  }
-
-  function insertOlder(box, html, hadFocus) {
-    var tpl = document.createElement("template");
-    tpl.innerHTML = html;
-    var page = tpl.content;
-    var fresh = Array.from(page.children).filter(function (a) {
-      if (!isArticle(a)) return false;
-      if (document.getElementById(a.id)) { a.remove(); return false; } // already here
-      return true;
-    }).map(function (a) {
-      var newer = unloaded[a.id];
-      if (!newer || versionOf(newer) <= versionOf(a)) return a;
-      a.replaceWith(newer); // changed while the page was on its way
-      return newer;
-    });
-    unloaded = {};
-    var anchor = readAnchor();
-    var formerFirst = firstArticle();
-    var newBox = page.querySelector("#older-messages");
-    if (olderObserver) olderObserver.unobserve(box);
-    box.replaceWith(page);
-    fresh.forEach(prepare);
-    fresh.forEach(decorate);
-    decorate(formerFirst);
-    restoreAnchor(anchor);
-    updatePill();
-    if (hadFocus) {
-      var next = newBox && newBox.querySelector("button");
-      (next || scroller).focus({ preventScroll: true });
-    }
-    watchOlder();
-  }
-
-  // A reply's quote jumps to the original, loading older pages until it is on the page.
-  function jumpTo(id) {
-    var target = document.getElementById("message-" + id);
-    if (target) {
-      target.scrollIntoView({ block: "center" });
-      target.classList.remove("is-highlighted");
-      void target.offsetWidth; // restart the animation
-      target.classList.add("is-highlighted");
-      target.setAttribute("tabindex", "-1");
-      target.focus({ preventScroll: true });
-      return;
-    }
-    if (!olderBox()) return;
-    loadOlder().then(function (loaded) { if (loaded) jumpTo(id); });
-  }
-  list.addEventListener("animationend", function (e) {
-    var a = e.target.closest && e.target.closest("article");
-    if (a) a.classList.remove("is-highlighted");
-  });
-
-  // ---- Composer: Enter sends, Shift+Enter makes a new line, Up in an empty composer edits
-  // your last message, Escape drops a reply.
-  textarea.addEventListener("keydown", function (e) {
-    if (e.isComposing) return;
-    if (e.key === "Enter" && !e.shiftKey) {
-      e.preventDefault();
-      form.requestSubmit();
-    } else if (e.key === "ArrowUp" && !textarea.value && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey) {
-      var a = list.lastElementChild;
-      while (isArticle(a) && (a.dataset.author !== myId || a.hasAttribute("data-deleted"))) a = a.previousElementSibling;
-      if (isArticle(a)) {
-        e.preventDefault();
-        startEdit(a);
-      }
-    } else if (e.key === "Escape" && replyTo) {
-      e.preventDefault();
-      cancelReply();
-    }
-  });
-
-  // ---- Reply: a quote above the composer; the next message carries reply_to.
-  var replyBar = document.getElementById("reply-bar");
-  var replyTo = null;
-  function startReply(article) {
-    replyTo = messageId(article);
-    replyBar.querySelector(".reply-bar-author").textContent = article.querySelector(".message-author").textContent;
-    var body = article.querySelector(".message-body");
-    var lines = body ? body.innerText.split("\n").filter(function (l) { return l.trim(); }) : [];
-    replyBar.querySelector(".reply-bar-text").textContent = lines[0] || "";
-    replyBar.hidden = false;
-    textarea.focus();
-  }
-  function cancelReply() {
-    replyTo = null;
-    replyBar.hidden = true;
-  }
-  document.getElementById("reply-cancel").addEventListener("click", function () {
-    cancelReply();
-    textarea.focus();
-  });
-
-  // ---- Sending: every message gets a client_id and shows as pending until the server's
-  // fragment with that client_id comes back. A resend with the same client_id is stored once,
-  // so retrying after a lost acknowledgement is always safe. The typed text is never lost.
-  var pendingList = document.getElementById("pending-list");
-  var pendingTemplate = document.getElementById("pending-template");
-  var pending = {}; // client_id -> {body, replyTo, el, timer}
-  var ACK_TIMEOUT_MS = 10000;
-
-  function transmit(clientId) {
-    var p = pending[clientId];
-    if (!p) return;
-    setPendingState(p, "pending");
-    clearTimeout(p.timer);
-    p.timer = setTimeout(function () { setPendingState(p, "failed"); }, ACK_TIMEOUT_MS);
-    var message = { type: "message", body: p.body, client_id: clientId };
-    if (p.replyTo) message.reply_to = p.replyTo;
-    if (socket) socket.send(JSON.stringify(message), form);
-  }
-
-  function setPendingState(p, state) {
-    p.el.dataset.state = state;
-    var label = p.el.querySelector(".pending-status");
-    label.textContent = label.dataset[state === "failed" ? "textFailed" : "textPending"];
-    p.el.querySelector(".pending-retry").classList.toggle("hidden", state !== "failed");
-  }
-
-  function addPending(clientId, body) {
-    var el = pendingTemplate.content.firstElementChild.cloneNode(true);
-    el.dataset.pending = clientId;
-    el.querySelector(".message-body").textContent = body;
-    el.querySelector(".pending-retry").addEventListener("click", function () { transmit(clientId); });
-    pendingList.appendChild(el);
-    pending[clientId] = { body: body, replyTo: replyTo, el: el, timer: null };
-    scrollToBottom();
-  }
-
-  function settlePending() {
-    // Stored: its article is on the page, or the server acknowledged it by name (a retry of
-    // a message this socket already had, #message-ack).
-    var ack = document.getElementById("message-ack");
-    var acked = ack && ack.dataset.clientId;
-    Object.keys(pending).forEach(function (clientId) {
-      if (clientId === acked || document.querySelector('#message-list > article[data-client-id="' + clientId + '"]')) {
-        clearTimeout(pending[clientId].timer);
-        pending[clientId].el.remove();
-        delete pending[clientId];
-        document.getElementById("composer-error").textContent = "";
-      }
-    });
-  }
-
-  // The server refused a message (too long, rate limited…): give the text back to the composer.
-  function refusePending(error) {
-    var p = pending[error.dataset.clientId];
-    if (!p) return false;
-    clearTimeout(p.timer);
-    if (!textarea.value.trim()) {
-      textarea.value = p.body;
-      p.el.remove();
-      delete pending[error.dataset.clientId];
-      var original = p.replyTo && document.getElementById("message-" + p.replyTo);
-      if (original) startReply(original);
-    } else {
-      setPendingState(p, "failed");
-    }
-    return true;
-  }
-
-  form.addEventListener("htmx:wsConfigSend", function (e) {
-    // Sending is ours (transmit), so a resend can reuse the same client_id.
-    e.preventDefault();
-    var body = textarea.value;
-    if (!body.trim()) return;
-    var clientId = uuid4();
-    addPending(clientId, body);
-    cancelReply();
-    textarea.value = "";
-    transmit(clientId);
-  });
-
-  // ---- Edit in place: the source comes from the API (the page only has the HTML).
-  var editorTemplate = document.getElementById("editor-template");
-  var editing = null; // {article, id, form, input, original, sent, returnFocus}
-  var lastAction = ""; // the last non-message frame sent, to route its error
-
-  function mountEditor(ed, article) {
-    ed.article = article;
-    article.classList.add("is-editing");
-    var text = article.querySelector(".message-text");
-    if (text) {
-      text.hidden = true;
-      text.after(ed.form);
-    }
-  }
-
-  function startEdit(article) {
-    if (!article || article.hasAttribute("data-deleted") || article.dataset.author !== myId) return;
-    if (editing) {
-      if (editing.article === article) { editing.input.focus(); return; }
-      closeEditor(false);
-    }
-    var id = messageId(article);
-    var el = editorTemplate.content.firstElementChild.cloneNode(true);
-    var input = el.querySelector("textarea");
-    input.id = "edit-" + id;
-    el.querySelector("label").htmlFor = input.id;
-    input.readOnly = true;
-    var ed = { id: id, form: el, input: input, original: null, sent: false, returnFocus: document.activeElement };
-    editing = ed;
-    mountEditor(ed, article);
-    input.focus();
-    input.addEventListener("keydown", function (e) {
-      if (e.isComposing) return;
-      if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); saveEdit(ed); }
-      else if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); closeEditor(true); }
-    });
-    el.addEventListener("submit", function (e) { e.preventDefault(); saveEdit(ed); });
-    el.querySelector(".editor-cancel").addEventListener("click", function () { closeEditor(true); });
-    fetch("/api/rooms/" + roomId + "/messages/" + id + "/", {
-      credentials: "same-origin",
-      headers: { Accept: "application/json" },
-    })
-      .then(function (r) {
-        if (!r.ok) throw new Error("message " + r.status);
-        return r.json();
-      })
-      .then(function (data) {
-        if (editing !== ed) return;
-        ed.original = data.body;
-        input.value = data.body;
-        input.readOnly = false;
-        input.setSelectionRange(input.value.length, input.value.length);
-        input.rows = Math.min(8, Math.max(2, input.value.split("\n").length));
-      })
-      .catch(function () {
-        if (editing === ed) ed.form.querySelector(".editor-error").textContent = texts.textLoadFailed;
+      .catch(function () { /* the next frame or reconnect brings it */ })
+      .finally(function () {
+        sidebarLoading = false;
+        if (sidebarAgain) { sidebarAgain = false; refetchSidebar(); }
       });
   }
+  Parley.refetchSidebar = refetchSidebar;
 
-  function saveEdit(ed) {
-    if (ed !== editing || ed.original === null) return;
-    var body = ed.input.value;
-    if (body === ed.original) { closeEditor(true); return; }
-    ed.sent = true;
-    ed.form.querySelector(".editor-error").textContent = "";
-    ed.form.querySelector(".editor-status").textContent = texts.textSaving || "";
-    lastAction = "edit";
-    send({ type: "edit", id: ed.id, body: body });
+  Parley.forgetRoom = function (id) {
+    delete counts[id];
+    var link = sidebarLink(id);
+    if (link && link.parentElement) link.parentElement.remove();
+    updateTotal();
+  };
+
+  // ---- Frames. Both sockets hand every JSON text frame to Parley.receive.
+  function onSync(f) {
+    var rooms = f.rooms || {};
+    Object.keys(counts).forEach(function (id) { delete counts[id]; });
+    Object.keys(rooms).forEach(function (id) { counts[id] = rooms[id]; });
+    synced = true;
+    setStream("live"); // open, and the counts are the database's
+    // A sidebar that lists other rooms than the membership has (an event missed while
+    // disconnected) is fetched again: the badges can never stay wrong.
+    var listed = Array.prototype.map.call(sidebarLinks(), function (a) { return a.dataset.roomId; }).sort();
+    var known = Object.keys(rooms).sort();
+    if (listed.join(",") !== known.join(",")) refetchSidebar();
+    applyAll();
   }
 
-  // The article being edited was replaced by a newer version.
-  function editorFollows(old, article) {
-    var ed = editing;
-    var saved = ed.sent && old.dataset.edited !== article.dataset.edited;
-    if (saved || article.hasAttribute("data-deleted")) {
-      editing = null;
-      restoreFocusAfterEdit(ed);
+  function onUnread(f) {
+    var id = String(f.room);
+    var c = counts[id] || (counts[id] = {});
+    c.unread = f.unread;
+    c.mentions = f.mentions;
+    if ("muted" in f) c.muted = f.muted;
+    if ("pointer" in f) c.pointer = f.pointer;
+    var link = sidebarLink(id);
+    if (link) applyEntry(link, c);
+    else if (synced) refetchSidebar(); // a room the sidebar does not show yet
+    updateTotal();
+  }
+
+  function onRoom(f) {
+    var link = sidebarLink(f.room);
+    if (link && typeof f.name === "string" && link.dataset.kind !== "dm") {
+      link.dataset.title = f.name;
+      var t = link.querySelector(".sidebar-title");
+      if (t) t.textContent = f.name;
+    }
+  }
+
+  function onDirectory() { refreshDirectory(); }
+
+  Parley.receive = function (f) {
+    if (!f || typeof f.type !== "string") return;
+    if (f.type === "sync") onSync(f);
+    else if (f.type === "unread") onUnread(f);
+    else if (f.type === "sidebar") refetchSidebar();
+    else if (f.type === "room") onRoom(f);
+    else if (f.type === "notify") onNotify(f);
+    else if (f.type === "directory") onDirectory(f);
+    emit(f.type, f);
+  };
+  // A text frame: JSON (the per-user stream) when it starts with "{"; true when it was.
+  Parley.receiveText = function (text) {
+    if (typeof text !== "string" || text.charAt(0) !== "{") return false;
+    var f;
+    try { f = JSON.parse(text); } catch (err) { return true; }
+    Parley.receive(f);
+    return true;
+  };
+
+  function setStream(state) { body.dataset.stream = state; }
+  Parley.setStream = setStream;
+
+  // ---- Notifications: opt-in (the permission prompt only after a click), kept in
+  // localStorage per browser. Shown for "notify" frames unless this room is open in a focused
+  // tab. Tabs of the same browser agree through a BroadcastChannel: the tab looking at the
+  // room says "seen" and the others drop theirs (the tag dedupes the rest).
+  var NOTIFY_KEY = "parley:notifications";
+  var canNotify = "Notification" in window;
+  var notesPending = {};
+  var channel = "BroadcastChannel" in window ? new BroadcastChannel("parley") : null;
+  if (channel) {
+    channel.onmessage = function (e) {
+      var d = e.data || {};
+      if (d.type === "seen" && notesPending[d.message]) {
+        clearTimeout(notesPending[d.message]);
+        delete notesPending[d.message];
+      }
+    };
+  }
+  function notificationsOn() {
+    try { return localStorage.getItem(NOTIFY_KEY) === "on"; } catch (err) { return false; }
+  }
+  function lookingAt(room) {
+    return currentRoom && String(room) === String(currentRoom) && document.hasFocus() &&
+      document.visibilityState === "visible";
+  }
+  Parley.lookingAt = lookingAt;
+
+  function onNotify(f) {
+    if (lookingAt(f.room)) {
+      if (channel) channel.postMessage({ type: "seen", message: f.message });
       return;
     }
-    // Somebody reacted meanwhile: keep the editor, with its text and caret.
-    var had = document.activeElement === ed.input;
-    var start = ed.input.selectionStart, end = ed.input.selectionEnd;
-    mountEditor(ed, article);
-    if (had) {
-      ed.input.focus({ preventScroll: true });
-      ed.input.setSelectionRange(start, end);
+    if (!canNotify || !notificationsOn() || Notification.permission !== "granted") return;
+    if (notesPending[f.message]) return;
+    notesPending[f.message] = setTimeout(function () {
+      delete notesPending[f.message];
+      showNotification(f);
+    }, 250);
+  }
+
+  function showNotification(f) {
+    var n;
+    try {
+      n = new Notification(f.title || "Parley", { body: f.body || "", tag: "parley-" + f.message });
+    } catch (err) {
+      return; // Android Chrome wants a service worker for this
+    }
+    n.onclick = function () {
+      window.focus();
+      if (f.url && location.pathname !== f.url) location.href = f.url;
+      n.close();
+    };
+  }
+
+  var notifyButton = document.getElementById("notifications-toggle");
+  function drawNotifyButton() {
+    if (!notifyButton) return;
+    if (!canNotify) { notifyButton.hidden = true; return; }
+    notifyButton.hidden = false;
+    var label = notifyButton.querySelector("[data-label]");
+    var d = notifyButton.dataset;
+    if (Notification.permission === "denied") {
+      label.textContent = d.textBlocked;
+      notifyButton.disabled = true;
+      notifyButton.removeAttribute("aria-pressed");
+      return;
+    }
+    notifyButton.disabled = false;
+    var on = notificationsOn() && Notification.permission === "granted";
+    notifyButton.setAttribute("aria-pressed", on ? "true" : "false");
+    label.textContent = on ? d.textDisable : d.textEnable;
+  }
+  if (notifyButton) {
+    notifyButton.addEventListener("click", function () {
+      var on = notificationsOn() && Notification.permission === "granted";
+      try { localStorage.setItem(NOTIFY_KEY, on ? "off" : "on"); } catch (err) { /* private mode */ }
+      if (!on && Notification.permission === "default") {
+        Promise.resolve(Notification.requestPermission()).then(drawNotifyButton, drawNotifyButton);
+      }
+      drawNotifyButton();
+    });
+    drawNotifyButton();
+  }
+
+  // ---- The directory (home page): refetched on a "directory" frame (no polling); its
+  // relative times are recomputed here.
+  function refreshDirectory() {
+    var box = document.getElementById("room-list");
+    if (!box || !box.dataset.directoryUrl) return;
+    fetch(box.dataset.directoryUrl, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) {
+        if (!r.ok) throw new Error("directory " + r.status);
+        return r.text();
+      })
+      .then(function (html) {
+        var current = document.getElementById("room-list");
+        if (!current) return;
+        var tpl = document.createElement("template");
+        tpl.innerHTML = html.trim();
+        var fresh = tpl.content.firstElementChild;
+        if (!fresh || fresh.id !== "room-list") return;
+        current.replaceWith(fresh);
+        if (window.htmx) htmx.process(fresh);
+        relativeTimes();
+      })
+      .catch(function () { /* the next change brings it */ });
+  }
+  Parley.refreshDirectory = refreshDirectory;
+
+  var relFormat = "RelativeTimeFormat" in Intl ? new Intl.RelativeTimeFormat(lang, { numeric: "always" }) : null;
+  var justNow = (document.getElementById("room-list") || {}).dataset;
+  function relativeTimes() {
+    if (!relFormat) return;
+    var now = Date.now();
+    each("time[data-relative]:not([data-empty])", function (t) {
+      var at = Date.parse(t.getAttribute("datetime"));
+      if (isNaN(at)) return;
+      var s = Math.max(0, (now - at) / 1000);
+      var text;
+      if (s < 60) text = (justNow && justNow.textJustNow) || "just now";
+      else if (s < 3600) text = relFormat.format(-Math.floor(s / 60), "minute");
+      else if (s < 86400) text = relFormat.format(-Math.floor(s / 3600), "hour");
+      else if (s < 86400 * 30) text = relFormat.format(-Math.floor(s / 86400), "day");
+      else if (s < 86400 * 365) text = relFormat.format(-Math.floor(s / (86400 * 30)), "month");
+      else text = relFormat.format(-Math.floor(s / (86400 * 365)), "year");
+      if (t.textContent !== text) t.textContent = text;
+    });
+  }
+  if (document.querySelector("time[data-relative]")) {
+    relativeTimes();
+    setInterval(relativeTimes, 30000); // a clock, not a request
+  }
+  // A room you are in moved on (a count grew: someone wrote): its activity is "just now",
+  // without asking the server. The other rooms' times are as of the last directory fetch.
+  var lastUnread = {};
+  Parley.on("unread", function (f) {
+    var grew = (f.unread || 0) > (lastUnread[f.room] || 0);
+    lastUnread[f.room] = f.unread || 0;
+    var t = grew && document.querySelector('#room-list li[data-room-id="' + f.room + '"] time[data-relative]');
+    if (!t) return;
+    t.setAttribute("datetime", new Date().toISOString());
+    t.removeAttribute("data-empty");
+    relativeTimes();
+  });
+  Parley.on("sync", function (f) {
+    Object.keys(f.rooms || {}).forEach(function (id) { lastUnread[id] = f.rooms[id].unread || 0; });
+  });
+  // Joined or left elsewhere (another tab, posting): the directory's Join buttons follow.
+  Parley.on("sidebar", refreshDirectory);
+
+  // ---- The phone drawer: the sidebar slides over the page; focus stays inside it while it
+  // is open, Escape or a tap on the backdrop closes it.
+  var sidebarEl = document.getElementById("sidebar");
+  var openButton = document.getElementById("sidebar-open");
+  var closeButton = document.getElementById("sidebar-close");
+  var backdrop = document.getElementById("sidebar-backdrop");
+  var pageEl = document.getElementById("page");
+  var desktop = window.matchMedia("(min-width: 48rem)");
+
+  function drawerOpen() { return sidebarEl && sidebarEl.hasAttribute("data-open"); }
+  function focusables(root) {
+    return Array.prototype.filter.call(
+      root.querySelectorAll("a[href], button:not([disabled]), input, [tabindex]:not([tabindex='-1'])"),
+      function (el) { return !el.hidden && el.offsetParent !== null; }
+    );
+  }
+  function openDrawer() {
+    if (!sidebarEl || drawerOpen()) return;
+    sidebarEl.setAttribute("data-open", "");
+    sidebarEl.setAttribute("role", "dialog");
+    sidebarEl.setAttribute("aria-modal", "true");
+    backdrop.hidden = false;
+    if (pageEl) pageEl.inert = true;
+    openButton.setAttribute("aria-expanded", "true");
+    var target = sidebarEl.querySelector('a[aria-current="page"]') || focusables(sidebarEl)[0];
+    if (target) target.focus();
+  }
+  function closeDrawer(restore) {
+    if (!sidebarEl || !drawerOpen()) return;
+    sidebarEl.removeAttribute("data-open");
+    sidebarEl.removeAttribute("role");
+    sidebarEl.removeAttribute("aria-modal");
+    backdrop.hidden = true;
+    if (pageEl) pageEl.inert = false;
+    openButton.setAttribute("aria-expanded", "false");
+    if (restore !== false) openButton.focus();
+  }
+  Parley.closeDrawer = closeDrawer;
+  if (sidebarEl && openButton) {
+    openButton.addEventListener("click", openDrawer);
+    if (closeButton) closeButton.addEventListener("click", function () { closeDrawer(); });
+    backdrop.addEventListener("click", function () { closeDrawer(); });
+    sidebarEl.addEventListener("keydown", function (e) {
+      if (!drawerOpen()) return;
+      if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); closeDrawer(); return; }
+      if (e.key !== "Tab") return;
+      var items = focusables(sidebarEl);
+      if (!items.length) return;
+      var first = items[0], last = items[items.length - 1];
+      if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+      else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+    });
+    var onWidth = function () { if (desktop.matches) closeDrawer(false); };
+    if (desktop.addEventListener) desktop.addEventListener("change", onWidth);
+  }
+
+  // ---- Quick switcher: Ctrl/Cmd+K. The sidebar's entries, then the public rooms you have
+  // not joined (from the directory, fetched when it opens); type letters, arrows choose,
+  // Enter opens.
+  var switcher = document.getElementById("switcher");
+  var switcherInput = document.getElementById("switcher-input");
+  var switcherList = document.getElementById("switcher-list");
+  var switcherNone = switcher && switcher.querySelector("[data-switcher-none]");
+  var switcherOpenButton = document.getElementById("switcher-open");
+  var isMac = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
+  var switcherItems = [];
+  var switcherShown = [];
+  var switcherActive = 0;
+  var publicRooms = null; // [{id, title, url, kind:"public", joined:false}] from the directory
+
+  function sidebarItems() {
+    return Array.prototype.map.call(sidebarLinks(), function (a) {
+      return {
+        id: a.dataset.roomId,
+        title: a.dataset.title || a.textContent.trim(),
+        url: a.getAttribute("href"),
+        kind: a.dataset.kind,
+        unread: int(a.dataset.unreadCount),
+        joined: true,
+      };
+    });
+  }
+  function loadPublicRooms() {
+    fetch("/rooms/", { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : ""; })
+      .then(function (html) {
+        var tpl = document.createElement("template");
+        tpl.innerHTML = html;
+        publicRooms = Array.prototype.map.call(tpl.content.querySelectorAll("li[data-room-id]"), function (li) {
+          return { id: li.dataset.roomId, title: li.dataset.roomName, url: li.dataset.roomUrl, kind: "public", joined: false };
+        });
+        if (switcher.open) buildSwitcherItems();
+      })
+      .catch(function () { publicRooms = publicRooms || []; });
+  }
+  function buildSwitcherItems() {
+    var items = sidebarItems();
+    var have = {};
+    items.forEach(function (i) { have[i.id] = true; });
+    (publicRooms || []).forEach(function (r) { if (!have[r.id]) items.push(r); });
+    switcherItems = items;
+    filterSwitcher();
+  }
+  // Lower is better: a prefix, then the start of a word, then anywhere, then the letters in order.
+  function score(title, q) {
+    var t = title.toLowerCase();
+    if (!q) return 0;
+    if (t.indexOf(q) === 0) return 1;
+    var i = t.indexOf(q);
+    if (i > 0 && /[\s\-_.#@,]/.test(t.charAt(i - 1))) return 2;
+    if (i > 0) return 3;
+    var at = 0;
+    for (var k = 0; k < q.length; k++) {
+      at = t.indexOf(q.charAt(k), at);
+      if (at < 0) return -1;
+      at++;
+    }
+    return 4;
+  }
+  function filterSwitcher() {
+    var q = switcherInput.value.trim().toLowerCase().replace(/^[#@]/, "");
+    switcherShown = switcherItems
+      .map(function (item, n) { return { item: item, s: score(item.title, q), n: n }; })
+      .filter(function (x) { return x.s >= 0; })
+      .sort(function (a, b) { return a.s - b.s || a.n - b.n; })
+      .map(function (x) { return x.item; })
+      .slice(0, 50);
+    switcherActive = 0;
+    drawSwitcher();
+  }
+  function drawSwitcher() {
+    switcherList.textContent = "";
+    var texts = switcher.dataset;
+    switcherShown.forEach(function (item, n) {
+      var li = document.createElement("li");
+      li.id = "switcher-option-" + n;
+      li.className = "switcher-option";
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", n === switcherActive ? "true" : "false");
+      li.dataset.url = item.url;
+      li.dataset.roomId = item.id;
+      var icon = document.createElement("span");
+      icon.className = "sidebar-icon";
+      icon.setAttribute("aria-hidden", "true");
+      icon.textContent = item.kind === "dm" ? "@" : item.kind === "private" ? "🔒" : "#";
+      var name = document.createElement("span");
+      name.className = "min-w-0 flex-1 truncate";
+      name.textContent = item.title;
+      li.append(icon, name);
+      if (!item.joined || item.unread) {
+        var hint = document.createElement("span");
+        hint.className = "option-hint";
+        hint.textContent = !item.joined ? texts.textJoin || "not joined" : badge(item.unread);
+        li.append(hint);
+      }
+      switcherList.append(li);
+    });
+    switcherNone.classList.toggle("hidden", switcherShown.length > 0);
+    var active = document.getElementById("switcher-option-" + switcherActive);
+    if (active) {
+      switcherInput.setAttribute("aria-activedescendant", active.id);
+      active.scrollIntoView({ block: "nearest" });
+    } else {
+      switcherInput.removeAttribute("aria-activedescendant");
     }
   }
-
-  function closeEditor(restore) {
-    var ed = editing;
-    if (!ed) return;
-    editing = null;
-    ed.form.remove();
-    var text = ed.article.querySelector(".message-text");
-    if (text) text.hidden = false;
-    ed.article.classList.remove("is-editing");
-    if (restore) restoreFocusAfterEdit(ed);
+  function moveSwitcher(step) {
+    if (!switcherShown.length) return;
+    switcherActive = (switcherActive + step + switcherShown.length) % switcherShown.length;
+    each(".switcher-option", function (li, n) {
+      li.setAttribute("aria-selected", n === switcherActive ? "true" : "false");
+    }, switcherList);
+    var active = document.getElementById("switcher-option-" + switcherActive);
+    switcherInput.setAttribute("aria-activedescendant", active.id);
+    active.scrollIntoView({ block: "nearest" });
   }
-
-  // Back where the edit started (the composer after Up; the composer too when the Edit
-  // button has gone with the article's old version).
-  function restoreFocusAfterEdit(ed) {
-    var back = ed.returnFocus;
-    if (back && back !== document.body && back.isConnected) back.focus({ preventScroll: true });
-    else textarea.focus({ preventScroll: true });
+  function openChosen(n) {
+    var item = switcherShown[n];
+    if (!item) return;
+    switcher.close();
+    if (item.url) location.href = item.url;
   }
-
-  // ---- Delete, after a confirmation dialog.
-  var deleteDialog = document.getElementById("delete-dialog");
-  var deleting = null; // {id, returnFocus}
-  function askDelete(article, opener) {
-    deleting = { id: messageId(article), returnFocus: opener };
-    deleteDialog.returnValue = "";
-    deleteDialog.showModal();
+  function openSwitcher() {
+    if (!switcher || switcher.open) return;
+    closeDrawer(false);
+    switcherInput.value = "";
+    buildSwitcherItems();
+    switcher.showModal();
+    switcherInput.focus();
+    loadPublicRooms();
   }
-  deleteDialog.addEventListener("close", function () {
-    var d = deleting;
-    deleting = null;
-    if (!d) return;
-    if (deleteDialog.returnValue === "delete") {
-      if (editing && editing.id === d.id) closeEditor(false);
-      lastAction = "delete";
-      send({ type: "delete", id: d.id });
-      textarea.focus({ preventScroll: true }); // the message is about to go
-    } else if (d.returnFocus && d.returnFocus.isConnected) {
-      d.returnFocus.focus({ preventScroll: true });
+  Parley.openSwitcher = openSwitcher;
+  if (switcher) {
+    var returnFocus = null;
+    document.addEventListener("keydown", function (e) {
+      if ((e.ctrlKey || e.metaKey) && !e.altKey && !e.shiftKey && (e.key === "k" || e.key === "K")) {
+        e.preventDefault();
+        if (switcher.open) { switcher.close(); return; }
+        returnFocus = document.activeElement;
+        openSwitcher();
+      }
+    });
+    if (switcherOpenButton) {
+      switcherOpenButton.hidden = false;
+      var label = switcherOpenButton.querySelector("[data-shortcut-label]");
+      if (label && isMac) label.textContent = "⌘K";
+      switcherOpenButton.addEventListener("click", function () {
+        returnFocus = switcherOpenButton;
+        openSwitcher();
+      });
     }
-  });
-
-  // ---- Reactions: a click toggles yours; the picker offers a dozen common emoji and a
-  // search over the full list (emoji_all, shipped in the page as JSON).
-  function toggleReaction(article, emoji) {
-    var mine = Array.from(article.querySelectorAll(".reaction")).some(function (r) {
-      return r.dataset.emoji === emoji && hasUser(r, myId);
+    switcherInput.addEventListener("input", filterSwitcher);
+    switcherInput.addEventListener("keydown", function (e) {
+      if (e.key === "ArrowDown") { e.preventDefault(); moveSwitcher(1); }
+      else if (e.key === "ArrowUp") { e.preventDefault(); moveSwitcher(-1); }
+      else if (e.key === "Enter") { e.preventDefault(); openChosen(switcherActive); }
     });
-    lastAction = "react";
-    send({ type: mine ? "unreact" : "react", id: messageId(article), emoji: emoji });
-  }
-
-  var picker = document.getElementById("emoji-picker");
-  var pickerSearch = document.getElementById("emoji-search");
-  var pickerCommon = picker.querySelector("[data-emoji-common]");
-  var pickerAll = picker.querySelector("[data-emoji-all]");
-  var pickerHeading = picker.querySelector("[data-emoji-all-heading]");
-  var pickerNone = picker.querySelector("[data-emoji-none]");
-  var pickerFor = null; // {articleId, returnKey}
-  var pickerBuilt = false;
-
-  function buildPicker() {
-    if (pickerBuilt) return;
-    pickerBuilt = true;
-    var data = [];
-    try { data = JSON.parse(document.getElementById("emoji-data").textContent) || []; } catch (err) { data = []; }
-    var names = {};
-    var fragment = document.createDocumentFragment();
-    (Array.isArray(data) ? data : []).forEach(function (pair) {
-      var emoji = pair[0], name = pair[1] || "";
-      names[emoji] = name;
-      var b = document.createElement("button");
-      b.type = "button";
-      b.className = "emoji-option";
-      b.dataset.emoji = emoji;
-      b.dataset.name = name.toLowerCase();
-      b.title = name;
-      b.setAttribute("aria-label", name || emoji);
-      b.textContent = emoji;
-      fragment.appendChild(b);
+    switcherList.addEventListener("click", function (e) {
+      var li = e.target.closest("[role=option]");
+      if (li) openChosen(parseInt(li.id.slice("switcher-option-".length), 10));
     });
-    pickerAll.appendChild(fragment);
-    pickerCommon.querySelectorAll(".emoji-option").forEach(function (b) {
-      var name = names[b.dataset.emoji];
-      if (name) { b.title = name; b.setAttribute("aria-label", name); }
+    switcherList.addEventListener("mousemove", function (e) {
+      var li = e.target.closest("[role=option]");
+      if (!li) return;
+      var n = parseInt(li.id.slice("switcher-option-".length), 10);
+      if (n !== switcherActive) moveSwitcher(n - switcherActive);
+    });
+    switcher.addEventListener("click", function (e) {
+      if (e.target !== switcher) return; // the backdrop
+      var r = switcher.getBoundingClientRect();
+      if (e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom) switcher.close();
+    });
+    switcher.addEventListener("close", function () {
+      if (returnFocus && returnFocus.isConnected && returnFocus !== body) returnFocus.focus({ preventScroll: true });
+      returnFocus = null;
     });
   }
 
-  function visibleOptions() {
-    return Array.from(picker.querySelectorAll(".emoji-option")).filter(function (b) {
-      return !b.hidden && !b.parentElement.hidden;
-    });
-  }
+  // ---- A listbox of suggestions under (or over) a text field: the composer's @mentions and
+  // the members field. ``options.context(field)`` says what is being typed ({query, start,
+  // end}, or null for nothing to suggest); ``options.load(query)`` resolves to items
+  // ({value, label, hint}); ``options.insert(item, ctx)`` puts the choice in. Arrow keys
+  // move, Enter or Tab insert, Escape closes; the field points at the active option with
+  // aria-activedescendant. ``handleKey(e)`` is exported for fields with key handlers of their
+  // own (the composer sends on Enter): it returns true when it used the key.
+  var acCount = 0;
+  Parley.autocomplete = function (field, list, options) {
+    var state = { items: [], active: 0, ctx: null, seq: 0, timer: null, open: false };
+    var prefix = "ac" + ++acCount + "-option-";
+    field.setAttribute("aria-autocomplete", "list");
+    field.setAttribute("aria-controls", list.id);
+    field.setAttribute("aria-expanded", "false");
+    if (field.tagName === "INPUT") field.setAttribute("role", "combobox");
+    else field.setAttribute("aria-haspopup", "listbox");
 
-  function filterPicker() {
-    var q = pickerSearch.value.trim().toLowerCase();
-    pickerCommon.hidden = !!q;
-    pickerHeading.hidden = !!q;
-    var shown = 0;
-    pickerAll.querySelectorAll(".emoji-option").forEach(function (b) {
-      b.hidden = !!q && b.dataset.name.indexOf(q) < 0 && b.dataset.emoji !== q;
-      if (!b.hidden) shown++;
-    });
-    pickerNone.classList.toggle("hidden", shown > 0);
-  }
-
-  function openPicker(article, opener) {
-    buildPicker();
-    pickerFor = { articleId: article.id, returnKey: focusKey(opener, article) };
-    pickerSearch.value = "";
-    filterPicker();
-    picker.showModal();
-    var r = opener.getBoundingClientRect();
-    var w = picker.offsetWidth, h = picker.offsetHeight;
-    var left = Math.min(Math.max(8, r.right - w), window.innerWidth - w - 8);
-    var top = r.bottom + 6;
-    if (top + h > window.innerHeight - 8) top = Math.max(8, r.top - h - 6);
-    picker.style.left = Math.max(8, left) + "px";
-    picker.style.top = top + "px";
-    pickerSearch.focus();
-  }
-
-  function pick(emoji) {
-    var target = pickerFor && document.getElementById(pickerFor.articleId);
-    picker.close();
-    if (target && !target.hasAttribute("data-deleted")) toggleReaction(target, emoji);
-  }
-
-  picker.addEventListener("close", function () {
-    var f = pickerFor;
-    pickerFor = null;
-    var article = f && document.getElementById(f.articleId);
-    if (article) refocus(article, f.returnKey);
-  });
-  picker.addEventListener("click", function (e) {
-    var option = e.target.closest(".emoji-option");
-    if (option) { pick(option.dataset.emoji); return; }
-    if (e.target === picker) { // the backdrop
-      var r = picker.getBoundingClientRect();
-      if (e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom) picker.close();
+    function close() {
+      state.open = false;
+      state.items = [];
+      list.hidden = true;
+      list.textContent = "";
+      field.setAttribute("aria-expanded", "false");
+      field.removeAttribute("aria-activedescendant");
     }
-  });
-  pickerSearch.addEventListener("input", filterPicker);
-  picker.addEventListener("keydown", function (e) {
-    if (e.key === "Escape") { // even from a search box with text in it (which would only clear)
+    function draw() {
+      list.textContent = "";
+      state.items.forEach(function (item, n) {
+        var li = document.createElement("li");
+        li.id = prefix + n;
+        li.className = "ac-option";
+        li.setAttribute("role", "option");
+        li.setAttribute("aria-selected", n === state.active ? "true" : "false");
+        li.dataset.value = item.value;
+        var name = document.createElement("span");
+        name.className = "ac-option-name";
+        name.textContent = item.label;
+        li.append(name);
+        if (item.hint) {
+          var hint = document.createElement("span");
+          hint.className = "ac-option-hint";
+          hint.textContent = item.hint;
+          li.append(hint);
+        }
+        list.append(li);
+      });
+      state.open = state.items.length > 0;
+      list.hidden = !state.open;
+      field.setAttribute("aria-expanded", state.open ? "true" : "false");
+      if (state.open) field.setAttribute("aria-activedescendant", prefix + state.active);
+      else field.removeAttribute("aria-activedescendant");
+    }
+    function move(step) {
+      state.active = (state.active + step + state.items.length) % state.items.length;
+      each(".ac-option", function (li, n) {
+        li.setAttribute("aria-selected", n === state.active ? "true" : "false");
+      }, list);
+      field.setAttribute("aria-activedescendant", prefix + state.active);
+      var li = document.getElementById(prefix + state.active);
+      if (li) li.scrollIntoView({ block: "nearest" });
+    }
+    function choose(n) {
+      var item = state.items[n];
+      var ctx = state.ctx;
+      close();
+      if (item && ctx) options.insert(item, ctx);
+      field.focus();
+    }
+    function update() {
+      var ctx = options.context(field);
+      state.ctx = ctx;
+      if (!ctx) { close(); return; }
+      var seq = ++state.seq;
+      clearTimeout(state.timer);
+      state.timer = setTimeout(function () {
+        Promise.resolve(options.load(ctx.query)).then(function (items) {
+          if (seq !== state.seq) return; // typed on meanwhile
+          state.items = (items || []).slice(0, 8);
+          state.active = 0;
+          draw();
+        }, function () { if (seq === state.seq) close(); });
+      }, options.delay || 0);
+    }
+    function handleKey(e) {
+      if (!state.open || e.isComposing) return false;
+      if (e.key === "ArrowDown") { e.preventDefault(); move(1); return true; }
+      if (e.key === "ArrowUp") { e.preventDefault(); move(-1); return true; }
+      if ((e.key === "Enter" && !e.shiftKey) || e.key === "Tab") {
+        e.preventDefault();
+        choose(state.active);
+        return true;
+      }
+      if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); close(); return true; }
+      return false;
+    }
+    field.addEventListener("input", update);
+    field.addEventListener("click", update);
+    field.addEventListener("keyup", function (e) {
+      if (e.key === "ArrowLeft" || e.key === "ArrowRight" || e.key === "Home" || e.key === "End") update();
+    });
+    field.addEventListener("blur", function () { setTimeout(close, 150); });
+    // mousedown, not click: the field keeps its focus (and its caret) while you pick.
+    list.addEventListener("mousedown", function (e) {
+      var li = e.target.closest("[role=option]");
+      if (!li) return;
       e.preventDefault();
-      picker.close();
-      return;
-    }
-    var options = visibleOptions();
-    if (e.target === pickerSearch) {
-      if (e.key === "Enter") {
-        e.preventDefault();
-        if (options.length) pick(options[0].dataset.emoji);
-      } else if (e.key === "ArrowDown" && options.length) {
-        e.preventDefault();
-        options[0].focus();
-      }
-      return;
-    }
-    var i = options.indexOf(e.target);
-    if (i < 0) return;
-    var step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: 8, ArrowUp: -8 }[e.key];
-    if (e.key === "Home") step = -i;
-    if (e.key === "End") step = options.length - 1 - i;
-    if (step === undefined) return;
-    e.preventDefault();
-    var j = i + step;
-    if (j < 0) pickerSearch.focus();
-    else options[Math.min(j, options.length - 1)].focus();
-  });
+      choose(parseInt(li.id.slice(prefix.length), 10));
+    });
+    return { handleKey: handleKey, close: close, isOpen: function () { return state.open; } };
+  };
 
-  // ---- Clicks in the timeline (one delegated listener: articles come and go).
-  var activeArticle = null; // touch screens: a tap shows that message's actions
-  list.addEventListener("click", function (e) {
-    var t = e.target;
-    if (t.closest("[data-older-url]")) { loadOlder(); return; }
-    var article = t.closest("#message-list > article");
-    if (!article) return;
-    var button = t.closest("button");
-    if (!button) {
-      if (!t.closest("a, textarea, input, form")) {
-        if (activeArticle) activeArticle.classList.remove("is-active");
-        activeArticle = article;
-        article.classList.add("is-active");
-      }
-      return;
-    }
-    if (button.classList.contains("reaction")) toggleReaction(article, button.dataset.emoji);
-    else if (button.classList.contains("reply-quote")) jumpTo(button.dataset.jump);
-    else if (button.dataset.action === "reply") startReply(article);
-    else if (button.dataset.action === "react") openPicker(article, button);
-    else if (button.dataset.action === "edit") startEdit(article);
-    else if (button.dataset.action === "delete") askDelete(article, button);
-  });
-
-  // ---- The socket's life.
-  chat.addEventListener("htmx:wsConnecting", function () {
-    if (status.dataset.state !== "offline") setStatus("connecting", status.dataset.textConnecting || "Connecting…");
-  });
-  var socketOpen = false;
-  chat.addEventListener("htmx:wsOpen", function (e) {
-    socket = e.detail.socketWrapper;
-    socketOpen = true;
-    setStatus("connected", status.dataset.textConnected || "Connected");
-    resume();
-    // Anything unacknowledged is sent again: the server stores each client_id once.
-    Object.keys(pending).forEach(transmit);
-  });
-  chat.addEventListener("htmx:wsClose", function (e) {
-    socketOpen = false;
-    var code = e.detail.event.code;
-    Object.keys(pending).forEach(function (id) { setPendingState(pending[id], "failed"); });
-    if ([1006, 1011, 1012, 1013].indexOf(code) >= 0) {
-      setStatus("reconnecting", status.dataset.textReconnecting || "Reconnecting…");
-    } else if (code === 4401) {
-      setStatus("closed", status.dataset.textUnauthenticated || "Signed out — reload to log in");
-    } else if (code === 4404) {
-      setStatus("closed", status.dataset.textNotFound || "This room is not available");
-    } else if (code === 4429) {
-      setStatus("closed", status.dataset.textTooMany || "Too many open tabs — close one and reload");
-    } else {
-      setStatus("closed", status.dataset.textClosed || "Disconnected — reload the page");
-    }
-  });
-  function setStatus(state, text) {
-    status.dataset.state = state;
-    status.textContent = text;
+  // The members fields (home: a new private group, comma-separated; settings: one username):
+  // suggestions from the page's <datalist> of people, for the name being typed.
+  function memberPicker(input) {
+    if (input.dataset.pickerReady) return;
+    var datalist = input.list || document.getElementById(input.getAttribute("list"));
+    if (!datalist) return;
+    input.dataset.pickerReady = "1";
+    var people = Array.prototype.map.call(datalist.options, function (o) {
+      var name = o.textContent.trim();
+      return { value: o.value, label: name || o.value, hint: name && name !== o.value ? "@" + o.value : "" };
+    });
+    input.removeAttribute("list"); // ours instead of the browser's (which knows no commas)
+    var list = document.createElement("ul");
+    list.id = input.id + "-suggestions";
+    list.className = "ac-list ac-below";
+    list.setAttribute("role", "listbox");
+    list.hidden = true;
+    input.insertAdjacentElement("afterend", list);
+    var single = input.hasAttribute("data-single");
+    var picker = Parley.autocomplete(input, list, {
+      context: function (field) {
+        var caret = field.selectionStart || 0;
+        var before = field.value.slice(0, caret);
+        var start = single ? 0 : Math.max(before.lastIndexOf(",") + 1, 0);
+        var token = before.slice(start).replace(/^\s+/, "");
+        if (!token) return null;
+        var end = field.value.indexOf(",", caret);
+        return { query: token.toLowerCase(), start: caret - token.length, end: end < 0 ? field.value.length : end };
+      },
+      load: function (q) {
+        var chosen = input.value.toLowerCase().split(/[\s,]+/);
+        return people.filter(function (p) {
+          return (p.value.toLowerCase().indexOf(q) === 0 || p.label.toLowerCase().indexOf(q) >= 0) &&
+            chosen.indexOf(p.value.toLowerCase()) < 0;
+        });
+      },
+      insert: function (item, ctx) {
+        var v = input.value;
+        var tail = single ? "" : ", ";
+        var after = v.slice(ctx.end).replace(/^\s*,?\s*/, "");
+        input.value = v.slice(0, ctx.start) + item.value + tail + after;
+        var caret = ctx.start + item.value.length + tail.length;
+        input.setSelectionRange(caret, caret);
+      },
+    });
+    input.addEventListener("keydown", function (e) { picker.handleKey(e); });
   }
-  window.addEventListener("offline", function () { setStatus("offline", status.dataset.textOffline || "Offline"); });
-  // Going offline does not always close an open websocket (Chromium keeps it): when the
-  // network is back, either the socket survived (catch up) or reconnect now rather than after
-  // the extension's backoff, which grows to a minute.
-  window.addEventListener("online", function () {
-    if (socketOpen) {
-      setStatus("connected", status.dataset.textConnected || "Connected");
-      resume();
-    } else if (socket && status.dataset.state !== "closed") {
-      setStatus("reconnecting", status.dataset.textReconnecting || "Reconnecting…");
-      socket.reconnect();
-    }
-  });
-  document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState !== "visible") return;
-    resume();
-    refreshDayLabels();
+  each("input[data-member-picker]", memberPicker);
+  // A form htmx swapped in (the create form with its errors) gets its picker too.
+  document.addEventListener("htmx:load", function (e) {
+    var root = e.detail && e.detail.elt;
+    if (root && root.querySelectorAll) each("input[data-member-picker]", memberPicker, root);
   });
 
-  var errorBox = document.getElementById("composer-error");
-  chat.addEventListener("htmx:wsAfterMessage", function () {
-    if (document.getElementById("chat-reload").dataset.reload) {
-      window.location.reload();
-      return;
+  // ---- The user's stream on every page but a room (whose htmx socket carries it): a plain
+  // WebSocket, reconnecting with backoff; signed out (4401) or refused (4403) is final.
+  function userSocket() {
+    var retries = 0, ws = null, timer = null, stopped = false;
+    function url() { return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/user/"; }
+    function connect() {
+      clearTimeout(timer);
+      timer = null;
+      if (stopped || (ws && ws.readyState <= 1)) return;
+      setStream("connecting");
+      try { ws = new WebSocket(url()); } catch (err) { schedule(); return; }
+      ws.onopen = function () { retries = 0; setStream("open"); };
+      ws.onmessage = function (e) { Parley.receiveText(e.data); };
+      ws.onclose = function (e) {
+        ws = null;
+        if (e.code === 4401 || e.code === 4403 || e.code === 4404) {
+          stopped = true;
+          setStream("closed");
+          return;
+        }
+        setStream("reconnecting");
+        schedule(e.code === 4429 ? 30000 : 0);
+      };
     }
-    settlePending();
-    // An error fragment replaces #composer-error: route it to what it answers.
-    var error = document.getElementById("composer-error");
-    if (error !== errorBox) {
-      errorBox = error;
-      var forEdit = editing && editing.sent && error.textContent.trim() &&
-        (error.dataset.messageId ? parseInt(error.dataset.messageId, 10) === editing.id : lastAction === "edit");
-      if (!refusePending(error) && forEdit) {
-        editing.sent = false;
-        editing.form.querySelector(".editor-status").textContent = "";
-        editing.form.querySelector(".editor-error").textContent = error.textContent;
-        error.textContent = "";
-        editing.input.focus();
-      }
+    function schedule(min) {
+      if (stopped || timer) return;
+      var delay = Math.min(30000, 1000 * Math.pow(2, retries++));
+      delay = Math.max(min || 0, delay * (0.5 + Math.random() / 2));
+      timer = setTimeout(connect, delay);
     }
-    var f = frame;
-    frame = null;
-    if (!f || f.stick) {
-      scrollToBottom();
-    } else {
-      restoreAnchor(f.anchor);
-      if (f.arrived) pillNew = true;
-    }
-    updatePill();
-  });
+    window.addEventListener("online", function () { if (!ws) connect(); });
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible" && !ws) connect();
+    });
+    // Leaving the page closes it cleanly; coming back from the back/forward cache reopens it.
+    window.addEventListener("pagehide", function () { stopped = true; if (ws) ws.close(1000); });
+    window.addEventListener("pageshow", function (e) {
+      if (!e.persisted) return;
+      stopped = false;
+      retries = 0;
+      connect();
+    });
+    connect();
+  }
+  if (!chat) userSocket();
 
-  // ---- The page as served: prepared once; from now on only what arrives is looked at.
-  Array.from(list.children).forEach(function (a) {
-    if (!isArticle(a)) return;
-    var v = versionOf(a);
-    if (v > maxVersion) maxVersion = v;
-    prepare(a);
-    decorate(a);
-  });
-  scrollToBottom();
-  watchOlder();
+  applyAll();
 })();

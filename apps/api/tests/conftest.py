@@ -55,3 +55,22 @@ def send():
 @pytest.fixture
 def as_bob(token_client, bob):
     return token_client(bob)
+
+
+@pytest.fixture
+def dave(make_user):
+    """Someone in no room yet: the one an owner adds."""
+    return make_user("dave", display_name="Dave")
+
+
+@pytest.fixture
+def group(alice, bob):
+    """A private group: Alice owns it, Bob is a member, Carol is an outsider."""
+    return services.room_create(name="team", creator=alice, private=True, members=["bob"])
+
+
+@pytest.fixture
+def public_with_bob(public_room, bob):
+    """The public room "general": Alice owns it, Bob joined it, Carol has not."""
+    services.room_join(room=public_room, user=bob)
+    return public_room

@@ -15,6 +15,7 @@ ROOM_ROUTES = [
     ("get", "/api/rooms/{pk}/messages/", None),
     ("post", "/api/rooms/{pk}/messages/", {"body": "knock knock"}),
     ("options", "/api/rooms/{pk}/messages/", None),
+    ("get", "/api/rooms/{pk}/members/", None),
 ]
 
 # (method, url template, JSON payload) for every route that names a message of a room.
@@ -32,7 +33,18 @@ MESSAGE_ROUTES = [
 ALL_ROUTES = [
     ("get", "/api/rooms/", None),
     ("post", "/api/rooms/", {"name": "anon-room"}),
+    ("post", "/api/rooms/", {"name": "anon-group", "private": True, "members": ["bob"]}),
+    ("get", "/api/rooms/?joined=1", None),
     *ROOM_ROUTES,
+    # Issue 10's routes (every caller's answers: test_membership.py).
+    ("patch", "/api/rooms/{pk}/", {"topic": "anon"}),
+    ("delete", "/api/rooms/{pk}/", None),
+    ("post", "/api/rooms/{pk}/join/", None),
+    ("post", "/api/rooms/{pk}/leave/", None),
+    ("post", "/api/rooms/{pk}/members/", {"username": "carol"}),
+    ("delete", "/api/rooms/{pk}/members/{user}/", None),
+    ("post", "/api/rooms/{pk}/read/", {"seq": 1}),
+    ("patch", "/api/rooms/{pk}/membership/", {"notify": "none"}),
     *MESSAGE_ROUTES,
     ("get", "/api/profiles/", None),
     ("get", "/api/profiles/{user}/", None),

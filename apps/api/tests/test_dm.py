@@ -15,6 +15,12 @@ def test_first_dm_creates_the_private_room_201_then_200_with_the_same_room(as_al
     assert room.is_private
     assert set(room.memberships.values_list("user_id", flat=True)) == {alice.pk, bob.pk}
     assert first.json()["title"] == "Bob"
+    assert (first.json()["kind"], first.json()["is_member"], first.json()["notify"]) == (
+        "dm",
+        True,
+        "all",
+    )
+    assert first.json()["member_count"] == 2
 
 
 def test_the_other_side_gets_the_same_room(token_client, alice, bob, private_room):

@@ -15,7 +15,10 @@ def test_room_detail_carries_id_name_privacy_title_times_and_last_seq(
     assert body["id"] == public_room.pk
     assert body["name"] == "general"
     assert body["is_private"] is False
+    assert body["kind"] == "public"
     assert body["title"] == "general"
+    assert (body["is_member"], body["role"], body["member_count"]) == (True, "owner", 1)
+    assert (body["unread_count"], body["mention_count"], body["last_read_seq"]) == (0, 0, 0)
     assert body["last_seq"] == 1
     assert body["created_at"] and body["last_message_at"]
     assert body["url"] == f"http://testserver/api/rooms/{public_room.pk}/"
@@ -37,11 +40,12 @@ def test_room_list_costs_the_same_queries_however_many_private_rooms(
             dm_get_or_create(user=alice, other=make_user(display_name="Someone"))
 
     open_dms(2)
-    # token → user, count, the page, the private rooms' members with their profiles.
-    with django_assert_num_queries(4):
+    # token → user, count, the page, the private rooms' members with their profiles, your read
+    # state of the page's rooms.
+    with django_assert_num_queries(5):
         as_alice.get("/api/rooms/")
     open_dms(6)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         response = as_alice.get("/api/rooms/")
 
     assert response.json()["count"] == 8
@@ -94,13 +98,13 @@ def test_creating_rooms_too_fast_gives_429(as_alice, settings):
     assert not Room.objects.filter(name="two").exists()
 
 
-@pytest.mark.parametrize("method", ["put", "patch", "delete"])
-def test_rooms_cannot_be_changed_or_deleted_through_the_api(as_alice, public_room, method):
-    response = getattr(as_alice, method)(
+@pytest.mark.parametrize("method", ["patch", "delete"])
+def test_only_an_owner_changes_or_deletes_a_room(as_bob, public_room, method):
+    response = getattr(as_bob, method)(
         f"/api/rooms/{public_room.pk}/", {"name": "x"}, format="json"
     )
 
-    assert response.status_code == 405
+    assert response.status_code == 403
     assert response["Content-Type"] == "application/json"
     assert Room.objects.get(pk=public_room.pk).name == "general"
 

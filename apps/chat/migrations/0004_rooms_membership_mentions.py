@@ -30,6 +30,7 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
+                ("seq", models.BigIntegerField()),
             ],
         ),
         migrations.AddField(
@@ -79,6 +80,13 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="mention",
+            name="room",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="chat.room"
+            ),
+        ),
+        migrations.AddField(
+            model_name="mention",
             name="user",
             field=models.ForeignKey(
                 on_delete=django.db.models.deletion.CASCADE,
@@ -88,7 +96,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="mention",
-            index=models.Index(fields=["user", "message"], name="chat_mention_user_msg"),
+            index=models.Index(fields=["user", "room", "seq"], name="chat_mention_user_room_seq"),
         ),
         migrations.AddConstraint(
             model_name="mention",

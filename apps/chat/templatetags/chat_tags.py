@@ -24,3 +24,28 @@ def first_line(value: str) -> str:
     from apps.chat.formatting import first_line as preview
 
     return preview(value or "")
+
+
+# Counts are capped (selectors.UNREAD_CAP = 100): the cap and above read "99+".
+BADGE_CAP = 100
+
+
+@register.filter
+def badge(value) -> str:
+    """An unread count as the sidebar shows it: "" for none, "99+" from the cap on."""
+    try:
+        count = int(value or 0)
+    except (TypeError, ValueError):
+        return ""
+    if count <= 0:
+        return ""
+    return "99+" if count >= BADGE_CAP else str(count)
+
+
+@register.filter
+def unread_total(sidebar) -> int:
+    """The tab title's number: the unread messages of every room that is not muted."""
+    if not sidebar:
+        return 0
+    entries = [*getattr(sidebar, "rooms", ()), *getattr(sidebar, "dms", ())]
+    return sum(entry.unread for entry in entries if not entry.muted)
