@@ -610,6 +610,17 @@ async def test_a_lost_room_list_event_is_caught_by_the_re_check(alice, carol, mo
     await socket.disconnect()
 
 
+async def test_an_ended_socket_leaves_the_hub_before_its_disconnect(group, alice, carol):
+    viewing = await room_socket(carol, group)
+    hub = fanout.hub()
+    (consumer,) = hub.user_sockets(carol.pk)
+    await database_sync_to_async(services.member_remove)(room=group, user=alice, member_id=carol.pk)
+    assert await next_close(viewing, timeout=2) == CLOSED_4403
+    await asyncio.wait_for(consumer.closing, 2)  # the close is sent, and then it leaves
+    assert not hub.users and not hub.rooms and not hub.tasks and not hub.watching
+    await viewing.disconnect()
+
+
 async def test_the_hub_stops_when_its_last_user_socket_goes(alice):
     socket, _ = await user_socket(alice)
     hub = fanout.hub()
