@@ -314,6 +314,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
             await self.base_send({"type": "websocket.close", "code": self.end_code})
         except Exception as exc:  # already gone
             logger.info("closing an ended socket failed: %r", exc)
+        # Out of the hub now, not when the server reports the disconnect: an ended socket
+        # holds no subscription, no watch and no place in the per-user limit.
+        await self._leave_hub()
 
     def rooms_changed(self) -> None:
         """The user's memberships changed: the user stream reads them again (and re-checks

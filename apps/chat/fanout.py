@@ -49,7 +49,7 @@ What they imply is re-checked from the database too, since they may be lost: the
 refresh re-reads the counts of a watcher left behind the room's last seq (a lost change), and
 the session re-check also re-checks that each viewed private room is still visible (a lost
 ``room.access``: 4403) and that each user stream's rooms, settings and pointers are the
-database's (a lost ``user.rooms`` / ``user.read``) — three queries for the process.
+database's (a lost ``user.rooms`` / ``user.read``) — two queries more for the process.
 """
 
 import asyncio
@@ -763,8 +763,13 @@ class Hub:
             for watcher in tuple(room.watchers):
                 if watcher.behind(room_id, last_seq):
                     behind.append((watcher, room_id, last_seq))
-        if not behind:
-            return
+        if behind:
+            # Not awaited: the read loop calls this after a failed receive, and must not wait.
+            self._spawn(self._resync_lost(behind))
+
+    async def _resync_lost(self, behind: list[tuple[Watcher, int, int]]) -> None:
+        """Re-read the counts still behind after LOST_GRACE_SECONDS (one read per watcher,
+        of its rooms that are)."""
         await asyncio.sleep(LOST_GRACE_SECONDS)
         lost: dict[Watcher, list[int]] = {}
         for watcher, room_id, last_seq in behind:
