@@ -234,6 +234,7 @@ async def test_badges_in_every_tab_equal_a_fresh_page_after_a_random_walk(
             if tab.closed is not None:
                 # Lost access to its room (4403): the page offers the sidebar; reopen elsewhere.
                 assert tab.closed == 4403, f"step {step}: tab {tab.name} closed {tab.closed}"
+                await tab.socket.disconnect()
                 tabs[index] = await tab_on(tab.name)
                 await settle(tabs, alice, f"step {step}: reopening tab {tab.name}")
     for tab in tabs:
