@@ -9,7 +9,9 @@ and ``through`` read in one statement) and then applies each ``room.change`` eve
 - a new message above the pointer, not one's own: unread + 1 (and mentions + 1 when it names
   the user or @room);
 - a delete of such a message: the same, back;
-- an edit that changed its mentions (``before``): mentions ± 1.
+- an edit that changed its mentions (``before``): mentions ± 1;
+- one's own new message: the pointer moves to it, as it did in the database (counts that were
+  not zero are re-read: which counted messages it passed is not known here).
 
 Exactness is the point (the issue's "unread that never drifts"):
 
@@ -229,8 +231,18 @@ class RoomCounts:
             return SKIPPED
         else:
             self.ahead.add(seq)
-        if fact.author == user_id or fact.msg_seq <= self.pointer:
-            return APPLIED  # one's own, or read already: counts for nothing
+        if fact.author == user_id:
+            if fact.kind == NEW and fact.msg_seq > self.pointer:
+                # Posting moves one's own pointer to the post (services.message_send): what
+                # was unread before it is read now. Which of the counted messages lie below
+                # it is not known here, unless none were counted: else re-read the counts.
+                self.pointer = fact.msg_seq
+                if self.unread or self.mentions:
+                    self.stale = True
+                return APPLIED | CHANGED
+            return APPLIED  # one's own: counts for nothing
+        if fact.msg_seq <= self.pointer:
+            return APPLIED  # read already: counts for nothing
         kind = fact.kind
         if kind == NEW:
             result = APPLIED
