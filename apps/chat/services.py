@@ -243,7 +243,8 @@ def room_update(*, room: Room, user, name=None, topic=None, room_mentions=None) 
             raise taken
     try:
         with transaction.atomic():
-            Room.objects.filter(pk=room.pk).update(**changes)
+            if not Room.objects.filter(pk=room.pk).update(**changes):
+                raise RoomNotFound  # deleted since the access check
             for key, value in changes.items():
                 setattr(room, key, value)
             if "name" in changes or "topic" in changes:
@@ -268,10 +269,6 @@ def room_delete(*, room: Room, user) -> None:
             realtime.emit_directory_changed()
 
 
-def _current_last_seq(room: Room) -> int:
-    return selectors.room_last_seq(room=room)
-
-
 def room_join(*, room: Room, user) -> tuple[Membership, bool]:
     """Join a public room (the messages already there are not unread). Already a member (of
     any room): nothing changes, ``created`` is False. Emits user.rooms for the user."""
@@ -282,17 +279,30 @@ def room_join(*, room: Room, user) -> tuple[Membership, bool]:
         return Membership.objects.get(room=room, user=user), False
     try:
         with transaction.atomic():
+            # Under the room's lock: no change of the room commits between reading its last
+            # seq and the membership (nothing already there is unread), and a room deleted
+            # meanwhile is RoomNotFound, not a membership of nothing.
+            last_seq = _lock_room(room)
             membership = Membership.objects.create(
                 room=room,
                 user=user,
                 role=Membership.Role.MEMBER,
                 notify=Membership.Notify.MENTIONS,
-                last_read_seq=_current_last_seq(room),
+                last_read_seq=last_seq,
             )
             realtime.emit_user_rooms([user.pk])
     except IntegrityError:  # joined meanwhile (another tab)
-        return Membership.objects.get(room=room, user=user), False
+        return _existing_membership(room, user), False
     return membership, True
+
+
+def _existing_membership(room: Room, user) -> Membership:
+    """The membership a lost insert race left (RoomNotFound when the race was the room's
+    deletion)."""
+    membership = Membership.objects.filter(room=room, user=user).first()
+    if membership is None:
+        raise RoomNotFound
+    return membership
 
 
 def room_leave(*, room: Room, user) -> bool:
@@ -309,7 +319,7 @@ def room_leave(*, room: Room, user) -> bool:
         return False
     with transaction.atomic():
         # The room row's lock: two last owners leaving at once cannot both see the other stay.
-        Room.objects.select_for_update().filter(pk=room.pk).values_list("pk").first()
+        _lock_room(room)
         removed, _by_model = Membership.objects.filter(room=room, user=user).delete()
         if not removed:
             return False
@@ -354,16 +364,17 @@ def member_add(*, room: Room, user, username) -> Membership:
         return existing
     try:
         with transaction.atomic():
+            last_seq = _lock_room(room)  # see room_join
             membership = Membership.objects.create(
                 room=room,
                 user=target,
                 role=Membership.Role.MEMBER,
                 notify=Membership.Notify.MENTIONS,
-                last_read_seq=_current_last_seq(room),
+                last_read_seq=last_seq,
             )
             realtime.emit_user_rooms([target.pk])
-    except IntegrityError:
-        return Membership.objects.get(room=room, user=target)
+    except IntegrityError:  # added meanwhile by another owner
+        return _existing_membership(room, target)
     return membership
 
 
@@ -383,6 +394,7 @@ def member_remove(*, room: Room, user, member_id) -> None:
     if member_id == user.pk:
         raise ValidationError(_("To leave the room yourself, use leave."), code="member_id")
     with transaction.atomic():
+        _lock_room(room)
         removed, _by_model = Membership.objects.filter(room=room, user_id=member_id).delete()
         if not removed:
             raise ValidationError(_("That person is not a member of this room."), code="member_id")
@@ -524,9 +536,27 @@ def _take_seqs(room: Room, count: int = 1, **fields) -> int:
     gaps, no reordering) and whatever this transaction reads afterwards is not changed under
     it by another change to this room. (``room.last_seq`` in memory is moved by the callers
     once their transaction is through: a refused change gives its seq back.)"""
-    Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + count, **fields)
+    if not Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + count, **fields):
+        raise RoomNotFound  # deleted since the access check (its messages with it)
     last = Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).get()
     return last - count + 1
+
+
+def _lock_room(room: Room) -> int:
+    """Take the room row's write lock for the rest of the transaction (what ``_take_seqs``
+    and ``room_leave`` serialise on) and return its last seq. RoomNotFound when the room was
+    deleted since the caller's access check: nothing may be added to a room that is gone.
+    Whatever the caller reads after this (its own statements) sees every change committed
+    before the lock was granted."""
+    last_seq = (
+        Room.objects.select_for_update()
+        .filter(pk=room.pk)
+        .values_list("last_seq", flat=True)
+        .first()
+    )
+    if last_seq is None:
+        raise RoomNotFound
+    return last_seq
 
 
 def _seen(room: Room, change: realtime.Change | None) -> None:
