@@ -365,6 +365,7 @@ def member_add(*, room: Room, user, username) -> Membership:
     try:
         with transaction.atomic():
             last_seq = _lock_room(room)  # see room_join
+            _still_owner(room, user)
             membership = Membership.objects.create(
                 room=room,
                 user=target,
@@ -386,15 +387,30 @@ def _clean_user_id(value: object, *, field: str) -> int:
     raise ValidationError(_("%(field)s must be a user id.") % {"field": field}, code=field)
 
 
+def _still_owner(room: Room, user) -> None:
+    """Under the room's lock (``_lock_room`` first): is ``user`` still an owner? The access
+    check before the lock may be stale: another owner may have removed them meanwhile (two
+    owners removing each other at once must not both succeed and leave the group with no
+    owner). A statement of its own, after the lock: on PostgreSQL a subquery of the locking
+    statement would read the snapshot taken before it waited."""
+    role = Membership.objects.filter(room=room, user=user).values_list("role", flat=True).first()
+    if role is None:
+        raise RoomNotFound  # removed meanwhile: the private group is gone for them
+    if role != Membership.Role.OWNER:
+        raise NotAllowed(_("Only the room's owners may do that."))
+
+
 def member_remove(*, room: Room, user, member_id) -> None:
     """Remove someone from a private group (owners). Their open sockets of it close
-    (room.access) and it leaves their sidebar (user.rooms)."""
+    (room.access) and it leaves their sidebar (user.rooms). The remover's ownership and the
+    target's membership are decided under the room's lock (the one room_leave takes)."""
     _private_group_manager(room, user)
     member_id = _clean_user_id(member_id, field="member_id")
     if member_id == user.pk:
         raise ValidationError(_("To leave the room yourself, use leave."), code="member_id")
     with transaction.atomic():
         _lock_room(room)
+        _still_owner(room, user)
         removed, _by_model = Membership.objects.filter(room=room, user_id=member_id).delete()
         if not removed:
             raise ValidationError(_("That person is not a member of this room."), code="member_id")

@@ -484,6 +484,69 @@ def test_only_owners_remove_members_of_private_groups(room_name, who, error, req
     assert role(room, target) is not None
 
 
+@pytest.fixture
+def meanwhile(monkeypatch):
+    """``meanwhile(change)``: ``change()`` commits right after the service's access check
+    (another request of another owner, as it interleaves with this one)."""
+    from apps.chat import selectors
+
+    def install(change):
+        original = selectors.room_access
+
+        def then_change(*, room, user):
+            access = original(room=room, user=user)
+            change()
+            return access
+
+        monkeypatch.setattr(selectors, "room_access", then_change)
+
+    return install
+
+
+def test_two_owners_removing_each_other_leave_one_owner(group, alice, bob, meanwhile):
+    """Alice and Bob own the group; each removes the other at once. Whoever gets the room's
+    lock second is no longer a member when the lock is granted: refused, so the group keeps
+    an owner (the ownership is decided again under the lock, not by the earlier check)."""
+    Membership.objects.filter(room=group, user=bob).update(role=Membership.Role.OWNER)
+    # Bob's removal of Alice commits between Alice's access check and her lock.
+    meanwhile(lambda: Membership.objects.filter(room=group, user=alice).delete())
+    with pytest.raises(RoomNotFound):  # the private group is gone for her
+        services.member_remove(room=group, user=alice, member_id=bob.pk)
+    assert role(group, bob) == Membership.Role.OWNER
+    assert Membership.objects.filter(room=group, role=Membership.Role.OWNER).exists()
+
+
+def test_an_owner_demoted_meanwhile_may_not_remove(group, alice, bob, dave, meanwhile):
+    services.member_add(room=group, user=alice, username="dave")
+    meanwhile(
+        lambda: Membership.objects.filter(room=group, user=alice).update(
+            role=Membership.Role.MEMBER
+        )
+    )
+    with pytest.raises(NotAllowed):
+        services.member_remove(room=group, user=alice, member_id=dave.pk)
+    assert role(group, dave) == Membership.Role.MEMBER
+
+
+def test_an_owner_removed_meanwhile_may_not_add(group, alice, carol, meanwhile):
+    meanwhile(lambda: Membership.objects.filter(room=group, user=alice).delete())
+    with pytest.raises(RoomNotFound):
+        services.member_add(room=group, user=alice, username="carol")
+    assert role(group, carol) is None
+
+
+def test_a_removal_committed_before_a_leave_still_promotes_someone(
+    group, alice, bob, dave, meanwhile
+):
+    """Alice (owner) leaves while a removal of Bob commits: her leave, under the lock, sees
+    Bob gone and promotes Dave, the oldest remaining member, not the removed Bob."""
+    services.member_add(room=group, user=alice, username="dave")
+    meanwhile(lambda: Membership.objects.filter(room=group, user=bob).delete())
+    assert services.room_leave(room=group, user=alice) is True
+    assert role(group, bob) is None
+    assert role(group, dave) == Membership.Role.OWNER
+
+
 # --- room_mark_read --------------------------------------------------------------------------
 
 
