@@ -644,8 +644,8 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
     one rendered article published to the room's group once the transaction commits.
     ``reply_to``: the id of a message of this room (quoted above the new one). Posting in a
     public room one has not joined joins it (the access query already says whether one is a
-    member: no query more when one is). Mentions are resolved with one query, only when the
-    body names someone."""
+    member); a member's post moves their own read pointer to it (one UPDATE). Mentions are
+    resolved with one query, only when the body names someone."""
     access = selectors.room_access(room=room, user=author)
     if not access.visible:
         raise RoomNotFound
@@ -696,7 +696,15 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
                     ]
                 )
             message._mention_ids = rendered.mention_ids
-            if not access.is_member:  # a public room: posting joins it
+            if access.is_member:
+                # One's own new message moves one's read pointer to it (what came before it
+                # was in view while typing, as in Slack and Zulip; and a bot's own messages are
+                # never above its pointer for the capped counts to read). No user.read event:
+                # the sockets apply "my new message moves my pointer" themselves.
+                Membership.objects.filter(room=room, user=author, last_read_seq__lt=seq).update(
+                    last_read_seq=seq
+                )
+            else:  # a public room: posting joins it (the new membership's pointer is seq)
                 Membership.objects.bulk_create(
                     [
                         Membership(

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 
-from apps.chat import realtime, services
+from apps.chat import realtime, selectors, services
 from apps.chat.errors import NotAllowed, RoomNotFound
 from apps.chat.models import Membership, Room
 
@@ -687,16 +687,43 @@ def test_posting_as_a_member_publishes_only_the_message(public, bob, events):
     assert types(published) == ["room.change"]
 
 
-def test_joining_by_posting_costs_one_insert_more(public, bob, carol, django_assert_num_queries):
-    """The access query already says whether the author is a member: the common path (a
-    member posting, no mention) costs what it cost before; a non-member's first post, one
-    INSERT more."""
+def test_posting_costs_one_membership_write(public, bob, carol, django_assert_num_queries):
+    """The access query already says whether the author is a member: a member's post (no
+    mention) costs one UPDATE of their own read pointer more than the message itself; a
+    non-member's first post, one INSERT of the membership (its pointer already at the post)
+    instead."""
     services.message_send(room=public, author=bob, body="warm up")
-    with django_assert_num_queries(6) as member:  # savepoints included
+    with django_assert_num_queries(7) as member:  # savepoints included
         services.message_send(room=public, author=bob, body="plain")
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(7) as joining:
         services.message_send(room=public, author=carol, body="first")
-    assert not any("chat_membership" in q["sql"] and "INSERT" in q["sql"] for q in member)
+
+    def membership_writes(queries):
+        return [
+            q["sql"].split()[0]
+            for q in queries
+            if q["sql"].startswith(("UPDATE", "INSERT")) and "chat_membership" in q["sql"]
+        ]
+
+    assert membership_writes(member) == ["UPDATE"]
+    assert membership_writes(joining) == ["INSERT"]
+
+
+def test_ones_own_post_moves_ones_read_pointer_to_it(public, alice, bob, carol, events):
+    """Posting marks what came before it read (Slack, Zulip): the author's pointer is the new
+    message's seq; nobody else's moves; no user.read event (the sockets apply it)."""
+    services.room_join(room=public, user=carol)
+    services.message_send(room=public, author=alice, body="one")
+    services.message_send(room=public, author=carol, body="two")
+    with events() as published:
+        mine = services.message_send(room=public, author=bob, body="three").message
+    assert types(published) == ["room.change"]
+    pointers = dict(
+        Membership.objects.filter(room=public).values_list("user__username", "last_read_seq")
+    )
+    assert pointers == {"alice": 1, "bob": mine.seq, "carol": 2}
+    state = selectors.unread_states(user_id=bob.pk)[public.pk]
+    assert (state.pointer, state.unread) == (mine.seq, 0)
 
 
 def test_outsiders_cannot_post_in_private_rooms(group, dm, carol):
