@@ -25,6 +25,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Least
 from django.urls import reverse
 
+from apps.core import text
 from apps.profiles.models import Profile
 
 from .models import Membership, Mention, Message, Reaction, Room, room_kind
@@ -224,6 +225,8 @@ def room_members(
     owners_first = Case(When(role=Membership.Role.OWNER, then=Value(0)), default=Value(1))
     members = Membership.objects.filter(room=room)
     if query is not None:
+        if text.has_control_character(query):
+            return []  # no name has one (and NUL is a database error on PostgreSQL)
         query = query.strip().lstrip("@")
         members = members.filter(user__is_active=True)
         if query:

@@ -121,8 +121,16 @@ def _clean_usernames(members: object, *, field: str = "members") -> list[str]:
     for member in members:
         if not isinstance(member, str) or not member.strip() or len(member) > 150:
             raise ValidationError(_("Members must be a list of usernames."), code=field)
+        _refuse_control_characters(member, field=field)
         names.setdefault(member.strip().lower(), member.strip())
     return list(names.values())
+
+
+def _refuse_control_characters(username: str, *, field: str) -> None:
+    """No username has a control character (NUL would even be a database error on
+    PostgreSQL): refused before any query, with the field's code."""
+    if text.has_control_character(username):
+        raise ValidationError(_("A username cannot contain control characters."), code=field)
 
 
 def _active_users_named(usernames: list[str]) -> dict[str, object]:
@@ -352,6 +360,7 @@ def member_add(*, room: Room, user, username) -> Membership:
     _private_group_manager(room, user)
     if not isinstance(username, str) or not username.strip() or len(username) > 150:
         raise ValidationError(_("Enter a username."), code="username")
+    _refuse_control_characters(username, field="username")
     username = username.strip()
     _admin_rate(user)
     target = _active_users_named([username]).get(username.lower())

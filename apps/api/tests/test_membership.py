@@ -423,6 +423,15 @@ def test_members_q_filters_by_username_or_display_name_prefix(
     assert {m["username"] for m in response.json()} == expected
 
 
+@pytest.mark.parametrize("query", ["%00", "b%00", "%0Abo", "%7F"])
+def test_members_q_with_control_characters_matches_nobody(as_alice, public_with_bob, query):
+    """?q=%00 was a database error on PostgreSQL (500): now nobody's name matches."""
+    response = as_alice.get(f"/api/rooms/{public_with_bob.pk}/members/?q={query}")
+
+    assert response.status_code == 200
+    assert response.json() == []
+
+
 def test_members_q_answers_at_most_20(as_alice, public_room, make_user):
     for n in range(25):
         services.room_join(room=public_room, user=make_user(f"m{n:02}"))

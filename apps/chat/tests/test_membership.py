@@ -118,6 +118,29 @@ def test_unknown_or_inactive_members_are_refused_by_name(alice, make_user, event
     assert Room.objects.count() == 0 and published == []
 
 
+@pytest.mark.parametrize("name", ["\x00", "bo\x00b", "bob\x00", "b\tob", "bo\x7fb", "bo\ud800b"])
+def test_a_member_name_with_control_characters_is_refused_before_any_query(
+    alice, bob, name, django_assert_num_queries
+):
+    """NUL in a query is a database error on PostgreSQL (a 500): such a name is refused as
+    no username, by the field, without asking the database."""
+    with django_assert_num_queries(0), pytest.raises(ValidationError) as exc:
+        services.room_create(name="t", creator=alice, private=True, members=["bob", name])
+    assert exc.value.code == "members" and "control characters" in exc.value.messages[0]
+    group = services.room_create(name="t", creator=alice, private=True, members=["bob"])
+    with pytest.raises(ValidationError) as exc:
+        services.member_add(room=group, user=alice, username=name)
+    assert exc.value.code == "username" and "control characters" in exc.value.messages[0]
+    assert Membership.objects.filter(room=group).count() == 2
+
+
+def test_a_member_search_with_control_characters_matches_nobody(group, django_assert_num_queries):
+    for query in ("\x00", "b\x00", "bo\nb", "\ud800"):
+        with django_assert_num_queries(0):
+            assert selectors.room_members(room=group, query=query) == []
+    assert [m.user.username for m in selectors.room_members(room=group, query="bo")] == ["bob"]
+
+
 @pytest.mark.parametrize("members", ["bob", [1], [""], None, {"bob": 1}])
 def test_members_must_be_a_list_of_usernames(alice, bob, members):
     if members is None:  # None means none
