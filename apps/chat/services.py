@@ -7,6 +7,7 @@ becomes the changed message's ``version``. ``realtime.emit_on_commit`` then publ
 change's rendered article once the transaction commits, so catch-up after any disconnect is
 "the messages whose version is above N"."""
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import BigIntegerField, F, Subquery, Value
+from django.db.models import BigIntegerField, F, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Least, Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -133,20 +134,35 @@ def _refuse_control_characters(username: str, *, field: str) -> None:
         raise ValidationError(_("A username cannot contain control characters."), code=field)
 
 
+def _users_named(users: QuerySet, names) -> dict[str, object]:
+    """{name lowered: user} of ``users`` whose username is one of ``names`` ignoring case, in
+    one query, on SQLite as on PostgreSQL. SQLite's lower() (and LIKE, hence iexact) folds
+    ASCII letters only, so "Émile" never equalled "émile" there: a name with other letters is
+    also matched by a case-insensitive regex (SQLite's REGEXP is Python's re, which folds
+    Unicode; PostgreSQL's ~* folds as its lower() does). What the database found is then
+    compared in Python, by ``str.lower()``. Of two accounts differing only in case, the one
+    spelled exactly as asked wins, else the older."""
+    wanted = {name.lower(): name for name in names}
+    if not wanted:
+        return {}
+    match = Q(lname__in=list(wanted))
+    unicode_names = [name for name in wanted if not name.isascii()]
+    if unicode_names:
+        pattern = "^(?:{})$".format("|".join(re.escape(name) for name in unicode_names))
+        match |= Q(username__iregex=pattern)
+    candidates = users.annotate(lname=Lower("username")).filter(match).order_by("pk")
+    exact = set(names)
+    found: dict[str, object] = {}
+    for user in sorted(candidates, key=lambda user: user.username not in exact):
+        key = user.username.lower()
+        if key in wanted:
+            found.setdefault(key, user)
+    return found
+
+
 def _active_users_named(usernames: list[str]) -> dict[str, object]:
     """{lower username: user} of the active users with these names (ignoring case)."""
-    lowered = [name.lower() for name in usernames]
-    found: dict[str, object] = {}
-    users = (
-        get_user_model()
-        .objects.filter(is_active=True)
-        .annotate(lname=Lower("username"))
-        .filter(lname__in=lowered)
-        .order_by("pk")
-    )
-    for user in users:
-        found.setdefault(user.lname, user)
-    return found
+    return _users_named(get_user_model().objects.filter(is_active=True), usernames)
 
 
 def _admin_rate(user) -> None:
@@ -613,18 +629,10 @@ def _mention_resolver(room: Room):
     members), ignoring case; one query, made only when the body names someone."""
 
     def resolve(names: list[str]) -> dict[str, tuple[int, str]]:
-        users = (
-            get_user_model()
-            .objects.filter(is_active=True)
-            .annotate(lname=Lower("username"))
-            .filter(lname__in=names)
-        )
+        users = get_user_model().objects.filter(is_active=True).only("pk", "username")
         if room.is_private:
             users = users.filter(memberships__room=room)
-        found: dict[str, tuple[int, str]] = {}
-        for pk, username, lname in users.order_by("pk").values_list("pk", "username", "lname"):
-            found.setdefault(lname, (pk, username))
-        return found
+        return {name: (user.pk, user.username) for name, user in _users_named(users, names).items()}
 
     return resolve
 

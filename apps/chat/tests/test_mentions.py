@@ -132,6 +132,33 @@ def test_a_mention_resolves_case_insensitively_to_active_users(room, alice, bob,
     assert not message.mentions_room
 
 
+@pytest.mark.parametrize("typed", ["Émile", "émile", "ÉMILE", "éMiLe"])
+def test_a_mention_of_a_non_ascii_username_resolves_ignoring_case(room, alice, make_user, typed):
+    """SQLite's lower() folds ASCII only: "@Émile" once resolved to nobody there."""
+    emile = make_user("Émile")
+    make_user("É.ile")  # "." is no regex wildcard: "Éxile" is not "É.ile"
+    message = send(room, alice, f"bonjour @{typed} et @éxile")
+    assert message.mention_ids == [emile.pk]
+    assert f'<span data-mention="{emile.pk}">@Émile</span>' in message.html
+
+
+def test_non_ascii_member_names_resolve_ignoring_case(alice, make_user):
+    emile, zoe = make_user("Émile"), make_user("Zoë")
+    group = services.room_create(
+        name="g", creator=alice, private=True, members=["émile", "ZOË", "Émile"]
+    )
+    assert set(group.memberships.values_list("user_id", flat=True)) == {alice.pk, emile.pk, zoe.pk}
+    assert services.member_add(room=group, user=alice, username="ÉMILE").user_id == emile.pk
+    assert send(group, alice, "@zoë").mention_ids == [zoe.pk]
+
+
+def test_of_two_accounts_differing_in_case_the_exact_spelling_wins(alice, make_user):
+    make_user("Émile")
+    exact = make_user("émile")  # made by an admin: sign-up refuses a case variant
+    group = services.room_create(name="g", creator=alice, private=True, members=["émile"])
+    assert set(group.memberships.values_list("user_id", flat=True)) == {alice.pk, exact.pk}
+
+
 def test_in_a_private_room_only_members_resolve(alice, bob, carol):
     group = services.room_create(name="g", creator=alice, private=True, members=["bob"])
     message = send(group, alice, "@bob @carol")
