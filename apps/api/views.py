@@ -108,7 +108,7 @@ class RoomViewSet(
             if _flag_param(self.request, "joined"):
                 rooms = rooms.filter(is_member=True)
             # 1:1 rooms are titled by the other participant: one query for the whole page.
-            rooms = selectors.with_private_members(rooms)
+            rooms = selectors.with_dm_members(rooms)
         return rooms
 
     def get_serializer_class(self):

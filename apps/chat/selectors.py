@@ -57,17 +57,13 @@ def public_room_list(*, user) -> QuerySet[Room]:
     return room_list_for_user(user=user).filter(is_private=False)
 
 
-def with_private_members(rooms: QuerySet[Room]) -> QuerySet[Room]:
-    """Prefetch the participants (with profiles) of the private rooms among ``rooms`` into
-    ``room.member_list``, so ``room_title_for`` costs no query per room. Public rooms' members,
-    possibly many, are not loaded."""
-    members = Membership.objects.filter(room__is_private=True).select_related("user__profile")
+def with_dm_members(rooms: QuerySet[Room]) -> QuerySet[Room]:
+    """Prefetch the two participants (with profiles) of the direct conversations among
+    ``rooms`` into ``room.member_list``, so ``room_title_for`` costs no query per room. Only a
+    DM is titled by its members: the members of public rooms and private groups, possibly
+    many, are not loaded (their ``member_list`` is empty)."""
+    members = Membership.objects.filter(room__dm_key__isnull=False).select_related("user__profile")
     return rooms.prefetch_related(Prefetch("memberships", queryset=members, to_attr="member_list"))
-
-
-def private_room_list(*, user) -> QuerySet[Room]:
-    """The user's private conversations, titles prefetched."""
-    return with_private_members(room_list_for_user(user=user).filter(is_private=True))
 
 
 def room_title_for(*, room: Room, user) -> str:
