@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import BigIntegerField, F, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Least, Lower
 from django.utils import timezone
@@ -286,11 +286,28 @@ def room_delete(*, room: Room, user) -> None:
     _manager_access(room, user)
     with transaction.atomic():
         member_ids = list(Membership.objects.filter(room=room).values_list("user_id", flat=True))
-        Room.objects.filter(pk=room.pk).delete()
+        _delete_room_rows(room)
         realtime.emit_room_access(room.pk, None)
         realtime.emit_user_rooms(member_ids)
         if not room.is_private:
             realtime.emit_directory_changed()
+
+
+def _delete_room_rows(room: Room) -> None:
+    """Delete the room and everything in it with a constant number of statements, however
+    many messages it has. ``Room.delete()`` alone would make Django's collector read every
+    message (they have dependents: reactions, mentions, replies) and delete them a batch at a
+    time. So the dependents go first, each in one DELETE (the collector's own fast path: no
+    signals, nothing depends on them), then the messages in one raw DELETE — nothing depends
+    on them any more: a reply is always of its own room (``_reply_target``), and any
+    reference from elsewhere is cleared first — then memberships and the room."""
+    using = router.db_for_write(Message)
+    Reaction.objects.filter(message__room=room).delete()
+    Mention.objects.filter(room=room).delete()
+    Message.objects.filter(reply_to__room=room).exclude(room=room).update(reply_to=None)
+    Message.objects.filter(room=room)._raw_delete(using)
+    Membership.objects.filter(room=room).delete()
+    Room.objects.filter(pk=room.pk).delete()
 
 
 def room_join(*, room: Room, user) -> tuple[Membership, bool]:
@@ -350,7 +367,7 @@ def room_leave(*, room: Room, user) -> bool:
         remaining = Membership.objects.filter(room=room)
         changed = [user.pk]
         if room.is_private and not remaining.exists():
-            Room.objects.filter(pk=room.pk).delete()
+            _delete_room_rows(room)
             realtime.emit_room_access(room.pk, None)
         else:
             if not remaining.filter(role=Membership.Role.OWNER).exists():

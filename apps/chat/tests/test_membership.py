@@ -7,10 +7,12 @@ from contextlib import contextmanager
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.chat import realtime, selectors, services
 from apps.chat.errors import NotAllowed, RoomNotFound
-from apps.chat.models import Membership, Room
+from apps.chat.models import Membership, Mention, Message, Reaction, Room
 
 pytestmark = pytest.mark.django_db
 
@@ -285,6 +287,68 @@ def test_the_owner_deletes_a_room_and_every_member_hears_of_it(public, alice, bo
         {"type": "room.access", "room": public.pk, "users": None},
     )
     assert published[1][1]["users"] == sorted([alice.pk, bob.pk])
+
+
+def _fill(room, author, count):
+    """``count`` messages more (rows made directly: fast), every third replying to the one
+    before it, each mentioning and reacted to by ``author``."""
+    start = room.last_seq
+    Message.objects.bulk_create(
+        Message(room=room, author=author, seq=seq, version=seq, body=f"m{seq}")
+        for seq in range(start + 1, start + count + 1)
+    )
+    Room.objects.filter(pk=room.pk).update(last_seq=start + count)
+    room.last_seq = start + count
+    messages = list(Message.objects.filter(room=room, seq__gt=start).order_by("seq"))
+    for before, message in zip(messages, messages[1:], strict=False):
+        if message.seq % 3 == 0:
+            message.reply_to = before
+    Message.objects.bulk_update(messages, ["reply_to"])
+    Mention.objects.bulk_create(
+        Mention(message=m, user=author, room=room, seq=m.seq) for m in messages
+    )
+    Reaction.objects.bulk_create(Reaction(message=m, user=author, emoji="👍") for m in messages)
+
+
+def _everything_of(room) -> dict:
+    return {
+        "room": Room.objects.filter(pk=room.pk).count(),
+        "memberships": Membership.objects.filter(room=room).count(),
+        "messages": Message.objects.filter(room=room).count(),
+        "mentions": Mention.objects.filter(room=room).count(),
+        "reactions": Reaction.objects.filter(message__room=room).count(),
+    }
+
+
+def test_deleting_a_room_costs_the_same_statements_however_many_messages(alice, bob):
+    """The collector read every message and deleted a batch of 500 at a time; now a constant
+    number of statements deletes the room, its messages, reactions, mentions and
+    memberships, and nothing of any other room."""
+    other = services.room_create(name="other", creator=alice)
+    services.room_join(room=other, user=bob)
+    _fill(other, bob, 5)
+    kept = _everything_of(other)
+    counts = []
+    for name, size in (("small", 3), ("big", 1200)):
+        room = services.room_create(name=name, creator=alice)
+        services.room_join(room=room, user=bob)
+        _fill(room, bob, size)
+        assert _everything_of(room) == {
+            "room": 1, "memberships": 2, "messages": size, "mentions": size, "reactions": size
+        }  # fmt: skip
+        with CaptureQueriesContext(connection) as ctx:
+            services.room_delete(room=room, user=alice)
+        counts.append(len(ctx.captured_queries))
+        assert set(_everything_of(room).values()) == {0}
+    assert counts[0] == counts[1] <= 14, counts  # savepoints and the access check included
+    assert _everything_of(other) == kept
+
+
+def test_the_last_member_leaving_a_big_group_deletes_all_of_it(alice):
+    group = services.room_create(name="solo", creator=alice, private=True)
+    _fill(group, alice, 600)
+    assert services.room_leave(room=group, user=alice) is True
+    assert set(_everything_of(group).values()) == {0}
 
 
 def test_deleting_a_private_group_is_not_in_the_directory(group, alice, events):
