@@ -468,15 +468,25 @@ def _require_member(room: Room, user) -> None:
     raise NotAllowed(_("Join the room first."))
 
 
+READ_RATE = (120, 10)  # read pointer moves per user: loose (a tab sends a few a minute)
+
+
 def room_mark_read(*, room: Room, user, seq, force=False) -> selectors.UnreadState:
     """Move the user's read pointer to ``seq`` (clamped to the room's last seq): forward
     only, or also backward with ``force`` ("mark as unread from here"). Emits user.read when
-    it moved. Not rate limited: one UPDATE (and one read of the new state)."""
+    it moved (its on-commit callback reads the new state once more, for the other sockets).
+    One UPDATE and one read of the new state here, whatever happens. Loosely rate limited
+    per user (``PARLEY_READ_RATE``, default 120 per 10 s): RateLimited."""
     seq = parse_seq(seq, name="seq")
     if not isinstance(force, bool):
         raise ValidationError(_("force must be true or false."), code="force")
     if user is None or not user.is_authenticated:
         raise RoomNotFound
+    _rate_limit(
+        f"room-read:{user.pk}",
+        getattr(settings, "PARLEY_READ_RATE", READ_RATE),
+        gettext_lazy("You are marking rooms read too fast. Try again in %(s)d s."),
+    )
     last_seq = Subquery(Room.objects.filter(pk=room.pk).values("last_seq")[:1])
     target = Least(Value(seq), last_seq, output_field=BigIntegerField())
     memberships = Membership.objects.filter(room=room, user=user)

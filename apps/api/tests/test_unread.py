@@ -370,3 +370,21 @@ def test_an_outsider_cannot_read_a_groups_mentions(as_carol, group, bob, send):
     response = as_carol.get(f"/api/rooms/{group.pk}/messages/")
 
     assert response.status_code == 404
+
+
+def test_read_pointer_moves_are_rate_limited_with_429(
+    as_alice, public_with_bob, bob_sends, settings, monkeypatch
+):
+    from apps.core import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_clock", lambda: 1_800_000_000.0)
+    settings.PARLEY_READ_RATE = (2, 10)
+    bob_sends("one")
+    assert _read(as_alice, public_with_bob, 1).status_code == 200
+    assert _read(as_alice, public_with_bob, 1).status_code == 200
+
+    response = _read(as_alice, public_with_bob, 1)
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    assert "too fast" in response.json()["detail"]

@@ -695,6 +695,57 @@ def test_mark_read_costs_two_queries(public, alice, bob, django_assert_num_queri
         services.room_mark_read(room=public, user=bob, seq=2)
 
 
+def _state_reads(queries) -> int:
+    return sum("_capped" in q["sql"] for q in queries)
+
+
+@pytest.mark.parametrize("seq", [2, 1])  # moves (user.read emitted) / does not move
+def test_mark_read_reads_the_state_once_itself(
+    public, alice, bob, seq, django_capture_on_commit_callbacks
+):
+    """One read of the unread state by room_mark_read itself; when the pointer moved, the
+    user.read event's on-commit callback (realtime) makes the only other one."""
+    _messages(public, alice, 3)
+    services.room_mark_read(room=public, user=bob, seq=1)
+    with (
+        CaptureQueriesContext(connection) as own,
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+    ):
+        state = services.room_mark_read(room=public, user=bob, seq=seq)
+    assert _state_reads(own) == 1 and state.pointer == seq
+    assert len(callbacks) == (1 if seq == 2 else 0)
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """The rate limits' fixed windows do not roll over in the middle of a test."""
+    from apps.core import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_clock", lambda: 1_800_000_000.0)
+
+
+def test_mark_read_is_rate_limited_per_user(public, alice, bob, carol, settings, frozen_clock):
+    settings.PARLEY_READ_RATE = (3, 10)
+    services.room_join(room=public, user=carol)
+    _messages(public, alice, 5)
+    for seq in (1, 2, 2):  # every call counts, moved or not
+        services.room_mark_read(room=public, user=bob, seq=seq)
+    with pytest.raises(services.RateLimited) as exc:
+        services.room_mark_read(room=public, user=bob, seq=3)
+    assert exc.value.retry_after > 0 and "too fast" in exc.value.message
+    assert Membership.objects.get(room=public, user=bob).last_read_seq == 2
+    services.room_mark_read(room=public, user=carol, seq=3)  # another user's own budget
+
+
+def test_mark_read_default_rate_is_loose(public, alice, bob, settings, frozen_clock):
+    _messages(public, alice, 1)
+    assert getattr(settings, "PARLEY_READ_RATE", services.READ_RATE) == (120, 10)
+    for _ in range(120):
+        services.room_mark_read(room=public, user=bob, seq=1)
+    with pytest.raises(services.RateLimited):
+        services.room_mark_read(room=public, user=bob, seq=1)
+
+
 @pytest.mark.parametrize(
     "room_name, who, error",
     [
