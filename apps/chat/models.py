@@ -18,9 +18,10 @@ class RoomQuerySet(models.QuerySet):
         return self.filter(Q(is_private=False) | Q(Exists(is_member)))
 
     def postable_by(self, user) -> "RoomQuerySet":
-        """Rooms ``user`` may post in. Today exactly ``visible_to`` (posting in a public room
-        you have not joined joins you); kept as a named sibling so a future read-only rule
-        (announcement rooms, archived rooms) has one place to live."""
+        """Rooms ``user`` may post in (send, edit, react: ``selectors.room_access`` with
+        ``posting=True`` asks it in the access query itself). Today exactly ``visible_to``
+        (posting in a public room you have not joined joins you); kept as a named sibling so a
+        future read-only rule (announcement rooms, archived rooms) has one place to live."""
         return self.visible_to(user)
 
     def managed_by(self, user) -> "RoomQuerySet":

@@ -189,27 +189,31 @@ class Access:
     visible: bool
     role: str | None = None  # the user's role in the room; None when not a member
     room_mentions: str = Room.RoomMentions.MEMBERS  # the @room policy, as it is now
+    postable: bool = False  # may post (Room.objects.postable_by); asked with posting=True
 
     @property
     def is_member(self) -> bool:
         return self.role is not None
 
 
-def room_access(*, room: Room, user) -> Access:
+def room_access(*, room: Room, user, posting: bool = False) -> Access:
     """May ``user`` see the room, with which role (None: not a member, e.g. of a public room
-    they have not joined) and the room's current @room policy: one query."""
+    they have not joined) and the room's current @room policy: one query. With ``posting``
+    (sending, editing, reacting) the same query also asks ``Room.objects.postable_by``."""
     if user is None or not user.is_authenticated:
         return Access(visible=False)
     role = Membership.objects.filter(room=OuterRef("pk"), user=user).values("role")[:1]
-    rows = list(
-        Room.objects.visible_to(user)
-        .filter(pk=room.pk)
-        .annotate(my_role=Subquery(role))
-        .values_list("my_role", "room_mentions")
-    )
-    if not rows:
+    rows = Room.objects.visible_to(user).filter(pk=room.pk).annotate(my_role=Subquery(role))
+    if posting:
+        postable = Room.objects.postable_by(user).filter(pk=OuterRef("pk"))
+        rows = rows.annotate(postable=Exists(postable))
+    else:
+        rows = rows.annotate(postable=Value(False))
+    found = list(rows.values_list("my_role", "room_mentions", "postable"))
+    if not found:
         return Access(visible=False)
-    return Access(visible=True, role=rows[0][0], room_mentions=rows[0][1])
+    my_role, room_mentions, may_post = found[0]
+    return Access(visible=True, role=my_role, room_mentions=room_mentions, postable=may_post)
 
 
 def room_members(

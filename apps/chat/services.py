@@ -690,9 +690,7 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
     public room one has not joined joins it (the access query already says whether one is a
     member); a member's post moves their own read pointer to it (one UPDATE). Mentions are
     resolved with one query, only when the body names someone."""
-    access = selectors.room_access(room=room, user=author)
-    if not access.visible:
-        raise RoomNotFound
+    access = _posting_access(room, author)
     body = _clean_body(body)
     client_id = _clean_client_id(client_id)
     if client_id is not None:
@@ -779,6 +777,17 @@ def _message_by_client_id(*, author, client_id) -> Message | None:
     return with_timeline(Message.objects.filter(author=author, client_id=client_id)).first()
 
 
+def _posting_access(room: Room, user) -> selectors.Access:
+    """Sending, editing, reacting: the room visible (else RoomNotFound) and postable
+    (``Room.objects.postable_by``, else NotAllowed), from the one access query."""
+    access = selectors.room_access(room=room, user=user, posting=True)
+    if not access.visible:
+        raise RoomNotFound
+    if not access.postable:
+        raise NotAllowed(_("You cannot post in this room."))
+    return access
+
+
 def _require_visible(room: Room, user) -> None:
     """The access rule every action starts with: a room the user may not see does not exist."""
     if not room_is_visible_to(room=room, user=user):
@@ -833,9 +842,7 @@ def message_edit(*, room: Room, user, message_id, body) -> ChangeResult:
     """Replace the text of one's own message. The old text is not kept anywhere: an edit that
     removes a pasted secret removes it (replies' quotes are re-rendered too). The same text
     again changes nothing."""
-    access = selectors.room_access(room=room, user=user)
-    if not access.visible:
-        raise RoomNotFound
+    access = _posting_access(room, user)
     body = _clean_body(body)
     pk, author_id = _precheck(room, message_id)
     if author_id != user.pk:
@@ -932,7 +939,7 @@ def message_delete(*, room: Room, user, message_id) -> ChangeResult:
 def _reaction_checks(room: Room, user, message_id, emoji) -> tuple[str, int]:
     """What adding and taking back a reaction check before the lock: access, the emoji, the
     message, the rate."""
-    _require_visible(room, user)
+    _posting_access(room, user)
     emoji = _clean_emoji(emoji)
     pk, _author_id = _precheck(room, message_id)
     _rate_limit(

@@ -485,8 +485,8 @@ def test_sending_into_a_room_deleted_mid_request_is_404(as_alice, public_room, m
 
     original = selectors.room_access
 
-    def then_gone(*, room, user):
-        access = original(room=room, user=user)
+    def then_gone(*, room, user, **kwargs):
+        access = original(room=room, user=user, **kwargs)
         Room.objects.filter(pk=room.pk).delete()
         return access
 

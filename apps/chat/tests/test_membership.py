@@ -580,8 +580,8 @@ def meanwhile(monkeypatch):
     def install(change):
         original = selectors.room_access
 
-        def then_change(*, room, user):
-            access = original(room=room, user=user)
+        def then_change(*, room, user, **kwargs):
+            access = original(room=room, user=user, **kwargs)
             change()
             return access
 

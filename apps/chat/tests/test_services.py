@@ -339,3 +339,44 @@ def test_a_room_deleted_mid_request_is_room_not_found(
     assert not Room.objects.filter(pk=room.pk).exists()
     assert not Membership.objects.filter(room_id=room.pk).exists()
     assert not Message.objects.filter(room_id=room.pk).exists()
+
+
+# --- the posting rule --------------------------------------------------------------------------
+
+
+def test_send_edit_and_react_ask_postable_by(public_room, alice, bob, monkeypatch):
+    """``Room.objects.postable_by`` is the posting rule (today = visible_to): a room visible
+    but not postable refuses sending, editing and reacting with NotAllowed, while reading and
+    deleting one's own message still work."""
+    from apps.chat import selectors
+    from apps.chat.errors import NotAllowed
+    from apps.chat.models import RoomQuerySet
+
+    message = services.message_send(room=public_room, author=alice, body="before").message
+    monkeypatch.setattr(RoomQuerySet, "postable_by", lambda self, user: self.none())
+    calls = [
+        lambda: services.message_send(room=public_room, author=alice, body="read-only now"),
+        lambda: services.message_edit(
+            room=public_room, user=alice, message_id=message.pk, body="changed"
+        ),
+        lambda: services.reaction_add(
+            room=public_room, user=bob, message_id=message.pk, emoji="👍"
+        ),
+        lambda: services.reaction_remove(
+            room=public_room, user=bob, message_id=message.pk, emoji="👍"
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(NotAllowed):
+            call()
+    assert selectors.room_access(room=public_room, user=bob).visible
+    services.message_delete(room=public_room, user=alice, message_id=message.pk)
+    assert Message.objects.get(pk=message.pk).deleted
+
+
+def test_the_posting_rule_costs_no_query(public_room, alice, django_assert_num_queries):
+    from apps.chat import selectors
+
+    with django_assert_num_queries(1):
+        access = selectors.room_access(room=public_room, user=alice, posting=True)
+    assert access.visible and access.postable and access.role == "owner"
