@@ -270,8 +270,12 @@ class Mention(models.Model):
     of selectors.unread_states reads the (user, room, seq) index: the user's mentions in that
     room above the pointer, without reading the room's other messages."""
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # No single-column index on message or user: the unique (message, user) and the (user,
+    # room, seq) index lead with them.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
     seq = models.BigIntegerField()  # the message's seq
 

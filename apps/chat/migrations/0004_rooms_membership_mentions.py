@@ -83,7 +83,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="mention",
             name="message",
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="chat.message"),
+            field=models.ForeignKey(
+                db_index=False, on_delete=django.db.models.deletion.CASCADE, to="chat.message"
+            ),
         ),
         migrations.AddField(
             model_name="mention",
@@ -96,6 +98,7 @@ class Migration(migrations.Migration):
             model_name="mention",
             name="user",
             field=models.ForeignKey(
+                db_index=False,
                 on_delete=django.db.models.deletion.CASCADE,
                 related_name="+",
                 to=settings.AUTH_USER_MODEL,

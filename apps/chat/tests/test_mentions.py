@@ -292,3 +292,13 @@ def test_the_username_room_is_reserved_at_sign_up(client):
     )
     assert response.status_code == 200  # the form again, with the error
     assert not get_user_model().objects.filter(username__iexact="room").exists()
+
+
+def test_mention_has_no_redundant_single_column_indexes():
+    """The unique (message, user) and the (user, room, seq) indexes lead with message and
+    user: no index of its own on either (each would cost a write per mention for nothing)."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "chat_mention")
+    indexed = {tuple(c["columns"]) for c in constraints.values() if c["index"] or c["unique"]}
+    assert ("message_id",) not in indexed and ("user_id",) not in indexed
+    assert {("message_id", "user_id"), ("user_id", "room_id", "seq"), ("room_id",)} <= indexed

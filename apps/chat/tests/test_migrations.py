@@ -50,3 +50,13 @@ def test_0004_marks_what_was_there_read_and_dms_notify_all(executor):
         ("dm", "ann"): (7, "all"),
         ("dm", "ben"): (7, "all"),
     }
+
+
+def test_the_models_have_no_change_without_a_migration(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()
