@@ -25,12 +25,20 @@ from apps.core import ratelimit, text
 from apps.core.text import Wording
 
 from . import emoji, formatting, realtime, selectors
-from .errors import MessageNotFound, NotAllowed, RateLimited, RoomNotFound, parse_seq
+from .errors import (
+    MemberNotFound,
+    MessageNotFound,
+    NotAllowed,
+    RateLimited,
+    RoomNotFound,
+    parse_seq,
+)
 from .models import Membership, Mention, Message, Reaction, Room
 from .selectors import room_is_managed_by, room_is_visible_to, with_timeline
 
 __all__ = [
     "ChangeResult",
+    "MemberNotFound",
     "MessageNotFound",
     "NotAllowed",
     "RateLimited",
@@ -387,9 +395,10 @@ def _private_group_manager(room: Room, user) -> None:
         raise NotAllowed(_("Anyone can join a public room: it has no member list to manage."))
 
 
-def member_add(*, room: Room, user, username) -> Membership:
-    """Add an active user to a private group (owners). Already a member: their membership,
-    unchanged. Emits user.rooms for the added user."""
+def member_add(*, room: Room, user, username) -> tuple[Membership, bool]:
+    """Add an active user to a private group (owners): (their membership, ``created``).
+    Already a member: their membership, unchanged, and False. Emits user.rooms for the added
+    user."""
     _private_group_manager(room, user)
     if not isinstance(username, str) or not username.strip() or len(username) > 150:
         raise ValidationError(_("Enter a username."), code="username")
@@ -403,7 +412,7 @@ def member_add(*, room: Room, user, username) -> Membership:
         )
     existing = Membership.objects.filter(room=room, user=target).first()
     if existing is not None:
-        return existing
+        return existing, False
     try:
         with transaction.atomic():
             last_seq = _lock_room(room)  # see room_join
@@ -417,8 +426,8 @@ def member_add(*, room: Room, user, username) -> Membership:
             )
             realtime.emit_user_rooms([target.pk])
     except IntegrityError:  # added meanwhile by another owner
-        return _existing_membership(room, target)
-    return membership
+        return _existing_membership(room, target), False
+    return membership, True
 
 
 def _clean_user_id(value: object, *, field: str) -> int:
@@ -455,7 +464,7 @@ def member_remove(*, room: Room, user, member_id) -> None:
         _still_owner(room, user)
         removed, _by_model = Membership.objects.filter(room=room, user_id=member_id).delete()
         if not removed:
-            raise ValidationError(_("That person is not a member of this room."), code="member_id")
+            raise MemberNotFound
         realtime.emit_room_access(room.pk, [member_id])
         realtime.emit_user_rooms([member_id])
 

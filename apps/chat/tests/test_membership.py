@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.chat import realtime, selectors, services
-from apps.chat.errors import NotAllowed, RoomNotFound
+from apps.chat.errors import MemberNotFound, NotAllowed, RoomNotFound
 from apps.chat.models import Membership, Mention, Message, Reaction, Room
 
 pytestmark = pytest.mark.django_db
@@ -483,7 +483,8 @@ def test_a_non_member_leaving_a_public_room_is_a_no_op(public, carol, events):
 
 def test_the_owner_adds_a_member(group, alice, carol, events):
     with events() as published:
-        membership = services.member_add(room=group, user=alice, username=" Carol ")
+        membership, created = services.member_add(room=group, user=alice, username=" Carol ")
+    assert created
     assert (membership.user_id, membership.role, membership.notify) == (
         carol.pk,
         "member",
@@ -491,7 +492,8 @@ def test_the_owner_adds_a_member(group, alice, carol, events):
     )
     assert of_type(published, "user.rooms") == [{"type": "user.rooms", "users": [carol.pk]}]
     with events() as published:
-        assert services.member_add(room=group, user=alice, username="carol").pk == membership.pk
+        again, created = services.member_add(room=group, user=alice, username="carol")
+    assert (again.pk, created) == (membership.pk, False)
     assert published == []
 
 
@@ -550,6 +552,8 @@ def test_removing_oneself_or_a_non_member_is_refused(group, alice, carol):
         with pytest.raises(ValidationError) as exc:
             services.member_remove(room=group, user=alice, member_id=member_id)
         assert exc.value.code == "member_id"
+        # Not a member (the API's 404) told apart from a malformed id (400).
+        assert isinstance(exc.value, MemberNotFound) == (member_id in (carol.pk, 10**9))
 
 
 @pytest.mark.parametrize(

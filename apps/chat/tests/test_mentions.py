@@ -148,7 +148,7 @@ def test_non_ascii_member_names_resolve_ignoring_case(alice, make_user):
         name="g", creator=alice, private=True, members=["émile", "ZOË", "Émile"]
     )
     assert set(group.memberships.values_list("user_id", flat=True)) == {alice.pk, emile.pk, zoe.pk}
-    assert services.member_add(room=group, user=alice, username="ÉMILE").user_id == emile.pk
+    assert services.member_add(room=group, user=alice, username="ÉMILE")[0].user_id == emile.pk
     assert send(group, alice, "@zoë").mention_ids == [zoe.pk]
 
 
