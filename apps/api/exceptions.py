@@ -3,7 +3,7 @@ service layer's exceptions to one. Views call a service and let its exception pr
 
 | raised by a service (``apps.chat.errors``, Django) | answer |
 |---|---|
-| ``RoomNotFound``, ``MessageNotFound`` | 404 ``{"detail"}`` |
+| ``RoomNotFound``, ``MessageNotFound``, ``MemberNotFound`` | 404 ``{"detail"}`` |
 | ``NotAllowed`` (not your message, not the room's owner) | 403 ``{"detail"}`` |
 | Django ``ValidationError`` | 400 ``{"<input field>": ["…"]}`` (or ``{"detail"}``) |
 | ``RateLimited`` | 429 ``{"detail"}`` with ``Retry-After`` |
@@ -52,7 +52,8 @@ def api_exception(exc: Exception, view=None) -> Exception:
         return exceptions.ParseError(str(exc))
     if isinstance(exc, RateLimited):
         return exceptions.Throttled(wait=exc.retry_after, detail=errors.describe(exc))
-    if isinstance(exc, (errors.RoomNotFound, errors.MessageNotFound)):
+    if isinstance(exc, (errors.RoomNotFound, errors.MessageNotFound, errors.MemberNotFound)):
+        # MemberNotFound is a ValidationError too (the pages' form error): before that branch.
         return exceptions.NotFound(errors.describe(exc))
     if isinstance(exc, errors.NotAllowed):
         return exceptions.PermissionDenied(errors.describe(exc))

@@ -108,7 +108,7 @@ class RoomViewSet(
             if _flag_param(self.request, "joined"):
                 rooms = rooms.filter(is_member=True)
             # 1:1 rooms are titled by the other participant: one query for the whole page.
-            rooms = selectors.with_private_members(rooms)
+            rooms = selectors.with_dm_members(rooms)
         return rooms
 
     def get_serializer_class(self):
@@ -215,15 +215,16 @@ class RoomViewSet(
         (ignoring case), at most 20 (the mention autocomplete).
 
         POST `{"username": "…"}` adds someone to a private group (its owners only): 201 with
-        the new member."""
+        the new member, 200 with the member when they already were one."""
         room = self.get_object()
         if request.method == "POST":
             data = _validated(self, serializers.MemberAddSerializer)
-            membership = services.member_add(
+            membership, created = services.member_add(
                 room=room, user=request.user, username=data["username"]
             )
             body = serializers.MemberSerializer(membership, context=self.get_serializer_context())
-            return Response(body.data, status=status.HTTP_201_CREATED)
+            answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            return Response(body.data, status=answer)
         query = request.query_params.get("q")
         limit = MEMBER_MATCH_MAX if query is not None else None
         members = selectors.room_members(room=room, query=query, limit=limit)
@@ -407,7 +408,8 @@ class ReactionDetailView(_MessageView):
 
 class MemberDetailView(GenericAPIView):
     """DELETE removes that member (by user id) from a private group: its owners only (403
-    otherwise), 204. To leave a room yourself, POST to its `leave/`."""
+    otherwise), 204; 404 when that person is not a member. To leave a room yourself, POST to
+    its `leave/`."""
 
     serializer_class = serializers.MemberSerializer
 

@@ -2,9 +2,9 @@
 
 Each edge maps these with one small function: the consumer sends ``describe(exc)`` in an error
 fragment, the HTML views put it in a form error, the API's exception handler turns the classes
-into statuses (``RoomNotFound``/``MessageNotFound`` → 404, ``NotAllowed`` → 403, Django's
-``ValidationError`` → 400, ``RateLimited`` → 429). ``parse_seq`` is the one reader of a seq or
-version from a client (query string, JSON), with one rule."""
+into statuses (``RoomNotFound``/``MessageNotFound``/``MemberNotFound`` → 404, ``NotAllowed`` →
+403, Django's ``ValidationError`` → 400, ``RateLimited`` → 429). ``parse_seq`` is the one reader
+of a seq or version from a client (query string, JSON), with one rule."""
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy
 from apps.core.ratelimit import RateLimited
 
 __all__ = [
+    "MemberNotFound",
     "MessageNotFound",
     "NotAllowed",
     "RateLimited",
@@ -49,6 +50,17 @@ class MessageNotFound(ServiceError):
 
     code = "not_found"
     default_message = gettext_lazy("No such message in this room.")
+
+
+class MemberNotFound(ValidationError):
+    """The person to remove is not a member of the room: the API answers 404. A
+    ValidationError (code ``member_id``) everywhere else, so the pages keep showing it as the
+    settings form's error (400) as before."""
+
+    def __init__(self, message=None):
+        super().__init__(
+            str(message or _("That person is not a member of this room.")), code="member_id"
+        )
 
 
 class NotAllowed(ServiceError):

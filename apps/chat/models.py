@@ -18,9 +18,10 @@ class RoomQuerySet(models.QuerySet):
         return self.filter(Q(is_private=False) | Q(Exists(is_member)))
 
     def postable_by(self, user) -> "RoomQuerySet":
-        """Rooms ``user`` may post in. Today exactly ``visible_to`` (posting in a public room
-        you have not joined joins you); kept as a named sibling so a future read-only rule
-        (announcement rooms, archived rooms) has one place to live."""
+        """Rooms ``user`` may post in (send, edit, react: ``selectors.room_access`` with
+        ``posting=True`` asks it in the access query itself). Today exactly ``visible_to``
+        (posting in a public room you have not joined joins you); kept as a named sibling so a
+        future read-only rule (announcement rooms, archived rooms) has one place to live."""
         return self.visible_to(user)
 
     def managed_by(self, user) -> "RoomQuerySet":
@@ -269,8 +270,12 @@ class Mention(models.Model):
     of selectors.unread_states reads the (user, room, seq) index: the user's mentions in that
     room above the pointer, without reading the room's other messages."""
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # No single-column index on message or user: the unique (message, user) and the (user,
+    # room, seq) index lead with them.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
     seq = models.BigIntegerField()  # the message's seq
 

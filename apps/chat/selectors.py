@@ -25,6 +25,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Least
 from django.urls import reverse
 
+from apps.core import text
 from apps.profiles.models import Profile
 
 from .models import Membership, Mention, Message, Reaction, Room, room_kind
@@ -56,17 +57,13 @@ def public_room_list(*, user) -> QuerySet[Room]:
     return room_list_for_user(user=user).filter(is_private=False)
 
 
-def with_private_members(rooms: QuerySet[Room]) -> QuerySet[Room]:
-    """Prefetch the participants (with profiles) of the private rooms among ``rooms`` into
-    ``room.member_list``, so ``room_title_for`` costs no query per room. Public rooms' members,
-    possibly many, are not loaded."""
-    members = Membership.objects.filter(room__is_private=True).select_related("user__profile")
+def with_dm_members(rooms: QuerySet[Room]) -> QuerySet[Room]:
+    """Prefetch the two participants (with profiles) of the direct conversations among
+    ``rooms`` into ``room.member_list``, so ``room_title_for`` costs no query per room. Only a
+    DM is titled by its members: the members of public rooms and private groups, possibly
+    many, are not loaded (their ``member_list`` is empty)."""
+    members = Membership.objects.filter(room__dm_key__isnull=False).select_related("user__profile")
     return rooms.prefetch_related(Prefetch("memberships", queryset=members, to_attr="member_list"))
-
-
-def private_room_list(*, user) -> QuerySet[Room]:
-    """The user's private conversations, titles prefetched."""
-    return with_private_members(room_list_for_user(user=user).filter(is_private=True))
 
 
 def room_title_for(*, room: Room, user) -> str:
@@ -192,27 +189,31 @@ class Access:
     visible: bool
     role: str | None = None  # the user's role in the room; None when not a member
     room_mentions: str = Room.RoomMentions.MEMBERS  # the @room policy, as it is now
+    postable: bool = False  # may post (Room.objects.postable_by); asked with posting=True
 
     @property
     def is_member(self) -> bool:
         return self.role is not None
 
 
-def room_access(*, room: Room, user) -> Access:
+def room_access(*, room: Room, user, posting: bool = False) -> Access:
     """May ``user`` see the room, with which role (None: not a member, e.g. of a public room
-    they have not joined) and the room's current @room policy: one query."""
+    they have not joined) and the room's current @room policy: one query. With ``posting``
+    (sending, editing, reacting) the same query also asks ``Room.objects.postable_by``."""
     if user is None or not user.is_authenticated:
         return Access(visible=False)
     role = Membership.objects.filter(room=OuterRef("pk"), user=user).values("role")[:1]
-    rows = list(
-        Room.objects.visible_to(user)
-        .filter(pk=room.pk)
-        .annotate(my_role=Subquery(role))
-        .values_list("my_role", "room_mentions")
-    )
-    if not rows:
+    rows = Room.objects.visible_to(user).filter(pk=room.pk).annotate(my_role=Subquery(role))
+    if posting:
+        postable = Room.objects.postable_by(user).filter(pk=OuterRef("pk"))
+        rows = rows.annotate(postable=Exists(postable))
+    else:
+        rows = rows.annotate(postable=Value(False))
+    found = list(rows.values_list("my_role", "room_mentions", "postable"))
+    if not found:
         return Access(visible=False)
-    return Access(visible=True, role=rows[0][0], room_mentions=rows[0][1])
+    my_role, room_mentions, may_post = found[0]
+    return Access(visible=True, role=my_role, room_mentions=room_mentions, postable=may_post)
 
 
 def room_members(
@@ -224,6 +225,8 @@ def room_members(
     owners_first = Case(When(role=Membership.Role.OWNER, then=Value(0)), default=Value(1))
     members = Membership.objects.filter(room=room)
     if query is not None:
+        if text.has_control_character(query):
+            return []  # no name has one (and NUL is a database error on PostgreSQL)
         query = query.strip().lstrip("@")
         members = members.filter(user__is_active=True)
         if query:

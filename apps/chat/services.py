@@ -7,14 +7,15 @@ becomes the changed message's ``version``. ``realtime.emit_on_commit`` then publ
 change's rendered article once the transaction commits, so catch-up after any disconnect is
 "the messages whose version is above N"."""
 
+import re
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import BigIntegerField, F, Subquery, Value
+from django.db import IntegrityError, router, transaction
+from django.db.models import BigIntegerField, F, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Least, Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -24,12 +25,20 @@ from apps.core import ratelimit, text
 from apps.core.text import Wording
 
 from . import emoji, formatting, realtime, selectors
-from .errors import MessageNotFound, NotAllowed, RateLimited, RoomNotFound, parse_seq
+from .errors import (
+    MemberNotFound,
+    MessageNotFound,
+    NotAllowed,
+    RateLimited,
+    RoomNotFound,
+    parse_seq,
+)
 from .models import Membership, Mention, Message, Reaction, Room
 from .selectors import room_is_managed_by, room_is_visible_to, with_timeline
 
 __all__ = [
     "ChangeResult",
+    "MemberNotFound",
     "MessageNotFound",
     "NotAllowed",
     "RateLimited",
@@ -121,24 +130,47 @@ def _clean_usernames(members: object, *, field: str = "members") -> list[str]:
     for member in members:
         if not isinstance(member, str) or not member.strip() or len(member) > 150:
             raise ValidationError(_("Members must be a list of usernames."), code=field)
+        _refuse_control_characters(member, field=field)
         names.setdefault(member.strip().lower(), member.strip())
     return list(names.values())
 
 
+def _refuse_control_characters(username: str, *, field: str) -> None:
+    """No username has a control character (NUL would even be a database error on
+    PostgreSQL): refused before any query, with the field's code."""
+    if text.has_control_character(username):
+        raise ValidationError(_("A username cannot contain control characters."), code=field)
+
+
+def _users_named(users: QuerySet, names) -> dict[str, object]:
+    """{name lowered: user} of ``users`` whose username is one of ``names`` ignoring case, in
+    one query, on SQLite as on PostgreSQL. SQLite's lower() (and LIKE, hence iexact) folds
+    ASCII letters only, so "Émile" never equalled "émile" there: a name with other letters is
+    also matched by a case-insensitive regex (SQLite's REGEXP is Python's re, which folds
+    Unicode; PostgreSQL's ~* folds as its lower() does). What the database found is then
+    compared in Python, by ``str.lower()``. Of two accounts differing only in case, the one
+    spelled exactly as asked wins, else the older."""
+    wanted = {name.lower(): name for name in names}
+    if not wanted:
+        return {}
+    match = Q(lname__in=list(wanted))
+    unicode_names = [name for name in wanted if not name.isascii()]
+    if unicode_names:
+        pattern = "^(?:{})$".format("|".join(re.escape(name) for name in unicode_names))
+        match |= Q(username__iregex=pattern)
+    candidates = users.annotate(lname=Lower("username")).filter(match).order_by("pk")
+    exact = set(names)
+    found: dict[str, object] = {}
+    for user in sorted(candidates, key=lambda user: user.username not in exact):
+        key = user.username.lower()
+        if key in wanted:
+            found.setdefault(key, user)
+    return found
+
+
 def _active_users_named(usernames: list[str]) -> dict[str, object]:
     """{lower username: user} of the active users with these names (ignoring case)."""
-    lowered = [name.lower() for name in usernames]
-    found: dict[str, object] = {}
-    users = (
-        get_user_model()
-        .objects.filter(is_active=True)
-        .annotate(lname=Lower("username"))
-        .filter(lname__in=lowered)
-        .order_by("pk")
-    )
-    for user in users:
-        found.setdefault(user.lname, user)
-    return found
+    return _users_named(get_user_model().objects.filter(is_active=True), usernames)
 
 
 def _admin_rate(user) -> None:
@@ -243,7 +275,8 @@ def room_update(*, room: Room, user, name=None, topic=None, room_mentions=None) 
             raise taken
     try:
         with transaction.atomic():
-            Room.objects.filter(pk=room.pk).update(**changes)
+            if not Room.objects.filter(pk=room.pk).update(**changes):
+                raise RoomNotFound  # deleted since the access check
             for key, value in changes.items():
                 setattr(room, key, value)
             if "name" in changes or "topic" in changes:
@@ -261,15 +294,28 @@ def room_delete(*, room: Room, user) -> None:
     _manager_access(room, user)
     with transaction.atomic():
         member_ids = list(Membership.objects.filter(room=room).values_list("user_id", flat=True))
-        Room.objects.filter(pk=room.pk).delete()
+        _delete_room_rows(room)
         realtime.emit_room_access(room.pk, None)
         realtime.emit_user_rooms(member_ids)
         if not room.is_private:
             realtime.emit_directory_changed()
 
 
-def _current_last_seq(room: Room) -> int:
-    return selectors.room_last_seq(room=room)
+def _delete_room_rows(room: Room) -> None:
+    """Delete the room and everything in it with a constant number of statements, however
+    many messages it has. ``Room.delete()`` alone would make Django's collector read every
+    message (they have dependents: reactions, mentions, replies) and delete them a batch at a
+    time. So the dependents go first, each in one DELETE (the collector's own fast path: no
+    signals, nothing depends on them), then the messages in one raw DELETE — nothing depends
+    on them any more: a reply is always of its own room (``_reply_target``), and any
+    reference from elsewhere is cleared first — then memberships and the room."""
+    using = router.db_for_write(Message)
+    Reaction.objects.filter(message__room=room).delete()
+    Mention.objects.filter(room=room).delete()
+    Message.objects.filter(reply_to__room=room).exclude(room=room).update(reply_to=None)
+    Message.objects.filter(room=room)._raw_delete(using)
+    Membership.objects.filter(room=room).delete()
+    Room.objects.filter(pk=room.pk).delete()
 
 
 def room_join(*, room: Room, user) -> tuple[Membership, bool]:
@@ -282,17 +328,30 @@ def room_join(*, room: Room, user) -> tuple[Membership, bool]:
         return Membership.objects.get(room=room, user=user), False
     try:
         with transaction.atomic():
+            # Under the room's lock: no change of the room commits between reading its last
+            # seq and the membership (nothing already there is unread), and a room deleted
+            # meanwhile is RoomNotFound, not a membership of nothing.
+            last_seq = _lock_room(room)
             membership = Membership.objects.create(
                 room=room,
                 user=user,
                 role=Membership.Role.MEMBER,
                 notify=Membership.Notify.MENTIONS,
-                last_read_seq=_current_last_seq(room),
+                last_read_seq=last_seq,
             )
             realtime.emit_user_rooms([user.pk])
     except IntegrityError:  # joined meanwhile (another tab)
-        return Membership.objects.get(room=room, user=user), False
+        return _existing_membership(room, user), False
     return membership, True
+
+
+def _existing_membership(room: Room, user) -> Membership:
+    """The membership a lost insert race left (RoomNotFound when the race was the room's
+    deletion)."""
+    membership = Membership.objects.filter(room=room, user=user).first()
+    if membership is None:
+        raise RoomNotFound
+    return membership
 
 
 def room_leave(*, room: Room, user) -> bool:
@@ -309,14 +368,14 @@ def room_leave(*, room: Room, user) -> bool:
         return False
     with transaction.atomic():
         # The room row's lock: two last owners leaving at once cannot both see the other stay.
-        Room.objects.select_for_update().filter(pk=room.pk).values_list("pk").first()
+        _lock_room(room)
         removed, _by_model = Membership.objects.filter(room=room, user=user).delete()
         if not removed:
             return False
         remaining = Membership.objects.filter(room=room)
         changed = [user.pk]
         if room.is_private and not remaining.exists():
-            Room.objects.filter(pk=room.pk).delete()
+            _delete_room_rows(room)
             realtime.emit_room_access(room.pk, None)
         else:
             if not remaining.filter(role=Membership.Role.OWNER).exists():
@@ -336,12 +395,14 @@ def _private_group_manager(room: Room, user) -> None:
         raise NotAllowed(_("Anyone can join a public room: it has no member list to manage."))
 
 
-def member_add(*, room: Room, user, username) -> Membership:
-    """Add an active user to a private group (owners). Already a member: their membership,
-    unchanged. Emits user.rooms for the added user."""
+def member_add(*, room: Room, user, username) -> tuple[Membership, bool]:
+    """Add an active user to a private group (owners): (their membership, ``created``).
+    Already a member: their membership, unchanged, and False. Emits user.rooms for the added
+    user."""
     _private_group_manager(room, user)
     if not isinstance(username, str) or not username.strip() or len(username) > 150:
         raise ValidationError(_("Enter a username."), code="username")
+    _refuse_control_characters(username, field="username")
     username = username.strip()
     _admin_rate(user)
     target = _active_users_named([username]).get(username.lower())
@@ -351,20 +412,22 @@ def member_add(*, room: Room, user, username) -> Membership:
         )
     existing = Membership.objects.filter(room=room, user=target).first()
     if existing is not None:
-        return existing
+        return existing, False
     try:
         with transaction.atomic():
+            last_seq = _lock_room(room)  # see room_join
+            _still_owner(room, user)
             membership = Membership.objects.create(
                 room=room,
                 user=target,
                 role=Membership.Role.MEMBER,
                 notify=Membership.Notify.MENTIONS,
-                last_read_seq=_current_last_seq(room),
+                last_read_seq=last_seq,
             )
             realtime.emit_user_rooms([target.pk])
-    except IntegrityError:
-        return Membership.objects.get(room=room, user=target)
-    return membership
+    except IntegrityError:  # added meanwhile by another owner
+        return _existing_membership(room, target), False
+    return membership, True
 
 
 def _clean_user_id(value: object, *, field: str) -> int:
@@ -375,17 +438,33 @@ def _clean_user_id(value: object, *, field: str) -> int:
     raise ValidationError(_("%(field)s must be a user id.") % {"field": field}, code=field)
 
 
+def _still_owner(room: Room, user) -> None:
+    """Under the room's lock (``_lock_room`` first): is ``user`` still an owner? The access
+    check before the lock may be stale: another owner may have removed them meanwhile (two
+    owners removing each other at once must not both succeed and leave the group with no
+    owner). A statement of its own, after the lock: on PostgreSQL a subquery of the locking
+    statement would read the snapshot taken before it waited."""
+    role = Membership.objects.filter(room=room, user=user).values_list("role", flat=True).first()
+    if role is None:
+        raise RoomNotFound  # removed meanwhile: the private group is gone for them
+    if role != Membership.Role.OWNER:
+        raise NotAllowed(_("Only the room's owners may do that."))
+
+
 def member_remove(*, room: Room, user, member_id) -> None:
     """Remove someone from a private group (owners). Their open sockets of it close
-    (room.access) and it leaves their sidebar (user.rooms)."""
+    (room.access) and it leaves their sidebar (user.rooms). The remover's ownership and the
+    target's membership are decided under the room's lock (the one room_leave takes)."""
     _private_group_manager(room, user)
     member_id = _clean_user_id(member_id, field="member_id")
     if member_id == user.pk:
         raise ValidationError(_("To leave the room yourself, use leave."), code="member_id")
     with transaction.atomic():
+        _lock_room(room)
+        _still_owner(room, user)
         removed, _by_model = Membership.objects.filter(room=room, user_id=member_id).delete()
         if not removed:
-            raise ValidationError(_("That person is not a member of this room."), code="member_id")
+            raise MemberNotFound
         realtime.emit_room_access(room.pk, [member_id])
         realtime.emit_user_rooms([member_id])
 
@@ -398,15 +477,25 @@ def _require_member(room: Room, user) -> None:
     raise NotAllowed(_("Join the room first."))
 
 
+READ_RATE = (120, 10)  # read pointer moves per user: loose (a tab sends a few a minute)
+
+
 def room_mark_read(*, room: Room, user, seq, force=False) -> selectors.UnreadState:
     """Move the user's read pointer to ``seq`` (clamped to the room's last seq): forward
     only, or also backward with ``force`` ("mark as unread from here"). Emits user.read when
-    it moved. Not rate limited: one UPDATE (and one read of the new state)."""
+    it moved (its on-commit callback reads the new state once more, for the other sockets).
+    One UPDATE and one read of the new state here, whatever happens. Loosely rate limited
+    per user (``PARLEY_READ_RATE``, default 120 per 10 s): RateLimited."""
     seq = parse_seq(seq, name="seq")
     if not isinstance(force, bool):
         raise ValidationError(_("force must be true or false."), code="force")
     if user is None or not user.is_authenticated:
         raise RoomNotFound
+    _rate_limit(
+        f"room-read:{user.pk}",
+        getattr(settings, "PARLEY_READ_RATE", READ_RATE),
+        gettext_lazy("You are marking rooms read too fast. Try again in %(s)d s."),
+    )
     last_seq = Subquery(Room.objects.filter(pk=room.pk).values("last_seq")[:1])
     target = Least(Value(seq), last_seq, output_field=BigIntegerField())
     memberships = Membership.objects.filter(room=room, user=user)
@@ -524,9 +613,27 @@ def _take_seqs(room: Room, count: int = 1, **fields) -> int:
     gaps, no reordering) and whatever this transaction reads afterwards is not changed under
     it by another change to this room. (``room.last_seq`` in memory is moved by the callers
     once their transaction is through: a refused change gives its seq back.)"""
-    Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + count, **fields)
+    if not Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + count, **fields):
+        raise RoomNotFound  # deleted since the access check (its messages with it)
     last = Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).get()
     return last - count + 1
+
+
+def _lock_room(room: Room) -> int:
+    """Take the room row's write lock for the rest of the transaction (what ``_take_seqs``
+    and ``room_leave`` serialise on) and return its last seq. RoomNotFound when the room was
+    deleted since the caller's access check: nothing may be added to a room that is gone.
+    Whatever the caller reads after this (its own statements) sees every change committed
+    before the lock was granted."""
+    last_seq = (
+        Room.objects.select_for_update()
+        .filter(pk=room.pk)
+        .values_list("last_seq", flat=True)
+        .first()
+    )
+    if last_seq is None:
+        raise RoomNotFound
+    return last_seq
 
 
 def _seen(room: Room, change: realtime.Change | None) -> None:
@@ -558,18 +665,10 @@ def _mention_resolver(room: Room):
     members), ignoring case; one query, made only when the body names someone."""
 
     def resolve(names: list[str]) -> dict[str, tuple[int, str]]:
-        users = (
-            get_user_model()
-            .objects.filter(is_active=True)
-            .annotate(lname=Lower("username"))
-            .filter(lname__in=names)
-        )
+        users = get_user_model().objects.filter(is_active=True).only("pk", "username")
         if room.is_private:
             users = users.filter(memberships__room=room)
-        found: dict[str, tuple[int, str]] = {}
-        for pk, username, lname in users.order_by("pk").values_list("pk", "username", "lname"):
-            found.setdefault(lname, (pk, username))
-        return found
+        return {name: (user.pk, user.username) for name, user in _users_named(users, names).items()}
 
     return resolve
 
@@ -598,11 +697,9 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
     one rendered article published to the room's group once the transaction commits.
     ``reply_to``: the id of a message of this room (quoted above the new one). Posting in a
     public room one has not joined joins it (the access query already says whether one is a
-    member: no query more when one is). Mentions are resolved with one query, only when the
-    body names someone."""
-    access = selectors.room_access(room=room, user=author)
-    if not access.visible:
-        raise RoomNotFound
+    member); a member's post moves their own read pointer to it (one UPDATE). Mentions are
+    resolved with one query, only when the body names someone."""
+    access = _posting_access(room, author)
     body = _clean_body(body)
     client_id = _clean_client_id(client_id)
     if client_id is not None:
@@ -650,7 +747,15 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
                     ]
                 )
             message._mention_ids = rendered.mention_ids
-            if not access.is_member:  # a public room: posting joins it
+            if access.is_member:
+                # One's own new message moves one's read pointer to it (what came before it
+                # was in view while typing, as in Slack and Zulip; and a bot's own messages are
+                # never above its pointer for the capped counts to read). No user.read event:
+                # the sockets apply "my new message moves my pointer" themselves.
+                Membership.objects.filter(room=room, user=author, last_read_seq__lt=seq).update(
+                    last_read_seq=seq
+                )
+            else:  # a public room: posting joins it (the new membership's pointer is seq)
                 Membership.objects.bulk_create(
                     [
                         Membership(
@@ -679,6 +784,17 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
 
 def _message_by_client_id(*, author, client_id) -> Message | None:
     return with_timeline(Message.objects.filter(author=author, client_id=client_id)).first()
+
+
+def _posting_access(room: Room, user) -> selectors.Access:
+    """Sending, editing, reacting: the room visible (else RoomNotFound) and postable
+    (``Room.objects.postable_by``, else NotAllowed), from the one access query."""
+    access = selectors.room_access(room=room, user=user, posting=True)
+    if not access.visible:
+        raise RoomNotFound
+    if not access.postable:
+        raise NotAllowed(_("You cannot post in this room."))
+    return access
 
 
 def _require_visible(room: Room, user) -> None:
@@ -735,9 +851,7 @@ def message_edit(*, room: Room, user, message_id, body) -> ChangeResult:
     """Replace the text of one's own message. The old text is not kept anywhere: an edit that
     removes a pasted secret removes it (replies' quotes are re-rendered too). The same text
     again changes nothing."""
-    access = selectors.room_access(room=room, user=user)
-    if not access.visible:
-        raise RoomNotFound
+    access = _posting_access(room, user)
     body = _clean_body(body)
     pk, author_id = _precheck(room, message_id)
     if author_id != user.pk:
@@ -834,7 +948,7 @@ def message_delete(*, room: Room, user, message_id) -> ChangeResult:
 def _reaction_checks(room: Room, user, message_id, emoji) -> tuple[str, int]:
     """What adding and taking back a reaction check before the lock: access, the emoji, the
     message, the rate."""
-    _require_visible(room, user)
+    _posting_access(room, user)
     emoji = _clean_emoji(emoji)
     pk, _author_id = _precheck(room, message_id)
     _rate_limit(

@@ -31,11 +31,20 @@ from django.core.exceptions import ValidationError
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
-__all__ = ["Wording", "clean_body", "clean_name", "has_visible_character", "reject_unstorable"]
+__all__ = [
+    "Wording",
+    "clean_body",
+    "clean_name",
+    "has_control_character",
+    "has_visible_character",
+    "reject_unstorable",
+]
 
 StrOrPromise = str | Promise  # messages are usually lazy translations
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Category Cc (U+0000–U+001F, U+007F–U+009F) and lone surrogates: in no username, no search.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): rendered as nothing.
 # unicodedata has no accessor for it. Includes the Hangul fillers (category Lo), the classic
@@ -80,6 +89,13 @@ def _is_visible(ch: str) -> bool:
 def has_visible_character(text: str) -> bool:
     """Whether anything in ``text`` would show on screen."""
     return any(_is_visible(ch) for ch in text)
+
+
+def has_control_character(text: str) -> bool:
+    """Whether ``text`` has a control character (NUL, newline, tab, …) or a lone surrogate:
+    never part of a username, and NUL or a surrogate in a query is a database error on
+    PostgreSQL."""
+    return bool(_CONTROL.search(text))
 
 
 def reject_unstorable(text: str) -> None:

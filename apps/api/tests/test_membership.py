@@ -423,6 +423,15 @@ def test_members_q_filters_by_username_or_display_name_prefix(
     assert {m["username"] for m in response.json()} == expected
 
 
+@pytest.mark.parametrize("query", ["%00", "b%00", "%0Abo", "%7F"])
+def test_members_q_with_control_characters_matches_nobody(as_alice, public_with_bob, query):
+    """?q=%00 was a database error on PostgreSQL (500): now nobody's name matches."""
+    response = as_alice.get(f"/api/rooms/{public_with_bob.pk}/members/?q={query}")
+
+    assert response.status_code == 200
+    assert response.json() == []
+
+
 def test_members_q_answers_at_most_20(as_alice, public_room, make_user):
     for n in range(25):
         services.room_join(room=public_room, user=make_user(f"m{n:02}"))
@@ -491,11 +500,23 @@ def test_removing_yourself_is_refused_with_400(as_alice, group, alice):
     assert group.memberships.filter(user=alice).exists()
 
 
-def test_removing_someone_who_is_not_a_member_is_a_json_4xx(as_alice, group, carol):
-    response = as_alice.delete(f"/api/rooms/{group.pk}/members/{carol.pk}/")
+def test_removing_someone_who_is_not_a_member_is_404(as_alice, group, carol):
+    for user_id in (carol.pk, 10**9):
+        response = as_alice.delete(f"/api/rooms/{group.pk}/members/{user_id}/")
 
-    assert response.status_code in (400, 404)
-    assert response["Content-Type"] == "application/json"
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"detail": "That person is not a member of this room."}
+
+
+def test_adding_someone_already_a_member_is_200(as_alice, group, bob):
+    before = _state(group.pk)
+
+    response = as_alice.post(f"/api/rooms/{group.pk}/members/", {"username": "BOB"}, format="json")
+
+    assert response.status_code == 200
+    assert (response.json()["id"], response.json()["role"]) == (bob.pk, "member")
+    assert _state(group.pk) == before
 
 
 def test_member_routes_with_huge_or_bad_ids_are_json_404(as_alice, group):

@@ -477,3 +477,20 @@ def test_idempotent_retry_is_answered_even_when_rate_limited(as_alice, public_ro
 
     assert (first.status_code, retry.status_code) == (201, 200)
     assert retry.json()["id"] == first.json()["id"]
+
+
+def test_sending_into_a_room_deleted_mid_request_is_404(as_alice, public_room, monkeypatch):
+    """The room is deleted between the view's lookup and the service's write: 404, not 500."""
+    from apps.chat import selectors
+
+    original = selectors.room_access
+
+    def then_gone(*, room, user, **kwargs):
+        access = original(room=room, user=user, **kwargs)
+        Room.objects.filter(pk=room.pk).delete()
+        return access
+
+    monkeypatch.setattr(selectors, "room_access", then_gone)
+    response = as_alice.post(_url(public_room), {"body": "too late"}, format="json")
+    assert response.status_code == 404
+    assert not Message.objects.exists()

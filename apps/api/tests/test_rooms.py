@@ -18,7 +18,8 @@ def test_room_detail_carries_id_name_privacy_title_times_and_last_seq(
     assert body["kind"] == "public"
     assert body["title"] == "general"
     assert (body["is_member"], body["role"], body["member_count"]) == (True, "owner", 1)
-    assert (body["unread_count"], body["mention_count"], body["last_read_seq"]) == (0, 0, 0)
+    # Her own post moved her pointer to it.
+    assert (body["unread_count"], body["mention_count"], body["last_read_seq"]) == (0, 0, 1)
     assert body["last_seq"] == 1
     assert body["created_at"] and body["last_message_at"]
     assert body["url"] == f"http://testserver/api/rooms/{public_room.pk}/"

@@ -61,12 +61,15 @@ def test_messages_from_others_are_unread_until_read(as_alice, public_with_bob, b
 
 
 def test_your_own_messages_never_count(as_alice, as_bob, public_with_bob, alice, send, bob_sends):
+    bob_sends("theirs")
     send(public_with_bob, alice, "mine")
     send(public_with_bob, alice, "mine too")
-    bob_sends("theirs")
 
-    assert _numbers(as_alice, public_with_bob)[1] == 1
+    assert _numbers(as_alice, public_with_bob) == (3, 0, 0)  # posting moved her pointer
     assert _numbers(as_bob, public_with_bob)[1] == 2
+    # Marked unread from the start: only Bob's message counts, not her own two.
+    _read(as_alice, public_with_bob, 0, force=True)
+    assert _numbers(as_alice, public_with_bob) == (0, 1, 0)
 
 
 def test_deleted_messages_never_count(as_alice, public_with_bob, bob, bob_sends):
@@ -160,7 +163,7 @@ def test_mentions_of_you_and_of_the_room_have_their_own_count(
 
     assert _numbers(as_alice, public_with_bob) == (0, 4, 2)
     assert _numbers(as_carol, public_with_bob) == (0, 4, 1)
-    assert _numbers(as_bob, public_with_bob) == (0, 0, 0)
+    assert _numbers(as_bob, public_with_bob) == (4, 0, 0)  # his own posts moved his pointer
 
     _read(as_alice, public_with_bob, 1)
 
@@ -367,3 +370,21 @@ def test_an_outsider_cannot_read_a_groups_mentions(as_carol, group, bob, send):
     response = as_carol.get(f"/api/rooms/{group.pk}/messages/")
 
     assert response.status_code == 404
+
+
+def test_read_pointer_moves_are_rate_limited_with_429(
+    as_alice, public_with_bob, bob_sends, settings, monkeypatch
+):
+    from apps.core import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_clock", lambda: 1_800_000_000.0)
+    settings.PARLEY_READ_RATE = (2, 10)
+    bob_sends("one")
+    assert _read(as_alice, public_with_bob, 1).status_code == 200
+    assert _read(as_alice, public_with_bob, 1).status_code == 200
+
+    response = _read(as_alice, public_with_bob, 1)
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    assert "too fast" in response.json()["detail"]

@@ -2,16 +2,23 @@
 
 Schema only, plus one data step last (no ALTER follows it, so PostgreSQL has no pending
 trigger events to refuse): existing 1:1 conversations notify of every message; every other
-membership keeps the column default, "mentions"."""
+membership keeps the column default, "mentions". And every existing membership's read pointer
+moves to its room's last seq: nobody had one before (the column was 0), and without this every
+user would find every room "99+" unread after the upgrade."""
 
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from django.db.models import OuterRef, Subquery
 
 
-def dm_memberships_notify_all(apps, schema_editor):
+def existing_memberships(apps, schema_editor):
     Membership = apps.get_model("chat", "Membership")
+    Room = apps.get_model("chat", "Room")
     Membership.objects.filter(room__dm_key__isnull=False).update(notify="all")
+    # One UPDATE with a correlated subquery: everything already in a room counts as read.
+    last_seq = Room.objects.filter(pk=OuterRef("room_id")).values("last_seq")[:1]
+    Membership.objects.update(last_read_seq=Subquery(last_seq))
 
 
 class Migration(migrations.Migration):
@@ -76,7 +83,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="mention",
             name="message",
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="chat.message"),
+            field=models.ForeignKey(
+                db_index=False, on_delete=django.db.models.deletion.CASCADE, to="chat.message"
+            ),
         ),
         migrations.AddField(
             model_name="mention",
@@ -89,6 +98,7 @@ class Migration(migrations.Migration):
             model_name="mention",
             name="user",
             field=models.ForeignKey(
+                db_index=False,
                 on_delete=django.db.models.deletion.CASCADE,
                 related_name="+",
                 to=settings.AUTH_USER_MODEL,
@@ -104,5 +114,5 @@ class Migration(migrations.Migration):
                 fields=("message", "user"), name="chat_mention_unique"
             ),
         ),
-        migrations.RunPython(dm_memberships_notify_all, migrations.RunPython.noop),
+        migrations.RunPython(existing_memberships, migrations.RunPython.noop),
     ]

@@ -7,10 +7,12 @@ from contextlib import contextmanager
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from apps.chat import realtime, services
-from apps.chat.errors import NotAllowed, RoomNotFound
-from apps.chat.models import Membership, Room
+from apps.chat import realtime, selectors, services
+from apps.chat.errors import MemberNotFound, NotAllowed, RoomNotFound
+from apps.chat.models import Membership, Mention, Message, Reaction, Room
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +118,29 @@ def test_unknown_or_inactive_members_are_refused_by_name(alice, make_user, event
     assert exc.value.code == "members"
     assert "ghost" in exc.value.messages[0] and "sleeper" in exc.value.messages[0]
     assert Room.objects.count() == 0 and published == []
+
+
+@pytest.mark.parametrize("name", ["\x00", "bo\x00b", "bob\x00", "b\tob", "bo\x7fb", "bo\ud800b"])
+def test_a_member_name_with_control_characters_is_refused_before_any_query(
+    alice, bob, name, django_assert_num_queries
+):
+    """NUL in a query is a database error on PostgreSQL (a 500): such a name is refused as
+    no username, by the field, without asking the database."""
+    with django_assert_num_queries(0), pytest.raises(ValidationError) as exc:
+        services.room_create(name="t", creator=alice, private=True, members=["bob", name])
+    assert exc.value.code == "members" and "control characters" in exc.value.messages[0]
+    group = services.room_create(name="t", creator=alice, private=True, members=["bob"])
+    with pytest.raises(ValidationError) as exc:
+        services.member_add(room=group, user=alice, username=name)
+    assert exc.value.code == "username" and "control characters" in exc.value.messages[0]
+    assert Membership.objects.filter(room=group).count() == 2
+
+
+def test_a_member_search_with_control_characters_matches_nobody(group, django_assert_num_queries):
+    for query in ("\x00", "b\x00", "bo\nb", "\ud800"):
+        with django_assert_num_queries(0):
+            assert selectors.room_members(room=group, query=query) == []
+    assert [m.user.username for m in selectors.room_members(room=group, query="bo")] == ["bob"]
 
 
 @pytest.mark.parametrize("members", ["bob", [1], [""], None, {"bob": 1}])
@@ -264,6 +289,68 @@ def test_the_owner_deletes_a_room_and_every_member_hears_of_it(public, alice, bo
     assert published[1][1]["users"] == sorted([alice.pk, bob.pk])
 
 
+def _fill(room, author, count):
+    """``count`` messages more (rows made directly: fast), every third replying to the one
+    before it, each mentioning and reacted to by ``author``."""
+    start = room.last_seq
+    Message.objects.bulk_create(
+        Message(room=room, author=author, seq=seq, version=seq, body=f"m{seq}")
+        for seq in range(start + 1, start + count + 1)
+    )
+    Room.objects.filter(pk=room.pk).update(last_seq=start + count)
+    room.last_seq = start + count
+    messages = list(Message.objects.filter(room=room, seq__gt=start).order_by("seq"))
+    for before, message in zip(messages, messages[1:], strict=False):
+        if message.seq % 3 == 0:
+            message.reply_to = before
+    Message.objects.bulk_update(messages, ["reply_to"])
+    Mention.objects.bulk_create(
+        Mention(message=m, user=author, room=room, seq=m.seq) for m in messages
+    )
+    Reaction.objects.bulk_create(Reaction(message=m, user=author, emoji="👍") for m in messages)
+
+
+def _everything_of(room) -> dict:
+    return {
+        "room": Room.objects.filter(pk=room.pk).count(),
+        "memberships": Membership.objects.filter(room=room).count(),
+        "messages": Message.objects.filter(room=room).count(),
+        "mentions": Mention.objects.filter(room=room).count(),
+        "reactions": Reaction.objects.filter(message__room=room).count(),
+    }
+
+
+def test_deleting_a_room_costs_the_same_statements_however_many_messages(alice, bob):
+    """The collector read every message and deleted a batch of 500 at a time; now a constant
+    number of statements deletes the room, its messages, reactions, mentions and
+    memberships, and nothing of any other room."""
+    other = services.room_create(name="other", creator=alice)
+    services.room_join(room=other, user=bob)
+    _fill(other, bob, 5)
+    kept = _everything_of(other)
+    counts = []
+    for name, size in (("small", 3), ("big", 1200)):
+        room = services.room_create(name=name, creator=alice)
+        services.room_join(room=room, user=bob)
+        _fill(room, bob, size)
+        assert _everything_of(room) == {
+            "room": 1, "memberships": 2, "messages": size, "mentions": size, "reactions": size
+        }  # fmt: skip
+        with CaptureQueriesContext(connection) as ctx:
+            services.room_delete(room=room, user=alice)
+        counts.append(len(ctx.captured_queries))
+        assert set(_everything_of(room).values()) == {0}
+    assert counts[0] == counts[1] <= 14, counts  # savepoints and the access check included
+    assert _everything_of(other) == kept
+
+
+def test_the_last_member_leaving_a_big_group_deletes_all_of_it(alice):
+    group = services.room_create(name="solo", creator=alice, private=True)
+    _fill(group, alice, 600)
+    assert services.room_leave(room=group, user=alice) is True
+    assert set(_everything_of(group).values()) == {0}
+
+
 def test_deleting_a_private_group_is_not_in_the_directory(group, alice, events):
     with events() as published:
         services.room_delete(room=group, user=alice)
@@ -396,7 +483,8 @@ def test_a_non_member_leaving_a_public_room_is_a_no_op(public, carol, events):
 
 def test_the_owner_adds_a_member(group, alice, carol, events):
     with events() as published:
-        membership = services.member_add(room=group, user=alice, username=" Carol ")
+        membership, created = services.member_add(room=group, user=alice, username=" Carol ")
+    assert created
     assert (membership.user_id, membership.role, membership.notify) == (
         carol.pk,
         "member",
@@ -404,7 +492,8 @@ def test_the_owner_adds_a_member(group, alice, carol, events):
     )
     assert of_type(published, "user.rooms") == [{"type": "user.rooms", "users": [carol.pk]}]
     with events() as published:
-        assert services.member_add(room=group, user=alice, username="carol").pk == membership.pk
+        again, created = services.member_add(room=group, user=alice, username="carol")
+    assert (again.pk, created) == (membership.pk, False)
     assert published == []
 
 
@@ -463,6 +552,8 @@ def test_removing_oneself_or_a_non_member_is_refused(group, alice, carol):
         with pytest.raises(ValidationError) as exc:
             services.member_remove(room=group, user=alice, member_id=member_id)
         assert exc.value.code == "member_id"
+        # Not a member (the API's 404) told apart from a malformed id (400).
+        assert isinstance(exc.value, MemberNotFound) == (member_id in (carol.pk, 10**9))
 
 
 @pytest.mark.parametrize(
@@ -482,6 +573,69 @@ def test_only_owners_remove_members_of_private_groups(room_name, who, error, req
     with pytest.raises(error):
         services.member_remove(room=room, user=user, member_id=target.pk)
     assert role(room, target) is not None
+
+
+@pytest.fixture
+def meanwhile(monkeypatch):
+    """``meanwhile(change)``: ``change()`` commits right after the service's access check
+    (another request of another owner, as it interleaves with this one)."""
+    from apps.chat import selectors
+
+    def install(change):
+        original = selectors.room_access
+
+        def then_change(*, room, user, **kwargs):
+            access = original(room=room, user=user, **kwargs)
+            change()
+            return access
+
+        monkeypatch.setattr(selectors, "room_access", then_change)
+
+    return install
+
+
+def test_two_owners_removing_each_other_leave_one_owner(group, alice, bob, meanwhile):
+    """Alice and Bob own the group; each removes the other at once. Whoever gets the room's
+    lock second is no longer a member when the lock is granted: refused, so the group keeps
+    an owner (the ownership is decided again under the lock, not by the earlier check)."""
+    Membership.objects.filter(room=group, user=bob).update(role=Membership.Role.OWNER)
+    # Bob's removal of Alice commits between Alice's access check and her lock.
+    meanwhile(lambda: Membership.objects.filter(room=group, user=alice).delete())
+    with pytest.raises(RoomNotFound):  # the private group is gone for her
+        services.member_remove(room=group, user=alice, member_id=bob.pk)
+    assert role(group, bob) == Membership.Role.OWNER
+    assert Membership.objects.filter(room=group, role=Membership.Role.OWNER).exists()
+
+
+def test_an_owner_demoted_meanwhile_may_not_remove(group, alice, bob, dave, meanwhile):
+    services.member_add(room=group, user=alice, username="dave")
+    meanwhile(
+        lambda: Membership.objects.filter(room=group, user=alice).update(
+            role=Membership.Role.MEMBER
+        )
+    )
+    with pytest.raises(NotAllowed):
+        services.member_remove(room=group, user=alice, member_id=dave.pk)
+    assert role(group, dave) == Membership.Role.MEMBER
+
+
+def test_an_owner_removed_meanwhile_may_not_add(group, alice, carol, meanwhile):
+    meanwhile(lambda: Membership.objects.filter(room=group, user=alice).delete())
+    with pytest.raises(RoomNotFound):
+        services.member_add(room=group, user=alice, username="carol")
+    assert role(group, carol) is None
+
+
+def test_a_removal_committed_before_a_leave_still_promotes_someone(
+    group, alice, bob, dave, meanwhile
+):
+    """Alice (owner) leaves while a removal of Bob commits: her leave, under the lock, sees
+    Bob gone and promotes Dave, the oldest remaining member, not the removed Bob."""
+    services.member_add(room=group, user=alice, username="dave")
+    meanwhile(lambda: Membership.objects.filter(room=group, user=bob).delete())
+    assert services.room_leave(room=group, user=alice) is True
+    assert role(group, bob) is None
+    assert role(group, dave) == Membership.Role.OWNER
 
 
 # --- room_mark_read --------------------------------------------------------------------------
@@ -543,6 +697,57 @@ def test_mark_read_costs_two_queries(public, alice, bob, django_assert_num_queri
     _messages(public, alice, 3)
     with django_assert_num_queries(2):  # the UPDATE, then the new state
         services.room_mark_read(room=public, user=bob, seq=2)
+
+
+def _state_reads(queries) -> int:
+    return sum("_capped" in q["sql"] for q in queries)
+
+
+@pytest.mark.parametrize("seq", [2, 1])  # moves (user.read emitted) / does not move
+def test_mark_read_reads_the_state_once_itself(
+    public, alice, bob, seq, django_capture_on_commit_callbacks
+):
+    """One read of the unread state by room_mark_read itself; when the pointer moved, the
+    user.read event's on-commit callback (realtime) makes the only other one."""
+    _messages(public, alice, 3)
+    services.room_mark_read(room=public, user=bob, seq=1)
+    with (
+        CaptureQueriesContext(connection) as own,
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+    ):
+        state = services.room_mark_read(room=public, user=bob, seq=seq)
+    assert _state_reads(own) == 1 and state.pointer == seq
+    assert len(callbacks) == (1 if seq == 2 else 0)
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """The rate limits' fixed windows do not roll over in the middle of a test."""
+    from apps.core import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_clock", lambda: 1_800_000_000.0)
+
+
+def test_mark_read_is_rate_limited_per_user(public, alice, bob, carol, settings, frozen_clock):
+    settings.PARLEY_READ_RATE = (3, 10)
+    services.room_join(room=public, user=carol)
+    _messages(public, alice, 5)
+    for seq in (1, 2, 2):  # every call counts, moved or not
+        services.room_mark_read(room=public, user=bob, seq=seq)
+    with pytest.raises(services.RateLimited) as exc:
+        services.room_mark_read(room=public, user=bob, seq=3)
+    assert exc.value.retry_after > 0 and "too fast" in exc.value.message
+    assert Membership.objects.get(room=public, user=bob).last_read_seq == 2
+    services.room_mark_read(room=public, user=carol, seq=3)  # another user's own budget
+
+
+def test_mark_read_default_rate_is_loose(public, alice, bob, settings, frozen_clock):
+    _messages(public, alice, 1)
+    assert getattr(settings, "PARLEY_READ_RATE", services.READ_RATE) == (120, 10)
+    for _ in range(120):
+        services.room_mark_read(room=public, user=bob, seq=1)
+    with pytest.raises(services.RateLimited):
+        services.room_mark_read(room=public, user=bob, seq=1)
 
 
 @pytest.mark.parametrize(
@@ -624,16 +829,43 @@ def test_posting_as_a_member_publishes_only_the_message(public, bob, events):
     assert types(published) == ["room.change"]
 
 
-def test_joining_by_posting_costs_one_insert_more(public, bob, carol, django_assert_num_queries):
-    """The access query already says whether the author is a member: the common path (a
-    member posting, no mention) costs what it cost before; a non-member's first post, one
-    INSERT more."""
+def test_posting_costs_one_membership_write(public, bob, carol, django_assert_num_queries):
+    """The access query already says whether the author is a member: a member's post (no
+    mention) costs one UPDATE of their own read pointer more than the message itself; a
+    non-member's first post, one INSERT of the membership (its pointer already at the post)
+    instead."""
     services.message_send(room=public, author=bob, body="warm up")
-    with django_assert_num_queries(6) as member:  # savepoints included
+    with django_assert_num_queries(7) as member:  # savepoints included
         services.message_send(room=public, author=bob, body="plain")
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(7) as joining:
         services.message_send(room=public, author=carol, body="first")
-    assert not any("chat_membership" in q["sql"] and "INSERT" in q["sql"] for q in member)
+
+    def membership_writes(queries):
+        return [
+            q["sql"].split()[0]
+            for q in queries
+            if q["sql"].startswith(("UPDATE", "INSERT")) and "chat_membership" in q["sql"]
+        ]
+
+    assert membership_writes(member) == ["UPDATE"]
+    assert membership_writes(joining) == ["INSERT"]
+
+
+def test_ones_own_post_moves_ones_read_pointer_to_it(public, alice, bob, carol, events):
+    """Posting marks what came before it read (Slack, Zulip): the author's pointer is the new
+    message's seq; nobody else's moves; no user.read event (the sockets apply it)."""
+    services.room_join(room=public, user=carol)
+    services.message_send(room=public, author=alice, body="one")
+    services.message_send(room=public, author=carol, body="two")
+    with events() as published:
+        mine = services.message_send(room=public, author=bob, body="three").message
+    assert types(published) == ["room.change"]
+    pointers = dict(
+        Membership.objects.filter(room=public).values_list("user__username", "last_read_seq")
+    )
+    assert pointers == {"alice": 1, "bob": mine.seq, "carol": 2}
+    state = selectors.unread_states(user_id=bob.pk)[public.pk]
+    assert (state.pointer, state.unread) == (mine.seq, 0)
 
 
 def test_outsiders_cannot_post_in_private_rooms(group, dm, carol):

@@ -132,6 +132,33 @@ def test_a_mention_resolves_case_insensitively_to_active_users(room, alice, bob,
     assert not message.mentions_room
 
 
+@pytest.mark.parametrize("typed", ["Émile", "émile", "ÉMILE", "éMiLe"])
+def test_a_mention_of_a_non_ascii_username_resolves_ignoring_case(room, alice, make_user, typed):
+    """SQLite's lower() folds ASCII only: "@Émile" once resolved to nobody there."""
+    emile = make_user("Émile")
+    make_user("É.ile")  # "." is no regex wildcard: "Éxile" is not "É.ile"
+    message = send(room, alice, f"bonjour @{typed} et @éxile")
+    assert message.mention_ids == [emile.pk]
+    assert f'<span data-mention="{emile.pk}">@Émile</span>' in message.html
+
+
+def test_non_ascii_member_names_resolve_ignoring_case(alice, make_user):
+    emile, zoe = make_user("Émile"), make_user("Zoë")
+    group = services.room_create(
+        name="g", creator=alice, private=True, members=["émile", "ZOË", "Émile"]
+    )
+    assert set(group.memberships.values_list("user_id", flat=True)) == {alice.pk, emile.pk, zoe.pk}
+    assert services.member_add(room=group, user=alice, username="ÉMILE")[0].user_id == emile.pk
+    assert send(group, alice, "@zoë").mention_ids == [zoe.pk]
+
+
+def test_of_two_accounts_differing_in_case_the_exact_spelling_wins(alice, make_user):
+    make_user("Émile")
+    exact = make_user("émile")  # made by an admin: sign-up refuses a case variant
+    group = services.room_create(name="g", creator=alice, private=True, members=["émile"])
+    assert set(group.memberships.values_list("user_id", flat=True)) == {alice.pk, exact.pk}
+
+
 def test_in_a_private_room_only_members_resolve(alice, bob, carol):
     group = services.room_create(name="g", creator=alice, private=True, members=["bob"])
     message = send(group, alice, "@bob @carol")
@@ -265,3 +292,13 @@ def test_the_username_room_is_reserved_at_sign_up(client):
     )
     assert response.status_code == 200  # the form again, with the error
     assert not get_user_model().objects.filter(username__iexact="room").exists()
+
+
+def test_mention_has_no_redundant_single_column_indexes():
+    """The unique (message, user) and the (user, room, seq) indexes lead with message and
+    user: no index of its own on either (each would cost a write per mention for nothing)."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "chat_mention")
+    indexed = {tuple(c["columns"]) for c in constraints.values() if c["index"] or c["unique"]}
+    assert ("message_id",) not in indexed and ("user_id",) not in indexed
+    assert {("message_id", "user_id"), ("user_id", "room_id", "seq"), ("room_id",)} <= indexed

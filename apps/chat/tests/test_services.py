@@ -259,3 +259,124 @@ def test_concurrent_writers_get_strictly_increasing_gap_free_seqs(public_room, m
         Message.objects.filter(room=public_room).order_by("id").values_list("seq", flat=True)
     )
     assert sorted(by_id) == seqs
+
+
+# --- a room deleted while a request is on its way ------------------------------------------------
+
+
+@pytest.fixture
+def vanishing(monkeypatch):
+    """``vanishing(room, after="room_access")``: the room is deleted (by its owner, in another
+    request) right after the service's access check, before it writes anything."""
+    from apps.chat import selectors
+
+    def install(room, after="room_access"):
+        module = selectors if after == "room_access" else services
+        original = getattr(module, after)
+
+        def then_gone(*args, **kwargs):
+            result = original(*args, **kwargs)
+            Room.objects.filter(pk=room.pk).delete()
+            return result
+
+        monkeypatch.setattr(module, after, then_gone)
+
+    return install
+
+
+def _group(alice, bob):
+    return services.room_create(name="team", creator=alice, private=True, members=["bob"])
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "send",
+        "edit",
+        "delete",
+        "react",
+        "join",
+        "leave",
+        "member_add",
+        "member_remove",
+        "update",
+    ],
+)
+def test_a_room_deleted_mid_request_is_room_not_found(
+    action, public_room, alice, bob, carol, vanishing, settings
+):
+    """Every change to a room the access check just saw, deleted before the write: the
+    service says RoomNotFound (404 / close 4404), never Room.DoesNotExist or an
+    IntegrityError (500), and nothing of the room is left behind."""
+    settings.PARLEY_ROOM_ADMIN_RATE = (100_000, 60)
+    group = _group(alice, bob)
+    message = services.message_send(room=public_room, author=alice, body="hi").message
+    group_message = services.message_send(room=group, author=alice, body="hi").message
+    calls = {
+        "send": (public_room, "room_access", lambda: services.message_send(
+            room=public_room, author=alice, body="too late")),
+        "edit": (public_room, "_precheck", lambda: services.message_edit(
+            room=public_room, user=alice, message_id=message.pk, body="changed")),
+        "delete": (public_room, "_precheck", lambda: services.message_delete(
+            room=public_room, user=alice, message_id=message.pk)),
+        "react": (public_room, "_precheck", lambda: services.reaction_add(
+            room=public_room, user=alice, message_id=message.pk, emoji="👍")),
+        "join": (public_room, "room_access", lambda: services.room_join(
+            room=public_room, user=carol)),
+        "leave": (group, "room_access", lambda: services.room_leave(room=group, user=bob)),
+        "member_add": (group, "room_access", lambda: services.member_add(
+            room=group, user=alice, username="carol")),
+        "member_remove": (group, "room_access", lambda: services.member_remove(
+            room=group, user=alice, member_id=bob.pk)),
+        "update": (public_room, "room_access", lambda: services.room_update(
+            room=public_room, user=alice, topic="gone")),
+    }  # fmt: skip
+    room, after, call = calls[action]
+    assert group_message.room_id == group.pk
+    vanishing(room, after=after)
+    with pytest.raises(services.RoomNotFound):
+        call()
+    assert not Room.objects.filter(pk=room.pk).exists()
+    assert not Membership.objects.filter(room_id=room.pk).exists()
+    assert not Message.objects.filter(room_id=room.pk).exists()
+
+
+# --- the posting rule --------------------------------------------------------------------------
+
+
+def test_send_edit_and_react_ask_postable_by(public_room, alice, bob, monkeypatch):
+    """``Room.objects.postable_by`` is the posting rule (today = visible_to): a room visible
+    but not postable refuses sending, editing and reacting with NotAllowed, while reading and
+    deleting one's own message still work."""
+    from apps.chat import selectors
+    from apps.chat.errors import NotAllowed
+    from apps.chat.models import RoomQuerySet
+
+    message = services.message_send(room=public_room, author=alice, body="before").message
+    monkeypatch.setattr(RoomQuerySet, "postable_by", lambda self, user: self.none())
+    calls = [
+        lambda: services.message_send(room=public_room, author=alice, body="read-only now"),
+        lambda: services.message_edit(
+            room=public_room, user=alice, message_id=message.pk, body="changed"
+        ),
+        lambda: services.reaction_add(
+            room=public_room, user=bob, message_id=message.pk, emoji="👍"
+        ),
+        lambda: services.reaction_remove(
+            room=public_room, user=bob, message_id=message.pk, emoji="👍"
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(NotAllowed):
+            call()
+    assert selectors.room_access(room=public_room, user=bob).visible
+    services.message_delete(room=public_room, user=alice, message_id=message.pk)
+    assert Message.objects.get(pk=message.pk).deleted
+
+
+def test_the_posting_rule_costs_no_query(public_room, alice, django_assert_num_queries):
+    from apps.chat import selectors
+
+    with django_assert_num_queries(1):
+        access = selectors.room_access(room=public_room, user=alice, posting=True)
+    assert access.visible and access.postable and access.role == "owner"

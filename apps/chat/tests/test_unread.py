@@ -39,6 +39,9 @@ def test_counts_others_messages_above_the_pointer_not_own_nor_deleted(room, alic
     gone = send(room, alice, "deleted soon")
     send(room, alice, "three")
     services.message_delete(room=room, user=alice, message_id=gone.pk)
+    # Posting moved each author's pointer to their post: back to the start, to count.
+    for user in (alice, bob):
+        services.room_mark_read(room=room, user=user, seq=0, force=True)
 
     s = state(bob, room)
     assert (s.unread, s.mentions) == (2, 0)
@@ -87,6 +90,8 @@ def test_mentions_direct_and_room(room, alice, bob, carol):
     send(room, bob, "@bob talking to myself @room")  # own: nothing
     gone = send(room, alice, "@bob secret")
     services.message_delete(room=room, user=alice, message_id=gone.pk)
+    assert state(bob, room).pointer == 5  # his own post moved it
+    services.room_mark_read(room=room, user=bob, seq=0, force=True)
     s = state(bob, room)
     assert (s.unread, s.mentions) == (4, 3)
     assert state(carol, room).mentions == 4  # bob's @room counts for carol
@@ -189,3 +194,15 @@ def test_muted_room(room, alice, bob):
     assert s.muted and (s.unread, s.mentions) == (1, 1)
     entry = sidebar(user=bob).rooms[0]
     assert entry.muted and entry.state["muted"] and entry.state["unread"] == 1
+
+
+def test_room_lists_load_only_the_members_of_direct_conversations(alice, bob, carol, room):
+    """A room list titles a DM by the other person (its two members, prefetched); a private
+    group is titled by its name, so its members, possibly hundreds, are not loaded."""
+    group = services.room_create(name="team", creator=alice, private=True, members=["bob", "carol"])
+    dm, _ = services.dm_get_or_create(user=alice, other=bob)
+    rooms = {r.pk: r for r in selectors.with_dm_members(selectors.room_list_for_user(user=alice))}
+    assert {m.user_id for m in rooms[dm.pk].member_list} == {alice.pk, bob.pk}
+    assert rooms[group.pk].member_list == [] and rooms[room.pk].member_list == []
+    titles = {pk: selectors.room_title_for(room=r, user=alice) for pk, r in rooms.items()}
+    assert titles == {dm.pk: "Bob", group.pk: "team", room.pk: "general"}
