@@ -96,10 +96,20 @@ def test_someone_elses_new_message_above_the_pointer_is_unread():
     assert numbers(counts) == (1, 0) and counts.through == 4
 
 
-def test_ones_own_message_counts_for_nothing_but_is_applied():
+def test_ones_own_message_counts_for_nothing_and_moves_ones_pointer():
     counts = counts_at(through=3, pointer=3)
-    assert counts.apply(ME, new(4, author=ME)) == APPLIED
-    assert numbers(counts) == (0, 0) and counts.through == 4
+    assert counts.apply(ME, new(4, author=ME)) == APPLIED | CHANGED
+    assert numbers(counts) == (0, 0) and counts.through == 4 and counts.pointer == 4
+    assert not counts.stale
+
+
+def test_ones_own_message_past_unread_ones_asks_for_the_counts_again():
+    counts = counts_at(through=1, pointer=1)
+    counts.apply(ME, new(2))
+    counts.apply(ME, new(3))
+    assert numbers(counts) == (2, 0)
+    counts.apply(ME, new(4, author=ME))
+    assert counts.pointer == 4 and counts.stale  # which counted ones it passed: re-read
 
 
 def test_a_message_at_or_below_the_pointer_counts_for_nothing():

@@ -181,11 +181,15 @@ async def test_a_message_reaches_every_socket_of_each_member_as_an_unread_frame(
     await close_all(everywhere, in_room)
 
 
-async def test_ones_own_message_sends_no_unread(public_room, alice):
+async def test_ones_own_message_counts_nothing_and_moves_ones_pointer(public_room, alice):
     everywhere, _ = await user_socket(alice)
     in_room = await room_socket(alice, public_room)
     await send_json(in_room, {"body": "mine", "client_id": str(uuid.uuid4())})
     assert "mine" in await in_room.receive_from(timeout=5)
+    seq = await database_sync_to_async(lambda: Message.objects.get(body="mine").seq)()
+    for socket in (everywhere, in_room):
+        frame = await socket.user_frame(timeout=2)
+        assert (frame["unread"], frame["mentions"], frame["pointer"]) == (0, 0, seq)
     assert await everywhere.no_user_frame() and await in_room.no_user_frame()
     await close_all(everywhere, in_room)
 
@@ -233,7 +237,9 @@ async def test_at_room_notifies_every_member_but_its_author(group, alice, bob, c
         frame = await sockets[name].user_frame(timeout=2)
         assert (frame["unread"], frame["mentions"]) == (1, 1)
         assert (await sockets[name].user_frame(timeout=2))["title"] == "team"
-    assert await sockets["alice"].no_user_frame()
+    frame = await sockets["alice"].user_frame(timeout=2)  # her pointer, past her message
+    assert (frame["unread"], frame["mentions"]) == (0, 0)
+    assert await sockets["alice"].no_user_frame()  # and no notification
     await close_all(*sockets.values())
 
 
