@@ -320,6 +320,8 @@ PARLEY_REACTIONS_PER_MESSAGE = 20
 # Names listed per reaction in its tooltip; past it "+N".
 PARLEY_REACTION_NAMES_SHOWN = 10
 PARLEY_ROOM_CREATE_RATE = (int(os.environ.get("PARLEY_ROOM_RATE_COUNT", "10")), 60)  # 10 per minute
+# Read pointer moves per user (each tab sends a few a minute; a loop is cut off).
+PARLEY_READ_RATE = (int(os.environ.get("PARLEY_READ_RATE_COUNT", "120")), 10)
 # Renaming a room, setting its topic or @room policy, adding members: 30 per minute per user.
 PARLEY_ROOM_ADMIN_RATE = (int(os.environ.get("PARLEY_ROOM_ADMIN_RATE_COUNT", "30")), 60)
 # Bounds the work of parsing one frame, in characters of its text (scripts/serve caps the bytes

@@ -462,7 +462,9 @@ class RoomConsumer(SocketConsumer):
                 seq=data.get("seq"),
                 force=data.get("force", False),
             )
-        except services.NotAllowed:
+        except (services.NotAllowed, services.RateLimited):
+            # Not a member: no pointer. Too many reads: the pointer is "the newest seen", the
+            # page's next read frame covers this one.
             return
         except services.RoomNotFound:
             await self.close(code=CLOSE_NOT_FOUND)

@@ -477,7 +477,6 @@ def _require_member(room: Room, user) -> None:
     raise NotAllowed(_("Join the room first."))
 
 
-READ_RATE = (120, 10)  # read pointer moves per user: loose (a tab sends a few a minute)
 
 
 def room_mark_read(*, room: Room, user, seq, force=False) -> selectors.UnreadState:
@@ -493,7 +492,7 @@ def room_mark_read(*, room: Room, user, seq, force=False) -> selectors.UnreadSta
         raise RoomNotFound
     _rate_limit(
         f"room-read:{user.pk}",
-        getattr(settings, "PARLEY_READ_RATE", READ_RATE),
+        settings.PARLEY_READ_RATE,
         gettext_lazy("You are marking rooms read too fast. Try again in %(s)d s."),
     )
     last_seq = Subquery(Room.objects.filter(pk=room.pk).values("last_seq")[:1])

@@ -320,6 +320,10 @@ def room_read(request, pk: int):
         raise Http404 from None
     except errors.NotAllowed as exc:
         return _refused(request, room, exc)
+    except services.RateLimited as exc:
+        response = _refused(request, room, exc, status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     except ValidationError as exc:
         return _refused(request, room, exc, status=400)
     return redirect(room)

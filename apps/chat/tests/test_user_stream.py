@@ -23,6 +23,7 @@ from apps.chat.unread import Fact
 
 from .helpers import (
     CLOSED_4401,
+    assert_alive,
     assert_closed_and_deaf,
     logged_in,
     message_count,
@@ -325,6 +326,26 @@ async def test_a_read_with_a_bad_seq_gets_an_error_fragment(public_room, alice, 
     await send_json(reading, {"type": "read", "seq": seq})
     html = await reading.receive_from(timeout=5)
     assert 'id="composer-error"' in html and "seq" in html
+    await reading.disconnect()
+
+
+async def test_reads_past_the_rate_limit_are_dropped_and_the_socket_goes_on(
+    public_room, alice, bob, settings
+):
+    settings.PARLEY_READ_RATE = (1, 10)
+    reading = await room_socket(alice, public_room)
+    await send(public_room, bob, "one")
+    await reading.user_frame_of("unread", unread=1)
+    await send_json(reading, {"type": "read", "seq": 0, "force": True})  # the one allowed
+    await send_json(reading, {"type": "read", "seq": 99})  # limited: dropped, no answer
+    assert await reading.no_user_frame()
+    assert (
+        await database_sync_to_async(
+            lambda: Membership.objects.get(room=public_room, user=alice).last_read_seq
+        )()
+        == 0
+    )
+    await assert_alive(reading)
     await reading.disconnect()
 
 

@@ -626,6 +626,13 @@ def test_mark_read_and_unread_without_javascript(as_user, alice, bob, carol, joi
     assert as_user(None).post(url("room_read", group), {"seq": "1"}).status_code == 302
 
 
+def test_too_many_reads_without_javascript_are_429_with_retry_after(as_user, bob, group, settings):
+    settings.PARLEY_READ_RATE = (1, 10)
+    assert as_user(bob).post(url("room_read", group), {"seq": "0"}).status_code == 302
+    response = as_user(bob).post(url("room_read", group), {"seq": "0"})
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+
+
 @pytest.mark.parametrize(
     ("name", "data", "extra"),
     [
