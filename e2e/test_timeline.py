@@ -524,6 +524,9 @@ for i, m in enumerate((m1, m2, m3, m4)):
     Message.objects.filter(pk=m.pk).update(created_at=morning + timedelta(minutes=i))
 for i, m in enumerate((m5, m6, m7, m8)):
     Message.objects.filter(pk=m.pk).update(created_at=now - timedelta(minutes=10 - i))
+room.refresh_from_db()  # both have read it all: no "New messages" line breaks a group
+for user in (alice, bob):
+    services.room_mark_read(room=room, user=user, seq=room.last_seq)
 """
 
 
