@@ -477,8 +477,6 @@ def _require_member(room: Room, user) -> None:
     raise NotAllowed(_("Join the room first."))
 
 
-
-
 def room_mark_read(*, room: Room, user, seq, force=False) -> selectors.UnreadState:
     """Move the user's read pointer to ``seq`` (clamped to the room's last seq): forward
     only, or also backward with ``force`` ("mark as unread from here"). Emits user.read when
