@@ -113,6 +113,9 @@ def fill(count: int) -> dict:
     if "html" in fields:
         columns.append("html")
         values.append("'<p>history message number ' || g || '</p>'")
+    if "mentions_room" in fields:  # issue 10 (a Django default, not the column's)
+        columns.append("mentions_room")
+        values.append("false")
     columns += ["client_id", "created_at"]
     values += ["NULL", "now() - make_interval(secs => %s - g)"]
     started = time.perf_counter()
