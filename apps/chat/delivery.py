@@ -92,7 +92,34 @@ def change_seq(message) -> int:
     return getattr(message, "version", message.seq)
 
 
-class SocketStream:
+class _CarriedOn:
+    """Work a stream runs inside the caller's call (``start_eagerly``) until its first real
+    wait; from there one task at a time carries it on. Subclasses set ``_busy``/``_task`` and
+    define ``_send_failed`` and ``_more`` (start what was queued behind the task)."""
+
+    __slots__ = ()
+
+    def _carried_on(self, task: asyncio.Task | None) -> None:
+        """What ran inside the call finished (None), or a task carries it on."""
+        if task is None:
+            self._busy = False
+        else:
+            self._task = task
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        if self._task is task:
+            self._task = None
+        self._busy = False
+        if task.cancelled():  # close() did that
+            return
+        if task.exception() is not None:  # a send on the quick path
+            self._send_failed(task.exception())
+        else:
+            self._more()
+
+
+class SocketStream(_CarriedOn):
     __slots__ = (
         "_send_asgi",
         "_load",
@@ -232,23 +259,8 @@ class SocketStream:
         self._busy = True
         self._carried_on(start_eagerly(self._run()))
 
-    def _carried_on(self, task: asyncio.Task | None) -> None:
-        """What ran inside the call finished (None), or a task carries it on."""
-        if task is None:
-            self._busy = False
-        else:
-            self._task = task
-            task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        if self._task is task:
-            self._task = None
-        self._busy = False
-        if task.cancelled():  # close() did that
-            return
-        if task.exception() is not None:  # a send on the quick path
-            self._send_failed(task.exception())
-        elif self._jobs:  # queued behind it
+    def _more(self) -> None:
+        if self._jobs:  # queued behind the task that ended
             self._drain()
 
     async def _run(self) -> None:
@@ -440,7 +452,7 @@ _ALL = object()  # "every room" (what a full read is reading)
 _SYNC = object()  # a queued ``sync`` frame (built when sent, from the counts as they are then)
 
 
-class UserStream:
+class UserStream(_CarriedOn):
     """One socket's user stream: for each room its user is a member of, an
     ``unread.RoomCounts`` kept live by the hub (``room_change``: no I/O, a few comparisons),
     and the JSON frames that tell the page (in order, through one queue):
@@ -771,22 +783,8 @@ class UserStream:
             return
         queue.append(entry)
 
-    def _carried_on(self, task: asyncio.Task | None) -> None:
-        if task is None:
-            self._busy = False
-        else:
-            self._task = task
-            task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        if self._task is task:
-            self._task = None
-        self._busy = False
-        if task.cancelled():
-            return
-        if task.exception() is not None:
-            self._send_failed(task.exception())
-        elif self._queue and not self.closed:
+    def _more(self) -> None:
+        if self._queue and not self.closed:
             self._busy = True
             try:
                 draining = start_eagerly(self._drain())

@@ -318,6 +318,18 @@ def _delete_room_rows(room: Room) -> None:
     Room.objects.filter(pk=room.pk).delete()
 
 
+def _new_member(room: Room, user, *, last_read_seq: int) -> Membership:
+    """A member joining (themselves, added by an owner, or by posting): nothing before
+    ``last_read_seq`` is unread for them; notified of mentions."""
+    return Membership(
+        room=room,
+        user=user,
+        role=Membership.Role.MEMBER,
+        notify=Membership.Notify.MENTIONS,
+        last_read_seq=last_read_seq,
+    )
+
+
 def room_join(*, room: Room, user) -> tuple[Membership, bool]:
     """Join a public room (the messages already there are not unread). Already a member (of
     any room): nothing changes, ``created`` is False. Emits user.rooms for the user."""
@@ -331,14 +343,8 @@ def room_join(*, room: Room, user) -> tuple[Membership, bool]:
             # Under the room's lock: no change of the room commits between reading its last
             # seq and the membership (nothing already there is unread), and a room deleted
             # meanwhile is RoomNotFound, not a membership of nothing.
-            last_seq = _lock_room(room)
-            membership = Membership.objects.create(
-                room=room,
-                user=user,
-                role=Membership.Role.MEMBER,
-                notify=Membership.Notify.MENTIONS,
-                last_read_seq=last_seq,
-            )
+            membership = _new_member(room, user, last_read_seq=_lock_room(room))
+            membership.save(force_insert=True)
             realtime.emit_user_rooms([user.pk])
     except IntegrityError:  # joined meanwhile (another tab)
         return _existing_membership(room, user), False
@@ -417,13 +423,8 @@ def member_add(*, room: Room, user, username) -> tuple[Membership, bool]:
         with transaction.atomic():
             last_seq = _lock_room(room)  # see room_join
             _still_owner(room, user)
-            membership = Membership.objects.create(
-                room=room,
-                user=target,
-                role=Membership.Role.MEMBER,
-                notify=Membership.Notify.MENTIONS,
-                last_read_seq=last_seq,
-            )
+            membership = _new_member(room, target, last_read_seq=last_seq)
+            membership.save(force_insert=True)
             realtime.emit_user_rooms([target.pk])
     except IntegrityError:  # added meanwhile by another owner
         return _existing_membership(room, target), False
@@ -754,15 +755,7 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
                 )
             else:  # a public room: posting joins it (the new membership's pointer is seq)
                 Membership.objects.bulk_create(
-                    [
-                        Membership(
-                            room=room,
-                            user=author,
-                            role=Membership.Role.MEMBER,
-                            notify=Membership.Notify.MENTIONS,
-                            last_read_seq=seq,
-                        )
-                    ],
+                    [_new_member(room, author, last_read_seq=seq)],
                     ignore_conflicts=True,  # joined meanwhile (another tab): nothing to do
                 )
                 realtime.emit_user_rooms([author.pk])
