@@ -35,7 +35,8 @@ class Protocol:
     url: Callable[[int], str]  # room key -> websocket URL
     headers: Callable[[int], list[tuple[str, str]]]  # client index -> handshake headers
     encode: Callable[[str], bytes]  # message body -> frame payload
-    hello: Callable[[int], bytes | None] = lambda room: None  # first frame after connect
+    # The first frames after connect (room key -> frame payloads).
+    hello: Callable[[int], list[bytes]] = lambda room: []
 
 
 class Sink:
@@ -157,9 +158,8 @@ async def connect_many(
             except Exception as exc:  # noqa: BLE001 - every failure is a data point
                 result.failures[_reason(exc)] += 1
                 return
-            hello = proto.hello(room)
-            if hello is not None:
-                client.send(hello)
+            for frame in proto.hello(room):
+                client.send(frame)
             result.clients.append(client)
 
     started = time.perf_counter()
@@ -290,20 +290,33 @@ def tutorial_protocol(port: int) -> Protocol:
 
 
 def parley_protocol(
-    port: int, sessions: list[str], room_ids: dict[int, int], last_seq: dict[int, int]
+    port: int,
+    sessions: list[str],
+    room_ids: dict[int, int],
+    last_seq: dict[int, int],
+    live: bool = False,
 ) -> Protocol:
     """``room_ids`` maps the scenario's room keys to Parley room pks; ``last_seq`` (by pk) is
-    what a client that already saw the history resumes after."""
+    what a client that already saw the history resumes after. ``live`` (a tree since issue
+    10's live reading): each client is a page focused at the bottom of its room, as a person
+    in the room is — after its resume it sends ``{"type": "active", "seq": N}``, so the
+    server reads each new message for it as it comes."""
     origin = ("Origin", f"http://127.0.0.1:{port}")
+
+    def hello(room: int) -> list[bytes]:
+        after = last_seq.get(room_ids[room], 0)
+        frames = [json.dumps({"type": "resume", "after_seq": after}).encode()]
+        if live:
+            frames.append(json.dumps({"type": "active", "seq": after}).encode())
+        return frames
+
     return Protocol(
         url=lambda room: f"ws://127.0.0.1:{port}/ws/chat/room/{room_ids[room]}/",
         headers=lambda i: [origin, ("Cookie", f"sessionid={sessions[i % len(sessions)]}")],
         encode=lambda body: json.dumps(
             {"type": "message", "body": body, "client_id": str(uuid.uuid4())}
         ).encode(),
-        hello=lambda room: json.dumps(
-            {"type": "resume", "after_seq": last_seq.get(room_ids[room], 0)}
-        ).encode(),
+        hello=hello,
     )
 
 

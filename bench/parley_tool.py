@@ -54,7 +54,9 @@ def capabilities() -> dict:
     )
     # Issue 10: read pointers, unread counts on the user's stream (S10).
     sidebar = hasattr(services, "room_mark_read")
-    return {"changes": changes, "sidebar": sidebar}
+    # Issue 10's live reading: a focused page's "active" frame (the server reads for it).
+    live = hasattr(services, "rooms_read_live")
+    return {"changes": changes, "sidebar": sidebar, "live": live}
 
 
 def setup(users: int, rooms: int, members: dict[int, list[int]] | None = None) -> dict:

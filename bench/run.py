@@ -314,7 +314,13 @@ class Target:
         if self.kind == "t1":
             return lg.tutorial_protocol(port)
         room_ids = dict(enumerate(self.parley.rooms))
-        return lg.parley_protocol(port, self.parley.sessions, room_ids, self.parley.last_seq())
+        return lg.parley_protocol(
+            port,
+            self.parley.sessions,
+            room_ids,
+            self.parley.last_seq(),
+            live=self.parley.capabilities.get("live", False),
+        )
 
     def env(self) -> dict[str, str]:
         if self.kind == "t1":
@@ -514,6 +520,7 @@ class Target:
             self.proto = self.protocol()
             res = await self.connect_room(n)
             clients = [c for c in res.clients if c.open]
+            await self.quiesce()  # the steady state, not the tail of the connect storm
             with self.profiling("s2"):
                 result = await self.measure(
                     {0: clients}, rate=self.cfg["s2_rate"], seconds=self.cfg["s2_seconds"]

@@ -406,6 +406,11 @@ class RoomConsumer(SocketConsumer):
             await self.receive_resume(data)
         elif kind == "read":
             await self.receive_read(data)
+        elif kind == "active":
+            await self.receive_active(data)
+        elif kind == "inactive":
+            if self.user_stream is not None:
+                self.user_stream.live_room = None
         elif isinstance(kind, str) and kind in _CHANGES:
             await self.receive_change(kind, data)
         else:
@@ -450,30 +455,46 @@ class RoomConsumer(SocketConsumer):
         for event in events:
             self.stream.acknowledge(event, True)
 
+    async def receive_active(self, data: dict) -> None:
+        """``{"type": "active", "seq": N}``: the page is focused and shows the newest
+        messages: read up to N, and from now on read each new message as it comes (the user
+        stream's ``live_room``; the hub writes those pointers in batches) until
+        ``{"type": "inactive"}`` — no unread frame and no notification for this room
+        meanwhile. Answered with the room's ``unread`` frame (the state it starts from). Not
+        a member: nothing to read, no answer."""
+        state = await self._mark_read(data.get("seq"), force=False)
+        stream = self.user_stream
+        if state is not None and stream is not None:
+            stream.live_room = self.room.pk
+            stream.read(self.room.pk, state.as_dict(), answer=True)
+
     async def receive_read(self, data: dict) -> None:
         """``{"type": "read", "seq": N[, "force": true]}``: move the user's read pointer in
         this room (services.room_mark_read). Not a member (a public room not joined): nothing
         to move, no answer. The new state reaches this socket's user stream at once, and every
-        other socket of the user through the ``user.read`` event."""
-        try:
-            state = await database_sync_to_async(services.room_mark_read)(
-                room=self.room,
-                user=self.scope["user"],
-                seq=data.get("seq"),
-                force=data.get("force", False),
-            )
-        except (services.NotAllowed, services.RateLimited):
-            # Not a member: no pointer. Too many reads: the pointer is "the newest seen", the
-            # page's next read frame covers this one.
-            return
-        except services.RoomNotFound:
-            await self.close(code=CLOSE_NOT_FOUND)
-            return
-        except ValidationError as exc:
-            await self.send_error(errors.describe(exc))
-            return
+        other socket of the user through the ``user.read`` event. "Mark as unread" (force)
+        ends live reading."""
+        force = data.get("force", False)
+        if force is True and self.user_stream is not None:
+            self.user_stream.live_room = None
+        state = await self._mark_read(data.get("seq"), force=force)
         if self.user_stream is not None and state is not None:
             self.user_stream.read(self.room.pk, state.as_dict())
+
+    async def _mark_read(self, seq, *, force):
+        """services.room_mark_read; None when there is nothing to answer (not a member, too
+        many reads: the page's next read covers it, a bad seq: an error fragment)."""
+        try:
+            return await database_sync_to_async(services.room_mark_read)(
+                room=self.room, user=self.scope["user"], seq=seq, force=force
+            )
+        except (services.NotAllowed, services.RateLimited):
+            return None
+        except services.RoomNotFound:
+            await self.close(code=CLOSE_NOT_FOUND)
+        except ValidationError as exc:
+            await self.send_error(errors.describe(exc))
+        return None
 
     async def receive_resume(self, data: dict) -> None:
         try:

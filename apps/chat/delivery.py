@@ -482,6 +482,7 @@ class UserStream(_CarriedOn):
         "user_id",
         "label",
         "counts",
+        "live_room",
         "closed",
         "synced",
         "_send_asgi",
@@ -513,6 +514,9 @@ class UserStream(_CarriedOn):
         self.user_id = user_id
         self.label = label
         self.counts: dict[int, unread.RoomCounts] = {}
+        # The room this socket's page reads live (focused, at the bottom: the ``active``
+        # frame), or None: its new messages are read as they come (unread.READ).
+        self.live_room: int | None = None
         self.closed = False
         self.synced = False  # a full read has been applied (its sync frame queued)
         self._send_asgi = send
@@ -566,8 +570,11 @@ class UserStream(_CarriedOn):
         counts = self.counts.get(fact.room)
         if counts is None:
             return  # being read: the replay over the snapshot counts it
-        result = counts.apply(self.user_id, fact)
+        result = counts.apply(self.user_id, fact, fact.room == self.live_room)
         if not result:
+            return
+        if result & unread.READ:
+            self._hub.read_later(fact.room, self.user_id, fact.msg_seq)
             return
         if result & unread.CHANGED:
             self._post_unread(fact.room)
@@ -577,14 +584,31 @@ class UserStream(_CarriedOn):
             counts.stale = False
             self.resync((fact.room,))
 
-    def read(self, room_id: int, state: dict) -> None:
+    def read(self, room_id: int, state: dict, answer: bool = False) -> None:
         """The user's read state in the room, read after their pointer moved (here or on
-        another device): take it if it is not older than the counts."""
+        another device): take it if it is not older than the counts. ``answer``: send the
+        room's unread frame even if nothing it shows changed."""
         reading = self._reading
         if reading is _ALL or (reading is not None and room_id in reading):
             self._crossed.add(room_id)
-        if self._take(room_id, state):
+        if self._take(room_id, state) or (answer and room_id in self.counts):
             self._post_unread(room_id)
+
+    def read_to(self, room_id: int, pointer: int) -> None:
+        """The user's pointer in the room moved forward to ``pointer`` by live reading (on
+        this socket or another): apply it, without the database when the counts can."""
+        counts = self.counts.get(room_id)
+        if counts is None:
+            return
+        reading = self._reading
+        if reading is _ALL or (reading is not None and room_id in reading):
+            self._crossed.add(room_id)
+        if counts.read_to(pointer):
+            if counts.stale:
+                counts.stale = False
+                self.resync((room_id,))
+            else:
+                self._post_unread(room_id)
 
     def rooms_changed(self) -> None:
         """The user's memberships changed: read them all again, then ``sync`` and
@@ -617,7 +641,8 @@ class UserStream(_CarriedOn):
     def check(self, memberships: dict[int, tuple]) -> None:
         """The user's memberships as the database has them ({room id: (notify, pointer)}),
         for the periodic re-check: other rooms or settings → read everything again; other
-        pointers → read those rooms again."""
+        pointers → read those rooms again (not the room read live, where the counts' pointer
+        is ahead of the database's until the hub's next batch)."""
         if not self.synced or self._syncing is not None:
             return  # a read is under way or to come: it reads them
         if memberships.keys() != self.counts.keys() or any(
@@ -625,7 +650,14 @@ class UserStream(_CarriedOn):
         ):
             self.rooms_changed()
             return
-        moved = [r for r, (_, pointer) in memberships.items() if self.counts[r].pointer != pointer]
+        live = self.live_room
+        moved = [
+            r
+            for r, (_, pointer) in memberships.items()
+            if self.counts[r].pointer != pointer
+            # (ahead in the room read live: the hub's next batch writes it)
+            and not (r == live and self.counts[r].pointer > pointer)
+        ]
         if moved:
             self.resync(moved)
 

@@ -66,7 +66,7 @@ from channels.layers import get_channel_layer
 
 from apps.accounts.sessions import identities_still_valid
 
-from . import delivery, realtime, selectors, socketlimit, unread
+from . import delivery, realtime, selectors, services, socketlimit, unread
 from .models import Membership, Room
 from .realtime import LAYER_ERRORS
 
@@ -88,9 +88,12 @@ CANCEL_AGAIN_SECONDS = 1.0
 # arrive while a snapshot is read and delivered (milliseconds); past it, a snapshot older
 # than the evicted facts is completed from the database instead.
 REPLAY_MAX = 100
-# A watcher whose counts are behind the room's last seq at the refresh is re-read only if it
-# still is after this long: an event on its way is not a lost one.
+# A viewer or a watcher behind the room's last seq at the refresh catches up from the
+# database only if it still is after this long: an event on its way is not a lost one.
 LOST_GRACE_SECONDS = 1.0
+# Pointers moved by live reading are written at most this often, in one batch for the
+# process (Hub.read_later): well inside the 2 s in which the user's other tabs must clear.
+READ_FLUSH_SECONDS = 1.0
 
 # Channel-layer event kind -> (the Hub method that handles it, what it is, for the logs). A
 # new kind of event is a line here and a method. (Looked up by name on each event, so a
@@ -100,6 +103,7 @@ EVENT_HANDLERS = {
     "chat.message": ("dispatch", "room"),  # the name before "room.change" (a rolling deploy)
     realtime.ROOM_ACCESS: ("room_access", "room"),
     realtime.ROOM_UPDATED: ("room_updated", "room"),
+    realtime.ROOM_READ: ("room_read", "room"),
     "user.revoke": ("revoke", "identity"),
     "user.changed": ("profile_changed", "identity"),
     realtime.USER_ROOMS: ("user_rooms", "user"),
@@ -164,6 +168,9 @@ class Watcher(Protocol):
     def resync(self, room_ids) -> None:
         """Re-read these rooms' counts from the database."""
 
+    def read_to(self, room_id: int, pointer: int) -> None:
+        """The user's pointer in the room moved forward to ``pointer`` (live reading)."""
+
 
 class _Room:
     __slots__ = ("members", "watchers", "subscribed", "subscribed_at", "recent", "evicted")
@@ -227,6 +234,10 @@ class Hub:
         self._group_locks: dict[str, list] = {}
         # Leaves of cancelled joiners, running on their own.
         self._background: set[asyncio.Task] = set()
+        # Pointers read live, not written yet ({room id: {user id: seq}}), and the timer
+        # that writes them.
+        self._reads: dict[int, dict[object, int]] = {}
+        self._read_timer: asyncio.TimerHandle | None = None
 
     # --- a user's socket: attached while it is open ---------------------------------------------
 
@@ -571,6 +582,47 @@ class Hub:
         for stream in streams:
             stream.post(frame)
 
+    def room_read(self, event: dict) -> None:
+        """``room.read``: pointers moved by live reading ({user: seq} pairs): each watcher of
+        one of those users applies its own (delivery.UserStream.read_to)."""
+        room = self.rooms.get(event.get("room"))
+        if room is None or not room.watchers:
+            return
+        reads = {user_id: seq for user_id, seq in event["reads"]}
+        room_id = event["room"]
+        for watcher in tuple(room.watchers):
+            seq = reads.get(watcher.user_id)
+            if seq is not None:
+                watcher.read_to(room_id, seq)
+
+    def read_later(self, room_id: int, user_id, seq: int) -> None:
+        """A message was read live by a socket of the user: move their pointer to ``seq`` in
+        the next batch (``flush_reads``, within READ_FLUSH_SECONDS)."""
+        pending = self._reads.setdefault(room_id, {})
+        if seq > pending.get(user_id, 0):
+            pending[user_id] = seq
+        if self._read_timer is None:
+            loop = asyncio.get_running_loop()
+            self._read_timer = loop.call_later(READ_FLUSH_SECONDS, self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._read_timer = None
+        self._spawn(self.flush_reads())
+
+    async def flush_reads(self) -> None:
+        """Write the pointers read live since the last batch (services.rooms_read_live). If
+        the database is away they are kept for the next batch."""
+        reads, self._reads = self._reads, {}
+        if not reads:
+            return
+        try:
+            await database_sync_to_async(services.rooms_read_live)(reads)
+        except Exception:
+            logger.warning("writing %d rooms' live reads failed", len(reads), exc_info=True)
+            for room_id, users in reads.items():
+                for user_id, seq in users.items():
+                    self.read_later(room_id, user_id, seq)
+
     def user_rooms(self, event: dict) -> None:
         """``user.rooms``: these users' memberships changed; each of their sockets here
         re-reads them (and re-checks the room it views)."""
@@ -753,26 +805,31 @@ class Hub:
         if not room_ids:
             return
         last_seqs = await database_sync_to_async(selectors.room_last_seqs)(room_ids)
-        behind = []
+        viewers, watchers = [], []
         for room_id, last_seq in last_seqs.items():
             room = self.rooms.get(room_id)
             if room is None:
                 continue
-            for consumer in tuple(room.members):
-                consumer.catch_up_to(last_seq)
+            viewers.extend((consumer, last_seq) for consumer in room.members)
             for watcher in tuple(room.watchers):
                 if watcher.behind(room_id, last_seq):
-                    behind.append((watcher, room_id, last_seq))
-        if behind:
-            # Not awaited: the read loop calls this after a failed receive, and must not wait.
-            self._spawn(self._resync_lost(behind))
+                    watchers.append((watcher, room_id, last_seq))
+        # Not awaited: the read loop calls this after a failed receive, and must not wait.
+        self._spawn(self._recover_lost(viewers, watchers))
 
-    async def _resync_lost(self, behind: list[tuple[Watcher, int, int]]) -> None:
-        """Re-read the counts still behind after LOST_GRACE_SECONDS (one read per watcher,
-        of its rooms that are)."""
+    async def _recover_lost(
+        self, viewers: list[tuple[RoomMember, int]], watchers: list[tuple[Watcher, int, int]]
+    ) -> None:
+        """After LOST_GRACE_SECONDS: each viewer still behind its room's last seq catches up
+        from the database, and the counts still behind it are re-read (one read per watcher,
+        of its rooms that are). Not at once: in a busy room the last seq read is usually of a
+        message whose event is on its way, and every viewer reading it from the database
+        instead would stall the room for everyone."""
         await asyncio.sleep(LOST_GRACE_SECONDS)
+        for consumer, last_seq in viewers:
+            consumer.catch_up_to(last_seq)
         lost: dict[Watcher, list[int]] = {}
-        for watcher, room_id, last_seq in behind:
+        for watcher, room_id, last_seq in watchers:
             if watcher.behind(room_id, last_seq):
                 lost.setdefault(watcher, []).append(room_id)
         for watcher, rooms in lost.items():

@@ -292,6 +292,7 @@ ROOM_ACCESS = "room.access"
 ROOM_UPDATED = "room.updated"
 USER_ROOMS = "user.rooms"
 USER_READ = "user.read"
+ROOM_READ = "room.read"
 DIRECTORY_CHANGED = "directory.changed"
 
 
@@ -335,6 +336,14 @@ def emit_user_read(user_id: int, room_id: int) -> None:
         publish(USERS_GROUP, event, lost=f"read pointer of {user_id} in {room_id}")
 
     _on_commit(committed)
+
+
+def emit_room_read(room_id: int, reads: dict[int, int]) -> None:
+    """These users' pointers in the room moved forward by live reading ({user id: seq}): in
+    the room's group, one event for all of them (every process with a socket of theirs
+    counting the room is in it)."""
+    event = {"type": ROOM_READ, "room": room_id, "reads": [[u, s] for u, s in reads.items()]}
+    _on_commit(lambda: publish(room_group(room_id), event, lost=f"live reads in {room_id}"))
 
 
 def emit_directory_changed() -> None:

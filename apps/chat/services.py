@@ -510,6 +510,25 @@ def room_mark_read(*, room: Room, user, seq, force=False) -> selectors.UnreadSta
     return state
 
 
+def rooms_read_live(reads: dict[int, dict[int, int]]) -> None:
+    """Pointers moved by live reading ({room id: {user id: message seq}}): the messages that
+    reached a socket whose page reads its room live (focused, at the bottom: the ``active``
+    frame) are read. Batched by the hub (fanout.Hub.read_later, at most one call a second
+    per process): one UPDATE per room and seq, forward only, and one ``room.read`` event per
+    room for the user's other sockets. Not rate limited: the server makes these, not a
+    client. A user who is no longer a member has no pointer to move (nothing happens)."""
+    with transaction.atomic():
+        for room_id, users in reads.items():
+            by_seq: dict[int, list[int]] = {}
+            for user_id, seq in users.items():
+                by_seq.setdefault(seq, []).append(user_id)
+            for seq, user_ids in by_seq.items():
+                Membership.objects.filter(
+                    room_id=room_id, user_id__in=user_ids, last_read_seq__lt=seq
+                ).update(last_read_seq=seq)
+            realtime.emit_room_read(room_id, users)
+
+
 def membership_set_notify(*, room: Room, user, notify) -> Membership:
     """What notifies the user in this room: "all", "mentions" or "none" (muted). Emits
     user.rooms for the user when it changed."""

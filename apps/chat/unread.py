@@ -11,7 +11,15 @@ and ``through`` read in one statement) and then applies each ``room.change`` eve
 - a delete of such a message: the same, back;
 - an edit that changed its mentions (``before``): mentions ± 1;
 - one's own new message: the pointer moves to it, as it did in the database (counts that were
-  not zero are re-read: which counted messages it passed is not known here).
+  not zero are re-read: which counted messages it passed is not known here);
+- a new message while the socket *reads live* (its page is focused, at the bottom of the room:
+  the ``active`` frame) and nothing is unread: read at once — the pointer moves to it, no
+  number changes, no frame, no notification (``READ``: the hub writes such pointers in one
+  batch a second, ``fanout.Hub.read_later``).
+
+``read_to`` applies a pointer moved elsewhere (another socket's live reading): exact without
+the database when every counted message is at or below the new pointer (``newest`` bounds
+them), else the counts are re-read.
 
 Exactness is the point (the issue's "unread that never drifts"):
 
@@ -44,6 +52,7 @@ SKIPPED = 0
 APPLIED = 1
 CHANGED = 2
 NOTIFY = 4
+READ = 8  # read live: the pointer moved to the message, to be written (not a frame)
 
 _NO_ONE: frozenset = frozenset()
 
@@ -151,6 +160,7 @@ class RoomCounts:
         "ahead",
         "snap_through",
         "stale",
+        "newest",
     )
 
     def __init__(self, room_id: int):
@@ -167,6 +177,9 @@ class RoomCounts:
         self.ahead: set[int] | None = None
         self.snap_through = -1  # the ``through`` of the last snapshot applied
         self.stale = False  # a number is unknown (a decrement at the cap): re-read it
+        # No counted message is above this seq (read_to): the newest counted new message, or
+        # a snapshot's ``through`` when it counted some.
+        self.newest = 0
 
     @property
     def muted(self) -> bool:
@@ -202,13 +215,16 @@ class RoomCounts:
         self.through = self.snap_through = through
         self.ahead = None
         self.stale = False
+        self.newest = through if (self.unread or self.mentions) else 0
         for fact in sorted((f for f in replay if f.seq > through), key=_by_seq):
             self.apply(user_id, fact)
         return True
 
-    def apply(self, user_id, fact: Fact) -> int:
-        """Count one change (bits: APPLIED, CHANGED, NOTIFY; SKIPPED when it is reflected
-        already). Cheap: called for every socket of every member on every change."""
+    def apply(self, user_id, fact: Fact, live: bool = False) -> int:
+        """Count one change (bits: APPLIED, CHANGED, NOTIFY, READ; SKIPPED when it is
+        reflected already). Cheap: called for every socket of every member on every change.
+        ``live``: the socket reads the room live (a new message with nothing unread is read
+        at once)."""
         seq = fact.seq
         through = self.through
         if seq <= through:
@@ -245,6 +261,11 @@ class RoomCounts:
             return APPLIED  # read already: counts for nothing
         kind = fact.kind
         if kind == NEW:
+            if live and not self.unread and not self.mentions:
+                self.pointer = fact.msg_seq
+                return APPLIED | READ
+            if fact.msg_seq > self.newest:
+                self.newest = fact.msg_seq
             result = APPLIED
             if self.unread < CAP:
                 self.unread += 1
@@ -275,6 +296,20 @@ class RoomCounts:
                 return APPLIED | CHANGED
             return APPLIED
         return self._less("mentions")
+
+    def read_to(self, pointer: int) -> bool:
+        """The pointer moved forward to ``pointer`` elsewhere (live reading on another
+        socket). True when what a frame shows changed; marks the counts ``stale`` when
+        counted messages may lie above it."""
+        if pointer <= self.pointer:
+            return False
+        self.pointer = pointer
+        if self.unread or self.mentions:
+            if self.newest <= pointer:
+                self.unread = self.mentions = 0
+            else:
+                self.stale = True
+        return True
 
     def _less(self, name: str) -> int:
         value = getattr(self, name)

@@ -802,6 +802,7 @@
   });
   chat.addEventListener("htmx:wsClose", function (e) {
     socketOpen = false;
+    live = false;
     var code = e.detail.event.code;
     if (Parley.setStream) Parley.setStream(code === 4401 || code === 4403 || code === 4404 ? "closed" : "reconnecting");
     Object.keys(pending).forEach(function (id) { setPendingState(pending[id], "failed"); });
@@ -880,6 +881,7 @@
       if (f.arrived) pillNew = true;
     }
     updatePill();
+    if (live) readSent = maxVersion; // read by the server as it came
     scheduleRead();
   });
 
@@ -914,6 +916,7 @@
     if (String(f.room) !== roomId) return;
     setMember(true);
     learnPointer(f.pointer);
+    scheduleRead();
   });
   Parley.on("room", function (f) {
     if (String(f.room) !== roomId) return;
@@ -942,18 +945,35 @@
   }
   function tabActive() { return document.visibilityState === "visible" && document.hasFocus(); }
 
-  // Auto-read: the newest message is in view in a focused, visible tab -> the pointer moves to
-  // the newest version this socket has (debounced; only forward, only when it grew).
+  // Auto-read: while the newest message is in view in a focused, visible tab, the page reads
+  // the room live. One {"type": "active", "seq": N} moves the pointer to the newest version
+  // this socket has and asks the server to read each new message as it comes (it moves the
+  // pointer itself: no frame per message either way); {"type": "inactive"} ends it, at once
+  // when the reader looks away. A sync or unread frame that shows the pointer behind what
+  // the page has (a message read while the server could not) sends "active" again.
+  var live = false; // an "active" frame is in force on this socket
+  function wantLive() {
+    return isMember && !readPaused && socketOpen && tabActive() && newestVisible();
+  }
+  function stopLive() {
+    live = false;
+    if (socketOpen) send({ type: "inactive" });
+  }
   function scheduleRead() {
-    clearTimeout(readTimer);
+    if (live && !wantLive()) stopLive(); // no message is read that is not seen
+    if (readTimer) return; // a throttle, not a debounce: a busy room still gets read
     readTimer = setTimeout(maybeRead, 300);
   }
   function maybeRead() {
     readTimer = null;
-    if (!isMember || readPaused || !socketOpen || !tabActive() || !newestVisible()) return;
-    if (maxVersion <= readSent) return;
+    if (!wantLive()) {
+      if (live) stopLive();
+      return;
+    }
+    if (live && maxVersion <= readSent) return;
+    live = true;
     readSent = maxVersion;
-    send({ type: "read", seq: maxVersion });
+    send({ type: "active", seq: maxVersion });
   }
   function resumeReading() {
     readPaused = false;
@@ -968,13 +988,17 @@
     }
     scheduleRead();
   }
-  window.addEventListener("blur", function () { if (readPaused) pauseBlurred = true; });
+  window.addEventListener("blur", function () {
+    if (readPaused) pauseBlurred = true;
+    scheduleRead();
+  });
   window.addEventListener("focus", function () {
     if (readPaused && pauseBlurred) resumeReading();
     else scheduleRead();
   });
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "hidden" && readPaused) pauseBlurred = true;
+    scheduleRead();
   });
 
   // The pointer without the socket (it is down): the same service, over HTTP.
@@ -997,6 +1021,7 @@
     if (!seq || !isMember) return;
     var target = seq - 1;
     readPaused = true;
+    live = false; // the forced read ends live reading on the server too
     pauseLeftBottom = !nearBottom();
     pauseBlurred = false;
     pointer = target;

@@ -10,7 +10,7 @@ import random
 import pytest
 
 from apps.chat import selectors, unread
-from apps.chat.unread import APPLIED, CHANGED, NOTIFY, SKIPPED, Fact, RoomCounts
+from apps.chat.unread import APPLIED, CHANGED, NOTIFY, READ, SKIPPED, Fact, RoomCounts
 
 ME, BOB, CAROL = 1, 2, 3
 ROOM = 7
@@ -348,6 +348,63 @@ def test_muted_counts_still_count_and_say_so():
         "pointer": 0,
         "kind": "public",
     }
+
+
+# --- live reading -------------------------------------------------------------------------------
+
+
+def test_reading_live_a_new_message_with_nothing_unread_is_read_at_once():
+    counts = counts_at(through=0, notify="all")
+    assert counts.apply(ME, new(1, mentions=(ME,)), live=True) == APPLIED | READ  # no NOTIFY
+    assert counts.shown() == (0, 0, False, 1)
+    assert counts.through == 1
+
+
+def test_reading_live_with_something_unread_counts_as_usual():
+    """The pointer is behind what the page shows (its "active" read is on its way): the
+    message counts, so the frame that says so brings the page to read again."""
+    counts = counts_at(through=2, unread_n=1)
+    assert counts.apply(ME, new(3), live=True) == APPLIED | CHANGED
+    assert numbers(counts) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    "fact",
+    [delete(2, 1), edit(2, 1, mentions=(ME,), before=(frozenset(), False)), new(2, author=ME)],
+    ids=["delete", "edit", "own"],
+)
+def test_reading_live_reads_only_others_new_messages(fact):
+    counts = counts_at(through=1)
+    assert not counts.apply(ME, fact, live=True) & READ
+
+
+def test_read_to_clears_counts_when_every_counted_message_is_below_it():
+    counts = counts_at(through=0)
+    counts.apply(ME, new(1, mentions=(ME,)))
+    counts.apply(ME, new(2))
+    assert counts.read_to(2)
+    assert counts.shown() == (0, 0, False, 2) and not counts.stale
+
+
+def test_read_to_below_a_counted_message_asks_for_the_counts_again():
+    counts = counts_at(through=0)
+    counts.apply(ME, new(1))
+    counts.apply(ME, new(2))
+    assert counts.read_to(1)
+    assert counts.stale and counts.pointer == 1
+
+
+def test_read_to_after_a_snapshot_that_counted_is_bounded_by_its_through():
+    counts = counts_at(through=5, unread_n=2)
+    assert counts.read_to(4) and counts.stale  # some of the two may be above 4
+    counts = counts_at(through=5, unread_n=2)
+    assert counts.read_to(5) and not counts.stale and numbers(counts) == (0, 0)
+
+
+def test_read_to_backwards_or_in_place_changes_nothing():
+    counts = counts_at(through=3, pointer=3)
+    assert not counts.read_to(3) and not counts.read_to(1)
+    assert counts.pointer == 3
 
 
 # --- facts from events --------------------------------------------------------------------------

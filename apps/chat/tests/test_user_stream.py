@@ -360,6 +360,168 @@ async def test_a_read_by_a_non_member_of_a_public_room_is_ignored(public_room, c
     await reading.disconnect()
 
 
+# --- live reading: a focused page at the bottom of its room ---------------------------------------
+
+
+@pytest.fixture
+def held_reads(monkeypatch):
+    """The hub writes live reads only when the test says (``flush``), not on its timer."""
+    monkeypatch.setattr(fanout, "READ_FLUSH_SECONDS", 3600)
+
+    async def flush():
+        await fanout.hub().flush_reads()
+
+    return flush
+
+
+def pointer_of(user, room):
+    return database_sync_to_async(Membership.objects.values_list("last_read_seq", flat=True).get)(
+        room=room, user=user
+    )
+
+
+async def test_a_page_reading_live_gets_articles_only_and_the_pointer_follows_in_batches(
+    public_room, alice, bob, unlimited, held_reads
+):
+    elsewhere, _ = await user_socket(alice)
+    reading = await room_socket(alice, public_room)
+    first = (await send(public_room, bob, "one")).message
+    for socket in (elsewhere, reading):
+        await socket.user_frame_of("unread", timeout=2, unread=1)
+    await send_json(reading, {"type": "active", "seq": first.seq})
+    for socket in (reading, elsewhere):
+        await socket.user_frame_of("unread", timeout=2, unread=0, pointer=first.seq)
+    # (The answer and the user.read event may both say so: frames of one state, in order.)
+    assert {json.dumps(f) for f in await drain(reading)} <= {
+        json.dumps(
+            {
+                "type": "unread",
+                "room": public_room.pk,
+                "unread": 0,
+                "mentions": 0,
+                "muted": False,
+                "pointer": first.seq,
+            }
+        )
+    }
+
+    # While it reads live, a message is an article on that socket and nothing more: no
+    # unread frame, no notification (a mention included). The other socket counts them.
+    await send(public_room, bob, "two")
+    last = (await send(public_room, bob, "@alice three")).message
+    while "three" not in await reading.receive_from(timeout=5):
+        pass
+    await elsewhere.user_frame_of("unread", timeout=2, unread=2, mentions=1)
+    assert (await elsewhere.user_frame(timeout=2))["type"] == "notify"
+    assert await reading.no_user_frame()
+    assert await pointer_of(alice, public_room) == first.seq  # not written yet
+
+    await held_reads()  # the batch: one UPDATE for the room, one room.read event
+    assert await pointer_of(alice, public_room) == last.seq
+    await elsewhere.user_frame_of("unread", timeout=2, unread=0, mentions=0, pointer=last.seq)
+    assert await reading.no_user_frame()  # it knew already
+    await close_all(elsewhere, reading)
+
+
+async def test_inactive_and_mark_as_unread_end_live_reading(public_room, alice, bob, held_reads):
+    reading = await room_socket(alice, public_room)
+    await send_json(reading, {"type": "active", "seq": 0})
+    await reading.user_frame_of("unread", timeout=2, unread=0)  # its answer: live from now
+    await send(public_room, bob, "read at once")
+    await reading.receive_from(timeout=5)
+    assert await reading.no_user_frame()
+
+    await send_json(reading, {"type": "inactive"})
+    second = (await send(public_room, bob, "counted")).message
+    await reading.user_frame_of("unread", timeout=2, unread=1)
+
+    await send_json(reading, {"type": "active", "seq": second.seq})
+    await reading.user_frame_of("unread", timeout=2, unread=0, pointer=second.seq)
+    await send_json(reading, {"type": "read", "seq": second.seq - 1, "force": True})
+    await reading.user_frame_of("unread", timeout=2, unread=1, pointer=second.seq - 1)
+    await send(public_room, bob, "counted too")
+    await reading.user_frame_of("unread", timeout=2, unread=2)
+    await held_reads()
+    assert await pointer_of(alice, public_room) == second.seq - 1  # nothing was read live
+    await reading.disconnect()
+
+
+async def test_a_non_member_reading_live_moves_and_gets_nothing(public_room, alice, carol):
+    reading = await room_socket(carol, public_room)
+    await send_json(reading, {"type": "active", "seq": 0})
+    assert await reading.no_user_frame()  # no answer: nothing to read
+    await send(public_room, alice, "hello")
+    assert "hello" in await reading.receive_from(timeout=5)
+    assert await reading.no_user_frame()
+    assert not fanout.hub()._reads
+    await reading.disconnect()
+
+
+async def test_live_reads_are_written_by_the_hubs_timer_within_a_second(
+    public_room, alice, bob, monkeypatch
+):
+    monkeypatch.setattr(fanout, "READ_FLUSH_SECONDS", 0.05)
+    elsewhere, _ = await user_socket(alice)
+    reading = await room_socket(alice, public_room)
+    await send_json(reading, {"type": "active", "seq": 0})
+    await reading.user_frame_of("unread", timeout=2)
+    message = (await send(public_room, bob, "hello")).message
+    await elsewhere.user_frame_of("unread", timeout=2, unread=1)
+    await elsewhere.user_frame_of("unread", timeout=2, unread=0, pointer=message.seq)
+    assert await pointer_of(alice, public_room) == message.seq
+    await close_all(elsewhere, reading)
+
+
+async def test_the_re_check_leaves_a_pointer_read_live_that_is_not_written_yet(
+    public_room, alice, bob, held_reads
+):
+    """The counts' pointer of the room read live is ahead of the database's until the next
+    batch: the periodic re-check must not take that for a lost event (it would re-read the
+    counts of every live reader in the process every 30 s)."""
+    reading = await room_socket(alice, public_room)
+    await send_json(reading, {"type": "active", "seq": 0})
+    await reading.user_frame_of("unread", timeout=2)
+    await send(public_room, bob, "read live")
+    await reading.receive_from(timeout=5)
+    (consumer,) = fanout.hub().user_sockets(alice.pk)
+    stream = consumer.user_stream
+    reads = []
+    real_load = stream._load
+
+    async def counting(room_ids):
+        reads.append(room_ids)
+        return await real_load(room_ids)
+
+    stream._load = counting
+    await fanout.hub().verify()
+    await stream.idle()
+    assert reads == [] and await reading.no_user_frame()
+    assert await pointer_of(alice, public_room) == 0  # not written yet: the batch will
+    await reading.disconnect()
+
+
+async def test_live_reads_kept_while_the_database_is_away_are_written_next_time(
+    public_room, alice, bob, held_reads, monkeypatch
+):
+    reading = await room_socket(alice, public_room)
+    await send_json(reading, {"type": "active", "seq": 0})
+    await reading.user_frame_of("unread", timeout=2)
+    message = (await send(public_room, bob, "hello")).message
+    await reading.receive_from(timeout=5)
+    real = services.rooms_read_live
+
+    def away(reads):
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(services, "rooms_read_live", away)
+    await held_reads()
+    assert await pointer_of(alice, public_room) == 0
+    monkeypatch.setattr(services, "rooms_read_live", real)
+    await held_reads()
+    assert await pointer_of(alice, public_room) == message.seq
+    await reading.disconnect()
+
+
 # --- access --------------------------------------------------------------------------------------
 
 
