@@ -57,11 +57,12 @@ import contextlib
 import logging
 import random
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
 from typing import Protocol
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.layers import get_channel_layer
 
 from apps.accounts.sessions import identities_still_valid
@@ -94,6 +95,10 @@ LOST_GRACE_SECONDS = 1.0
 # Pointers moved by live reading are written at most this often, in one batch for the
 # process (Hub.read_later): well inside the 2 s in which the user's other tabs must clear.
 READ_FLUSH_SECONDS = 1.0
+# They are written on a thread (and a database connection) of their own: a batch of 500
+# pointers is ~20 ms of row updates, which the one thread that serves every socket's
+# database work (sends first) must not wait behind.
+_READS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-live-reads")
 
 # Channel-layer event kind -> (the Hub method that handles it, what it is, for the logs). A
 # new kind of event is a line here and a method. (Looked up by name on each event, so a
@@ -616,7 +621,9 @@ class Hub:
         if not reads:
             return
         try:
-            await database_sync_to_async(services.rooms_read_live)(reads)
+            await DatabaseSyncToAsync(
+                services.rooms_read_live, thread_sensitive=False, executor=_READS_THREAD
+            )(reads)
         except Exception:
             logger.warning("writing %d rooms' live reads failed", len(reads), exc_info=True)
             for room_id, users in reads.items():

@@ -21,7 +21,8 @@ class RoomQuerySet(models.QuerySet):
         """Rooms ``user`` may post in (send, edit, react: ``selectors.room_access`` with
         ``posting=True`` asks it in the access query itself). Today exactly ``visible_to``
         (posting in a public room you have not joined joins you); kept as a named sibling so a
-        future read-only rule (announcement rooms, archived rooms) has one place to live."""
+        future read-only rule (announcement rooms, archived rooms) has one place to live. It
+        must stay a subset of ``visible_to`` (``selectors.room_access`` relies on it)."""
         return self.visible_to(user)
 
     def managed_by(self, user) -> "RoomQuerySet":

@@ -199,21 +199,25 @@ class Access:
 def room_access(*, room: Room, user, posting: bool = False) -> Access:
     """May ``user`` see the room, with which role (None: not a member, e.g. of a public room
     they have not joined) and the room's current @room policy: one query. With ``posting``
-    (sending, editing, reacting) the same query also asks ``Room.objects.postable_by``."""
+    (sending, editing, reacting) it asks ``Room.objects.postable_by`` instead (a second query
+    only when that refuses, to tell "no such room" from "read-only")."""
     if user is None or not user.is_authenticated:
         return Access(visible=False)
     role = Membership.objects.filter(room=OuterRef("pk"), user=user).values("role")[:1]
-    rows = Room.objects.visible_to(user).filter(pk=room.pk).annotate(my_role=Subquery(role))
     if posting:
-        postable = Room.objects.postable_by(user).filter(pk=OuterRef("pk"))
-        rows = rows.annotate(postable=Exists(postable))
-    else:
-        rows = rows.annotate(postable=Value(False))
-    found = list(rows.values_list("my_role", "room_mentions", "postable"))
+        # The hot path (every message): one query against postable_by, which is a subset of
+        # visible_to. Only a refusal asks the second question: not visible, or read-only?
+        rows = Room.objects.postable_by(user).filter(pk=room.pk).annotate(my_role=Subquery(role))
+        found = list(rows.values_list("my_role", "room_mentions"))
+        if found:
+            my_role, room_mentions = found[0]
+            return Access(visible=True, role=my_role, room_mentions=room_mentions, postable=True)
+    rows = Room.objects.visible_to(user).filter(pk=room.pk).annotate(my_role=Subquery(role))
+    found = list(rows.values_list("my_role", "room_mentions"))
     if not found:
         return Access(visible=False)
-    my_role, room_mentions, may_post = found[0]
-    return Access(visible=True, role=my_role, room_mentions=room_mentions, postable=may_post)
+    my_role, room_mentions = found[0]
+    return Access(visible=True, role=my_role, room_mentions=room_mentions)
 
 
 def room_members(
