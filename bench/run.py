@@ -940,7 +940,7 @@ class Target:
         out = RESULTS / f"profile-{self.name}-{scenario}.txt"
         pyspy = Path(PY).parent / "py-spy"
         proc = subprocess.Popen(  # noqa: S603
-            [str(pyspy), "record", "--format", "raw", "-r", "100", "-o", str(out)]
+            [str(pyspy), "record", "--gil", "--format", "raw", "-r", "100", "-o", str(out)]
             + ["--pid", str(self.server.pid)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
