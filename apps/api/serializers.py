@@ -21,6 +21,7 @@ __all__ = [
     "MessageCreateSerializer",
     "MessageEditSerializer",
     "MessageSerializer",
+    "MyProfileSerializer",
     "ProfileSerializer",
     "ProfileUpdateSerializer",
     "ReactionCreateSerializer",
@@ -158,6 +159,15 @@ class ProfileSerializer(serializers.ModelSerializer):
         url = profile.avatar.url
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request is not None else url
+
+
+class MyProfileSerializer(ProfileSerializer):
+    """One's own profile (``/api/profiles/me/``): also the privacy settings, which nobody
+    else sees."""
+
+    class Meta(ProfileSerializer.Meta):
+        fields = [*ProfileSerializer.Meta.fields, "show_presence", "send_read_receipts"]
+        read_only_fields = fields
 
 
 class RoomSerializer(serializers.ModelSerializer):
@@ -432,3 +442,5 @@ class ProfileUpdateSerializer(serializers.Serializer):
     display_name = TextField(required=False)
     avatar = UploadField(required=False)
     remove_avatar = serializers.BooleanField(required=False)
+    show_presence = serializers.BooleanField(required=False)
+    send_read_receipts = serializers.BooleanField(required=False)

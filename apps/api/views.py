@@ -513,7 +513,7 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
             update = serializers.ProfileUpdateSerializer(data=request.data, partial=True)
             update.is_valid(raise_exception=True)
             profile = profile_services.profile_update(profile=profile, **update.validated_data)
-        body = serializers.ProfileSerializer(profile, context=self.get_serializer_context())
+        body = serializers.MyProfileSerializer(profile, context=self.get_serializer_context())
         return Response(body.data)
 
 

@@ -11,3 +11,5 @@ class ProfileForm(forms.Form):
     display_name = RawTextField(label=_("Display name"))  # the service strips and judges
     avatar = forms.FileField(label=_("Avatar"), required=False)
     remove_avatar = forms.BooleanField(label=_("Remove my avatar"), required=False)
+    show_presence = forms.BooleanField(label=_("Show my online status"), required=False)
+    send_read_receipts = forms.BooleanField(label=_("Send read receipts"), required=False)

@@ -15,6 +15,10 @@ class Profile(models.Model):
     display_name = models.CharField(_("display name"), max_length=40, blank=True)
     # Always a re-encoded square thumbnail under a random name (see services.avatar_process).
     avatar = models.ImageField(_("avatar"), upload_to="avatars/", blank=True)
+    # Privacy (issue 11). Off: others always see this person offline (they still see
+    # others'); off: nobody sees this person's read receipts, and they see nobody's.
+    show_presence = models.BooleanField(_("show my online status"), default=True)
+    send_read_receipts = models.BooleanField(_("send read receipts"), default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -141,6 +141,8 @@ def profile_update(
     display_name: str = _UNSET,
     avatar=_UNSET,
     remove_avatar: bool = False,
+    show_presence: bool = _UNSET,
+    send_read_receipts: bool = _UNSET,
 ) -> Profile:
     """Change a profile's display name and/or avatar; arguments left out are left alone.
 
@@ -148,7 +150,8 @@ def profile_update(
     file (``None`` also means "no change"); ``remove_avatar=True`` clears the avatar unless a
     new one is given. Everything is validated before anything is written; errors come as one
     ``ValidationError`` keyed by field (``display_name``, ``avatar``). The replaced avatar file
-    is deleted once the transaction commits.
+    is deleted once the transaction commits. ``show_presence`` and ``send_read_receipts``
+    (the privacy settings) must be booleans.
     """
     errors: dict[str, list[ValidationError]] = {}
     new_name = profile.display_name
@@ -163,9 +166,22 @@ def profile_update(
             new_avatar = avatar_process(upload=avatar)
         except ValidationError as exc:
             errors["avatar"] = exc.error_list
+    privacy = {}
+    for field, value in (
+        ("show_presence", show_presence),
+        ("send_read_receipts", send_read_receipts),
+    ):
+        if value is _UNSET:
+            continue
+        if not isinstance(value, bool):
+            errors[field] = [_error(_("Enter true or false."), "invalid")]
+        else:
+            privacy[field] = value
     if errors:
         raise ValidationError(errors)
 
+    for field, value in privacy.items():
+        setattr(profile, field, value)
     old_avatar_name = profile.avatar.name if profile.avatar else ""
     profile.display_name = new_name
     if new_avatar is not None:

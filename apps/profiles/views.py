@@ -31,6 +31,14 @@ def _edit_context(profile, form, *, saved: bool = False) -> dict:
     }
 
 
+def _initial(profile) -> dict:
+    return {
+        "display_name": profile.display_name,
+        "show_presence": profile.show_presence,
+        "send_read_receipts": profile.send_read_receipts,
+    }
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile_edit(request):
@@ -40,7 +48,7 @@ def profile_edit(request):
     page = "profiles/profile_edit.html"
     template = f"{page}#profile-form" if request.htmx else page
     if request.method == "GET":
-        form = ProfileForm(initial={"display_name": profile.display_name})
+        form = ProfileForm(initial=_initial(profile))
         return render(request, template, _edit_context(profile, form))
 
     form = ProfileForm(request.POST, request.FILES)
@@ -51,6 +59,8 @@ def profile_edit(request):
                 display_name=form.cleaned_data["display_name"],
                 avatar=form.cleaned_data["avatar"],
                 remove_avatar=form.cleaned_data["remove_avatar"],
+                show_presence=form.cleaned_data["show_presence"],
+                send_read_receipts=form.cleaned_data["send_read_receipts"],
             )
         except ValidationError as exc:
             form.add_error(None, exc)  # a dict keyed by field lands on those fields
@@ -58,7 +68,7 @@ def profile_edit(request):
             if not request.htmx:
                 messages.success(request, _("Your profile was saved."))
                 return redirect("profiles:edit")
-            form = ProfileForm(initial={"display_name": profile.display_name})
+            form = ProfileForm(initial=_initial(profile))
             return render(request, template, _edit_context(profile, form, saved=True))
     # htmx swaps only 2xx responses by default: errors come back as 200 there, 400 otherwise.
     status = 200 if request.htmx else 400

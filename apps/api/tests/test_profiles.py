@@ -157,3 +157,38 @@ def test_you_cannot_edit_someone_elses_profile(as_alice, bob):
 
     assert response.status_code == 405
     assert Profile.objects.get(user=bob).display_name == "Bob"
+
+
+# --- Privacy settings (issue 11) ----------------------------------------------------------------
+
+
+def test_the_privacy_settings_are_on_by_default_and_only_in_ones_own_profile(as_alice, alice):
+    assert as_alice.get("/api/profiles/me/").json()["show_presence"] is True
+    assert as_alice.get("/api/profiles/me/").json()["send_read_receipts"] is True
+    assert "show_presence" not in as_alice.get(f"/api/profiles/{alice.pk}/").json()
+
+
+def test_patch_changes_the_privacy_settings_and_nothing_else(as_alice, alice):
+    response = as_alice.patch(
+        "/api/profiles/me/", {"show_presence": False, "send_read_receipts": False}, format="json"
+    )
+
+    assert response.status_code == 200
+    assert (response.json()["show_presence"], response.json()["send_read_receipts"]) == (
+        False,
+        False,
+    )
+    profile = Profile.objects.get(user=alice)
+    assert (profile.show_presence, profile.send_read_receipts, profile.display_name) == (
+        False,
+        False,
+        "Alice",
+    )
+
+
+def test_a_privacy_setting_that_is_not_a_boolean_is_a_400_naming_it(as_alice, alice):
+    response = as_alice.patch("/api/profiles/me/", {"show_presence": "perhaps"}, format="json")
+
+    assert response.status_code == 400
+    assert "show_presence" in str(response.json())
+    assert Profile.objects.get(user=alice).show_presence is True

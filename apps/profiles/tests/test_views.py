@@ -238,3 +238,17 @@ def test_profile_edit_escapes_the_display_name(alice_client):
     ).content.decode()
     assert "<img src=x" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_the_editor_saves_the_privacy_settings(client, alice):
+    from apps.profiles.models import Profile
+
+    client.force_login(alice)
+    page = client.get(reverse("profiles:edit")).content.decode()
+    assert 'data-testid="show-presence"' in page and 'data-testid="send-read-receipts"' in page
+    response = client.post(
+        reverse("profiles:edit"), {"display_name": "Alice", "show_presence": "on"}
+    )
+    assert response.status_code == 302
+    profile = Profile.objects.get(user=alice)
+    assert (profile.show_presence, profile.send_read_receipts) == (True, False)
