@@ -278,6 +278,16 @@ class UnreadStateSerializer(serializers.Serializer):
     mention_count = serializers.IntegerField(source="mentions")
 
 
+class ReceiptSerializer(serializers.Serializer):
+    """A read receipt (issue 11): a member who sends receipts and how far they have read
+    (their read pointer, in the room's seq space)."""
+
+    user = serializers.IntegerField(help_text=_("The member's user id."))
+    last_read_seq = serializers.IntegerField(
+        help_text=_("They have read every message up to this seq.")
+    )
+
+
 class MemberSerializer(serializers.Serializer):
     """A member of a room (a ``Membership`` with its user and profile): ``id`` is the user id,
     ``name`` what is shown (the display name, else the username), ``role`` owner/member."""

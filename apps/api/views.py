@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 
 from apps.accounts import login_limits
 from apps.chat import errors, selectors, services
+from apps.chat import receipts as chat_receipts
 from apps.chat.models import Message, Room
 from apps.profiles import selectors as profile_selectors
 from apps.profiles import services as profile_services
@@ -131,6 +132,8 @@ class RoomViewSet(
             return serializers.ReadSerializer
         if action == "membership":
             return serializers.MembershipUpdateSerializer
+        if action == "receipts":
+            return serializers.ReceiptSerializer
         return serializers.RoomSerializer
 
     def options(self, request, *args, **kwargs):
@@ -246,6 +249,18 @@ class RoomViewSet(
             room=room, user=request.user, seq=data["seq"], force=data["force"]
         )
         return Response(serializers.UnreadStateSerializer(state).data)
+
+    @action(detail=True, methods=["get"])
+    def receipts(self, request, pk=None):
+        """Read receipts: `[{"user": <id>, "last_read_seq": N}]`, by user id — how far each
+        member who sends read receipts has read (you too, when you send them). Only in rooms
+        of at most 10 members (every DM): in a larger room, and for you when your own "Send
+        read receipts" is off (you see nobody's), the list is empty. A room you may not see:
+        404."""
+        room = self.get_object()
+        pairs = chat_receipts.room_receipts(room=room, viewer=request.user)
+        rows = [{"user": user_id, "last_read_seq": seq} for user_id, seq in pairs]
+        return Response(serializers.ReceiptSerializer(rows, many=True).data)
 
     @action(detail=True, methods=["patch"])
     def membership(self, request, pk=None):

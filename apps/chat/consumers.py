@@ -26,8 +26,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from . import errors, fanout, realtime, selectors, services, socketlimit
-from .delivery import SocketStream, UserStream
+from . import errors, fanout, realtime, receipts, selectors, services, socketlimit
+from .delivery import SocketStream, UserStream, receipts_frame
 from .models import Room
 from .realtime import LAYER_ERRORS
 
@@ -352,6 +352,11 @@ class RoomConsumer(SocketConsumer):
 
     stream: SocketStream | None = None  # from the join on
     joined = False
+    # Does its user send (and so see) read receipts? The hub gives receipts frames only to
+    # viewers that do (read at connect, again when the profile changes).
+    sends_receipts = False
+    receipts_at = None  # the profile's updated_at when it was read
+    receipts_checking: asyncio.Task | None = None
 
     async def find(self, user) -> bool:
         pk = self.scope["url_route"]["kwargs"]["pk"]
@@ -361,7 +366,39 @@ class RoomConsumer(SocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return False
+        setting = await database_sync_to_async(receipts.receipt_setting)(user.pk)
+        self.sends_receipts, self.receipts_at = setting
         return True
+
+    def profile_refresh(self, updated_at) -> None:
+        """Also re-read the receipts setting when the profile changed: None (a user.changed
+        event) or an ``updated_at`` other than the one read (the periodic re-check; no query
+        when it is the same)."""
+        super().profile_refresh(updated_at)
+        changed = updated_at is None or updated_at != self.receipts_at
+        if changed and self.receipts_checking is None and not self.revoked:
+            self.receipts_checking = asyncio.ensure_future(self._check_receipts())
+
+    async def _check_receipts(self) -> None:
+        """The user switched receipts off: the page clears them (an empty receipts frame);
+        on: the room's receipts as they are now (one query; none for a large room)."""
+        try:
+            was = self.sends_receipts
+            setting = await database_sync_to_async(receipts.receipt_setting)(self.user_id)
+            now, self.receipts_at = setting
+            self.sends_receipts = now
+            if now == was or self.user_stream is None or self.revoked:
+                return
+            pairs = []
+            if now:
+                found = await database_sync_to_async(receipts.receipts_of_rooms)([self.room.pk])
+                pairs = found.get(self.room.pk)
+            if pairs is not None:
+                self.user_stream.post(receipts_frame(self.room.pk, pairs))
+        except Exception:  # the database is away: the next profile check
+            logger.warning("re-reading the receipts setting failed", exc_info=True)
+        finally:
+            self.receipts_checking = None
 
     async def subscribe(self, hub: fanout.Hub) -> None:
         room = self.room

@@ -393,6 +393,12 @@ SIDEBAR_FRAME = json_frame({"type": "sidebar"})
 DIRECTORY_FRAME = json_frame({"type": "directory"})
 
 
+def receipts_frame(room_id: int, receipts: list) -> dict:
+    """``{"type": "receipts", "room", "reads": [[user, seq], ...]}``: every read pointer of
+    the room's receipt senders (receipts.py), the same for every viewer."""
+    return json_frame({"type": "receipts", "room": room_id, "reads": receipts})
+
+
 def room_frame(event: dict) -> dict:
     """``{"type": "room", "room", "name", "topic"}`` from a ``room.updated`` event."""
     return json_frame(

@@ -100,6 +100,11 @@ READ_FLUSH_SECONDS = 1.0
 # database work (sends first) must not wait behind.
 _READS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-live-reads")
 
+# Each room's viewers get at most one read-receipts frame this often (Hub.receipts_later);
+# past this many rooms remembered, those quiet for longer are forgotten.
+RECEIPTS_SECONDS = 1.0
+RECEIPTS_SENT_MAX = 1000
+
 # Channel-layer event kind -> (the Hub method that handles it, what it is, for the logs). A
 # new kind of event is a line here and a method. (Looked up by name on each event, so a
 # patched method is the one called.)
@@ -243,6 +248,12 @@ class Hub:
         # that writes them.
         self._reads: dict[int, dict[object, int]] = {}
         self._read_timer: asyncio.TimerHandle | None = None
+        # Read receipts waiting for their room's next frame, when each room's last went, and
+        # the timers that send the waiting ones (receipts_later). ``clock``: tests set it.
+        self._receipts: dict[int, list] = {}
+        self._receipts_sent: dict[int, float] = {}
+        self._receipts_timers: dict[int, asyncio.TimerHandle] = {}
+        self.clock = None
 
     # --- a user's socket: attached while it is open ---------------------------------------------
 
@@ -591,6 +602,8 @@ class Hub:
         """``room.read``: pointers moved by live reading ({user: seq} pairs): each watcher of
         one of those users applies its own (delivery.UserStream.read_to)."""
         room = self.rooms.get(event.get("room"))
+        if room is not None and room.members and event.get("receipts") is not None:
+            self.receipts_later(event["room"], event["receipts"])
         if room is None or not room.watchers:
             return
         reads = {user_id: seq for user_id, seq in event["reads"]}
@@ -599,6 +612,53 @@ class Hub:
             seq = reads.get(watcher.user_id)
             if seq is not None:
                 watcher.read_to(room_id, seq)
+
+    # --- read receipts: the room's pointers, to its viewers, at most once a second -------------
+
+    def receipts_later(self, room_id: int, receipts: list) -> None:
+        """A room's read receipts changed (the ``receipts`` of a ``room.read`` event: every
+        pointer of its receipt senders, so the newest replaces what is waiting). Sent to the
+        room's viewers now, unless the room had a receipts frame in the last
+        RECEIPTS_SECONDS: then the newest is sent once that is over (``receipts_due``)."""
+        self._receipts[room_id] = receipts
+        if room_id in self._receipts_timers:
+            return
+        wait = self._receipts_sent.get(room_id, float("-inf")) + RECEIPTS_SECONDS - self.now()
+        if wait <= 0:
+            self.receipts_due(room_id)
+        else:
+            loop = asyncio.get_running_loop()
+            self._receipts_timers[room_id] = loop.call_later(wait, self.receipts_due, room_id)
+
+    def receipts_due(self, room_id: int) -> None:
+        """Send the room's waiting receipts: one frame, built once, to each viewer whose user
+        sends receipts (``consumer.sends_receipts``, read at connect and on profile change)
+        through its user stream (in order with the page's other JSON frames)."""
+        timer = self._receipts_timers.pop(room_id, None)
+        if timer is not None:
+            timer.cancel()
+        receipts = self._receipts.pop(room_id, None)
+        room = self.rooms.get(room_id)
+        if receipts is None or room is None:
+            return
+        now = self.now()
+        if len(self._receipts_sent) > RECEIPTS_SENT_MAX:  # forget the rooms long quiet
+            cutoff = now - RECEIPTS_SECONDS
+            self._receipts_sent = {r: t for r, t in self._receipts_sent.items() if t > cutoff}
+        self._receipts_sent[room_id] = now
+        frame = None
+        for consumer in tuple(room.members):
+            stream = getattr(consumer, "user_stream", None)
+            if stream is None or not getattr(consumer, "sends_receipts", False):
+                continue
+            if frame is None:
+                frame = delivery.receipts_frame(room_id, receipts)
+            stream.post(frame)
+
+    def now(self) -> float:
+        """The hub's clock for coalescing (the loop's; tests replace it)."""
+        clock = self.clock
+        return clock() if clock is not None else asyncio.get_running_loop().time()
 
     def read_later(self, room_id: int, user_id, seq: int) -> None:
         """A message was read live by a socket of the user: move their pointer to ``seq`` in

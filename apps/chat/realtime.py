@@ -338,12 +338,34 @@ def emit_user_read(user_id: int, room_id: int) -> None:
     _on_commit(committed)
 
 
-def emit_room_read(room_id: int, reads: dict[int, int]) -> None:
+def emit_room_read(room_id: int, reads: dict[int, int], receipts: list | None = None) -> None:
     """These users' pointers in the room moved forward by live reading ({user id: seq}): in
     the room's group, one event for all of them (every process with a socket of theirs
-    counting the room is in it)."""
+    counting the room is in it). ``receipts``: the room's read receipts after the move
+    (receipts.receipts_of_rooms), for its viewers (fanout.Hub.room_read); None when the room
+    has none or they did not change."""
     event = {"type": ROOM_READ, "room": room_id, "reads": [[u, s] for u, s in reads.items()]}
+    if receipts is not None:
+        event["receipts"] = receipts
     _on_commit(lambda: publish(room_group(room_id), event, lost=f"live reads in {room_id}"))
+
+
+def emit_receipts(room_id: int, user_id: int) -> None:
+    """The user's pointer in the room moved by an explicit read (services.room_mark_read,
+    forward or back): after commit, read the room's receipts (one query) and, if the room has
+    them and the user sends them, publish a ``room.read`` event with no live ``reads`` (the
+    user's own sockets learn the move from ``user.read``) and the room's ``receipts``."""
+
+    def committed() -> None:
+        from . import receipts  # imports models only
+
+        found = receipts.receipts_of_rooms([room_id]).get(room_id)
+        if found is None or not any(pair[0] == user_id for pair in found):
+            return  # a large room, or a reader who sends no receipts: nothing to show
+        event = {"type": ROOM_READ, "room": room_id, "reads": [], "receipts": found}
+        publish(room_group(room_id), event, lost=f"receipts of {room_id}")
+
+    _on_commit(committed)
 
 
 def emit_directory_changed() -> None:

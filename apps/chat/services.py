@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy
 from apps.core import ratelimit, text
 from apps.core.text import Wording
 
-from . import emoji, formatting, realtime, selectors
+from . import emoji, formatting, realtime, receipts, selectors
 from .errors import (
     MemberNotFound,
     MessageNotFound,
@@ -504,6 +504,7 @@ def room_mark_read(*, room: Room, user, seq, force=False) -> selectors.UnreadSta
     )
     if moving.update(last_read_seq=target):
         realtime.emit_user_read(user.pk, room.pk)
+        realtime.emit_receipts(room.pk, user.pk)  # the room's viewers (small rooms only)
     state = selectors.unread_states(user_id=user.pk, room_ids=[room.pk]).get(room.pk)
     if state is None:
         _require_member(room, user)
@@ -526,7 +527,13 @@ def rooms_read_live(reads: dict[int, dict[int, int]]) -> None:
                 Membership.objects.filter(
                     room_id=room_id, user_id__in=user_ids, last_read_seq__lt=seq
                 ).update(last_read_seq=seq)
-            realtime.emit_room_read(room_id, users)
+        # The read receipts of the batch's small rooms, after the moves: one query.
+        shown = receipts.receipts_of_rooms(reads)
+        for room_id, users in reads.items():
+            pairs = shown.get(room_id)
+            if pairs is not None and not any(pair[0] in users for pair in pairs):
+                pairs = None  # only readers who send no receipts moved: nothing changed
+            realtime.emit_room_read(room_id, users, receipts=pairs)
 
 
 def membership_set_notify(*, room: Room, user, notify) -> Membership:
