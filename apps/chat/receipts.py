@@ -92,8 +92,9 @@ def receipts_of_rooms(room_ids) -> dict[int, list[list[int]]]:
 
 
 def receipt_people(*, room: Room) -> list[dict]:
-    """For the page of a room with receipts: each member's id, name and profile (the small
-    avatars); [] for a larger room. One query."""
+    """For the page of a room with receipts: each member's id, name, profile (the small
+    avatars), whether they send receipts and their pointer; [] for a larger room. One
+    query."""
     members = list(
         Membership.objects.filter(room=room)
         .select_related("user__profile")
@@ -105,5 +106,14 @@ def receipt_people(*, room: Room) -> list[dict]:
     for member in members:
         profile = getattr(member.user, "profile", None)
         name = profile.name if profile is not None else member.user.get_username()
-        people.append({"id": member.user_id, "name": name, "profile": profile})
+        sends = profile is None or profile.send_read_receipts
+        people.append(
+            {
+                "id": member.user_id,
+                "name": name,
+                "profile": profile,
+                "sends": sends,
+                "seq": member.last_read_seq,
+            }
+        )
     return people

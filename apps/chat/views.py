@@ -18,7 +18,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from apps.profiles import selectors as profile_selectors
 
-from . import emoji, errors, selectors, services
+from . import emoji, errors, receipts, selectors, services
 from .forms import MemberAddForm, MessageForm, NotifyForm, ReadForm, RoomCreateForm, RoomUpdateForm
 from .models import Membership, Room
 
@@ -168,8 +168,23 @@ def _render_room(request, room: Room, *, form=None, error=None, status=200):
         "notify_choices": Membership.Notify.choices,
         "emoji_common": emoji.COMMON,
         "emoji_all": emoji.all_emoji(),
+        **_receipts_context(room, request.user),
     }
     return render(request, "chat/room_detail.html", context, status=status)
+
+
+def _receipts_context(room: Room, user) -> dict:
+    """Read receipts (issue 11), rendered once in the page: the members of a room with
+    receipts (at most 10: their names and small avatars, for room.js to clone) and the
+    pointers this viewer may see (None when they send no receipts: they see nobody's). One
+    query (two for a non-member's own setting)."""
+    people = receipts.receipt_people(room=room)
+    if not people:
+        return {"receipt_people": [], "receipt_reads": None}
+    mine = next((p for p in people if p["id"] == user.pk), None)
+    sends = mine["sends"] if mine is not None else receipts.sends_receipts(user.pk)
+    reads = [[p["id"], p["seq"]] for p in people if p["sends"]] if sends else None
+    return {"receipt_people": people, "receipt_reads": reads}
 
 
 @login_required

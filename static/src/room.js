@@ -1213,4 +1213,137 @@
   watchOlder();
   setupMentions();
   scheduleRead();
+
+  // ---- Read receipts (issue 11): rooms of at most 10 members only (the template says so
+  // with #receipt-people). The pointers of the members who send receipts (from the page, then
+  // the "receipts" frames: all of the room's at once, at most one a second) decide where the
+  // marks go: in a DM, "Seen" under my newest message the other person has read; in a group,
+  // each reader's small avatar once, under the newest message at or below their pointer that
+  // is not their own. Never for me, and none at all when my own setting is off (the server
+  // then sends no frame and the page came with no pointers).
+  setupReceipts();
+  function setupReceipts() {
+    var peopleBox = document.getElementById("receipt-people");
+    if (!peopleBox) return;
+    var people = {}; // user id -> their small avatar (cloned)
+    Array.from(peopleBox.children).forEach(function (el) { people[el.dataset.reader] = el; });
+    var reads = null; // user id -> pointer; null: no receipts on this page
+    var seenAt = {}; // user id -> when their pointer was heard moving (live frames only)
+    var data = document.getElementById("receipts-data");
+    if (data && chat.hasAttribute("data-receipts")) reads = pairsToMap(JSON.parse(data.textContent));
+    var isDm = chat.dataset.kind === "dm";
+
+    function pairsToMap(pairs) {
+      var map = {};
+      (pairs || []).forEach(function (p) { map[String(p[0])] = p[1]; });
+      return map;
+    }
+    function articlesNewestFirst() {
+      return Array.from(list.children).filter(isArticle).reverse();
+    }
+    function target(articles, pointer, test) {
+      for (var i = 0; i < articles.length; i++) {
+        var a = articles[i];
+        if (num(a, "seq") <= pointer && test(a)) return a;
+      }
+      return null;
+    }
+    function mark() {
+      var el = document.createElement("div");
+      el.className = "seen-by";
+      el.setAttribute("data-testid", "seen-by");
+      return el;
+    }
+    function render() {
+      list.querySelectorAll(".seen-by").forEach(function (el) { el.remove(); });
+      if (!reads) return;
+      var stick = nearBottom();
+      var articles = articlesNewestFirst();
+      var readers = Object.keys(reads).filter(function (id) { return id !== myId && people[id]; });
+      if (isDm) {
+        var other = readers[0];
+        if (!other) return;
+        var mine = target(articles, reads[other], function (a) { return a.dataset.author === myId; });
+        if (mine) {
+          var seen = mark();
+          seen.textContent = texts.textSeen || "Seen";
+          if (seenAt[other]) seen.title = (texts.textSeenAt || "Seen at {time}").replace("{time}", fullTime(seenAt[other]));
+          mine.appendChild(seen);
+        }
+      } else {
+        var byArticle = new Map();
+        readers.forEach(function (id) {
+          var a = target(articles, reads[id], function (x) { return x.dataset.author !== id; });
+          if (!a) return;
+          if (!byArticle.has(a)) byArticle.set(a, []);
+          byArticle.get(a).push(id);
+        });
+        byArticle.forEach(function (ids, a) {
+          var names = ids.map(function (id) { return people[id].dataset.name; }).join(", ");
+          var label = (texts.textSeenBy || "Seen by {names}").replace("{names}", names);
+          var el = mark();
+          el.title = label;
+          var sr = document.createElement("span");
+          sr.className = "sr-only";
+          sr.textContent = label;
+          el.appendChild(sr);
+          ids.forEach(function (id) {
+            var avatar = people[id].cloneNode(true);
+            avatar.setAttribute("aria-hidden", "true");
+            el.appendChild(avatar);
+          });
+          a.appendChild(el);
+        });
+      }
+      if (stick) scrollToBottom();
+    }
+    var queued = false;
+    function renderSoon() {
+      if (queued) return;
+      queued = true;
+      requestAnimationFrame(function () { queued = false; render(); });
+    }
+    // New, changed and older articles: a new message of a receipt sender moves their
+    // pointer to it (posting reads what came before: services.message_send).
+    new MutationObserver(function (changes) {
+      var any = false;
+      changes.forEach(function (c) {
+        c.addedNodes.forEach(function (n) {
+          if (!isArticle(n)) return;
+          any = true;
+          var author = n.dataset.author;
+          if (reads && author in reads && num(n, "seq") > reads[author]) reads[author] = num(n, "seq");
+        });
+        if (c.removedNodes.length) any = true;
+      });
+      if (any) renderSoon();
+    }).observe(list, { childList: true });
+
+    Parley.on("receipts", function (f) {
+      if (String(f.room) !== roomId || !Array.isArray(f.reads)) return;
+      var fresh = pairsToMap(f.reads);
+      var now = new Date();
+      Object.keys(fresh).forEach(function (id) {
+        if (!reads || !(id in reads) || fresh[id] > reads[id]) seenAt[id] = now;
+      });
+      // Empty: my own receipts were switched off (I am in the list whenever I send them).
+      reads = f.reads.length ? fresh : null;
+      renderSoon();
+    });
+    // After a reconnect, frames may have been missed: read them again (the page's first
+    // open came with them).
+    var opens = socket ? 1 : 0;
+    chat.addEventListener("htmx:wsOpen", function () {
+      if (++opens === 1 || !reads || !chat.dataset.receiptsUrl) return;
+      fetch(chat.dataset.receiptsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (rows) {
+          if (!Array.isArray(rows)) return;
+          reads = rows.length ? pairsToMap(rows.map(function (r) { return [r.user, r.last_read_seq]; })) : null;
+          renderSoon();
+        })
+        .catch(function () {});
+    });
+    render();
+  }
 })();
