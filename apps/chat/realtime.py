@@ -368,6 +368,23 @@ def emit_receipts(room_id: int, user_id: int) -> None:
     _on_commit(committed)
 
 
+def emit_user_receipts(user_id: int) -> None:
+    """The user switched their read receipts on or off: after commit, each of their rooms
+    with receipts gets a ``room.read`` event with its receipts as they are now (two queries:
+    the user's rooms, their receipts), so their pointer appears in or leaves open pages."""
+
+    def committed() -> None:
+        from . import receipts
+        from .models import Membership
+
+        room_ids = Membership.objects.filter(user_id=user_id).values_list("room_id", flat=True)
+        for room_id, pairs in receipts.receipts_of_rooms(list(room_ids)).items():
+            event = {"type": ROOM_READ, "room": room_id, "reads": [], "receipts": pairs}
+            publish(room_group(room_id), event, lost=f"receipts of {room_id}")
+
+    _on_commit(committed)
+
+
 def emit_directory_changed() -> None:
     """A public room was created, renamed or deleted: home pages refetch the directory."""
     event = {"type": DIRECTORY_CHANGED}

@@ -2,7 +2,7 @@
 (accounts and profiles do not import chat; chat listens to them)."""
 
 from django.db import transaction
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
 from apps.accounts.sessions import sessions_revoked
@@ -24,3 +24,22 @@ def _profile_saved(sender, instance: Profile, created: bool, **kwargs) -> None:
     # Robust: whatever the publish raises is logged, never a 500 for the profile save (the
     # hub's periodic re-check refreshes the profile anyway).
     transaction.on_commit(lambda: realtime.broadcast_profile_changed(user_id=user_id), robust=True)
+
+
+# Read receipts (issue 11): someone switching "Send read receipts" on or off appears or
+# disappears at once in the open pages of their small rooms (each room's receipts, re-read after
+# commit). Only when the setting changed: one query before the save to know.
+@receiver(pre_save, sender=Profile, dispatch_uid="chat.receipts_setting_before")
+def _receipts_setting_before(sender, instance: Profile, **kwargs) -> None:
+    if instance.pk is None:
+        return
+    was = Profile.objects.filter(pk=instance.pk).values_list("send_read_receipts", flat=True)
+    instance._receipts_were = was.first()
+
+
+@receiver(post_save, sender=Profile, dispatch_uid="chat.receipts_setting_changed")
+def _receipts_setting_changed(sender, instance: Profile, created: bool, **kwargs) -> None:
+    were = getattr(instance, "_receipts_were", None)
+    if created or were is None or were == instance.send_read_receipts:
+        return
+    realtime.emit_user_receipts(instance.user_id)

@@ -222,7 +222,8 @@ async def test_switching_receipts_off_clears_the_page_and_on_brings_them_back(gr
     alices = await viewer(alice, group)
 
     await database_sync_to_async(receipts_off)(alice)
-    frame = await alices.user_frame_of("receipts", timeout=2)
+    # (The room's own frame for her change may come first, until her socket has re-read it.)
+    frame = await alices.user_frame_of("receipts", timeout=2, reads=[])
     assert frame == {"type": "receipts", "room": group.pk, "reads": []}
     await mark_read(group, bob, 1)
     assert await no_receipts(alices)
@@ -273,3 +274,17 @@ def test_a_large_rooms_page_has_no_receipts(public_room, alice, make_user):
     html = _page(alice, public_room)
 
     assert 'id="receipt-people"' not in html and 'id="receipts-data"' not in html
+
+
+async def test_a_member_switching_receipts_off_leaves_the_others_pages(group, alice, bob, carol):
+    alices = await viewer(alice, group)
+
+    await database_sync_to_async(receipts_off)(bob)
+
+    frame = await alices.user_frame_of("receipts", timeout=2)
+    assert frame["reads"] == [[alice.pk, 1], [carol.pk, 0]]
+    await database_sync_to_async(profile_services.profile_update)(
+        profile=bob.profile, display_name="Bobby"
+    )
+    assert await no_receipts(alices)  # another change of his profile: nothing to say
+    await alices.disconnect()
