@@ -656,7 +656,17 @@ def test_mark_read_moves_forward_only(public, alice, bob, events):
         (
             realtime.USERS_GROUP,
             {"type": "user.read", "user": bob.pk, "room": public.pk, "state": state.as_dict()},
-        )
+        ),
+        # A room of at most 10 members: its read receipts, for its viewers (issue 11).
+        (
+            realtime.room_group(public.pk),
+            {
+                "type": "room.read",
+                "room": public.pk,
+                "reads": [],
+                "receipts": [[alice.pk, third.seq], [bob.pk, second.seq]],
+            },
+        ),
     ]
     with events() as published:
         state = services.room_mark_read(room=public, user=bob, seq=first.seq)
@@ -669,7 +679,7 @@ def test_mark_read_with_force_moves_back(public, alice, bob, events):
     with events() as published:
         state = services.room_mark_read(room=public, user=bob, seq=first.seq - 1, force=True)
     assert (state.pointer, state.unread) == (first.seq - 1, 3)
-    assert types(published) == ["user.read"]
+    assert types(published) == ["user.read", "room.read"]  # (the room's read receipts)
     with events() as published:  # the same place again: nothing moved
         services.room_mark_read(room=public, user=bob, seq=first.seq - 1, force=True)
     assert published == []
@@ -708,7 +718,8 @@ def test_mark_read_reads_the_state_once_itself(
     public, alice, bob, seq, django_capture_on_commit_callbacks
 ):
     """One read of the unread state by room_mark_read itself; when the pointer moved, the
-    user.read event's on-commit callback (realtime) makes the only other one."""
+    user.read event's on-commit callback (realtime) makes the only other one (the other
+    callback reads the room's read receipts, not the unread state)."""
     _messages(public, alice, 3)
     services.room_mark_read(room=public, user=bob, seq=1)
     with (
@@ -717,7 +728,7 @@ def test_mark_read_reads_the_state_once_itself(
     ):
         state = services.room_mark_read(room=public, user=bob, seq=seq)
     assert _state_reads(own) == 1 and state.pointer == seq
-    assert len(callbacks) == (1 if seq == 2 else 0)
+    assert len(callbacks) == (2 if seq == 2 else 0)  # user.read, the receipts
 
 
 @pytest.fixture
