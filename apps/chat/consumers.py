@@ -461,8 +461,23 @@ class RoomConsumer(SocketConsumer):
         stream's ``live_room``; the hub writes those pointers in batches) until
         ``{"type": "inactive"}`` — no unread frame and no notification for this room
         meanwhile. Answered with the room's ``unread`` frame (the state it starts from). Not
-        a member: nothing to read, no answer."""
-        state = await self._mark_read(data.get("seq"), force=False)
+        a member: nothing to read, no answer. When the user stream's counts already have the
+        pointer at N or past it (a page that opens a room it has read), no database work."""
+        try:
+            seq = errors.parse_seq(data.get("seq"), name="seq")
+        except ValidationError as exc:
+            await self.send_error(errors.describe(exc))
+            return
+        stream = self.user_stream
+        if stream is not None and await stream.settled():
+            counts = stream.counts.get(self.room.pk)
+            if counts is None:
+                return  # not a member (as the stream's last read of the memberships says)
+            if counts.pointer >= seq:
+                stream.live_room = self.room.pk
+                stream.answer(self.room.pk)
+                return
+        state = await self._mark_read(seq, force=False)
         stream = self.user_stream
         if state is not None and stream is not None:
             stream.live_room = self.room.pk
