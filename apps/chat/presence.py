@@ -249,8 +249,8 @@ class Tracker:
                 continue
             local.written = level
             self.deferred.pop(user_id, None)
-            if level == OFFLINE and not local.sockets:
-                del self.users[user_id]
+            if level == OFFLINE and not local.sockets and user_id not in deferred:
+                del self.users[user_id]  # (kept while a broadcast of theirs is deferred)
         self.deferred.update(deferred)
 
 
@@ -281,7 +281,8 @@ def write(
             publish(user_id, change)
         if due is not None:
             deferred[user_id] = due
-        if entry["p"] or entry.get("said", OFFLINE) != OFFLINE or due is not None:
+        recent = now < entry.get("said_at", 0.0) + MIN_INTERVAL_SECONDS  # its window holds
+        if entry["p"] or entry.get("said", OFFLINE) != OFFLINE or due is not None or recent:
             store[k] = entry
         else:
             drop.append(k)
