@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from . import errors, fanout, realtime, selectors, services, socketlimit
+from . import delivery, errors, fanout, realtime, selectors, services, socketlimit
 from .delivery import SocketStream, UserStream
 from .models import Room
 from .realtime import LAYER_ERRORS
@@ -268,7 +268,41 @@ class SocketConsumer(AsyncWebsocketConsumer):
         await self.receive_frame(data.get("type", "message"), data)
 
     async def receive_frame(self, kind, data: dict) -> None:
-        await self.send_error(_("Unknown frame type."))
+        if not await self.receive_presence_frame(kind, data):
+            await self.send_error(_("Unknown frame type."))
+
+    # --- presence (presence.py): the page's activity and the dots it shows ---------------------
+
+    async def receive_presence_frame(self, kind, data: dict) -> bool:
+        """``{"type": "activity"}`` (the page was used; it sends one a minute at most) and
+        ``{"type": "presence-watch", "users": [ids]}`` (the dots the page shows, answered with
+        ``{"type": "presence", "states": {id: state}}``, then live ``{"type": "presence",
+        "user", "presence"}`` frames). False for any other kind."""
+        if kind == "activity":
+            fanout.hub().presence_activity(self)
+        elif kind == "presence-watch":
+            users = data.get("users")
+            if not isinstance(users, list):
+                await self.send_error(_("presence-watch needs a list of user ids."))
+                return True
+            ids = [u for u in users if isinstance(u, int) and not isinstance(u, bool)]
+            states = await fanout.hub().presence_watch(self, ids)
+            answer = {"type": "presence", "states": {str(u): s for u, s in states.items()}}
+            self.presence_post(delivery.json_frame(answer))
+        else:
+            return False
+        return True
+
+    def presence_post(self, frame: dict) -> None:
+        """A presence frame (built once for every recipient): through the user stream when
+        there is one (in order with its frames), else straight to the socket."""
+        if self.revoked:
+            return
+        if self.user_stream is not None:
+            self.user_stream.post(frame)
+        else:
+            task = asyncio.ensure_future(self.base_send(frame))
+            task.add_done_callback(_ignore_send_failure)
 
     async def send_error(self, text: str, client_id=None, message_id=None) -> None:
         await self.send(text_data=realtime.render_error(text, client_id, _named_id(message_id)))
@@ -337,9 +371,14 @@ class SocketConsumer(AsyncWebsocketConsumer):
             cache.delete_cached_value(user)
 
 
+def _ignore_send_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.info("a presence frame was not sent: %r", task.exception())
+
+
 class UserConsumer(SocketConsumer):
     """``/ws/user/``: the user's stream alone, from the handshake on (every signed-in page
-    that shows no room). It takes no frames."""
+    that shows no room). It takes the presence frames only (``receive_presence_frame``)."""
 
     def opened(self) -> None:
         self.start_user_stream()
@@ -413,6 +452,8 @@ class RoomConsumer(SocketConsumer):
                 self.user_stream.live_room = None
         elif isinstance(kind, str) and kind in _CHANGES:
             await self.receive_change(kind, data)
+        elif await self.receive_presence_frame(kind, data):
+            pass
         else:
             await self.send_error(_("Unknown frame type."))
 

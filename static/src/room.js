@@ -796,6 +796,7 @@
     if (Parley.setStream) Parley.setStream("open");
     setStatus("connected", status.dataset.textConnected || "Connected");
     resume();
+    if (Parley.presenceSocket) Parley.presenceSocket(send); // presence dots and activity
     scheduleRead();
     // Anything unacknowledged is sent again: the server stores each client_id once.
     Object.keys(pending).forEach(transmit);
