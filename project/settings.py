@@ -190,7 +190,7 @@ if REDIS_URL:
             "KEY_PREFIX": os.environ.get("PARLEY_CACHE_PREFIX", "parley"),
             "OPTIONS": {
                 # Short: a hung Redis must not hold a request (and the process's one sync
-                # thread) for long; the cache holds only counters.
+                # thread) for long; the cache holds counters and presence.
                 "socket_connect_timeout": float(os.environ.get("PARLEY_CACHE_TIMEOUT", "0.5")),
                 "socket_timeout": float(os.environ.get("PARLEY_CACHE_TIMEOUT", "0.5")),
                 "RETRY_AFTER": float(os.environ.get("PARLEY_CACHE_RETRY_AFTER", "5")),
@@ -200,7 +200,14 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # One process: rate-limit counters and presence (one entry per online user; locmem's
+    # default of 300 entries would evict people).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
 
 # --- Auth -----------------------------------------------------------------------------------
 # The Django admin is routed only with PARLEY_ADMIN=1, and then signs in through the allauth
