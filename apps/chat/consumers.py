@@ -428,6 +428,10 @@ class RoomConsumer(SocketConsumer):
 
     async def receive_message(self, data: dict) -> None:
         client_id = data.get("client_id")
+        if self.typing_gate is not None:
+            # Its message ends the typing (each hub drops the author when it arrives): the
+            # page's next keystroke is a new start, admitted at once.
+            self.typing_gate.active = False
         try:
             result, event = await database_sync_to_async(_send_and_render)(
                 room=self.room,
