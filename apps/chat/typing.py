@@ -4,8 +4,9 @@ How it travels:
 
 1. The page sends ``{"type": "typing"}`` at most once every 3 s while the composer has text
    (``{"type": "typing", "stop": true}`` when it is sent or emptied). The consumer lets a
-   socket publish at most one start per ``SOCKET_START_SECONDS`` and one event per
-   ``SOCKET_MIN_SECONDS`` (extras are dropped, no error: ``SocketGate``), checks once per
+   socket publish at most one start per ``SOCKET_START_SECONDS`` while it types, none within
+   ``SOCKET_MIN_SECONDS`` of its last event, and one stop per start (extras are dropped, no
+   error: ``SocketGate``), checks once per
    socket that its user may post in the room and that the room is not above
    ``PARLEY_TYPING_MAX_MEMBERS`` (``may_type``: one query per socket), and publishes a
    ``room.typing`` event ``{room, user, name, stop}`` to the room's group.
@@ -47,8 +48,10 @@ TTL_SECONDS = 4.5
 # Each room's viewers get at most one typing frame per this interval (per process, hence per
 # socket: a socket views one room).
 FRAME_SECONDS = 1.0
-# What one socket may publish: a start at most this often (the page sends one per 3 s), and
-# any event (start or stop) at most this often. Extras are dropped silently.
+# What one socket may publish: a start at most this often while it types (the page sends one
+# per 3 s), and never within SOCKET_MIN_SECONDS of its last event (a start-stop-start flood:
+# at most 1 / SOCKET_MIN_SECONDS starts a second, each with at most one stop). Extras are
+# dropped silently.
 SOCKET_START_SECONDS = 1.0
 SOCKET_MIN_SECONDS = 0.2
 # Longer display names are cut in the frame (a profile name is short anyway).
@@ -225,13 +228,15 @@ class SocketGate:
 
     def admit(self, stop: bool, now: float) -> bool:
         """May this frame be published now? (Records it if so.)"""
-        if now - self.last_event < SOCKET_MIN_SECONDS:
-            return False
         if stop:
+            # One stop per admitted start at most, so stops need no limit of their own (and
+            # the line clears at once however soon the composer was emptied).
             if not self.active:
                 return False  # nothing to stop
             self.active = False
         else:
+            if now - self.last_event < SOCKET_MIN_SECONDS:
+                return False
             if self.active and now - self.last_start < SOCKET_START_SECONDS:
                 return False
             self.active = True
