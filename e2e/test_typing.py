@@ -55,6 +55,7 @@ def test_the_typing_line_appears_for_others_and_clears_on_send_and_on_stop(new_u
     expect(own_line).to_have_text("")
 
     # Emptying the composer clears it at once (the stop frame), without the expiry.
+    composer.fill("")
     composer.press_sequentially("x", delay=30)
     expect(line).to_have_text(f"{bob.username} is typing…", timeout=1500)
     composer.press("Backspace")

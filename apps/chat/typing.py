@@ -5,7 +5,7 @@ How it travels:
 1. The page sends ``{"type": "typing"}`` at most once every 3 s while the composer has text
    (``{"type": "typing", "stop": true}`` when it is sent or emptied). The consumer lets a
    socket publish at most one start per ``SOCKET_START_SECONDS`` while it types, none within
-   ``SOCKET_MIN_SECONDS`` of its last event, and one stop per start (extras are dropped, no
+   ``SOCKET_MIN_SECONDS`` of its last start, and one stop per start (extras are dropped, no
    error: ``SocketGate``), checks once per
    socket that its user may post in the room and that the room is not above
    ``PARLEY_TYPING_MAX_MEMBERS`` (``may_type``: one query per socket), and publishes a
@@ -49,7 +49,7 @@ TTL_SECONDS = 4.5
 # socket: a socket views one room).
 FRAME_SECONDS = 1.0
 # What one socket may publish: a start at most this often while it types (the page sends one
-# per 3 s), and never within SOCKET_MIN_SECONDS of its last event (a start-stop-start flood:
+# per 3 s), and never within SOCKET_MIN_SECONDS of its last start (a start-stop-start flood:
 # at most 1 / SOCKET_MIN_SECONDS starts a second, each with at most one stop). Extras are
 # dropped silently.
 SOCKET_START_SECONDS = 1.0
@@ -112,7 +112,7 @@ def typing_frame(room_id: int, shown: tuple) -> dict:
 @dataclass
 class _RoomState:
     typers: RoomTypers
-    sent: tuple = ()  # what the last frame showed
+    sent: tuple | None = ()  # what the last frame showed (None: unknown, send the next one)
     sent_at: float | None = None  # when it went
     wake_at: float | None = None  # when the timer fires
     timer: object = None
@@ -149,8 +149,16 @@ class Board:
             self.wake(room_id)
 
     def message(self, room_id: int, author) -> None:
-        """A new message of ``author`` arrived: they are not typing it any more."""
-        self.stop(room_id, author)
+        """A new message of ``author`` arrived: they are not typing it any more. Every page
+        drops them as the article arrives (room.js), so what they show is no longer the last
+        frame sent: the next frame goes in any case (if they type again at once, it shows
+        them again; else it confirms the line without them)."""
+        state = self.rooms.get(room_id)
+        if state is None:
+            return
+        if state.typers.stop(author):
+            state.sent = None  # differs from any set: the next frame goes whatever it shows
+            self.wake(room_id)
 
     def forget(self, room_id: int) -> None:
         """No local viewer left: nothing to show to anyone here."""
@@ -217,14 +225,13 @@ class SocketGate:
     """One socket's typing: what it may publish (cheap, in memory), and whether its user may
     type in the room at all (asked once, ``allowed``)."""
 
-    __slots__ = ("allowed", "told", "active", "last_start", "last_event")
+    __slots__ = ("allowed", "told", "active", "last_start")
 
     def __init__(self):
         self.allowed: bool | None = None  # None: not asked yet
         self.told = False  # told typing is off in this room
         self.active = False  # its last published event was a start
         self.last_start = float("-inf")
-        self.last_event = float("-inf")
 
     def admit(self, stop: bool, now: float) -> bool:
         """May this frame be published now? (Records it if so.)"""
@@ -235,13 +242,12 @@ class SocketGate:
                 return False  # nothing to stop
             self.active = False
         else:
-            if now - self.last_event < SOCKET_MIN_SECONDS:
+            if now - self.last_start < SOCKET_MIN_SECONDS:
                 return False
             if self.active and now - self.last_start < SOCKET_START_SECONDS:
                 return False
             self.active = True
             self.last_start = now
-        self.last_event = now
         return True
 
 
