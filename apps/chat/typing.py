@@ -60,7 +60,7 @@ NAME_MAX = 80
 
 def max_members() -> int:
     """Rooms with more members than this get no typing (the sender is told once)."""
-    return getattr(settings, "PARLEY_TYPING_MAX_MEMBERS", 1000)
+    return settings.PARLEY_TYPING_MAX_MEMBERS
 
 
 # --- the pure state, with a clock passed in ------------------------------------------------
