@@ -251,9 +251,9 @@ async def test_each_socket_gets_at_most_one_typing_frame_a_second_however_many_t
     sockets = [await viewer(user, public_room) for user in typists]
     for socket in sockets:  # all within a few milliseconds
         await send_json(socket, {"type": "typing"})
-    frames = [(t, f) for t, f, _ in await typing_frames_for(watching, 2.5) if f is not None]
+    frames = [(t, f) for t, f, _ in await typing_frames_for(watching, 3.5) if f is not None]
     times = [t for t, _ in frames]
-    assert 1 <= len(frames) <= 3
+    assert frames  # (the spacing below bounds their number: at most 4 in 3.5 s)
     assert all(b - a >= typing_.FRAME_SECONDS - 0.05 for a, b in zip(times, times[1:]))
     assert {u["id"] for u in frames[-1][1]["users"]} == {u.pk for u in typists}
     for socket in [watching, *sockets]:
