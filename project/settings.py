@@ -339,6 +339,10 @@ PARLEY_WS_MAX_FRAME = 64 * 1024
 # Open websockets per user, across all processes when REDIS_URL is set (else per process);
 # past it a socket is accepted and closed with 4429.
 PARLEY_WS_MAX_PER_USER = int(os.environ.get("PARLEY_WS_MAX_PER_USER", "20"))
+# Typing indicators (apps/chat/typing.py) are off in rooms with more members than this: the
+# sender is told once. Each viewer gets at most one typing frame a second whatever the number of
+# typers, so the cost grows with the typers' events, not with the room (bench S12: 500).
+PARLEY_TYPING_MAX_MEMBERS = int(os.environ.get("PARLEY_TYPING_MAX_MEMBERS", "1000"))
 PARLEY_AVATAR_MAX_BYTES = 5 * 1024 * 1024
 PARLEY_AVATAR_MAX_SIDE = 4096
 PARLEY_AVATAR_SIZE = 256

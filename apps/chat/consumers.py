@@ -27,6 +27,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from . import delivery, errors, fanout, realtime, selectors, services, socketlimit
+from . import typing as typing_
 from .delivery import SocketStream, UserStream
 from .models import Room
 from .realtime import LAYER_ERRORS
@@ -391,6 +392,7 @@ class RoomConsumer(SocketConsumer):
 
     stream: SocketStream | None = None  # from the join on
     joined = False
+    typing_gate: typing_.SocketGate | None = None  # from its first typing frame on
 
     async def find(self, user) -> bool:
         pk = self.scope["url_route"]["kwargs"]["pk"]
@@ -418,6 +420,12 @@ class RoomConsumer(SocketConsumer):
     async def unsubscribe(self, hub: fanout.Hub) -> None:
         if self.stream is not None:
             self.stream.close()
+        gate = self.typing_gate
+        if gate is not None and gate.allowed and gate.active:
+            # Typing in a tab that closed: the line clears now rather than at expiry.
+            gate.active = False
+            name = typing_.cached_name(self.scope["user"]) or ""
+            typing_.publish(room_id=self.room.pk, user_id=self.user_id, name=name, stop=True)
         if self.joined:
             self.joined = False
             await hub.leave(self.room.pk, self)
@@ -454,11 +462,17 @@ class RoomConsumer(SocketConsumer):
             await self.receive_change(kind, data)
         elif await self.receive_presence_frame(kind, data):
             pass
+        elif kind == "typing":
+            await self.receive_typing(data)
         else:
             await self.send_error(_("Unknown frame type."))
 
     async def receive_message(self, data: dict) -> None:
         client_id = data.get("client_id")
+        if self.typing_gate is not None:
+            # Its message ends the typing (each hub drops the author when it arrives): the
+            # page's next keystroke is a new start, admitted at once.
+            self.typing_gate.active = False
         try:
             result, event = await database_sync_to_async(_send_and_render)(
                 room=self.room,
@@ -495,6 +509,41 @@ class RoomConsumer(SocketConsumer):
             return
         for event in events:
             self.stream.acknowledge(event, True)
+
+    async def receive_typing(self, data: dict) -> None:
+        """``{"type": "typing"[, "stop": true]}``: an ephemeral signal to the room's viewers
+        (typing.py). Extras past the socket's allowance are dropped without an answer; the
+        first admitted frame asks once whether the user may post here and the room is small
+        enough (else a ``typing_off`` notice, once)."""
+        stop = data.get("stop", False)
+        if not isinstance(stop, bool):
+            await self.send_error(_("A typing frame's stop must be true or false."))
+            return
+        gate = self.typing_gate
+        if gate is None:
+            gate = self.typing_gate = typing_.SocketGate()
+        if gate.allowed is False or not gate.admit(stop, asyncio.get_running_loop().time()):
+            return
+        user = self.scope["user"]
+        name = typing_.cached_name(user)
+        if gate.allowed is None or name is None:
+            allowed, small, name = await database_sync_to_async(self._typing_facts)(gate)
+            if gate.allowed is None:
+                gate.allowed = allowed and small
+                if allowed and not small and not gate.told:
+                    gate.told = True
+                    await self.send(text_data=typing_.off_frame(self.room.pk))
+            if not gate.allowed:
+                return
+        typing_.publish(room_id=self.room.pk, user_id=self.user_id, name=name, stop=stop)
+
+    def _typing_facts(self, gate: typing_.SocketGate) -> tuple[bool, bool, str]:
+        """(may post, small enough, display name): the access query only the first time."""
+        user = self.scope["user"]
+        allowed, small = (True, True) if gate.allowed else (False, False)
+        if gate.allowed is None:
+            allowed, small = typing_.may_type(room=self.room, user=user)
+        return allowed, small, typing_.display_name(user)
 
     async def receive_active(self, data: dict) -> None:
         """``{"type": "active", "seq": N}``: the page is focused and shows the newest

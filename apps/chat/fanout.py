@@ -68,6 +68,7 @@ from channels.layers import get_channel_layer
 from apps.accounts.sessions import identities_still_valid
 
 from . import delivery, presence, realtime, selectors, services, socketlimit, unread
+from . import typing as typing_
 from .models import Membership, Room
 from .realtime import LAYER_ERRORS
 
@@ -120,6 +121,7 @@ EVENT_HANDLERS = {
     realtime.USER_READ: ("user_read", "user"),
     realtime.DIRECTORY_CHANGED: ("directory_changed", "user"),
     presence.EVENT: ("presence_changed", "user"),
+    typing_.ROOM_TYPING: ("room_typing", "room"),
 }
 
 
@@ -258,6 +260,8 @@ class Hub:
         self._presence_timer: asyncio.TimerHandle | None = None
         self._presence_busy = False
         self._presence_again = False
+        # Who is typing in each room with local viewers, and its coalesced frames (typing.py).
+        self.typing = typing_.Board(self._deliver_typing)
 
     # --- a user's socket: attached while it is open ---------------------------------------------
 
@@ -550,6 +554,8 @@ class Hub:
         room = self.rooms.get(event.get("room"))
         if room is None:
             return
+        if event["room"] in self.typing.rooms:
+            self._typer_posted(event)
         if room.members:
             # One ASGI message for every recipient: servers read it and never change it.
             event["frame"] = realtime.websocket_frame(event["html"])
@@ -605,6 +611,38 @@ class Hub:
         frame = delivery.room_frame(event)
         for stream in streams:
             stream.post(frame)
+
+    def room_typing(self, event: dict) -> None:
+        """``room.typing``: someone started or stopped typing in a room with viewers here
+        (typing.Board keeps the typers and sends the viewers coalesced frames)."""
+        room_id = event.get("room")
+        room = self.rooms.get(room_id)
+        if room is None or not room.members:
+            return  # watchers only: the sidebar shows no typing
+        user_id, name = event.get("user"), event.get("name")
+        if user_id is None or not isinstance(name, str):
+            raise ValueError("malformed room.typing event")
+        if event.get("stop"):
+            self.typing.stop(room_id, user_id)
+        else:
+            self.typing.start(room_id, user_id, name)
+
+    def _typer_posted(self, event: dict) -> None:
+        """A new message: its author is not typing it any more (before the article goes)."""
+        meta = event.get("meta") or {}
+        if meta.get("kind") == "new" and meta.get("author") is not None:
+            self.typing.message(event["room"], meta["author"])
+
+    def _deliver_typing(self, room_id: int, frame: dict) -> None:
+        """A typing frame (built once) to the user stream of each local viewer of the room."""
+        room = self.rooms.get(room_id)
+        if room is None or not room.members:
+            self.typing.forget(room_id)
+            return
+        for consumer in tuple(room.members):
+            stream = getattr(consumer, "user_stream", None)
+            if stream is not None:
+                stream.post(frame)
 
     def room_read(self, event: dict) -> None:
         """``room.read``: pointers moved by live reading ({user: seq} pairs): each watcher of
