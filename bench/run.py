@@ -60,7 +60,7 @@ LABELS = {
     "t2-pubsub": "T2 Parley, production server, channels-redis pub/sub layer",
     "t2-base": "T2 Parley at the --baseline commit, production server",
 }
-ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7", "s8", "s10"]
+ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7", "s8", "s10", "s12"]
 # Parley only, run once per benchmark (not per target) through bench/parley_tool.py.
 TOOL_SCENARIOS = ["s6", "s9"]
 # S8 runs on Parley's targets; without --targets only on these (it takes ~4 min a target).
@@ -133,6 +133,11 @@ FULL = {
     # badge live in their sidebars; at the S2 rate for this long. Below the unread cap (100):
     # every message moves every badge.
     "s10_seconds": 9,
+    # S12 (issue 11): typing. A tenth of S2's room types continuously (a typing frame every
+    # 3 s each, as a page does); each half-run with and without typing lasts this long.
+    "s12_seconds": 10,
+    "s12_typist_share": 0.1,
+    "s12_typing_period": 3.0,
     # S2 and S10 measure the steady state: first this much traffic at their rate, unmeasured
     # (S10: at most 1 s, its badges must stay below the cap). After a connect storm the
     # collector's first full pass over the new sockets' objects (~100k, 60-100 ms here) comes
@@ -161,6 +166,7 @@ QUICK = {
     "s9_messages": 50,
     "s9_repeats": 2,
     "s10_seconds": 2,
+    "s12_seconds": 2,
     "warmup_seconds": 0.5,
 }
 P99_LIMIT_MS = 250.0
@@ -864,6 +870,83 @@ class Target:
         say("    " + brief("s8", r))
         return r
 
+    async def s12(self) -> dict:
+        """Typing (issue 11): S2's room of N at the S2 rate, a tenth of the clients sending
+        ``{"type": "typing"}`` every 3 s each (staggered, continuously), against the same
+        traffic without typing — in one server process, alternating (without, with, with,
+        without), so drift favours neither. The figure: message p99 with / without (target
+        ≤ 1.5). The sink ignores the typing frames (JSON, no marker)."""
+        n = self.cfg["clients"]
+        seconds = self.cfg["s12_seconds"]
+        async with self.fresh_server("s12"):
+            self.proto = self.protocol()
+            res = await self.connect_room(n)
+            clients = [c for c in res.clients if c.open]
+            typists = clients[: max(1, int(len(clients) * self.cfg["s12_typist_share"]))]
+            await self.quiesce()
+            await self.warm_up({0: clients}, self.sink, self.cfg["warmup_seconds"])
+            runs: dict[str, list[dict]] = {"without": [], "with": []}
+            sent = [0]
+            for kind in ("without", "with", "with", "without"):
+                typing = None
+                if kind == "with":
+                    typing = asyncio.ensure_future(
+                        self._typing(typists, self.cfg["s12_typing_period"], sent)
+                    )
+                try:
+                    with self.profiling(f"s12-{kind}"):
+                        r = await self.measure(
+                            {0: clients}, rate=self.cfg["s2_rate"], seconds=seconds
+                        )
+                finally:
+                    if typing is not None:
+                        typing.cancel()
+                say(f"  {self.name} S12 {kind} typing: " + brief("s2", r))
+                runs[kind].append(r)
+                await self.quiesce()
+            for c in res.clients:
+                c.close()
+
+        def merged(rs: list[dict]) -> dict:
+            worst = max(rs, key=lambda r: r["p99_ms"] or 0)
+            return {
+                "p50_ms": max(r["p50_ms"] or 0 for r in rs),
+                "p99_ms": worst["p99_ms"],
+                "max_ms": max(r["max_ms"] or 0 for r in rs),
+                "delivered": sum(r["delivered"] for r in rs),
+                "expected": sum(r["expected"] for r in rs),
+                "lost": sum(r["lost"] for r in rs),
+                "server_cpu_pct": round(sum(r["server_cpu_pct"] for r in rs) / len(rs), 1),
+            }
+
+        without, with_ = merged(runs["without"]), merged(runs["with"])
+        ratio = None
+        if without["p99_ms"] and with_["p99_ms"]:
+            ratio = round(with_["p99_ms"] / without["p99_ms"], 2)
+        return {
+            "clients": len(clients),
+            "typists": len(typists),
+            "typing_frames_sent": sent[0],
+            "without": without,
+            "with": with_,
+            "p99_ratio": ratio,
+            "runs": runs,
+        }
+
+    async def _typing(self, typists, period: float, sent: list) -> None:
+        """Each typist sends a typing frame every ``period`` seconds, staggered evenly."""
+        frame = json.dumps({"type": "typing"}).encode()
+        loop = asyncio.get_running_loop()
+        start, k = loop.time(), 0
+        while True:
+            client = typists[k % len(typists)]
+            due = start + k * period / len(typists)
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            if client.open:
+                client.send(frame)
+                sent[0] += 1
+            k += 1
+
     async def s10(self) -> dict | None:
         """Sidebars (issue 10): every client is a member of one fresh room; a fifth of them
         view it, the others view other rooms with its unread badge live in their sidebars.
@@ -1176,6 +1259,23 @@ def markdown(results: dict) -> str:
                 f"{_ms(b['p50_ms'], b['p99_ms'], b['max_ms'])} "
                 f"({b['delivered']:,} / {b['expected']:,}) | {r['server_cpu_ms_per_message']} |"
             )
+    s12_rows = [(name, r["s12"]) for name, r in t.items() if r.get("s12")]
+    if s12_rows:
+        out += [
+            "",
+            "| S12 typing: one room, a tenth typing every 3 s | with typing: p50 / p99 / max ms "
+            "(delivered / expected) | without: p50 / p99 / max ms | p99 ratio | server CPU % "
+            "with / without |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in s12_rows:
+            w, wo = r["with"], r["without"]
+            out.append(
+                f"| {LABELS[name]} ({r['typists']} of {r['clients']}) | "
+                f"{_ms(w['p50_ms'], w['p99_ms'], w['max_ms'])} ({w['delivered']:,} / "
+                f"{w['expected']:,}) | {_ms(wo['p50_ms'], wo['p99_ms'], wo['max_ms'])} | "
+                f"{r['p99_ratio']} | {w['server_cpu_pct']} / {wo['server_cpu_pct']} |"
+            )
     if results.get("ratios"):
         out += ["", "Ratios: " + ", ".join(
             f"{k} = {v:g}" for k, v in results["ratios"].items()
@@ -1442,7 +1542,7 @@ async def main(args) -> dict:
                 if sc in TOOL_SCENARIOS:
                     continue
                 by_default = args.targets or name in S8_DEFAULT_TARGETS
-                if sc in ("s8", "s10") and not (name.startswith("t2") and by_default):
+                if sc in ("s8", "s10", "s12") and not (name.startswith("t2") and by_default):
                     continue
                 say(f"{LABELS[name]}: {sc.upper()}")
                 try:
@@ -1513,6 +1613,15 @@ def brief(sc: str, r: dict) -> str:
             f"({b['delivered']:,}/{b['expected']:,}), server CPU "
             f"{r['server_cpu_ms_per_message']} ms per message"
         )
+    if sc == "s12":
+        w, wo = r["with"], r["without"]
+        return (
+            f"{r['typists']} of {r['clients']} typing ({r['typing_frames_sent']} frames): "
+            f"message p50/p99 {_ms(w['p50_ms'], w['p99_ms'])} ms with typing, "
+            f"{_ms(wo['p50_ms'], wo['p99_ms'])} ms without: p99 ratio {r['p99_ratio']}; "
+            f"lost {w['lost']} / {wo['lost']}; server CPU {w['server_cpu_pct']} / "
+            f"{wo['server_cpu_pct']} %"
+        )
     if sc == "s3":
         return (
             f"ceiling (p99 ≤ 250 ms) {r['ceiling_deliveries_per_s']:,} deliveries/s, sustained "
@@ -1541,7 +1650,7 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="about a minute, few clients")
     parser.add_argument("--targets", help="comma-separated: " + ", ".join(LABELS))
-    parser.add_argument("--scenarios", help="comma-separated: s1,s2,s3,s4,s5,s6,s7,s8,s9,s10")
+    parser.add_argument("--scenarios", help="comma-separated: s1,s2,s3,s4,s5,s6,s7,s8,s9,s10,s12")
     parser.add_argument("--clients", type=int, help="clients in the big room (default 500)")
     parser.add_argument("--s2-rate", type=float, help="S2/S7 messages per second (default 10)")
     parser.add_argument("--s2-seconds", type=float, help="S2 duration (default 20)")

@@ -190,7 +190,7 @@ if REDIS_URL:
             "KEY_PREFIX": os.environ.get("PARLEY_CACHE_PREFIX", "parley"),
             "OPTIONS": {
                 # Short: a hung Redis must not hold a request (and the process's one sync
-                # thread) for long; the cache holds only counters.
+                # thread) for long; the cache holds counters and presence.
                 "socket_connect_timeout": float(os.environ.get("PARLEY_CACHE_TIMEOUT", "0.5")),
                 "socket_timeout": float(os.environ.get("PARLEY_CACHE_TIMEOUT", "0.5")),
                 "RETRY_AFTER": float(os.environ.get("PARLEY_CACHE_RETRY_AFTER", "5")),
@@ -200,7 +200,14 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # One process: rate-limit counters and presence (one entry per online user; locmem's
+    # default of 300 entries would evict people).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
 
 # --- Auth -----------------------------------------------------------------------------------
 # The Django admin is routed only with PARLEY_ADMIN=1, and then signs in through the allauth
@@ -332,6 +339,10 @@ PARLEY_WS_MAX_FRAME = 64 * 1024
 # Open websockets per user, across all processes when REDIS_URL is set (else per process);
 # past it a socket is accepted and closed with 4429.
 PARLEY_WS_MAX_PER_USER = int(os.environ.get("PARLEY_WS_MAX_PER_USER", "20"))
+# Typing indicators (apps/chat/typing.py) are off in rooms with more members than this: the
+# sender is told once. Each viewer gets at most one typing frame a second whatever the number of
+# typers, so the cost grows with the typers' events, not with the room (bench S12: 500).
+PARLEY_TYPING_MAX_MEMBERS = int(os.environ.get("PARLEY_TYPING_MAX_MEMBERS", "1000"))
 PARLEY_AVATAR_MAX_BYTES = 5 * 1024 * 1024
 PARLEY_AVATAR_MAX_SIDE = 4096
 PARLEY_AVATAR_SIZE = 256

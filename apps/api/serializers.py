@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
+from apps.chat import presence
 from apps.chat import selectors as chat_selectors
 from apps.chat.models import Message, Room
 from apps.profiles.models import Profile
@@ -138,6 +139,15 @@ class UploadField(serializers.Field):
 # --- Output -----------------------------------------------------------------------------------
 
 
+class _ProfileListSerializer(serializers.ListSerializer):
+    """Many profiles: their presence read in one cache get_many for the page."""
+
+    def to_representation(self, data):
+        profiles = list(data.all() if hasattr(data, "all") else data)
+        self.child.presence_states = presence.states_for(profiles)
+        return super().to_representation(profiles)
+
+
 class ProfileSerializer(serializers.ModelSerializer):
     """A person as others see them. ``id`` is the *user* id (the key every other object uses);
     ``display_name`` is what they typed (may be empty), ``name`` what is shown (falls back to
@@ -147,11 +157,20 @@ class ProfileSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
     name = serializers.CharField(read_only=True)
     avatar = serializers.SerializerMethodField()
+    # online | away | offline (apps/chat/presence.py); offline when they hide it.
+    presence = serializers.SerializerMethodField()
 
     class Meta:
         model = Profile
-        fields = ["id", "username", "display_name", "name", "avatar"]
+        fields = ["id", "username", "display_name", "name", "avatar", "presence"]
         read_only_fields = fields
+        list_serializer_class = _ProfileListSerializer
+
+    def get_presence(self, profile: Profile) -> str:
+        states = getattr(self, "presence_states", None)
+        if states is None or profile.user_id not in states:
+            states = presence.states_for([profile])
+        return states[profile.user_id]
 
     def get_avatar(self, profile: Profile) -> str | None:
         if not profile.avatar:

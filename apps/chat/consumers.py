@@ -26,7 +26,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from . import errors, fanout, realtime, receipts, selectors, services, socketlimit
+from . import delivery, errors, fanout, realtime, receipts, selectors, services, socketlimit
+from . import typing as typing_
 from .delivery import SocketStream, UserStream, receipts_frame
 from .models import Room
 from .realtime import LAYER_ERRORS
@@ -268,7 +269,41 @@ class SocketConsumer(AsyncWebsocketConsumer):
         await self.receive_frame(data.get("type", "message"), data)
 
     async def receive_frame(self, kind, data: dict) -> None:
-        await self.send_error(_("Unknown frame type."))
+        if not await self.receive_presence_frame(kind, data):
+            await self.send_error(_("Unknown frame type."))
+
+    # --- presence (presence.py): the page's activity and the dots it shows ---------------------
+
+    async def receive_presence_frame(self, kind, data: dict) -> bool:
+        """``{"type": "activity"}`` (the page was used; it sends one a minute at most) and
+        ``{"type": "presence-watch", "users": [ids]}`` (the dots the page shows, answered with
+        ``{"type": "presence", "states": {id: state}}``, then live ``{"type": "presence",
+        "user", "presence"}`` frames). False for any other kind."""
+        if kind == "activity":
+            fanout.hub().presence_activity(self)
+        elif kind == "presence-watch":
+            users = data.get("users")
+            if not isinstance(users, list):
+                await self.send_error(_("presence-watch needs a list of user ids."))
+                return True
+            ids = [u for u in users if isinstance(u, int) and not isinstance(u, bool)]
+            states = await fanout.hub().presence_watch(self, ids)
+            answer = {"type": "presence", "states": {str(u): s for u, s in states.items()}}
+            self.presence_post(delivery.json_frame(answer))
+        else:
+            return False
+        return True
+
+    def presence_post(self, frame: dict) -> None:
+        """A presence frame (built once for every recipient): through the user stream when
+        there is one (in order with its frames), else straight to the socket."""
+        if self.revoked:
+            return
+        if self.user_stream is not None:
+            self.user_stream.post(frame)
+        else:
+            task = asyncio.ensure_future(self.base_send(frame))
+            task.add_done_callback(_ignore_send_failure)
 
     async def send_error(self, text: str, client_id=None, message_id=None) -> None:
         await self.send(text_data=realtime.render_error(text, client_id, _named_id(message_id)))
@@ -337,9 +372,14 @@ class SocketConsumer(AsyncWebsocketConsumer):
             cache.delete_cached_value(user)
 
 
+def _ignore_send_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.info("a presence frame was not sent: %r", task.exception())
+
+
 class UserConsumer(SocketConsumer):
     """``/ws/user/``: the user's stream alone, from the handshake on (every signed-in page
-    that shows no room). It takes no frames."""
+    that shows no room). It takes the presence frames only (``receive_presence_frame``)."""
 
     def opened(self) -> None:
         self.start_user_stream()
@@ -352,6 +392,7 @@ class RoomConsumer(SocketConsumer):
 
     stream: SocketStream | None = None  # from the join on
     joined = False
+    typing_gate: typing_.SocketGate | None = None  # from its first typing frame on
     # Does its user send (and so see) read receipts? The hub gives receipts frames only to
     # viewers that do (read at connect, again when the profile changes).
     sends_receipts = False
@@ -416,6 +457,12 @@ class RoomConsumer(SocketConsumer):
     async def unsubscribe(self, hub: fanout.Hub) -> None:
         if self.stream is not None:
             self.stream.close()
+        gate = self.typing_gate
+        if gate is not None and gate.allowed and gate.active:
+            # Typing in a tab that closed: the line clears now rather than at expiry.
+            gate.active = False
+            name = typing_.cached_name(self.scope["user"]) or ""
+            typing_.publish(room_id=self.room.pk, user_id=self.user_id, name=name, stop=True)
         if self.joined:
             self.joined = False
             await hub.leave(self.room.pk, self)
@@ -450,11 +497,19 @@ class RoomConsumer(SocketConsumer):
                 self.user_stream.live_room = None
         elif isinstance(kind, str) and kind in _CHANGES:
             await self.receive_change(kind, data)
+        elif await self.receive_presence_frame(kind, data):
+            pass
+        elif kind == "typing":
+            await self.receive_typing(data)
         else:
             await self.send_error(_("Unknown frame type."))
 
     async def receive_message(self, data: dict) -> None:
         client_id = data.get("client_id")
+        if self.typing_gate is not None:
+            # Its message ends the typing (each hub drops the author when it arrives): the
+            # page's next keystroke is a new start, admitted at once.
+            self.typing_gate.active = False
         try:
             result, event = await database_sync_to_async(_send_and_render)(
                 room=self.room,
@@ -492,14 +547,64 @@ class RoomConsumer(SocketConsumer):
         for event in events:
             self.stream.acknowledge(event, True)
 
+    async def receive_typing(self, data: dict) -> None:
+        """``{"type": "typing"[, "stop": true]}``: an ephemeral signal to the room's viewers
+        (typing.py). Extras past the socket's allowance are dropped without an answer; the
+        first admitted frame asks once whether the user may post here and the room is small
+        enough (else a ``typing_off`` notice, once)."""
+        stop = data.get("stop", False)
+        if not isinstance(stop, bool):
+            await self.send_error(_("A typing frame's stop must be true or false."))
+            return
+        gate = self.typing_gate
+        if gate is None:
+            gate = self.typing_gate = typing_.SocketGate()
+        if gate.allowed is False or not gate.admit(stop, asyncio.get_running_loop().time()):
+            return
+        user = self.scope["user"]
+        name = typing_.cached_name(user)
+        if gate.allowed is None or name is None:
+            allowed, small, name = await database_sync_to_async(self._typing_facts)(gate)
+            if gate.allowed is None:
+                gate.allowed = allowed and small
+                if allowed and not small and not gate.told:
+                    gate.told = True
+                    await self.send(text_data=typing_.off_frame(self.room.pk))
+            if not gate.allowed:
+                return
+        typing_.publish(room_id=self.room.pk, user_id=self.user_id, name=name, stop=stop)
+
+    def _typing_facts(self, gate: typing_.SocketGate) -> tuple[bool, bool, str]:
+        """(may post, small enough, display name): the access query only the first time."""
+        user = self.scope["user"]
+        allowed, small = (True, True) if gate.allowed else (False, False)
+        if gate.allowed is None:
+            allowed, small = typing_.may_type(room=self.room, user=user)
+        return allowed, small, typing_.display_name(user)
+
     async def receive_active(self, data: dict) -> None:
         """``{"type": "active", "seq": N}``: the page is focused and shows the newest
         messages: read up to N, and from now on read each new message as it comes (the user
         stream's ``live_room``; the hub writes those pointers in batches) until
         ``{"type": "inactive"}`` — no unread frame and no notification for this room
         meanwhile. Answered with the room's ``unread`` frame (the state it starts from). Not
-        a member: nothing to read, no answer."""
-        state = await self._mark_read(data.get("seq"), force=False)
+        a member: nothing to read, no answer. When the user stream's counts already have the
+        pointer at N or past it (a page that opens a room it has read), no database work."""
+        try:
+            seq = errors.parse_seq(data.get("seq"), name="seq")
+        except ValidationError as exc:
+            await self.send_error(errors.describe(exc))
+            return
+        stream = self.user_stream
+        if stream is not None and await stream.settled():
+            counts = stream.counts.get(self.room.pk)
+            if counts is None:
+                return  # not a member (as the stream's last read of the memberships says)
+            if counts.pointer >= seq:
+                stream.live_room = self.room.pk
+                stream.answer(self.room.pk)
+                return
+        state = await self._mark_read(seq, force=False)
         stream = self.user_stream
         if state is not None and stream is not None:
             stream.live_room = self.room.pk

@@ -559,6 +559,19 @@ class UserStream(_CarriedOn):
             if task is not None:
                 task.cancel()
 
+    async def settled(self, timeout: float = 2.0) -> bool:
+        """Wait (at most ``timeout``) for a read of the counts under way; True when the
+        counts are those of a completed read of every membership and none is under way."""
+        syncing = self._syncing
+        if syncing is not None:
+            await asyncio.wait({syncing}, timeout=timeout)
+        return self.synced and self._syncing is None and not self.closed
+
+    def answer(self, room_id: int) -> None:
+        """Send the room's unread frame as the counts are (an answer to the page)."""
+        if room_id in self.counts:
+            self._post_unread(room_id)
+
     async def idle(self) -> None:
         """Return once no read is under way and nothing is queued (tests)."""
         while not self.closed and (self._syncing is not None or self._busy):

@@ -67,7 +67,8 @@ from channels.layers import get_channel_layer
 
 from apps.accounts.sessions import identities_still_valid
 
-from . import delivery, realtime, selectors, services, socketlimit, unread
+from . import delivery, presence, realtime, selectors, services, socketlimit, unread
+from . import typing as typing_
 from .models import Membership, Room
 from .realtime import LAYER_ERRORS
 
@@ -99,6 +100,11 @@ READ_FLUSH_SECONDS = 1.0
 # pointers is ~20 ms of row updates, which the one thread that serves every socket's
 # database work (sends first) must not wait behind.
 _READS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-live-reads")
+# Presence batches (cache reads and writes, the privacy query of new users) run on a thread
+# of their own too: never behind the sockets' database work, never holding it up.
+_PRESENCE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-presence")
+# A change of a local user's level is written after this (a connect storm: one batch).
+PRESENCE_BATCH_SECONDS = 0.25
 
 # Each room's viewers get at most one read-receipts frame this often (Hub.receipts_later);
 # past this many rooms remembered, those quiet for longer are forgotten.
@@ -119,6 +125,8 @@ EVENT_HANDLERS = {
     realtime.USER_ROOMS: ("user_rooms", "user"),
     realtime.USER_READ: ("user_read", "user"),
     realtime.DIRECTORY_CHANGED: ("directory_changed", "user"),
+    presence.EVENT: ("presence_changed", "user"),
+    typing_.ROOM_TYPING: ("room_typing", "room"),
 }
 
 
@@ -248,6 +256,17 @@ class Hub:
         # that writes them.
         self._reads: dict[int, dict[object, int]] = {}
         self._read_timer: asyncio.TimerHandle | None = None
+        # Presence (presence.py): this process's sockets per user, the sockets showing each
+        # user's dot, the state last delivered to them, and the timer of the next batch.
+        self.presence = presence.Tracker()
+        self.presence_watchers: dict[object, set] = {}
+        self.presence_watching: dict[object, set] = {}
+        self.presence_seen: dict[object, str] = {}
+        self._presence_timer: asyncio.TimerHandle | None = None
+        self._presence_busy = False
+        self._presence_again = False
+        # Who is typing in each room with local viewers, and its coalesced frames (typing.py).
+        self.typing = typing_.Board(self._deliver_typing)
         # Read receipts waiting for their room's next frame, when each room's last went, and
         # the timers that send the waiting ones (receipts_later). ``clock``: tests set it.
         self._receipts: dict[int, list] = {}
@@ -262,16 +281,19 @@ class Hub:
         and open the hub, so identity and user events reach it from now on. Raises a
         LAYER_ERRORS exception if the channel layer is unreachable (it is not attached)."""
         self._add_user_socket(consumer)
+        self.presence_opened(consumer)
         if self._recently_revoked(consumer):
             self._check_soon(consumer)
         try:
             await self._open()
         except asyncio.CancelledError:
             self._discard_user_socket(consumer)
+            self.presence_closed(consumer)
             self._spawn(self._halt_once_open())
             raise
         except BaseException:
             self._discard_user_socket(consumer)
+            self.presence_closed(consumer)
             halted = self._halt()
             if halted is not None:
                 await self._leave_groups(None, None, halted)
@@ -280,6 +302,7 @@ class Hub:
     async def detach(self, consumer: SocketMember) -> None:
         """The socket has gone (after leaving its rooms): the hub stops if nothing is left."""
         self._discard_user_socket(consumer)
+        self.presence_closed(consumer)
         channel = self.channel
         halted = self._halt()
         if halted is not None:
@@ -542,6 +565,8 @@ class Hub:
         room = self.rooms.get(event.get("room"))
         if room is None:
             return
+        if event["room"] in self.typing.rooms:
+            self._typer_posted(event)
         if room.members:
             # One ASGI message for every recipient: servers read it and never change it.
             event["frame"] = realtime.websocket_frame(event["html"])
@@ -597,6 +622,38 @@ class Hub:
         frame = delivery.room_frame(event)
         for stream in streams:
             stream.post(frame)
+
+    def room_typing(self, event: dict) -> None:
+        """``room.typing``: someone started or stopped typing in a room with viewers here
+        (typing.Board keeps the typers and sends the viewers coalesced frames)."""
+        room_id = event.get("room")
+        room = self.rooms.get(room_id)
+        if room is None or not room.members:
+            return  # watchers only: the sidebar shows no typing
+        user_id, name = event.get("user"), event.get("name")
+        if user_id is None or not isinstance(name, str):
+            raise ValueError("malformed room.typing event")
+        if event.get("stop"):
+            self.typing.stop(room_id, user_id)
+        else:
+            self.typing.start(room_id, user_id, name)
+
+    def _typer_posted(self, event: dict) -> None:
+        """A new message: its author is not typing it any more (before the article goes)."""
+        meta = event.get("meta") or {}
+        if meta.get("kind") == "new" and meta.get("author") is not None:
+            self.typing.message(event["room"], meta["author"])
+
+    def _deliver_typing(self, room_id: int, frame: dict) -> None:
+        """A typing frame (built once) to the user stream of each local viewer of the room."""
+        room = self.rooms.get(room_id)
+        if room is None or not room.members:
+            self.typing.forget(room_id)
+            return
+        for consumer in tuple(room.members):
+            stream = getattr(consumer, "user_stream", None)
+            if stream is not None:
+                stream.post(frame)
 
     def room_read(self, event: dict) -> None:
         """``room.read``: pointers moved by live reading ({user: seq} pairs): each watcher of
@@ -807,6 +864,7 @@ class Hub:
             user_id: getattr(getattr(user, "profile", None), "updated_at", None)
             for user_id, user in users.items()
         }
+        self.presence_privacy(users)
         for consumer, identity in zip(sockets, identities, strict=True):
             if identity in valid:
                 consumer.profile_refresh(updated[consumer.user_id])
@@ -931,6 +989,10 @@ class Hub:
         while True:
             await asyncio.sleep(TICK_SECONDS * random.uniform(0.75, 1.25))
             await self._refresh_logged()
+            try:
+                await self.presence_tick()
+            except Exception:  # the cache may be away: next tick
+                logger.exception("presence refresh failed")
             if loop.time() >= next_verify:
                 next_verify = loop.time() + VERIFY_SECONDS
                 try:
@@ -943,6 +1005,173 @@ class Hub:
             await self.refresh()
         except Exception:  # the database may be away too: next tick
             logger.exception("fan-out refresh failed")
+
+    # --- presence (presence.py) ---------------------------------------------------------------
+
+    def presence_opened(self, consumer) -> None:
+        user_id = getattr(consumer, "user_id", None)
+        if user_id is None:
+            return
+        self.presence.opened(user_id, consumer.socket_id, presence.clock())
+        self._presence_soon(PRESENCE_BATCH_SECONDS)
+
+    def presence_closed(self, consumer) -> None:
+        user_id = getattr(consumer, "user_id", None)
+        if user_id is None:
+            return
+        self.presence.closed(user_id, consumer.socket_id, presence.clock())
+        self.presence_unwatch(consumer)
+        self._presence_soon(presence.CLOSE_GRACE_SECONDS)
+
+    def presence_activity(self, consumer) -> None:
+        """``{"type": "activity"}``: the page was used (the page sends one a minute at most)."""
+        if self.presence.activity(consumer.user_id, consumer.socket_id, presence.clock()):
+            self._presence_soon(PRESENCE_BATCH_SECONDS)
+
+    def presence_privacy(self, users: dict) -> None:
+        """The users (with profiles) the session re-check read: their show_presence setting,
+        in case an event saying it changed was lost."""
+        changed = False
+        for user_id, user in users.items():
+            profile = getattr(user, "profile", None)
+            if profile is not None and self.presence.set_hide(user_id, not profile.show_presence):
+                changed = True
+        if changed:
+            self._presence_soon(PRESENCE_BATCH_SECONDS)
+
+    async def presence_watch(self, consumer, user_ids: list) -> dict:
+        """The socket shows these users' dots (at most presence.WATCH_MAX): from now on their
+        changes reach it. Returns their current states (one get_many), for its answer."""
+        wanted = set(user_ids[: presence.WATCH_MAX])
+        current = self.presence_watching.get(consumer, set())
+        for user_id in current - wanted:
+            self._presence_unwatch_one(consumer, user_id)
+        for user_id in wanted - current:
+            self.presence_watchers.setdefault(user_id, set()).add(consumer)
+        if wanted:
+            self.presence_watching[consumer] = wanted
+        else:
+            self.presence_watching.pop(consumer, None)
+        states = await self._presence_io(presence.read, list(wanted))
+        for user_id, state in states.items():
+            self._presence_deliver(user_id, state, skip=consumer)
+        return states
+
+    def presence_unwatch(self, consumer) -> None:
+        for user_id in self.presence_watching.pop(consumer, ()):
+            self._presence_unwatch_one(consumer, user_id)
+
+    def _presence_unwatch_one(self, consumer, user_id) -> None:
+        watchers = self.presence_watchers.get(user_id)
+        if watchers is not None:
+            watchers.discard(consumer)
+            if not watchers:
+                del self.presence_watchers[user_id]
+                self.presence_seen.pop(user_id, None)
+
+    def presence_changed(self, event: dict) -> None:
+        """``user.presence``: a user's new state, to this process's sockets that show their
+        dot (one frame built once); ``hide``, when present, is their new privacy setting."""
+        user_id, state = event.get("user"), event.get("presence")
+        if state not in presence.STATES:
+            raise ValueError("malformed user.presence event")
+        hide = event.get("hide")
+        if isinstance(hide, bool) and self.presence.set_hide(user_id, hide):
+            self._presence_soon(PRESENCE_BATCH_SECONDS)
+        self._presence_deliver(user_id, state)
+
+    def _presence_deliver(self, user_id, state: str, skip=None) -> None:
+        watchers = self.presence_watchers.get(user_id)
+        if not watchers or self.presence_seen.get(user_id) == state:
+            return
+        self.presence_seen[user_id] = state
+        frame = delivery.json_frame({"type": "presence", "user": user_id, "presence": state})
+        for consumer in tuple(watchers):
+            if consumer is not skip:
+                try:
+                    consumer.presence_post(frame)
+                except Exception:
+                    logger.exception("presence delivery to %r failed", consumer)
+
+    def _presence_soon(self, delay: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        when = loop.time() + max(delay, 0.0)
+        timer = self._presence_timer
+        if timer is not None:
+            if timer.when() <= when:
+                return
+            timer.cancel()
+        self._presence_timer = loop.call_at(when, self._presence_due)
+
+    def _presence_due(self) -> None:
+        self._presence_timer = None
+        self._spawn(self._presence_flush_logged())
+
+    async def _presence_flush_logged(self) -> None:
+        try:
+            await self.presence_flush()
+        except Exception:
+            logger.exception("presence write failed")
+
+    async def _presence_io(self, fn, *args):
+        return await DatabaseSyncToAsync(fn, thread_sensitive=False, executor=_PRESENCE_THREAD)(
+            *args
+        )
+
+    async def presence_flush(self, renew: bool = False) -> None:
+        """Write the local users whose level changed (``renew``: all of them, the TTL) in one
+        batch; then plan the next one (a grace ending, a socket going idle, a deferred
+        broadcast)."""
+        if self._presence_busy:
+            self._presence_again = True
+            return
+        self._presence_busy = True
+        tracker = self.presence
+        try:
+            unknown = tracker.unknown_privacy()
+            if unknown:
+                shown = await self._presence_io(_show_presence, unknown)
+                for user_id in unknown:
+                    if user_id in tracker.users and tracker.users[user_id].hide is None:
+                        tracker.users[user_id].hide = not shown.get(user_id, True)
+            now = presence.clock()
+            users = list(tracker.users) if renew else tracker.changed(now)
+            updates = tracker.updates(users, now)
+            if updates:
+                written, deferred = await self._presence_io(
+                    presence.write, tracker.process, updates, now
+                )
+                tracker.wrote(written, deferred)
+        finally:
+            self._presence_busy = False
+        if self._presence_again:
+            self._presence_again = False
+            self._presence_soon(0)
+        due = tracker.next_due(presence.clock())
+        if due is not None:
+            self._presence_soon(due - presence.clock() + 0.05)
+
+    async def presence_tick(self) -> None:
+        """Every tick: renew this process's parts (their TTL), and re-read the watched users
+        (a lost event, a crashed process whose parts expired)."""
+        await self.presence_flush(renew=True)
+        watched = list(self.presence_watchers)
+        if watched:
+            states = await self._presence_io(presence.read, watched)
+            for user_id, state in states.items():
+                self._presence_deliver(user_id, state)
+
+
+def _show_presence(user_ids) -> dict:
+    """{user id: show_presence} for these users: one query."""
+    from apps.profiles.models import Profile
+
+    return dict(
+        Profile.objects.filter(user_id__in=list(user_ids)).values_list("user_id", "show_presence")
+    )
 
 
 def access_facts(user_ids, room_ids) -> tuple[dict[object, dict[int, tuple]], dict[int, bool]]:

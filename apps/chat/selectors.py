@@ -389,6 +389,9 @@ class SidebarEntry:
     pointer: int = 0
     through: int = 0
     activity_at: object = field(default=None, repr=False)
+    # A DM's other participant (their presence dot) and their state at render time.
+    partner_id: int | None = None
+    presence: str = "offline"
 
     @property
     def state(self) -> dict:
@@ -427,6 +430,7 @@ def sidebar(*, user) -> Sidebar:
     )
     dm_ids = [row["room_id"] for row in rows if row["room__dm_key"] is not None]
     others: dict[int, list[str]] = {}
+    partners: dict[int, object] = {}  # DM room -> the other participant's profile
     if dm_ids:
         for member in (
             Membership.objects.filter(room_id__in=dm_ids)
@@ -435,6 +439,11 @@ def sidebar(*, user) -> Sidebar:
             .order_by("pk")
         ):
             others.setdefault(member.room_id, []).append(_profile_name(member.user))
+            partners.setdefault(member.room_id, getattr(member.user, "profile", None))
+    # Their presence dots: one cache get_many, no query.
+    from . import presence
+
+    states = presence.states_for(p for p in partners.values() if p is not None)
     rooms, dms = [], []
     for row in rows:
         state = _state(row)
@@ -457,6 +466,10 @@ def sidebar(*, user) -> Sidebar:
             through=state.through,
             activity_at=row["room__last_message_at"] or row["room__created_at"],
         )
+        partner = partners.get(state.room_id)
+        if partner is not None:
+            entry.partner_id = partner.user_id
+            entry.presence = states.get(partner.user_id, "offline")
         (dms if state.kind == Room.Kind.DM else rooms).append(entry)
     rooms.sort(key=lambda e: (e.title.lower(), e.room_id))
     dms.sort(key=lambda e: (e.activity_at, e.room_id), reverse=True)

@@ -8,7 +8,7 @@ from django.dispatch import receiver
 from apps.accounts.sessions import sessions_revoked
 from apps.profiles.models import Profile
 
-from . import realtime
+from . import presence, realtime
 
 
 @receiver(sessions_revoked, dispatch_uid="chat.close_revoked_sockets")
@@ -24,6 +24,17 @@ def _profile_saved(sender, instance: Profile, created: bool, **kwargs) -> None:
     # Robust: whatever the publish raises is logged, never a 500 for the profile save (the
     # hub's periodic re-check refreshes the profile anyway).
     transaction.on_commit(lambda: realtime.broadcast_profile_changed(user_id=user_id), robust=True)
+
+
+@receiver(post_save, sender=Profile, dispatch_uid="chat.presence_privacy")
+def _presence_privacy(sender, instance: Profile, created: bool, **kwargs) -> None:
+    """ "Show my online status" may have changed: the presence entry says so and, if what
+    others see changes, their dots update (presence.privacy_changed; a save of another field
+    changes nothing there). Robust like the above: a cache outage never fails the save."""
+    if created:
+        return
+    user_id, show = instance.user_id, instance.show_presence
+    transaction.on_commit(lambda: presence.privacy_changed(user_id, show=show), robust=True)
 
 
 # Read receipts (issue 11): someone switching "Send read receipts" on or off appears or

@@ -153,12 +153,30 @@ def _page_size_for(membership) -> int | None:
     return min(wanted, UNREAD_PAGE_LIMIT)
 
 
+def _dm_partner(room, user) -> dict:
+    """A DM's other participant and their presence, for the header's dot (one cache read; the
+    members were loaded for the title)."""
+    if room.dm_key is None:
+        return {}
+    from . import presence
+
+    members = getattr(room, "member_list", None)
+    if members is None:
+        members = list(room.memberships.select_related("user__profile"))
+    other = next((m.user for m in members if m.user_id != user.pk), None)
+    if other is None:
+        return {}
+    state = presence.states_for([other.profile])[other.pk]
+    return {"dm_partner_id": other.pk, "dm_presence": state}
+
+
 def _render_room(request, room: Room, *, form=None, error=None, status=200):
     side, membership = _sidebar_with_entry(room, request.user)
     page = selectors.message_list_latest(room=room, limit=_page_size_for(membership))
     context = {
         **_history_context(room, page),
         "title": selectors.room_title_for(room=room, user=request.user),
+        **_dm_partner(room, request.user),
         "form": form or MessageForm(),
         "error": error,
         "can_manage": selectors.room_is_managed_by(room=room, user=request.user),
@@ -375,6 +393,7 @@ def _render_settings(request, room: Room, *, update_form=None, add_form=None, st
     context = {
         "room": room,
         "title": selectors.room_title_for(room=room, user=request.user),
+        **_dm_partner(room, request.user),
         "can_manage": can_manage,
         "sidebar": side,
         "membership": membership,

@@ -18,6 +18,14 @@ PROFILES_PER_PAGE = 100
 def profile_list(request):
     """Everyone you can message, by name."""
     page = Paginator(selectors.profile_list(), PROFILES_PER_PAGE).get_page(request.GET.get("page"))
+    # Their presence dots: one cache get_many for the page (profiles import no chat module
+    # at import time: chat imports profiles).
+    from apps.chat import presence
+
+    page.object_list = list(page.object_list)
+    states = presence.states_for(page.object_list)
+    for profile in page.object_list:
+        profile.presence = states[profile.user_id]
     return render(request, "profiles/profile_list.html", {"page": page})
 
 

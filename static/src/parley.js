@@ -818,6 +818,58 @@
     if (root && root.querySelectorAll) each("input[data-member-picker]", memberPicker, root);
   });
 
+  // ---- Presence dots ([data-testid^=presence-], components/presence_dot.html). The page tells
+  // its socket which users' dots it shows ("presence-watch", at most 500) and gets their states,
+  // then each change; it also says, at most once a minute, that the page is being used
+  // ("activity": keys, pointer, focus, scroll), which keeps its user "online" (else "away").
+  var presenceSend = null;
+  var PRESENCE_MAX = 500, ACTIVITY_MS = 60000;
+  var lastActivity = 0;
+  function presenceIds() {
+    var seen = {}, ids = [];
+    each('[data-testid^="presence-"]', function (el) {
+      var id = parseInt(el.getAttribute("data-testid").slice("presence-".length), 10);
+      if (id && !seen[id] && ids.length < PRESENCE_MAX) { seen[id] = true; ids.push(id); }
+    });
+    return ids;
+  }
+  function watchPresence() {
+    if (presenceSend) presenceSend({ type: "presence-watch", users: presenceIds() });
+  }
+  Parley.watchPresence = watchPresence;
+  function applyPresence(id, state) {
+    each('[data-testid="presence-' + id + '"]', function (el) {
+      el.dataset.presence = state;
+      var label = el.getAttribute("data-label-" + state) || state;
+      el.setAttribute("aria-label", label);
+      el.setAttribute("title", label);
+    });
+  }
+  Parley.on("presence", function (f) {
+    if (f.states) Object.keys(f.states).forEach(function (id) { applyPresence(id, f.states[id]); });
+    else if (f.user) applyPresence(f.user, f.presence);
+  });
+  Parley.on("sidebar-updated", watchPresence); // new DM entries, new dots
+  function activity() {
+    var now = Date.now();
+    if (!presenceSend || now - lastActivity < ACTIVITY_MS) return;
+    lastActivity = now;
+    presenceSend({ type: "activity" });
+  }
+  ["keydown", "pointerdown", "pointermove", "focus", "scroll", "wheel", "touchstart"].forEach(function (type) {
+    window.addEventListener(type, activity, { capture: true, passive: true });
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") activity();
+  });
+  // The page's socket (room.js's htmx socket, or /ws/user/ here) calls this when it opens:
+  // a (re)opened socket counts as used and is told the dots again.
+  Parley.presenceSocket = function (send) {
+    presenceSend = send;
+    lastActivity = Date.now();
+    watchPresence();
+  };
+
   // ---- The user's stream on every page but a room (whose htmx socket carries it): a plain
   // WebSocket, reconnecting with backoff; signed out (4401) or refused (4403) is final.
   var stopUserSocket = null;
@@ -835,7 +887,12 @@
       if (stopped || (ws && ws.readyState <= 1)) return;
       setStream("connecting");
       try { ws = new WebSocket(url()); } catch (err) { schedule(); return; }
-      ws.onopen = function () { retries = 0; setStream("open"); };
+      ws.onopen = function () {
+        retries = 0;
+        setStream("open");
+        var open = ws;
+        Parley.presenceSocket(function (f) { if (open.readyState === 1) open.send(JSON.stringify(f)); });
+      };
       ws.onmessage = function (e) { Parley.receiveText(e.data); };
       ws.onclose = function (e) {
         ws = null;

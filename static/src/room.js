@@ -266,6 +266,7 @@
       var v = versionOf(a);
       if (v > maxVersion) maxVersion = v;
       var result = place(a);
+      if (result === "added") typingPosted(a.dataset.author);
       if (result === "added" && frame && a.dataset.author !== myId) {
         frame.arrived++;
         arrivedUnseen(a);
@@ -499,6 +500,62 @@
     if (mentionBox) mentionBox.close();
     transmit(clientId);
   });
+
+  // ---- Typing (typing.py): at most one {"type": "typing"} every 3 s while the composer has
+  // text, a stop when it is emptied; the server sends who is typing (everyone's ids, ours
+  // too: the frame is the same for every viewer), at most once a second.
+  var typingLine = document.getElementById("typing");
+  var TYPING_EVERY_MS = 3000;
+  var typingSentAt = 0;
+  var typingOn = false; // our last frame was a start
+  var typingAllowed = true; // false after a typing_off notice (a room too large)
+  var typers = []; // [{id, name}] of the last frame, without us
+  function typingInput() {
+    if (!typingAllowed || !socketOpen) return;
+    if (!textarea.value.trim()) {
+      typingStop();
+      return;
+    }
+    var now = Date.now();
+    if (typingOn && now - typingSentAt < TYPING_EVERY_MS) return;
+    typingOn = true;
+    typingSentAt = now;
+    send({ type: "typing" });
+  }
+  function typingStop() {
+    if (!typingOn) return;
+    typingOn = false;
+    send({ type: "typing", stop: true });
+  }
+  textarea.addEventListener("input", typingInput);
+  // Sent: the server drops us from the typers when the message arrives; the next keystroke
+  // starts again at once.
+  form.addEventListener("htmx:wsConfigSend", function () { typingOn = false; });
+  function fill(text, values) {
+    return text.replace(/\{(\w+)\}/g, function (m, key) { return key in values ? values[key] : m; });
+  }
+  function renderTyping() {
+    var t = typingLine.dataset;
+    var n = typers.length;
+    typingLine.textContent = n === 0 ? "" : n === 1 ? fill(t.textOne, { name: typers[0].name })
+      : n === 2 ? fill(t.textTwo, { first: typers[0].name, second: typers[1].name }) : t.textMany;
+  }
+  Parley.on("typing", function (f) {
+    if (String(f.room) !== roomId || !Array.isArray(f.users)) return;
+    typers = f.users.filter(function (u) { return u && String(u.id) !== myId; });
+    renderTyping();
+  });
+  Parley.on("typing_off", function (f) {
+    if (String(f.room) === roomId) typingAllowed = false;
+  });
+  // Their message arrived: not typing it any more (at once, before the server's next frame).
+  function typingPosted(author) {
+    var left = typers.filter(function (u) { return String(u.id) !== author; });
+    if (left.length !== typers.length) {
+      typers = left;
+      renderTyping();
+    }
+  }
 
   // ---- Edit in place: the source comes from the API (the page only has the HTML).
   var editorTemplate = document.getElementById("editor-template");
@@ -796,6 +853,7 @@
     if (Parley.setStream) Parley.setStream("open");
     setStatus("connected", status.dataset.textConnected || "Connected");
     resume();
+    if (Parley.presenceSocket) Parley.presenceSocket(send); // presence dots and activity
     scheduleRead();
     // Anything unacknowledged is sent again: the server stores each client_id once.
     Object.keys(pending).forEach(transmit);
@@ -803,6 +861,9 @@
   chat.addEventListener("htmx:wsClose", function (e) {
     socketOpen = false;
     live = false;
+    typingOn = false; // a new socket starts afresh; the old line would go stale
+    typers = [];
+    renderTyping();
     var code = e.detail.event.code;
     if (Parley.setStream) Parley.setStream(code === 4401 || code === 4403 || code === 4404 ? "closed" : "reconnecting");
     Object.keys(pending).forEach(function (id) { setPendingState(pending[id], "failed"); });

@@ -90,6 +90,6 @@ async def test_a_frame_over_the_cap_is_refused_and_the_socket_lives(public_room,
 
 async def test_an_unknown_json_frame_type_still_says_so(public_room, alice):
     a = await joined(public_room.pk, alice)
-    await send_json(a, {"type": "typing", "body": "ж" * 4000})
+    await send_json(a, {"type": "wave", "body": "ж" * 4000})
     assert "Unknown frame type." in await a.receive_from(timeout=5)
     await a.disconnect()

@@ -446,6 +446,37 @@ async def test_inactive_and_mark_as_unread_end_live_reading(public_room, alice, 
     await reading.disconnect()
 
 
+async def test_reading_live_a_room_already_read_needs_no_database(
+    public_room, alice, bob, held_reads, monkeypatch
+):
+    message = (await send(public_room, bob, "one")).message
+    await database_sync_to_async(services.room_mark_read)(
+        room=public_room, user=alice, seq=message.seq
+    )
+    reading = await room_socket(alice, public_room)
+
+    def no_read(**kwargs):
+        raise AssertionError("the counts knew the pointer: no database read")
+
+    monkeypatch.setattr(services, "room_mark_read", no_read)
+    await send_json(reading, {"type": "active", "seq": message.seq})
+    await reading.user_frame_of("unread", timeout=2, unread=0, pointer=message.seq)
+    await send(public_room, bob, "two")
+    while "two" not in await reading.receive_from(timeout=5):
+        pass
+    assert await reading.no_user_frame()  # read live
+    await reading.disconnect()
+
+
+@pytest.mark.parametrize("seq", ["abc", -1, None])
+async def test_an_active_frame_with_a_bad_seq_gets_an_error_fragment(public_room, alice, seq):
+    reading = await room_socket(alice, public_room)
+    await send_json(reading, {"type": "active", "seq": seq})
+    html = await reading.receive_from(timeout=5)
+    assert 'id="composer-error"' in html and "seq" in html
+    await reading.disconnect()
+
+
 async def test_a_non_member_reading_live_moves_and_gets_nothing(public_room, alice, carol):
     reading = await room_socket(carol, public_room)
     await send_json(reading, {"type": "active", "seq": 0})
