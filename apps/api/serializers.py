@@ -23,6 +23,7 @@ __all__ = [
     "MessageEditSerializer",
     "MessageSerializer",
     "MyProfileSerializer",
+    "PersonSerializer",
     "ProfileSerializer",
     "ProfileUpdateSerializer",
     "ReactionCreateSerializer",
@@ -148,21 +149,38 @@ class _ProfileListSerializer(serializers.ListSerializer):
         return super().to_representation(profiles)
 
 
-class ProfileSerializer(serializers.ModelSerializer):
+class PersonSerializer(serializers.ModelSerializer):
     """A person as others see them. ``id`` is the *user* id (the key every other object uses);
     ``display_name`` is what they typed (may be empty), ``name`` what is shown (falls back to
-    the username)."""
+    the username). A message's ``author``: no presence (a page of messages would read it
+    once per author for nothing)."""
 
     id = serializers.IntegerField(source="user_id", read_only=True)
     username = serializers.CharField(source="user.username", read_only=True)
     name = serializers.CharField(read_only=True)
     avatar = serializers.SerializerMethodField()
-    # online | away | offline (apps/chat/presence.py); offline when they hide it.
-    presence = serializers.SerializerMethodField()
 
     class Meta:
         model = Profile
-        fields = ["id", "username", "display_name", "name", "avatar", "presence"]
+        fields = ["id", "username", "display_name", "name", "avatar"]
+        read_only_fields = fields
+
+    def get_avatar(self, profile: Profile) -> str | None:
+        if not profile.avatar:
+            return None
+        url = profile.avatar.url
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+class ProfileSerializer(PersonSerializer):
+    """``/api/profiles/``: a person, with their ``presence``."""
+
+    # online | away | offline (apps/chat/presence.py); offline when they hide it.
+    presence = serializers.SerializerMethodField()
+
+    class Meta(PersonSerializer.Meta):
+        fields = [*PersonSerializer.Meta.fields, "presence"]
         read_only_fields = fields
         list_serializer_class = _ProfileListSerializer
 
@@ -171,13 +189,6 @@ class ProfileSerializer(serializers.ModelSerializer):
         if states is None or profile.user_id not in states:
             states = presence.states_for([profile])
         return states[profile.user_id]
-
-    def get_avatar(self, profile: Profile) -> str | None:
-        if not profile.avatar:
-            return None
-        url = profile.avatar.url
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request is not None else url
 
 
 class MyProfileSerializer(ProfileSerializer):
@@ -349,7 +360,7 @@ class MessageSerializer(serializers.ModelSerializer):
     Read from ``selectors.with_timeline`` querysets: authors, replies and reactions prefetched,
     so a page costs the same queries whatever its size."""
 
-    author = ProfileSerializer(source="author.profile", read_only=True)
+    author = PersonSerializer(source="author.profile", read_only=True)
     reply_to = serializers.IntegerField(source="reply_to_id", read_only=True, allow_null=True)
     deleted = serializers.BooleanField(read_only=True)
     reactions = serializers.SerializerMethodField()
