@@ -369,16 +369,19 @@ def watch_frame(user_ids: list[int]) -> bytes:
 ACTIVITY_FRAME = json.dumps({"type": "activity"}).encode()
 
 
-async def activity_loop(clients: list[Client], *, period: float, seconds: float) -> int:
+async def activity_loop(
+    clients: list[Client], *, period: float, seconds: float, first: int = 0
+) -> int:
     """Each client sends ``{"type": "activity"}`` once every ``period`` seconds, the clients
-    evenly staggered (``len(clients) / period`` frames/s in all), for ``seconds``. Returns the
-    frames sent."""
+    evenly staggered (``len(clients) / period`` frames/s in all), for ``seconds``, the first
+    frame to client ``first`` (a loop that goes on from where the last one stopped). Returns
+    the frames due."""
     if not clients:
         return 0
     pace = Pace(len(clients) / period, seconds)
     sent = 0
     async for k, _sched, _now in pace:
-        client = clients[k % len(clients)]
+        client = clients[(first + k) % len(clients)]
         if client.open:
             client.send(ACTIVITY_FRAME)
             sent += 1

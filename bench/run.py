@@ -152,6 +152,7 @@ FULL = {
     "s11_watch": [5, 10],
     "s11_activity_period": 10.0,
     "s11_seconds": 20,
+    "s11_slices": 4,
     # S13: user X connects, stays 0.5 s and leaves, once a second for s13_seconds, while a
     # watcher shows X's dot; then s13_tail_seconds more (the last close's grace and window).
     "s13_seconds": 60,
@@ -188,6 +189,7 @@ QUICK = {
     "s11_rooms": 10,
     "s11_activity_period": 3.0,
     "s11_seconds": 3,
+    "s11_slices": 1,
     "s13_seconds": 10,
     "s13_tail_seconds": 7,
     "warmup_seconds": 0.5,
@@ -237,7 +239,7 @@ class Redis:
         and cache keys) as MONITOR shows them, the commands scripts run excluded: one server's
         commands on a shared Redis. Yields a ``Counter`` whose ``"commands"`` grows, and
         ``"presence"``: those that name a presence entry (``presence:<user id>``)."""
-        counts: Counter = Counter()
+        counts: Counter = Counter(commands=0, presence=0, presence_mset=0)  # (keys fixed)
         stop = threading.Event()
         conn = redis.Redis.from_url(REDIS_URL).connection_pool.get_connection("MONITOR")
         conn.send_command("MONITOR")
@@ -1059,44 +1061,73 @@ class Target:
             states = Counter(s for a in answered for s in a.values())
             live_at_watch = len(sink.live)
             monitor = stack.enter_context(self.redis.monitor(self.prefix))
-            windows = {}
-            for kind in ("idle", "presence"):
+            # Idle and activity slices, interleaved ABBA (a machine whose load drifts weighs
+            # on both alike), s11_seconds of each in all.
+            slices = self.cfg["s11_slices"]
+            order = [("idle", "presence")[(k + 1) // 2 % 2] for k in range(2 * slices)]
+            acc = {kind: Counter() for kind in ("idle", "presence")}
+            spy = {kind: Counter() for kind in ("idle", "presence")}
+            first = 0
+            for n_slice, kind in enumerate(order):
                 mark = lg.now_ns()
                 commands = self.redis.commands()
-                ours, ours_presence = monitor["commands"], monitor["presence"]
-                ours_mset = monitor["presence_mset"]
+                ours = Counter(monitor)
                 before = self.cpu()
-                with self.profiling(f"s11-{kind}"):
+                with self.profiling(f"s11-{kind}-{n_slice}"):
                     if kind == "idle":
-                        await asyncio.sleep(seconds)
+                        await asyncio.sleep(seconds / slices)
                         sent = 0
                     else:
-                        sent = await lg.activity_loop(clients, period=period, seconds=seconds)
+                        sent = await lg.activity_loop(
+                            clients, period=period, seconds=seconds / slices, first=first
+                        )
+                        first += sent
                     after = self.cpu()
-                wall = (after["wall"] - before["wall"]) / 1000
+                a = acc[kind]
+                for key in ("server", "redis", "loadgen", "wall", "machine"):
+                    a[key] += after[key] - before[key]
+                a["postgres"] += cpu_delta(before["postgres"], after["postgres"])
+                a["sent"] += sent
+                a["live"] += sink.live_count(mark)
+                a["all_commands"] += self.redis.commands() - commands
+                for key in ("commands", "presence", "presence_mset"):
+                    a[key] += monitor[key] - ours[key]
+                if self.profile:
+                    path = RESULTS / f"profile-{self.name}-s11-{kind}-{n_slice}.txt"
+                    hits, total = profile_share(path, "presence")
+                    spy[kind]["hits"] += hits
+                    spy[kind]["total"] += total
+            windows = {}
+            for kind, a in acc.items():
+                wall = a["wall"] / 1000
+                zero = {"server": 0, "redis": 0, "loadgen": 0, "wall": 0, "machine": 0}
+                cpu = self.cpu_report(
+                    {**zero, "postgres": {}},
+                    {**{k: a[k] for k in zero}, "postgres": {0: a["postgres"]}},
+                    0,
+                )
                 windows[kind] = {
                     "seconds": round(wall, 1),
-                    "activity_frames": sent,
-                    "activity_per_s": round(sent / wall, 1),
-                    "live_presence_frames": sink.live_count(mark),
+                    "slices": slices,
+                    "activity_frames": a["sent"],
+                    "activity_per_s": round(a["sent"] / wall, 1),
+                    "live_presence_frames": a["live"],
                     # This server's (MONITOR), and every client's of the shared Redis.
-                    "redis_commands_per_s": round((monitor["commands"] - ours) / wall),
+                    "redis_commands_per_s": round(a["commands"] / wall),
                     # Of which on presence entries (the hub's renewals and re-reads: one
                     # MGET, one MSET and an EXPIRE per user per tick, ~10 s).
-                    "redis_presence_commands": monitor["presence"] - ours_presence,
+                    "redis_presence_commands": a["presence"],
                     # The hub's presence writes (MSET) in the window: its ticks, mostly.
-                    "presence_writes": monitor["presence_mset"] - ours_mset,
-                    "redis_all_commands_per_s": round((self.redis.commands() - commands) / wall),
-                    **self.cpu_report(before, after, 0),
+                    "presence_writes": a["presence_mset"],
+                    "redis_all_commands_per_s": round(a["all_commands"] / wall),
+                    "server_cpu_pct": cpu["server_cpu_pct"],
+                    "loadgen_cpu_pct": cpu["loadgen_cpu_pct"],
+                    "other_cpu_pct": cpu["other_cpu_pct"],
                 }
-                for key in ("server_cpu_ms_per_1k", "redis_cpu_ms_per_1k"):
-                    windows[kind].pop(key, None)
-                windows[kind].pop("postgres_cpu_ms_per_1k", None)
                 if self.profile:
                     # py-spy: the share of the server's samples in presence code (presence.py,
                     # presence_* of the hub and the consumers) times the window's server CPU.
-                    path = RESULTS / f"profile-{self.name}-s11-{kind}.txt"
-                    hits, total = profile_share(path, "presence")
+                    hits, total = spy[kind]["hits"], spy[kind]["total"]
                     windows[kind]["profile_samples"] = total
                     windows[kind]["profile_presence_share"] = (
                         round(hits / total, 3) if total else None
@@ -1108,6 +1139,9 @@ class Target:
             for c in res.clients:
                 c.close()
         idle, busy = windows["idle"], windows["presence"]
+        extra_ms = (busy["server_cpu_pct"] - idle["server_cpu_pct"]) * busy["seconds"] * 10
+        frames = busy["activity_frames"]
+        per_frame = round(extra_ms / frames, 3) if frames else None
         return {
             "users": n,
             "connected": len(clients),
@@ -1124,6 +1158,12 @@ class Target:
             "idle": idle,
             "presence": busy,
             "presence_cpu_pct": round(busy["server_cpu_pct"] - idle["server_cpu_pct"], 1),
+            # The difference per activity frame, and what it comes to at the page's own rate
+            # (one a minute per user at most: connected / 60 frames/s).
+            "server_cpu_ms_per_activity_frame": per_frame,
+            "presence_cpu_pct_at_page_rate": (
+                round(per_frame * len(clients) / 60 / 10, 2) if per_frame is not None else None
+            ),
             "live_frames_received": len(sink.live),
             "presence_frames_received": len(sink.answers) + len(sink.live),
         }
@@ -1450,7 +1490,8 @@ def markdown(results: dict) -> str:
         out += [
             "",
             "| S11 presence: connected users (rooms, dots each) | server CPU % idle → with "
-            "activity frames (activity frames/s) | server CPU on presence, % of a core | Redis "
+            "activity frames (activity frames/s) | server CPU on presence (the difference), % "
+            "of a core | Redis "
             "commands/s idle → with activity, this server's | presence frames received "
             "(answers + live) |",
             "|---|---|---|---|---|",
@@ -1469,7 +1510,9 @@ def markdown(results: dict) -> str:
             out.append(
                 f"| {LABELS[name]}: {r['connected']:,} / {r['users']:,} ({r['rooms']}, "
                 f"{r['watched_per_client']}) | {i['server_cpu_pct']} → {p['server_cpu_pct']} "
-                f"({p['activity_per_s']}) | {r['presence_cpu_pct']}{spy} | "
+                f"({p['activity_per_s']}) | {r['presence_cpu_pct']}{spy}; "
+                f"{_ms(r.get('server_cpu_ms_per_activity_frame'))} ms per activity frame, "
+                f"{_ms(r.get('presence_cpu_pct_at_page_rate'))} % at the page's rate | "
                 f"{i['redis_commands_per_s']:,} → {p['redis_commands_per_s']:,} (all clients "
                 f"{i['redis_all_commands_per_s']:,} → {p['redis_all_commands_per_s']:,}; hub "
                 f"presence writes {i['presence_writes']} → {p['presence_writes']}) | "
@@ -1865,7 +1908,9 @@ def brief(sc: str, r: dict) -> str:
             f"{r['user_sockets']} user sockets, {r['watched_per_client']} dots each, "
             f"{r['watch_answers']} answers {r['answered_states']}): server CPU idle "
             f"{i['server_cpu_pct']} % → {p['server_cpu_pct']} % with {p['activity_per_s']} "
-            f"activity frames/s (presence {r['presence_cpu_pct']} %), Redis "
+            f"activity frames/s (presence {r['presence_cpu_pct']} %: "
+            f"{r['server_cpu_ms_per_activity_frame']} ms per frame, "
+            f"{r['presence_cpu_pct_at_page_rate']} % at the page's rate), Redis "
             f"{i['redis_commands_per_s']} → {p['redis_commands_per_s']} commands/s (presence "
             f"writes {i['presence_writes']} / {p['presence_writes']}), live "
             f"presence frames {r['live_frames_at_watch']} at watch, {i['live_presence_frames']} "
