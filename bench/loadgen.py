@@ -289,6 +289,10 @@ def tutorial_protocol(port: int) -> Protocol:
     )
 
 
+# The room key of a page that shows no room (the users page, settings): ``/ws/user/``.
+USER_SOCKET = -1
+
+
 def parley_protocol(
     port: int,
     sessions: list[str],
@@ -304,6 +308,8 @@ def parley_protocol(
     origin = ("Origin", f"http://127.0.0.1:{port}")
 
     def hello(room: int) -> list[bytes]:
+        if room == USER_SOCKET:
+            return []  # a page that shows no room: its user stream only
         after = last_seq.get(room_ids[room], 0)
         frames = [json.dumps({"type": "resume", "after_seq": after}).encode()]
         if live:
@@ -311,13 +317,75 @@ def parley_protocol(
         return frames
 
     return Protocol(
-        url=lambda room: f"ws://127.0.0.1:{port}/ws/chat/room/{room_ids[room]}/",
+        url=lambda room: (
+            f"ws://127.0.0.1:{port}/ws/user/"
+            if room == USER_SOCKET
+            else f"ws://127.0.0.1:{port}/ws/chat/room/{room_ids[room]}/"
+        ),
         headers=lambda i: [origin, ("Cookie", f"sessionid={sessions[i % len(sessions)]}")],
         encode=lambda body: json.dumps(
             {"type": "message", "body": body, "client_id": str(uuid.uuid4())}
         ).encode(),
         hello=hello,
     )
+
+
+# --- Parley's presence (S11, S13) --------------------------------------------------------------
+#
+# A page tells its socket whose dots it shows (``{"type": "presence-watch", "users": [ids]}``),
+# is answered ``{"type": "presence", "states": {id: state}}``, then gets a live ``{"type":
+# "presence", "user": id, "presence": state}`` frame per change of one of them.
+
+PRESENCE_HEAD = b'{"type":"presence"'
+
+
+class PresenceSink(Sink):
+    """Counts presence frames: the answers to ``presence-watch`` (per client), and the live
+    frames (per user they are about, with their arrival times); every other frame is ignored."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.answers: dict[int, dict] = {}  # client -> the states it was answered
+        self.live: list[tuple[int, int, str, int]] = []  # (client, user, state, time ns)
+
+    def record(self, client: int, data: bytes, at: int) -> None:
+        self.frames += 1
+        if not data.startswith(PRESENCE_HEAD):
+            return
+        frame = json.loads(data)
+        if "states" in frame:
+            self.answers[client] = frame["states"]
+        else:
+            self.live.append((client, frame.get("user"), frame.get("presence"), at))
+
+    def live_count(self, since: int = 0) -> int:
+        return sum(1 for *_, at in self.live if at >= since)
+
+
+def watch_frame(user_ids: list[int]) -> bytes:
+    return json.dumps({"type": "presence-watch", "users": user_ids}).encode()
+
+
+ACTIVITY_FRAME = json.dumps({"type": "activity"}).encode()
+
+
+async def activity_loop(
+    clients: list[Client], *, period: float, seconds: float, first: int = 0
+) -> int:
+    """Each client sends ``{"type": "activity"}`` once every ``period`` seconds, the clients
+    evenly staggered (``len(clients) / period`` frames/s in all), for ``seconds``, the first
+    frame to client ``first`` (a loop that goes on from where the last one stopped). Returns
+    the frames due."""
+    if not clients:
+        return 0
+    pace = Pace(len(clients) / period, seconds)
+    sent = 0
+    async for k, _sched, _now in pace:
+        client = clients[(first + k) % len(clients)]
+        if client.open:
+            client.send(ACTIVITY_FRAME)
+            sent += 1
+    return sent
 
 
 # --- Parley's sidebars (S10) ------------------------------------------------------------------

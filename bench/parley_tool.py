@@ -56,7 +56,11 @@ def capabilities() -> dict:
     sidebar = hasattr(services, "room_mark_read")
     # Issue 10's live reading: a focused page's "active" frame (the server reads for it).
     live = hasattr(services, "rooms_read_live")
-    return {"changes": changes, "sidebar": sidebar, "live": live}
+    # Issue 11: presence (the hub's presence-watch and activity frames; S11, S13).
+    from apps.chat import fanout
+
+    presence = hasattr(fanout.Hub, "presence_watch")
+    return {"changes": changes, "sidebar": sidebar, "live": live, "presence": presence}
 
 
 def setup(users: int, rooms: int, members: dict[int, list[int]] | None = None) -> dict:
@@ -96,7 +100,13 @@ def setup(users: int, rooms: int, members: dict[int, list[int]] | None = None) -
             for index in indices
             if index < len(user_ids)
         )
-    return {"sessions": sessions, "rooms": room_ids, "capabilities": capabilities()}
+    # The user pks in client-index order (S11 and S13 watch users' dots by pk).
+    return {
+        "sessions": sessions,
+        "users": user_ids,
+        "rooms": room_ids,
+        "capabilities": capabilities(),
+    }
 
 
 def fill(count: int) -> dict:

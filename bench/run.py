@@ -16,10 +16,12 @@ import contextlib
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections import Counter
@@ -60,7 +62,9 @@ LABELS = {
     "t2-pubsub": "T2 Parley, production server, channels-redis pub/sub layer",
     "t2-base": "T2 Parley at the --baseline commit, production server",
 }
-ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7", "s8", "s10", "s12"]
+ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7", "s8", "s10", "s11", "s12", "s13"]
+# Parley only, on Parley's targets (without --targets only on S8_DEFAULT_TARGETS).
+PARLEY_SCENARIOS = {"s8", "s10", "s11", "s12", "s13"}
 # Parley only, run once per benchmark (not per target) through bench/parley_tool.py.
 TOOL_SCENARIOS = ["s6", "s9"]
 # S8 runs on Parley's targets; without --targets only on these (it takes ~4 min a target).
@@ -72,6 +76,10 @@ S10_ROOM = 43
 ROOMS = 44
 # S10 against a tree without read pointers and the user's stream (see Parley.capabilities).
 NO_SIDEBAR = "n/a (baseline predates issue 10)"
+# S11's rooms follow the others (keys S11_ROOM0..; created only when S11 runs), and S11/S13
+# against a tree without presence.
+S11_ROOM0 = ROOMS
+NO_PRESENCE = "n/a (baseline predates issue 11)"
 
 FULL = {
     "targets": ["t0", "t1-daphne", "t1-uvicorn", "t2", "t2-daphne"],
@@ -138,6 +146,22 @@ FULL = {
     "s12_seconds": 10,
     "s12_typist_share": 0.1,
     "s12_typing_period": 3.0,
+    # S11: this many connected users (the extra users, beyond "clients", and the S11 rooms
+    # are created only when S11 runs), members of s11_rooms rooms (user i of room i % rooms);
+    # three in four view their room, the fourth is on a page without one (/ws/user/). Each
+    # watches 5-10 other users' dots and sends "activity" once every s11_activity_period
+    # seconds (the page: once a minute at most; 10 s is 6x its rate). An idle window (no
+    # activity frames) then a presence window, s11_seconds each.
+    "s11_users": 1000,
+    "s11_rooms": 250,
+    "s11_watch": [5, 10],
+    "s11_activity_period": 10.0,
+    "s11_seconds": 20,
+    "s11_slices": 4,
+    # S13: user X connects, stays 0.5 s and leaves, once a second for s13_seconds, while a
+    # watcher shows X's dot; then s13_tail_seconds more (the last close's grace and window).
+    "s13_seconds": 60,
+    "s13_tail_seconds": 12,
     # S2 and S10 measure the steady state: first this much traffic at their rate, unmeasured
     # (S10: at most 1 s, its badges must stay below the cap). After a connect storm the
     # collector's first full pass over the new sockets' objects (~100k, 60-100 ms here) comes
@@ -167,9 +191,17 @@ QUICK = {
     "s9_repeats": 2,
     "s10_seconds": 2,
     "s12_seconds": 2,
+    "s11_users": 60,
+    "s11_rooms": 10,
+    "s11_activity_period": 3.0,
+    "s11_seconds": 3,
+    "s11_slices": 1,
+    "s13_seconds": 10,
+    "s13_tail_seconds": 7,
     "warmup_seconds": 0.5,
 }
 P99_LIMIT_MS = 250.0
+PROFILE_RATE = 100  # py-spy samples per second (--profile)
 SUSTAINED_P99_MS = 1000.0
 
 T_START = time.monotonic()
@@ -202,6 +234,52 @@ class Redis:
         """Members of every channels-redis group under ``prefix`` (sorted sets
         ``<prefix>:group:<name>``)."""
         return sum(self.client.zcard(k) for k in self.client.scan_iter(match=f"{prefix}:group:*"))
+
+    def commands(self) -> int:
+        """Commands Redis has processed since it started (every client's: Redis is shared)."""
+        return int(self.client.info("stats")["total_commands_processed"])
+
+    @contextlib.contextmanager
+    def monitor(self, prefix: str):
+        """Counts, in a thread, the commands that name ``prefix`` (a server's channel layer
+        and cache keys) as MONITOR shows them, the commands scripts run excluded: one server's
+        commands on a shared Redis. Yields a ``Counter`` whose ``"commands"`` grows, and
+        ``"presence"``: those that name a presence entry (``presence:<user id>``)."""
+        counts: Counter = Counter(commands=0, presence=0, presence_mset=0)  # (keys fixed)
+        stop = threading.Event()
+        conn = redis.Redis.from_url(REDIS_URL).connection_pool.get_connection("MONITOR")
+        conn.send_command("MONITOR")
+        conn.read_response()  # OK
+        sock = conn._sock
+        sock.settimeout(0.2)
+        needle = prefix.encode()
+
+        def run() -> None:
+            buf = b""
+            while not stop.is_set():
+                try:
+                    chunk = sock.recv(65536)
+                except OSError:
+                    continue
+                if not chunk:
+                    return
+                buf += chunk
+                *lines, buf = buf.split(b"\r\n")
+                for line in lines:
+                    if needle in line and b" lua] " not in line:
+                        counts["commands"] += 1
+                        if b":presence:" in line:
+                            counts["presence"] += 1
+                            counts["presence_mset"] += b'"MSET"' in line.upper()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            yield counts
+        finally:
+            stop.set()
+            thread.join(timeout=2)
+            conn.disconnect()
 
 
 class Parley:
@@ -245,12 +323,15 @@ class Parley:
             "--members", json.dumps(members or {}),
         )  # fmt: skip
         self.sessions: list[str] = data["sessions"]
+        self.users: list[int] = data.get("users", [])  # user pks, by client index
         self.rooms: list[int] = data["rooms"]
         self.capabilities: dict[str, bool] = data["capabilities"]
         if not self.capabilities["changes"]:
             say(f"T2: {self.root} predates issue 9 (no message versions): S8 and S9 are n/a")
         if not self.capabilities.get("sidebar"):
             say(f"T2: {self.root} predates issue 10 (no read pointers): S10 is n/a")
+        if not self.capabilities.get("presence"):
+            say(f"T2: {self.root} predates issue 11 (no presence): S11 and S13 are n/a")
 
     def env(self, prefix: str) -> dict[str, str]:
         return {
@@ -876,6 +957,10 @@ class Target:
         traffic without typing — in one server process, alternating (without, with, with,
         without), so drift favours neither. The figure: message p99 with / without (target
         ≤ 1.5). The sink ignores the typing frames (JSON, no marker)."""
+        if self.kind != "t2":
+            return None
+        if not self.parley.capabilities.get("presence"):
+            return {"skipped": NO_PRESENCE}  # (typing came with presence, in issue 11)
         n = self.cfg["clients"]
         seconds = self.cfg["s12_seconds"]
         async with self.fresh_server("s12"):
@@ -920,9 +1005,15 @@ class Target:
             }
 
         without, with_ = merged(runs["without"]), merged(runs["with"])
+        # The mean p99 of the two runs of each kind (one disturbed run would decide a ratio
+        # of worsts); each run's p99 is in "runs".
         ratio = None
-        if without["p99_ms"] and with_["p99_ms"]:
-            ratio = round(with_["p99_ms"] / without["p99_ms"], 2)
+        mean_with = [r["p99_ms"] for r in runs["with"] if r["p99_ms"]]
+        mean_without = [r["p99_ms"] for r in runs["without"] if r["p99_ms"]]
+        if mean_with and mean_without:
+            ratio = round(
+                (sum(mean_with) / len(mean_with)) / (sum(mean_without) / len(mean_without)), 2
+            )
         return {
             "clients": len(clients),
             "typists": len(typists),
@@ -1015,6 +1106,217 @@ class Target:
             out["room_view_p99_over_s2_p99"] = round(room_view["p99_ms"] / s2, 2)
         return out
 
+    def s11_plan(self, n: int) -> tuple[list[tuple[int, int]], dict[int, list[int]]]:
+        """S11's sockets (client index, room key): user i is in room i % rooms; those with
+        (i // rooms) % 4 == 3 are on a page without a room (/ws/user/). And each one's
+        dots: 5-10 other users (a sidebar's DMs), the same in every run."""
+        rooms = self.cfg["s11_rooms"]
+        plan = [
+            (i, lg.USER_SOCKET if (i // rooms) % 4 == 3 else S11_ROOM0 + i % rooms)
+            for i in range(n)
+        ]
+        lo, hi = self.cfg["s11_watch"]
+        pks = self.parley.users
+        watch = {}
+        for i in range(n):
+            rng = random.Random(i)  # noqa: S311 - a fixed plan, not security
+            others = [j for j in rng.sample(range(n), min(n, hi + 1)) if j != i]
+            watch[i] = [pks[j] for j in others[: rng.randint(lo, hi)]]
+        return plan, watch
+
+    async def s11(self) -> dict | None:
+        """Presence (issue 11): s11_users connected users, each watching 5-10 dots. The same
+        sockets measured twice: idle (no frames sent), then sending "activity" frames (each
+        client once every s11_activity_period s). The server's CPU and Redis' commands per
+        second in each window; their difference is what the activity frames cost (the hub's
+        presence renewals and re-reads, every ~10 s, run in both)."""
+        if self.kind != "t2":
+            return None
+        if not self.parley.capabilities.get("presence"):
+            return {"skipped": NO_PRESENCE}
+        n = min(self.cfg["s11_users"], len(self.parley.sessions), len(self.parley.users))
+        plan, watch = self.s11_plan(n)
+        sink = lg.PresenceSink()
+        seconds, period = self.cfg["s11_seconds"], self.cfg["s11_activity_period"]
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.fresh_server("s11"))
+            self.proto = self.protocol()
+            res = await lg.connect_many(
+                self.proto, plan, sink, concurrency=self.cfg["connect_concurrency"]
+            )
+            await asyncio.sleep(1.0)  # connected: every user's part written (0.25 s batches)
+            clients = [c for c in res.clients if c.open]
+            for c in clients:  # the page's dots, as parley.js sends them on open
+                c.send(lg.watch_frame(watch[c.index]))
+            await asyncio.sleep(1.0)
+            await self.quiesce()
+            answered = [sink.answers[c.index] for c in clients if c.index in sink.answers]
+            states = Counter(s for a in answered for s in a.values())
+            live_at_watch = len(sink.live)
+            monitor = stack.enter_context(self.redis.monitor(self.prefix))
+            # Idle and activity slices, interleaved ABBA (a machine whose load drifts weighs
+            # on both alike), s11_seconds of each in all.
+            slices = self.cfg["s11_slices"]
+            order = [("idle", "presence")[(k + 1) // 2 % 2] for k in range(2 * slices)]
+            acc = {kind: Counter() for kind in ("idle", "presence")}
+            spy = {kind: Counter() for kind in ("idle", "presence")}
+            first = 0
+            for n_slice, kind in enumerate(order):
+                mark = lg.now_ns()
+                commands = self.redis.commands()
+                ours = Counter(monitor)
+                before = self.cpu()
+                with self.profiling(f"s11-{kind}-{n_slice}"):
+                    if kind == "idle":
+                        await asyncio.sleep(seconds / slices)
+                        sent = 0
+                    else:
+                        sent = await lg.activity_loop(
+                            clients, period=period, seconds=seconds / slices, first=first
+                        )
+                        first += sent
+                    after = self.cpu()
+                a = acc[kind]
+                for key in ("server", "redis", "loadgen", "wall", "machine"):
+                    a[key] += after[key] - before[key]
+                a["postgres"] += cpu_delta(before["postgres"], after["postgres"])
+                a["sent"] += sent
+                a["live"] += sink.live_count(mark)
+                a["all_commands"] += self.redis.commands() - commands
+                for key in ("commands", "presence", "presence_mset"):
+                    a[key] += monitor[key] - ours[key]
+                if self.profile:
+                    path = RESULTS / f"profile-{self.name}-s11-{kind}-{n_slice}.txt"
+                    hits, total = profile_share(path, "presence")
+                    spy[kind]["hits"] += hits
+                    spy[kind]["total"] += total
+            windows = {}
+            for kind, a in acc.items():
+                wall = a["wall"] / 1000
+                zero = {"server": 0, "redis": 0, "loadgen": 0, "wall": 0, "machine": 0}
+                cpu = self.cpu_report(
+                    {**zero, "postgres": {}},
+                    {**{k: a[k] for k in zero}, "postgres": {0: a["postgres"]}},
+                    0,
+                )
+                windows[kind] = {
+                    "seconds": round(wall, 1),
+                    "slices": slices,
+                    "activity_frames": a["sent"],
+                    "activity_per_s": round(a["sent"] / wall, 1),
+                    "live_presence_frames": a["live"],
+                    # This server's (MONITOR), and every client's of the shared Redis.
+                    "redis_commands_per_s": round(a["commands"] / wall),
+                    # Of which on presence entries (the hub's renewals and re-reads: one
+                    # MGET, one MSET and an EXPIRE per user per tick, ~10 s).
+                    "redis_presence_commands": a["presence"],
+                    # The hub's presence writes (MSET) in the window: its ticks, mostly.
+                    "presence_writes": a["presence_mset"],
+                    "redis_all_commands_per_s": round(a["all_commands"] / wall),
+                    "server_cpu_pct": cpu["server_cpu_pct"],
+                    "loadgen_cpu_pct": cpu["loadgen_cpu_pct"],
+                    "other_cpu_pct": cpu["other_cpu_pct"],
+                }
+                if self.profile:
+                    # py-spy: the share of the server's samples in presence code (presence.py,
+                    # presence_* of the hub and the consumers) times the window's server CPU.
+                    hits, total = spy[kind]["hits"], spy[kind]["total"]
+                    windows[kind]["profile_samples"] = total
+                    windows[kind]["profile_presence_share"] = (
+                        round(hits / total, 3) if total else None
+                    )
+                    windows[kind]["profile_presence_cpu_pct"] = (
+                        round(windows[kind]["server_cpu_pct"] * hits / total, 2) if total else None
+                    )
+            closed = self.closed(res.clients)
+            for c in res.clients:
+                c.close()
+        idle, busy = windows["idle"], windows["presence"]
+        extra_ms = (busy["server_cpu_pct"] - idle["server_cpu_pct"]) * busy["seconds"] * 10
+        frames = busy["activity_frames"]
+        per_frame = round(extra_ms / frames, 3) if frames else None
+        return {
+            "users": n,
+            "connected": len(clients),
+            "connect_failures": dict(res.failures),
+            "room_sockets": sum(1 for c in clients if c.room != lg.USER_SOCKET),
+            "user_sockets": sum(1 for c in clients if c.room == lg.USER_SOCKET),
+            "rooms": self.cfg["s11_rooms"],
+            "watched_per_client": round(statistics.mean(len(w) for w in watch.values()), 1),
+            "watch_answers": len(answered),
+            "answered_states": dict(states),
+            "live_frames_at_watch": live_at_watch,
+            "activity_period_s": period,
+            "closed_during_run": closed,
+            "idle": idle,
+            "presence": busy,
+            "presence_cpu_pct": round(busy["server_cpu_pct"] - idle["server_cpu_pct"], 1),
+            # The difference per activity frame, and what it comes to at the page's own rate
+            # (one a minute per user at most: connected / 60 frames/s).
+            "server_cpu_ms_per_activity_frame": per_frame,
+            "presence_cpu_pct_at_page_rate": (
+                round(per_frame * len(clients) / 60 / 10, 2) if per_frame is not None else None
+            ),
+            "live_frames_received": len(sink.live),
+            "presence_frames_received": len(sink.answers) + len(sink.live),
+        }
+
+    async def s13(self) -> dict | None:
+        """Flapping (issue 11): a watcher shows user X's dot; X connects, stays 0.5 s and
+        disconnects, once a second for s13_seconds; then s13_tail_seconds more. The presence
+        frames about X the watcher gets (the answer to its watch aside)."""
+        if self.kind != "t2":
+            return None
+        if not self.parley.capabilities.get("presence"):
+            return {"skipped": NO_PRESENCE}
+        watcher_i, x_i = 0, 1
+        x = self.parley.users[x_i]
+        sink, x_sink = lg.PresenceSink(), lg.Sink()
+        seconds, tail = self.cfg["s13_seconds"], self.cfg["s13_tail_seconds"]
+        failures: Counter = Counter()
+        flaps = 0
+        async with self.fresh_server("s13"):
+            self.proto = self.protocol()
+            res = await lg.connect_many(
+                self.proto, [(watcher_i, lg.USER_SOCKET)], sink, concurrency=1
+            )
+            if not res.clients:
+                raise RuntimeError(f"S13: the watcher could not connect: {res.failures}")
+            watcher = res.clients[0]
+            watcher.send(lg.watch_frame([x]))
+            await asyncio.sleep(1.0)
+            answer = sink.answers.get(watcher_i)
+            start = lg.now_ns()
+            for k in range(int(seconds)):
+                wait = start + k * 1_000_000_000 - lg.now_ns()
+                if wait > 0:
+                    await asyncio.sleep(wait / 1e9)
+                r = await lg.connect_many(
+                    self.proto, [(x_i, lg.USER_SOCKET)], x_sink, concurrency=1
+                )
+                failures.update(r.failures)
+                await asyncio.sleep(0.5)
+                for c in r.clients:
+                    c.close()
+                    flaps += 1
+            end = lg.now_ns()
+            await asyncio.sleep(tail)
+            watcher_open = watcher.open
+            watcher.close()
+        about_x = [(at, state) for _c, user, state, at in sink.live if user == x and at >= start]
+        return {
+            "flaps": flaps,
+            "flap_seconds": round((end - start) / 1e9, 1),
+            "tail_seconds": tail,
+            "connect_failures": dict(failures),
+            "watch_answer": answer,
+            "frames_about_x": len(about_x),
+            "frames_while_flapping": sum(1 for at, _ in about_x if at < end),
+            "frames_in_tail": sum(1 for at, _ in about_x if at >= end),
+            "timeline": [[round((at - start) / 1e9, 2), state] for at, state in about_x],
+            "watcher_open_at_end": watcher_open,
+        }
+
     @contextlib.contextmanager
     def profiling(self, scenario: str):
         if not (self.profile and self.kind == "t2"):
@@ -1023,7 +1325,8 @@ class Target:
         out = RESULTS / f"profile-{self.name}-{scenario}.txt"
         pyspy = Path(PY).parent / "py-spy"
         proc = subprocess.Popen(  # noqa: S603
-            [str(pyspy), "record", "--gil", "--format", "raw", "-r", "100", "-o", str(out)]
+            [str(pyspy), "record", "--gil", "--format", "raw", "-r", str(PROFILE_RATE)]
+            + ["-o", str(out)]
             + ["--pid", str(self.server.pid)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -1039,6 +1342,22 @@ class Target:
                 proc.wait(timeout=5)
             if out.exists():
                 summarise_profile(out)
+
+
+def profile_share(path: Path, needle: str) -> tuple[int, int]:
+    """(samples with ``needle`` in a frame of their stack, all samples) of a py-spy raw
+    profile: S11 takes "presence" (presence.py, the hub's and the consumers' presence_*)."""
+    hits = total = 0
+    if not path.exists():
+        return 0, 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        total += int(count)
+        if needle in stack:
+            hits += int(count)
+    return hits, total
 
 
 def summarise_profile(path: Path, top: int = 30) -> None:
@@ -1263,18 +1582,74 @@ def markdown(results: dict) -> str:
     if s12_rows:
         out += [
             "",
-            "| S12 typing: one room, a tenth typing every 3 s | with typing: p50 / p99 / max ms "
-            "(delivered / expected) | without: p50 / p99 / max ms | p99 ratio | server CPU % "
+            "| S12 typing: one room, a tenth typing every 3 s | with typing: p50 / worst p99 / max "
+            "ms (delivered / expected) | without: p50 / worst p99 / max ms | p99 ratio (mean of "
+            "two runs each) | server CPU % "
             "with / without |",
             "|---|---|---|---|---|",
         ]
         for name, r in s12_rows:
+            if r.get("skipped"):
+                out.append(f"| {LABELS[name]} | {r['skipped']} |" + " |" * 3)
+                continue
             w, wo = r["with"], r["without"]
             out.append(
                 f"| {LABELS[name]} ({r['typists']} of {r['clients']}) | "
                 f"{_ms(w['p50_ms'], w['p99_ms'], w['max_ms'])} ({w['delivered']:,} / "
                 f"{w['expected']:,}) | {_ms(wo['p50_ms'], wo['p99_ms'], wo['max_ms'])} | "
                 f"{r['p99_ratio']} | {w['server_cpu_pct']} / {wo['server_cpu_pct']} |"
+            )
+    s11_rows = [(name, r["s11"]) for name, r in t.items() if r.get("s11")]
+    if s11_rows:
+        out += [
+            "",
+            "| S11 presence: connected users (rooms, dots each) | server CPU % idle → with "
+            "activity frames (activity frames/s) | server CPU on presence (the difference), % "
+            "of a core | Redis "
+            "commands/s idle → with activity, this server's | presence frames received "
+            "(answers + live) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in s11_rows:
+            if r.get("skipped"):
+                out.append(f"| {LABELS[name]} | {r['skipped']} |" + " |" * 3)
+                continue
+            i, p = r["idle"], r["presence"]
+            spy = ""
+            if "profile_presence_cpu_pct" in i:
+                spy = (
+                    f" (py-spy, in presence code: idle {_ms(i['profile_presence_cpu_pct'])}, "
+                    f"with activity {_ms(p['profile_presence_cpu_pct'])})"
+                )
+            out.append(
+                f"| {LABELS[name]}: {r['connected']:,} / {r['users']:,} ({r['rooms']}, "
+                f"{r['watched_per_client']}) | {i['server_cpu_pct']} → {p['server_cpu_pct']} "
+                f"({p['activity_per_s']}) | {r['presence_cpu_pct']}{spy}; "
+                f"{_ms(r.get('server_cpu_ms_per_activity_frame'))} ms per activity frame, "
+                f"{_ms(r.get('presence_cpu_pct_at_page_rate'))} % at the page's rate | "
+                f"{i['redis_commands_per_s']:,} → {p['redis_commands_per_s']:,} (all clients "
+                f"{i['redis_all_commands_per_s']:,} → {p['redis_all_commands_per_s']:,}; hub "
+                f"presence writes {i['presence_writes']} → {p['presence_writes']}) | "
+                f"{r['presence_frames_received']:,} ({r['watch_answers']:,} + "
+                f"{r['live_frames_received']:,}) |"
+            )
+    s13_rows = [(name, r["s13"]) for name, r in t.items() if r.get("s13")]
+    if s13_rows:
+        out += [
+            "",
+            "| S13 flapping: X connects for 0.5 s every second | flaps (seconds) | presence "
+            "frames about X at the watcher: while flapping + after | their times (s) |",
+            "|---|---|---|---|",
+        ]
+        for name, r in s13_rows:
+            if r.get("skipped"):
+                out.append(f"| {LABELS[name]} | {r['skipped']} | | |")
+                continue
+            times = ", ".join(f"{at:g} {state}" for at, state in r["timeline"]) or "–"
+            out.append(
+                f"| {LABELS[name]} | {r['flaps']} ({r['flap_seconds']}) | "
+                f"{r['frames_about_x']} = {r['frames_while_flapping']} + "
+                f"{r['frames_in_tail']} (in {r['tail_seconds']} s) | {times} |"
             )
     if results.get("ratios"):
         out += ["", "Ratios: " + ", ".join(
@@ -1285,7 +1660,7 @@ def markdown(results: dict) -> str:
     if any(r.get("s8") and not r["s8"].get("ceilings_found", True) for r in t.values()):
         out += ["", "² S8: a ceiling is the top of the ramp, not found (quick mode stops early)."]
     if results.get("checks"):
-        out += ["", "Targets of issues 4 and 9 (measured, not asserted):", ""]
+        out += ["", "Targets of issues 4, 9, 10 and 11 (measured, not asserted):", ""]
         out += [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in results["checks"]]
     return "\n".join(out) + "\n"
 
@@ -1385,6 +1760,36 @@ def ratios_and_checks(results: dict) -> None:
                     f"{name}: S10 sidebar badge p99 ≤ 250 ms ({badge['p99_ms']} ms), 0 lost "
                     f"({badge['lost']})",
                     badge["p99_ms"] is not None and badge["p99_ms"] <= 250 and not badge["lost"],
+                )
+            )
+        s11r = r.get("s11")
+        if s11r and not s11r.get("skipped"):
+            cpu = s11r["presence_cpu_pct"]
+            checks.append(
+                (
+                    f"{name}: S11 server CPU spent on presence ≤ 5 % of one core with "
+                    f"{s11r['connected']:,} users ({cpu} %; {s11r['presence']['server_cpu_pct']} "
+                    f"% in all with activity frames), Redis "
+                    f"{s11r['presence']['redis_commands_per_s']:,} commands/s",
+                    cpu <= 5,
+                )
+            )
+        s12r = r.get("s12")
+        if s12r and not s12r.get("skipped") and s12r.get("p99_ratio") is not None:
+            checks.append(
+                (
+                    f"{name}: S12 message p99 with {s12r['typists']} typing ≤ 1.5× without "
+                    f"({s12r['p99_ratio']}×, mean of two runs each)",
+                    s12r["p99_ratio"] <= 1.5,
+                )
+            )
+        s13r = r.get("s13")
+        if s13r and not s13r.get("skipped"):
+            checks.append(
+                (
+                    f"{name}: S13 a connection flapping every second for {s13r['flap_seconds']} "
+                    f"s → ≤ 20 presence frames at a watcher ({s13r['frames_about_x']})",
+                    s13r["frames_about_x"] <= 20,
                 )
             )
     for count, page in (results.get("s6") or {}).items():
@@ -1527,12 +1932,18 @@ async def main(args) -> dict:
     parley = parley_base = None
     users = max(cfg["clients"], cfg["s4_rooms"] * cfg["s4_room_size"])
     members = membership_plan(cfg, users)
+    rooms = ROOMS
+    if "s11" in scenarios:  # S11's users and rooms only when it runs (setup time)
+        rooms += cfg["s11_rooms"]
+        for i in range(cfg["s11_users"]):
+            members.setdefault(S11_ROOM0 + i % cfg["s11_rooms"], []).append(i)
+        users = max(users, cfg["s11_users"])
     try:
         if any(t.startswith("t2") for t in targets) or set(TOOL_SCENARIOS) & set(scenarios):
-            parley = Parley(users, ROOMS, members=members)
+            parley = Parley(users, rooms, members=members)
         if cfg.get("baseline_dir"):
             parley_base = Parley(
-                users, ROOMS, members=members, root=Path(cfg["baseline_dir"]), tag="base"
+                users, rooms, members=members, root=Path(cfg["baseline_dir"]), tag="base"
             )
         for name in targets:
             target = Target(name, cfg, rds, parley_base if name == "t2-base" else parley)
@@ -1543,7 +1954,7 @@ async def main(args) -> dict:
                 if sc in TOOL_SCENARIOS:
                     continue
                 by_default = args.targets or name in S8_DEFAULT_TARGETS
-                if sc in ("s8", "s10", "s12") and not (name.startswith("t2") and by_default):
+                if sc in PARLEY_SCENARIOS and not (name.startswith("t2") and by_default):
                     continue
                 say(f"{LABELS[name]}: {sc.upper()}")
                 try:
@@ -1623,6 +2034,35 @@ def brief(sc: str, r: dict) -> str:
             f"lost {w['lost']} / {wo['lost']}; server CPU {w['server_cpu_pct']} / "
             f"{wo['server_cpu_pct']} %"
         )
+    if sc == "s11":
+        i, p = r["idle"], r["presence"]
+        return (
+            f"{r['connected']}/{r['users']} users ({r['room_sockets']} room + "
+            f"{r['user_sockets']} user sockets, {r['watched_per_client']} dots each, "
+            f"{r['watch_answers']} answers {r['answered_states']}): server CPU idle "
+            f"{i['server_cpu_pct']} % → {p['server_cpu_pct']} % with {p['activity_per_s']} "
+            f"activity frames/s (presence {r['presence_cpu_pct']} %: "
+            f"{r['server_cpu_ms_per_activity_frame']} ms per frame, "
+            f"{r['presence_cpu_pct_at_page_rate']} % at the page's rate), Redis "
+            f"{i['redis_commands_per_s']} → {p['redis_commands_per_s']} commands/s (presence "
+            f"writes {i['presence_writes']} / {p['presence_writes']}), live "
+            f"presence frames {r['live_frames_at_watch']} at watch, {i['live_presence_frames']} "
+            f"idle, {p['live_presence_frames']} with activity; other CPU {i['other_cpu_pct']} / "
+            f"{p['other_cpu_pct']} %"
+            + (
+                f"; py-spy, CPU in presence code: idle {i['profile_presence_cpu_pct']} %, with "
+                f"activity {p['profile_presence_cpu_pct']} %"
+                if "profile_presence_cpu_pct" in i
+                else ""
+            )
+        )
+    if sc == "s13":
+        return (
+            f"{r['flaps']} flaps in {r['flap_seconds']} s: {r['frames_about_x']} presence frames "
+            f"about X at the watcher ({r['frames_while_flapping']} while flapping, "
+            f"{r['frames_in_tail']} in the {r['tail_seconds']} s after): {r['timeline']}; "
+            f"answer {r['watch_answer']}, failures {r['connect_failures']}"
+        )
     if sc == "s3":
         return (
             f"ceiling (p99 ≤ 250 ms) {r['ceiling_deliveries_per_s']:,} deliveries/s, sustained "
@@ -1651,7 +2091,9 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="about a minute, few clients")
     parser.add_argument("--targets", help="comma-separated: " + ", ".join(LABELS))
-    parser.add_argument("--scenarios", help="comma-separated: s1,s2,s3,s4,s5,s6,s7,s8,s9,s10,s12")
+    parser.add_argument(
+        "--scenarios", help="comma-separated: s1,s2,s3,s4,s5,s6,s7,s8,s9,s10,s11,s12,s13"
+    )
     parser.add_argument("--clients", type=int, help="clients in the big room (default 500)")
     parser.add_argument("--s2-rate", type=float, help="S2/S7 messages per second (default 10)")
     parser.add_argument("--s2-seconds", type=float, help="S2 duration (default 20)")

@@ -262,7 +262,8 @@ class Hub:
         self.presence_watchers: dict[object, set] = {}
         self.presence_watching: dict[object, set] = {}
         self.presence_seen: dict[object, str] = {}
-        self._presence_timer: asyncio.TimerHandle | None = None
+        self._presence_timer: asyncio.Handle | None = None
+        self._presence_due_at = 0.0
         self._presence_busy = False
         self._presence_again = False
         # Who is typing in each room with local viewers, and its coalesced frames (typing.py).
@@ -1101,9 +1102,12 @@ class Hub:
         when = loop.time() + max(delay, 0.0)
         timer = self._presence_timer
         if timer is not None:
-            if timer.when() <= when:
+            # (Its due time is kept here: under uvloop, call_at with a time already past
+            # returns a plain Handle, which has no when().)
+            if self._presence_due_at <= when:
                 return
             timer.cancel()
+        self._presence_due_at = when
         self._presence_timer = loop.call_at(when, self._presence_due)
 
     def _presence_due(self) -> None:
