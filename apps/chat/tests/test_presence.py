@@ -345,3 +345,31 @@ def test_the_users_page_renders_each_dot_with_its_state(alice_client, bob, carol
     html = alice_client.get(reverse("profiles:list")).content.decode()
     assert f'data-testid="presence-{bob.pk}" data-presence="online"' in html
     assert f'data-testid="presence-{carol.pk}" data-presence="offline"' in html
+
+
+async def test_the_presence_timer_does_not_ask_its_handle_for_its_time(monkeypatch):
+    """Under uvloop, call_at with a time already past returns a plain Handle, which has no
+    when(): the hub keeps the due time itself (it raised AttributeError in production)."""
+    import asyncio
+
+    from apps.chat import fanout
+
+    loop = asyncio.get_running_loop()
+    real_call_at = loop.call_at
+
+    class Bare:  # a handle that can only be cancelled
+        def __init__(self, handle):
+            self._handle = handle
+
+        def cancel(self):
+            self._handle.cancel()
+
+    monkeypatch.setattr(
+        loop, "call_at", lambda when, cb, *args: Bare(real_call_at(when, cb, *args))
+    )
+    hub = fanout.Hub(None)
+    hub._presence_soon(5.0)
+    hub._presence_soon(1.0)  # sooner: replaces it
+    hub._presence_soon(3.0)  # later: the sooner one stays
+    assert abs(hub._presence_due_at - (loop.time() + 1.0)) < 0.5
+    hub._presence_timer.cancel()
