@@ -347,6 +347,16 @@ def test_the_users_page_renders_each_dot_with_its_state(alice_client, bob, carol
     assert f'data-testid="presence-{carol.pk}" data-presence="offline"' in html
 
 
+def test_the_room_member_list_renders_each_members_dot(alice_client, alice, bob, carol):
+    from apps.chat import services
+
+    group = services.room_create(name="team", creator=alice, private=True, members=["bob", "carol"])
+    _online(bob)
+    html = alice_client.get(reverse("chat:room_settings", args=[group.pk])).content.decode()
+    assert f'data-testid="presence-{bob.pk}" data-presence="online"' in html
+    assert f'data-testid="presence-{carol.pk}" data-presence="offline"' in html
+
+
 async def test_the_presence_timer_does_not_ask_its_handle_for_its_time(monkeypatch):
     """Under uvloop, call_at with a time already past returns a plain Handle, which has no
     when(): the hub keeps the due time itself (it raised AttributeError in production)."""
