@@ -26,7 +26,7 @@ help:
 	@echo "make lint   ruff check + ruff format --check"
 	@echo "make checks lint + check --deploy with production values + audit (lock in sync, known CVEs)"
 	@echo "make lock   recompile requirements/*.txt from pyproject.toml"
-	@echo "make bench  benchmark T0/T1/T2 (needs Redis + PostgreSQL, 15-20 min); bench-quick: ~1.5 min"
+	@echo "make bench  benchmark T0/T1/T2 (needs Redis + PostgreSQL, 15-20 min); bench-quick: ~3 min"
 	@echo "make clean  remove .venv, node_modules, built assets and caches"
 
 # --- Python -------------------------------------------------------------------------------
