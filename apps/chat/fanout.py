@@ -1055,7 +1055,15 @@ class Hub:
             self.presence_watching.pop(consumer, None)
         states = await self._presence_io(presence.read, list(wanted))
         for user_id, state in states.items():
-            self._presence_deliver(user_id, state, skip=consumer)
+            if user_id not in self.presence_seen:
+                # Nothing was delivered here about them yet: every socket watching them got
+                # (or is getting) its own answer, read at about the same time. (Telling the
+                # others this answer too sent thousands of redundant frames when many
+                # sockets connect at once.)
+                if user_id in self.presence_watchers:
+                    self.presence_seen[user_id] = state
+                continue
+            self._presence_deliver(user_id, state, skip=consumer)  # news for the others
         return states
 
     def presence_unwatch(self, consumer) -> None:

@@ -273,6 +273,25 @@ async def test_only_sockets_that_watch_a_user_get_their_changes(quick, alice, bo
         await socket.disconnect()
 
 
+async def test_sockets_that_start_watching_together_get_their_answers_and_nothing_more(
+    quick, alice, bob, carol
+):
+    """Many pages opening at once (a restart): each learns a dot from its own answer; one
+    answer is not also sent to every other watcher (S11 counted thousands of those)."""
+    bobs, _ = await open_socket(None, bob)
+    first, _ = await open_socket(None, alice)
+    second, _ = await open_socket(None, carol)
+    await first.receive_nothing(timeout=0.3)
+    for socket in (first, second):
+        await send_json(socket, {"type": "presence-watch", "users": [bob.pk]})
+    for socket in (first, second):
+        assert (await presence_frame(socket))["states"] == {str(bob.pk): ONLINE}
+    for socket in (first, second):
+        assert await socket.receive_nothing(timeout=0.5)
+    for socket in (first, second, bobs):
+        await socket.disconnect()
+
+
 async def test_the_room_socket_carries_presence_too(quick, public_room, alice, bob):
     watcher, ok = await open_socket(public_room.pk, alice)
     assert ok
