@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
-SHOTS = Path(__file__).resolve().parent / "screenshots"
+SHOTS = Path(__file__).resolve().parent / "artifacts"  # git-ignored, beside the others
 
 
 def bobs_dot(page, username):
