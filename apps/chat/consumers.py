@@ -644,8 +644,14 @@ class RoomConsumer(SocketConsumer):
         except ValidationError as exc:
             await self.send_error(errors.describe(exc))
             return
-        # The page resumes as it opens: its user stream starts with that.
+        # The page resumes as it opens: its user stream starts with that (and with who is
+        # typing in the room now, as far as this process has seen).
+        fresh = self.user_stream is None
         self.start_user_stream()
+        if fresh and self.user_stream is not None:
+            typing_now = fanout.hub().typing.current(self.room.pk)
+            if typing_now is not None:
+                self.user_stream.post(typing_now)
         # The client says what it holds: send everything after that, then what was held. It
         # cannot hold a seq that did not exist yet; a cursor past the room's end would drop
         # every later message, the sender's own acknowledgements included. Past what this

@@ -160,6 +160,15 @@ class Board:
             state.sent = None  # differs from any set: the next frame goes whatever it shows
             self.wake(room_id)
 
+    def current(self, room_id: int) -> dict | None:
+        """The frame the room's viewers here were last sent, if it shows someone: for a page
+        that opens the room while they type (else it would learn of them only from their
+        next typing frame, up to 3 s later)."""
+        state = self.rooms.get(room_id)
+        if state is None or not state.sent:
+            return None
+        return typing_frame(room_id, state.sent)
+
     def forget(self, room_id: int) -> None:
         """No local viewer left: nothing to show to anyone here."""
         state = self.rooms.pop(room_id, None)

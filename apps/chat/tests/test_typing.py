@@ -225,6 +225,17 @@ async def test_a_typing_frame_reaches_the_other_viewer_as_a_typing_frame_not_an_
 
 
 @pytestmark_db
+async def test_a_page_opened_while_someone_types_is_told_at_once(public_room, alice, bob, carol):
+    watching, typing = await viewer(alice, public_room), await viewer(bob, public_room)
+    await send_json(typing, {"type": "typing"})
+    await next_typing(watching)
+    late = await viewer(carol, public_room)  # bob sends no new typing frame
+    assert (await next_typing(late, timeout=1.0))["users"] == [{"id": bob.pk, "name": "Bob"}]
+    for socket in (watching, typing, late):
+        await socket.disconnect()
+
+
+@pytestmark_db
 async def test_a_stop_clears_the_line_and_a_closed_tab_stops_too(public_room, alice, bob):
     watching, typing = await viewer(alice, public_room), await viewer(bob, public_room)
     await send_json(typing, {"type": "typing"})
