@@ -16,6 +16,7 @@ ROOM_ROUTES = [
     ("post", "/api/rooms/{pk}/messages/", {"body": "knock knock"}),
     ("options", "/api/rooms/{pk}/messages/", None),
     ("get", "/api/rooms/{pk}/members/", None),
+    ("get", "/api/rooms/{pk}/receipts/", None),  # issue 11
 ]
 
 # (method, url template, JSON payload) for every route that names a message of a room.
