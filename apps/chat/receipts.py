@@ -11,11 +11,12 @@ The rule, in one place for the page, the API and the live frames:
 Pointers come as ``[user id, last_read_seq]`` pairs ordered by user id, the viewer included
 when they send receipts (the live frame is the same for everyone, so the page skips itself)."""
 
-from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models import OuterRef
 
 from apps.profiles.models import Profile
 
 from .models import Membership, Room
+from .selectors import member_count
 
 RECEIPTS_MAX_MEMBERS = 10
 
@@ -69,16 +70,9 @@ def receipts_of_rooms(room_ids) -> dict[int, list[list[int]]]:
     room_ids = list(room_ids)
     if not room_ids:
         return {}
-    size = (
-        Membership.objects.filter(room_id=OuterRef("room_id"))
-        .order_by()
-        .values("room_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
     rows = (
         Membership.objects.filter(room_id__in=room_ids)
-        .annotate(room_size=Subquery(size, output_field=IntegerField()))
+        .annotate(room_size=member_count(OuterRef("room_id")))
         .filter(room_size__lte=RECEIPTS_MAX_MEMBERS)
         .order_by("room_id", "user_id")
         .values_list("room_id", "user_id", "last_read_seq", "user__profile__send_read_receipts")

@@ -243,24 +243,30 @@ def room_members(
     return list(members[:limit] if limit is not None else members)
 
 
-def with_membership(rooms: QuerySet[Room], *, user) -> QuerySet[Room]:
-    """Annotate rooms with the user's membership (``is_member``, ``role``, ``notify``,
-    ``last_read_seq``: None when not a member) and ``member_count``: subqueries in the same
-    statement, no query per room."""
-    mine = Membership.objects.filter(room=OuterRef("pk"), user_id=getattr(user, "pk", None))
+def member_count(room_ref: OuterRef) -> Subquery:
+    """A correlated subquery: the number of members of the room ``room_ref`` names (NULL
+    for a room without any)."""
     count = (
-        Membership.objects.filter(room=OuterRef("pk"))
+        Membership.objects.filter(room=room_ref)
         .order_by()
         .values("room")
         .annotate(n=Count("pk"))
         .values("n")
     )
+    return Subquery(count, output_field=IntegerField())
+
+
+def with_membership(rooms: QuerySet[Room], *, user) -> QuerySet[Room]:
+    """Annotate rooms with the user's membership (``is_member``, ``role``, ``notify``,
+    ``last_read_seq``: None when not a member) and ``member_count``: subqueries in the same
+    statement, no query per room."""
+    mine = Membership.objects.filter(room=OuterRef("pk"), user_id=getattr(user, "pk", None))
     return rooms.annotate(
         is_member=Exists(mine),
         role=Subquery(mine.values("role")[:1]),
         notify=Subquery(mine.values("notify")[:1]),
         last_read_seq=Subquery(mine.values("last_read_seq")[:1]),
-        member_count=Coalesce(Subquery(count, output_field=IntegerField()), Value(0)),
+        member_count=Coalesce(member_count(OuterRef("pk")), Value(0)),
     )
 
 

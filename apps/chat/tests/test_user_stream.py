@@ -68,6 +68,20 @@ async def drain(socket, quiet: float = 0.3) -> list[dict]:
             return frames
 
 
+def count_loads(stream) -> list:
+    """Record every database read of the stream's counts (the rooms it asked for), in the
+    returned list, and still do them."""
+    reads = []
+    real_load = stream._load
+
+    async def counting(room_ids):
+        reads.append(room_ids)
+        return await real_load(room_ids)
+
+    stream._load = counting
+    return reads
+
+
 async def close_all(*sockets) -> None:
     for socket in sockets:
         await socket.disconnect()
@@ -516,14 +530,7 @@ async def test_the_re_check_leaves_a_pointer_read_live_that_is_not_written_yet(
     await reading.receive_from(timeout=5)
     (consumer,) = fanout.hub().user_sockets(alice.pk)
     stream = consumer.user_stream
-    reads = []
-    real_load = stream._load
-
-    async def counting(room_ids):
-        reads.append(room_ids)
-        return await real_load(room_ids)
-
-    stream._load = counting
+    reads = count_loads(stream)
     await fanout.hub().verify()
     await stream.idle()
     assert reads == [] and await reading.no_user_frame()
@@ -749,15 +756,8 @@ async def test_a_refresh_with_nothing_lost_reads_no_counts(public_room, alice, b
     socket, _ = await user_socket(alice)
     await send(public_room, bob, "one")
     await socket.user_frame_of("unread", unread=1)
-    reads = []
     stream = next(iter(fanout.hub().user_sockets(alice.pk))).user_stream
-    real_load = stream._load
-
-    async def counting(room_ids):
-        reads.append(room_ids)
-        return await real_load(room_ids)
-
-    stream._load = counting
+    reads = count_loads(stream)
     await fanout.hub().refresh()
     assert reads == [] and await socket.no_user_frame()
     await socket.disconnect()
