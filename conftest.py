@@ -132,3 +132,11 @@ def pytest_runtest_makereport(item, call):
 def unlimited(settings):
     """Lift the per-user send rate limit for tests that build a long history."""
     settings.PARLEY_MESSAGE_RATE = (1_000_000, 10)
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """The rate limits' fixed windows do not roll over in the middle of a test."""
+    from apps.core import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_clock", lambda: 1_800_000_000.0)

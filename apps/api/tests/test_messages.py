@@ -455,7 +455,7 @@ def test_unsupported_content_type_gives_415_json(as_alice, public_room):
     assert response["Content-Type"] == "application/json"
 
 
-def test_sending_too_fast_gives_429_with_retry_after(as_alice, public_room, settings):
+def test_sending_too_fast_gives_429_with_retry_after(as_alice, public_room, settings, frozen_clock):
     settings.PARLEY_MESSAGE_RATE = (2, 60)
     for n in range(2):
         assert as_alice.post(_url(public_room), {"body": f"m{n}"}, format="json").status_code == 201

@@ -731,14 +731,6 @@ def test_mark_read_reads_the_state_once_itself(
     assert len(callbacks) == (2 if seq == 2 else 0)  # user.read, the receipts
 
 
-@pytest.fixture
-def frozen_clock(monkeypatch):
-    """The rate limits' fixed windows do not roll over in the middle of a test."""
-    from apps.core import ratelimit
-
-    monkeypatch.setattr(ratelimit, "_clock", lambda: 1_800_000_000.0)
-
-
 def test_mark_read_is_rate_limited_per_user(public, alice, bob, carol, settings, frozen_clock):
     settings.PARLEY_READ_RATE = (3, 10)
     services.room_join(room=public, user=carol)

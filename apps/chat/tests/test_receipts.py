@@ -136,7 +136,8 @@ async def test_live_reading_moves_the_receipts_in_the_hubs_batch(
     ).message
     while "more" not in await bobs.receive_from(timeout=5):
         pass  # read live by Bob's focused page
-    fanout.hub().clock = lambda: 10_000.0  # long after the first frame
+    later = fanout.hub().now() + 10_000.0  # long after the first frame (relative: the
+    fanout.hub().clock = lambda: later  # loop's clock is the machine's uptime, not from 0)
     await fanout.hub().flush_reads()
 
     frame = await alices.user_frame_of("receipts", timeout=2)
