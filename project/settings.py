@@ -347,6 +347,28 @@ PARLEY_AVATAR_MAX_BYTES = 5 * 1024 * 1024
 PARLEY_AVATAR_MAX_SIDE = 4096
 PARLEY_AVATAR_SIZE = 256
 
+# --- Attachments (apps/chat/attachments.py) and search -----------------------------------------
+# A file is refused above this size: by the page before uploading, by the server while reading
+# (the attachment upload route's body cap is this plus the multipart framing).
+PARLEY_ATTACHMENT_MAX_BYTES = int(
+    os.environ.get("PARLEY_ATTACHMENT_MAX_BYTES", str(25 * 1024 * 1024))
+)
+PARLEY_ATTACHMENTS_PER_MESSAGE = 10
+# Images above this many pixels are refused (decoding them would take too much memory).
+PARLEY_IMAGE_MAX_PIXELS = int(os.environ.get("PARLEY_IMAGE_MAX_PIXELS", str(50_000_000)))
+PARLEY_THUMBNAIL_SIZE = 400  # thumbnails fit in a square this many pixels wide
+# Uploaded and never sent: deleted by `manage.py attachments_cleanup` after this many seconds.
+PARLEY_ATTACHMENT_UNSENT_TTL = int(os.environ.get("PARLEY_ATTACHMENT_UNSENT_TTL", "86400"))
+PARLEY_ATTACHMENT_RATE = (int(os.environ.get("PARLEY_ATTACHMENT_RATE_COUNT", "30")), 60)
+# "" (default): Django streams the file. "nginx": the response is an X-Accel-Redirect to
+# PARLEY_SENDFILE_PREFIX + the stored name, which nginx serves from an internal location.
+PARLEY_SENDFILE = os.environ.get("PARLEY_SENDFILE", "").strip().lower()
+if PARLEY_SENDFILE not in {"", "nginx"}:
+    raise ImproperlyConfigured("PARLEY_SENDFILE must be empty or 'nginx'.")
+PARLEY_SENDFILE_PREFIX = os.environ.get("PARLEY_SENDFILE_PREFIX", "/protected-media/")
+PARLEY_SEARCH_RATE = (int(os.environ.get("PARLEY_SEARCH_RATE_COUNT", "30")), 10)
+PARLEY_SEARCH_PAGE_SIZE = 20
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 # Every HTTP request body is capped while it arrives, before

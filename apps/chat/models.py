@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
@@ -170,6 +172,13 @@ class Message(models.Model):
     )
     # The body mentions @room (every member). Who else it mentions: Mention rows.
     mentions_room = models.BooleanField(default=False)
+    # What search matches (apps/chat/search.py): ``search.fold`` of the body and the names of
+    # its files, set by the services whenever either changes; "" once deleted. A column of its
+    # own so that case-insensitive substring search is one LIKE on every database (SQLite's
+    # LIKE and lower() fold ASCII only) and, on PostgreSQL, a trigram index serves it.
+    search_text = models.TextField(blank=True, default="", editable=False)
+    # The message carries files (``has:file``); set with its attachments, cleared on delete.
+    has_attachments = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["room", "seq"]
@@ -243,6 +252,65 @@ class Message(models.Model):
             else:
                 entry["others"] += 1
         return list(summary.values())
+
+
+def attachment_path(attachment: "Attachment", filename: str) -> str:
+    """Where an original is stored: a random name (nothing of the uploader's file name, which
+    is kept in ``Attachment.name`` for display only), grouped by month."""
+    return f"attachments/{timezone.now():%Y/%m}/{uuid.uuid4().hex}"
+
+
+def thumbnail_path(attachment: "Attachment", filename: str) -> str:
+    return f"attachments/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.thumb.webp"
+
+
+class Attachment(models.Model):
+    """A file uploaded to a room. Unsent (``message`` is None) it belongs to its uploader
+    only, for ``PARLEY_ATTACHMENT_UNSENT_TTL``; sent, it is part of its message and visible to
+    exactly whoever may see the room (``Room.objects.visible_to``). Deleting the message
+    deletes it and its stored files."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", _("Image")
+        FILE = "file", _("File")
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="attachments")
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments"
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    # Order within its message (the order the ids were given in).
+    position = models.PositiveSmallIntegerField(default=0)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.FILE)
+    # The stored original: for an image, re-encoded without metadata (EXIF, GPS).
+    file = models.FileField(upload_to=attachment_path, max_length=255)
+    thumbnail = models.FileField(upload_to=thumbnail_path, max_length=255, blank=True)
+    name = models.CharField(max_length=255)  # the uploader's file name, cleaned, for display
+    size = models.BigIntegerField()  # bytes of the stored file
+    content_type = models.CharField(max_length=127)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        indexes = [
+            # Unsent uploads by age: what the clean-up command deletes.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(message__isnull=True),
+                name="chat_attachment_unsent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.room_id}"
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == self.Kind.IMAGE
 
 
 class Reaction(models.Model):

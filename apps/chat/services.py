@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy
 from apps.core import ratelimit, text
 from apps.core.text import Wording
 
-from . import emoji, formatting, realtime, receipts, selectors
+from . import emoji, formatting, realtime, receipts, search, selectors
 from .errors import (
     MemberNotFound,
     MessageNotFound,
@@ -33,7 +33,7 @@ from .errors import (
     RoomNotFound,
     parse_seq,
 )
-from .models import Membership, Mention, Message, Reaction, Room
+from .models import Attachment, Membership, Mention, Message, Reaction, Room
 from .selectors import room_is_managed_by, room_is_visible_to, with_timeline
 
 __all__ = [
@@ -312,6 +312,7 @@ def _delete_room_rows(room: Room) -> None:
     using = router.db_for_write(Message)
     Reaction.objects.filter(message__room=room).delete()
     Mention.objects.filter(room=room).delete()
+    Attachment.objects.filter(room=room).delete()
     Message.objects.filter(reply_to__room=room).exclude(room=room).update(reply_to=None)
     Message.objects.filter(room=room)._raw_delete(using)
     Membership.objects.filter(room=room).delete()
@@ -762,6 +763,7 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
                 created_at=now,
                 reply_to=target,
                 mentions_room=rendered.mentions_room,
+                search_text=search.search_text_for(body),
             )
             if rendered.mention_ids:
                 Mention.objects.bulk_create(
@@ -896,6 +898,7 @@ def message_edit(*, room: Room, user, message_id, body) -> ChangeResult:
             html=rendered.html,
             edited_at=message.edited_at,
             mentions_room=rendered.mentions_room,
+            search_text=search.search_text_for(body),
         )
         _update_mentions(message, rendered)
         changed = _with_replies(room, message, first, quote_changed=quote_changed)
@@ -952,7 +955,7 @@ def message_delete(*, room: Room, user, message_id) -> ChangeResult:
         message.body, message.html, message.reply_to = "", "", None
         message.deleted_at = timezone.now()
         Message.objects.filter(pk=message.pk).update(
-            body="", html="", reply_to=None, deleted_at=message.deleted_at
+            body="", html="", reply_to=None, deleted_at=message.deleted_at, search_text=""
         )
         message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}
         changed = _with_replies(room, message, first, quote_changed=True)
