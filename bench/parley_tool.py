@@ -7,6 +7,10 @@ benchmark's DATABASE_URL (so the load generator never imports Django).
     python -m bench.parley_tool pages --session KEY --rooms 3,4 --requests 50
     python -m bench.parley_tool seed --room 44 --users 500 --per-user 2
     python -m bench.parley_tool catchup --messages 500 --repeats 15
+    python -m bench.parley_tool searchfill --count 1000000 --rooms 20
+    python -m bench.parley_tool search --session KEY --queries '["qzx"]' --requests 50
+    python -m bench.parley_tool token
+    python -m bench.parley_tool thumbs
 
 Each command prints one JSON object on stdout. bench/run.py runs this file on the code of the
 tree the server runs from (PYTHONPATH: this tree, or a --baseline commit's worktree), so what
@@ -14,6 +18,7 @@ it writes must suit that tree's schema (``capabilities``, ``fill``)."""
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -60,7 +65,22 @@ def capabilities() -> dict:
     from apps.chat import fanout
 
     presence = hasattr(fanout.Hub, "presence_watch")
-    return {"changes": changes, "sidebar": sidebar, "live": live, "presence": presence}
+    # Issue 12: search (S14) and attachments (S15).
+    try:
+        from apps.chat import search as search_module
+
+        search = hasattr(search_module, "search_messages")
+    except ImportError:
+        search = False
+    attachments = importlib.util.find_spec("apps.chat.attachments") is not None
+    return {
+        "changes": changes,
+        "sidebar": sidebar,
+        "live": live,
+        "presence": presence,
+        "search": search,
+        "attachments": attachments,
+    }
 
 
 def setup(users: int, rooms: int, members: dict[int, list[int]] | None = None) -> dict:
@@ -349,6 +369,158 @@ def catchup(messages: int, repeats: int) -> dict:
     return out
 
 
+# --- S14: search (issue 12) ----------------------------------------------------------------------
+# Every SEARCH_RARE-th message carries the rare words: the 0.1 % queries. The rest of a body is
+# its number and 32 hex digits (MD5 on PostgreSQL, random on SQLite): varied trigrams, as text is.
+SEARCH_RARE = 1000
+
+
+def searchfill(count: int, rooms: int) -> dict:
+    """``count`` messages over ``rooms`` public rooms and one private room the searcher is not
+    in (a twentieth of the messages), in one INSERT … SELECT, with the search text the
+    services would store (the bodies are ASCII: folding is lower-casing)."""
+    User = get_user_model()
+    owner = User.objects.order_by("pk").first()
+    room_ids = [
+        Room.objects.create(name=f"bench search {i}", created_by=owner).pk for i in range(rooms)
+    ]
+    stranger, _created = User.objects.get_or_create(username="bench-search-stranger")
+    hidden = Room.objects.create(name="", is_private=True, created_by=stranger)
+    Membership.objects.create(room=hidden, user=stranger, role="owner")
+    room_ids.append(hidden.pk)
+    slots = len(room_ids)
+    vendor = connection.vendor
+    rare = f"CASE WHEN g %% {SEARCH_RARE} = 0 THEN ' needle qzx' ELSE '' END"
+    if vendor == "postgresql":
+        series = "generate_series(1, %(count)s) AS g"
+        noise = "md5(g::text)"
+        room_of = f"(ARRAY[{','.join(map(str, room_ids))}])[g %% {slots} + 1]"
+        created = "now() - make_interval(secs => %(count)s - g)"
+        prefix = ""
+    else:
+        series = "s"
+        noise = "lower(hex(randomblob(16)))"
+        room_of = "CASE g %% {n} {cases} END".format(
+            n=slots, cases=" ".join(f"WHEN {i} THEN {pk}" for i, pk in enumerate(room_ids))
+        )
+        created = "datetime('now', '-' || (%(count)s - g) || ' seconds')"
+        prefix = (
+            "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < %(count)s) "
+        )
+    body = f"'message ' || g || ' ' || {noise} || {rare}"
+    seq = f"(g / {slots}) + 1"
+    sql = (
+        prefix + "INSERT INTO chat_message (room_id, author_id, seq, version, body, html, "
+        "mentions_room, search_text, has_attachments, client_id, created_at) "
+        f"SELECT {room_of}, %(author)s, {seq}, {seq}, body, '<p>' || body || '</p>', false, "
+        f"body, false, NULL, {created} FROM (SELECT g, {body} AS body FROM {series}) AS b"
+    )
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, {"count": count, "author": owner.pk})
+        cursor.execute(
+            "UPDATE chat_room SET last_seq = (SELECT coalesce(max(seq), 0) FROM chat_message "
+            "WHERE chat_message.room_id = chat_room.id)"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE" if vendor == "postgresql" else "ANALYZE chat_message")
+    return {
+        "rooms": room_ids,
+        "count": count,
+        "rare_every": SEARCH_RARE,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def search(session: str, queries: list[str], requests: int) -> dict:
+    """``GET /api/search/?q=`` for each query, ``requests`` times (Django's test client, in
+    process): status, results on the first page, queries, p50 / p95 / max ms."""
+    from urllib.parse import urlencode
+
+    client = Client()
+    client.cookies["sessionid"] = session
+    out = {}
+    for q in queries:
+        url = "/api/search/?" + urlencode({"q": q})
+        first = client.get(url)  # warm: connection, plan cache
+        page = _measure(client, url, requests)
+        body = first.json() if first.status_code == 200 else {}
+        page["results"] = len(body.get("results", []))
+        page["more"] = bool(body.get("next"))
+        out[q] = page
+    return out
+
+
+# --- S15: uploads (issue 12) ---------------------------------------------------------------------
+
+
+def token() -> dict:
+    """An API token for the first bench user (S15 uploads with it: no CSRF)."""
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model().objects.order_by("pk").first()
+    key, _created = Token.objects.get_or_create(user=user)
+    return {"token": key.key, "user": user.pk}
+
+
+def _photo(width: int, height: int, fmt: str) -> bytes:
+    """An image with a photo's entropy (noise over a gradient) and EXIF with GPS."""
+    import io
+
+    from PIL import Image
+
+    noise = Image.effect_noise((width, height), 40).convert("L")
+    gradient = Image.linear_gradient("L").resize((width, height))
+    image = Image.merge("RGB", (noise, gradient, Image.blend(noise, gradient, 0.5)))
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    exif.get_ifd(0x8825)[2] = (55.0, 45.0, 0.0)  # GPSLatitude
+    out = io.BytesIO()
+    image.save(out, format=fmt, exif=exif.tobytes(), quality=90)
+    return out.getvalue()
+
+
+def thumbs(repeats: int) -> dict:
+    """The in-process time of ``attachment_upload`` (validation, the original re-encoded
+    without metadata, the thumbnail, storage writes) for photos of 2, 12 and 24 megapixels
+    and a 4K PNG screenshot-sized image: p50 and max ms of ``repeats`` runs each."""
+    import tempfile
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import override_settings
+
+    from apps.chat import attachments, services
+
+    user = get_user_model().objects.order_by("pk").first()
+    room = services.room_create(name="bench thumbs", creator=user)
+    out = {}
+    cases = [
+        ("jpeg 2 MP", 1600, 1200, "JPEG"),
+        ("jpeg 12 MP", 4000, 3000, "JPEG"),
+        ("jpeg 24 MP", 6000, 4000, "JPEG"),
+        ("png 4K", 3840, 2160, "PNG"),
+    ]
+    with tempfile.TemporaryDirectory() as media, override_settings(MEDIA_ROOT=media):
+        for label, width, height, fmt in cases:
+            data = _photo(width, height, fmt)
+            times = []
+            for i in range(repeats):
+                upload = SimpleUploadedFile(f"photo{i}.{fmt.lower()}", data)
+                started = time.perf_counter()
+                with unpublished():
+                    attachments.attachment_upload(room=room, user=user, upload=upload)
+                times.append((time.perf_counter() - started) * 1000)
+            times.sort()
+            out[label] = {
+                "bytes": len(data),
+                "pixels": width * height,
+                "p50_ms": round(statistics.median(times), 1),
+                "max_ms": round(times[-1], 1),
+                "runs": repeats,
+            }
+    return out
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -369,6 +541,16 @@ def main(argv: list[str]) -> None:
     p = sub.add_parser("catchup")
     p.add_argument("--messages", type=int, default=500)
     p.add_argument("--repeats", type=int, default=15)
+    p = sub.add_parser("searchfill")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--rooms", type=int, default=20)
+    p = sub.add_parser("search")
+    p.add_argument("--session", required=True)
+    p.add_argument("--queries", required=True, help="JSON list of queries")
+    p.add_argument("--requests", type=int, default=50)
+    sub.add_parser("token")
+    p = sub.add_parser("thumbs")
+    p.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     if args.command == "setup":
         members = {int(k): v for k, v in json.loads(args.members).items()}
@@ -379,6 +561,14 @@ def main(argv: list[str]) -> None:
         result = seed(args.room, args.users, args.per_user)
     elif args.command == "catchup":
         result = catchup(args.messages, args.repeats)
+    elif args.command == "searchfill":
+        result = searchfill(args.count, args.rooms)
+    elif args.command == "search":
+        result = search(args.session, json.loads(args.queries), args.requests)
+    elif args.command == "token":
+        result = token()
+    elif args.command == "thumbs":
+        result = thumbs(args.repeats)
     else:
         result = pages(args.session, [int(x) for x in args.rooms.split(",")], args.requests)
     json.dump(result, sys.stdout)

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -62,11 +63,11 @@ LABELS = {
     "t2-pubsub": "T2 Parley, production server, channels-redis pub/sub layer",
     "t2-base": "T2 Parley at the --baseline commit, production server",
 }
-ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7", "s8", "s10", "s11", "s12", "s13"]
+ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7", "s8", "s10", "s11", "s12", "s13", "s15"]
 # Parley only, on Parley's targets (without --targets only on S8_DEFAULT_TARGETS).
-PARLEY_SCENARIOS = {"s8", "s10", "s11", "s12", "s13"}
+PARLEY_SCENARIOS = {"s8", "s10", "s11", "s12", "s13", "s15"}
 # Parley only, run once per benchmark (not per target) through bench/parley_tool.py.
-TOOL_SCENARIOS = ["s6", "s9"]
+TOOL_SCENARIOS = ["s6", "s9", "s14"]
 # S8 runs on Parley's targets; without --targets only on these (it takes ~4 min a target).
 S8_DEFAULT_TARGETS = {"t2", "t2-base"}
 # Room keys: 0 = the big room, 1..40 = S4 rooms, 41 = the S5 room, 42 = the S8 room, 43 = the
@@ -137,6 +138,12 @@ FULL = {
     # S9: messages in each resume, and how many times each resume is measured (alternating).
     "s9_messages": 500,
     "s9_repeats": 15,
+    # S14 (issue 12): search over this many messages (PostgreSQL, then the same on SQLite),
+    # each query this many times; S15: the upload sizes.
+    "s14_count": 1_000_000,
+    "s14_requests": 50,
+    "s15_file_mb": 25,
+    "s15_thumb_repeats": 5,
     # S10: a fifth of the clients view the room, the rest view other rooms with its unread
     # badge live in their sidebars; at the S2 rate for this long. Below the unread cap (100):
     # every message moves every badge.
@@ -189,6 +196,10 @@ QUICK = {
     "s8_extend": False,
     "s9_messages": 50,
     "s9_repeats": 2,
+    "s14_count": 10_000,
+    "s14_requests": 5,
+    "s15_file_mb": 5,
+    "s15_thumb_repeats": 1,
     "s10_seconds": 2,
     "s12_seconds": 2,
     "s11_users": 60,
@@ -305,6 +316,7 @@ class Parley:
         self.name = f"parley_bench_{tag + '_' if tag else ''}{os.getpid()}"
         self.url = f"{PG_URL}/{self.name}"
         self.root = Path(root)
+        self.media = tempfile.mkdtemp(prefix=f"{self.name}-media-")  # S15's uploads
         with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
             conn.execute(f'CREATE DATABASE "{self.name}"')
@@ -348,6 +360,8 @@ class Parley:
             "PARLEY_CACHE_PREFIX": prefix,
             "PARLEY_MESSAGE_RATE_COUNT": "1000000000",
             "PARLEY_REACTION_RATE_COUNT": "1000000000",
+            "PARLEY_ATTACHMENT_RATE_COUNT": "1000000000",
+            "DJANGO_MEDIA_ROOT": self.media,
         }
 
     def tool(self, *args: str, pin: bool = False) -> dict:
@@ -369,6 +383,27 @@ class Parley:
             raise RuntimeError(f"bench.parley_tool {args[0]} failed:\n{out.stderr[-3000:]}")
         return json.loads(out.stdout)
 
+    def tool_env(self, env: dict[str, str], *args: str, pin: bool = False) -> dict:
+        """``tool`` with ``env`` over the benchmark's (S14's SQLite database). ``migrate``
+        runs this tree's migrations there and returns {}."""
+        full = {**os.environ, **self.env("bench-tool"), "PYTHONPATH": str(self.root), **env}
+        if args[0] == "migrate":
+            subprocess.run(  # noqa: S603
+                [PY, "manage.py", "migrate", "--noinput", "-v", "0"],
+                cwd=self.root, env=full, check=True,
+            )  # fmt: skip
+            return {}
+        argv = [PY, str(TOOL), *args]
+        if pin:
+            argv = ["taskset", "-c", "0", *argv]
+        out = subprocess.run(  # noqa: S603
+            argv, cwd=self.root, env=full, check=False, capture_output=True, text=True,
+            timeout=1800,
+        )  # fmt: skip
+        if out.returncode:
+            raise RuntimeError(f"bench.parley_tool {args[0]} failed:\n{out.stderr[-3000:]}")
+        return json.loads(out.stdout)
+
     def last_seq(self) -> dict[int, int]:
         with psycopg.connect(self.url) as conn:
             return dict(conn.execute("SELECT id, last_seq FROM chat_room").fetchall())
@@ -376,6 +411,7 @@ class Parley:
     def drop(self) -> None:
         with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        shutil.rmtree(self.media, ignore_errors=True)
 
 
 # --- one target -------------------------------------------------------------------------------
@@ -1261,6 +1297,50 @@ class Target:
             "presence_frames_received": len(sink.answers) + len(sink.live),
         }
 
+    async def s15(self) -> dict | None:
+        """Uploads (issue 12): a ``s15_file_mb`` MB file of random bytes and a 12-megapixel
+        JPEG POSTed to the attachment route of the production server (with an API token: no
+        CSRF), the server's VmRSS sampled every 5 ms: its growth while the upload is read,
+        stored (and, for the photo, re-encoded and thumbnailed). Then the in-process time of
+        processing photos of 2-24 megapixels (bench/parley_tool.py thumbs)."""
+        if not self.parley.capabilities.get("attachments"):
+            return {"skipped": "n/a (the tree predates issue 12)"}
+        key = self.parley.tool("token")["token"]
+        room = self.parley.rooms[41]
+        size = self.cfg["s15_file_mb"] * 1024 * 1024
+        photo = await asyncio.to_thread(_s15_photo)
+        out: dict = {}
+        async with self.fresh_server("s15") as server:
+            for label, name, data in (
+                (f"file {self.cfg['s15_file_mb']} MB", "random.bin", os.urandom(size)),
+                ("jpeg 12 MP", "photo.jpg", photo),
+            ):
+                await self.quiesce()
+                before = rss_kb(server.pid)
+                peak = before
+                task = asyncio.create_task(
+                    asyncio.to_thread(_s15_upload, server.port, room, key, name, data)
+                )
+                while not task.done():
+                    peak = max(peak, rss_kb(server.pid))
+                    await asyncio.sleep(0.005)
+                status, seconds, body = await task
+                await asyncio.sleep(0.5)
+                out[label] = {
+                    "bytes": len(data),
+                    "status": status,
+                    "seconds": round(seconds, 2),
+                    "rss_before_mb": round(before / 1024, 1),
+                    "rss_peak_mb": round(peak / 1024, 1),
+                    "rss_growth_mb": round((peak - before) / 1024, 1),
+                    "rss_after_mb": round(rss_kb(server.pid) / 1024, 1),
+                    "answer": body[:200],
+                }
+        out["thumbs"] = self.parley.tool(
+            "thumbs", "--repeats", str(self.cfg["s15_thumb_repeats"]), pin=True
+        )
+        return out
+
     async def s13(self) -> dict | None:
         """Flapping (issue 11): a watcher shows user X's dot; X connects, stays 0.5 s and
         disconnects, once a second for s13_seconds; then s13_tail_seconds more. The presence
@@ -1404,6 +1484,106 @@ def s6(parley: Parley, cfg: dict) -> dict:
     return {pages[str(pk)]["messages"]: pages[str(pk)] for pk in rooms}
 
 
+def _s15_photo() -> bytes:
+    """A 12-megapixel JPEG with a photo's entropy and EXIF GPS (S15)."""
+    import io
+
+    from PIL import Image
+
+    noise = Image.effect_noise((4000, 3000), 40).convert("L")
+    gradient = Image.linear_gradient("L").resize((4000, 3000))
+    image = Image.merge("RGB", (noise, gradient, Image.blend(noise, gradient, 0.5)))
+    exif = Image.Exif()
+    exif.get_ifd(0x8825)[2] = (55.0, 45.0, 0.0)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def _s15_upload(port: int, room: int, key: str, name: str, data: bytes):
+    """POST ``data`` as the multipart ``file`` field, sent in 64 KiB writes; (status, seconds,
+    the answer's first bytes)."""
+    import http.client
+
+    boundary = "parley-bench-" + os.urandom(8).hex()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body():
+        yield head
+        view = memoryview(data)
+        for start in range(0, len(data), 65536):
+            yield bytes(view[start : start + 65536])
+        yield tail
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    started = time.perf_counter()
+    conn.request(
+        "POST",
+        f"/api/rooms/{room}/attachments/",
+        body=body(),
+        headers={
+            "Authorization": f"Token {key}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(head) + len(data) + len(tail)),
+            "Host": "127.0.0.1",
+        },
+    )
+    response = conn.getresponse()
+    answer = response.read().decode(errors="replace")
+    seconds = time.perf_counter() - started
+    conn.close()
+    return response.status, seconds, answer
+
+
+# S14's queries: the rare words are in every 1,000th message (0.1 %); the others match none: a
+# trigram no message has, trigrams no message has in an order none has, and a phrase of
+# trigrams thousands of messages have (the index's candidates are re-checked row by row).
+S14_QUERIES = ["qzx", "needle", "zzq", "nomatch", '"message 99999999"', '"needle qzx"', "message"]
+S14_TARGETED = ["qzx", "needle", "zzq", "nomatch", '"message 99999999"']
+
+
+def s14(parley: Parley, cfg: dict) -> dict:
+    """Search (issue 12): ``GET /api/search/`` over ``s14_count`` messages in 21 rooms (one
+    private, not the searcher's), on PostgreSQL (the trigram index) and on SQLite (a scan),
+    in process through Django's test client: p50/p95 per query, queries, first-page size."""
+    count = cfg["s14_count"]
+    out: dict = {"count": count}
+    if not parley.capabilities.get("search"):
+        return {"skipped": "n/a (the tree predates issue 12)"}
+    queries = json.dumps(S14_QUERIES)
+    say(f"S14: {count:,} messages on PostgreSQL")
+    filled = parley.tool("searchfill", "--count", str(count))
+    say(f"S14: filled in {filled['seconds']} s; searching")
+    out["postgresql"] = parley.tool(
+        "search", "--session", parley.sessions[0], "--queries", queries,
+        "--requests", str(cfg["s14_requests"]), pin=True,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="parley-s14-") as tmp:
+        env = {"DATABASE_URL": "", "PARLEY_SQLITE_PATH": str(Path(tmp) / "search.sqlite3")}
+        say(f"S14: {count:,} messages on SQLite")
+        parley.tool_env(env, "migrate")
+        data = parley.tool_env(env, "setup", "--users", "1", "--rooms", "0")
+        filled = parley.tool_env(env, "searchfill", "--count", str(count))
+        say(f"S14: filled in {filled['seconds']} s; searching")
+        out["sqlite"] = parley.tool_env(
+            env, "search", "--session", data["sessions"][0], "--queries", queries,
+            "--requests", str(cfg["s14_requests"]), pin=True,
+        )  # fmt: skip
+    for db in ("postgresql", "sqlite"):
+        say(
+            f"S14 {db}: "
+            + "; ".join(
+                f"{q} p95 {r['p95_ms']} ms ({r['results']} results, {r['queries']} queries)"
+                for q, r in out[db].items()
+            )
+        )
+    return out
+
+
 def s9(parley: Parley, cfg: dict, where: str = "") -> dict:
     """Catch-up after a disconnect (issue 9): the server time of a ``resume`` answered with
     ``s9_messages`` new messages vs one answered with as many messages that were edited or
@@ -1508,6 +1688,39 @@ def markdown(results: dict) -> str:
                 f"| {int(count):,} | {rp['queries']}, {_ms(rp['p50_ms'], rp['p95_ms'])} | "
                 f"{hp['queries']}, {_ms(hp['p50_ms'], hp['p95_ms'])} |"
             )
+    s14r = results.get("s14") or {}
+    if s14r.get("postgresql"):
+        out += [
+            "",
+            f"| S14 search, {s14r['count']:,} messages | PostgreSQL: p50 / p95 ms, queries "
+            "(first page) | SQLite: p50 / p95 ms |",
+            "|---|---|---|",
+        ]
+        for q, pg in s14r["postgresql"].items():
+            lite = (s14r.get("sqlite") or {}).get(q) or {}
+            out.append(
+                f"| `{q}` | {_ms(pg['p50_ms'], pg['p95_ms'])}, {pg['queries']} ({pg['results']}) "
+                f"| {_ms(lite.get('p50_ms'), lite.get('p95_ms'))} |"
+            )
+    s15_rows = [(name, r["s15"]) for name, r in t.items() if (r.get("s15") or {}).get("thumbs")]
+    for name, s15r in s15_rows:
+        out += [
+            "",
+            f"| S15 uploads ({LABELS[name]}) | status | seconds | server RSS before → peak "
+            "(growth) MB |",
+            "|---|---|---|---|",
+        ]
+        for label, u in s15r.items():
+            if label == "thumbs":
+                continue
+            out.append(
+                f"| {label} | {u['status']} | {u['seconds']} | {u['rss_before_mb']} → "
+                f"{u['rss_peak_mb']} ({u['rss_growth_mb']}) |"
+            )
+        out += ["", "| S15 processing an image (in process) | bytes | p50 / max ms |"]
+        out += ["|---|---|---|"]
+        for label, th in s15r["thumbs"].items():
+            out.append(f"| {label} | {th['bytes']:,} | {_ms(th['p50_ms'], th['max_ms'])} |")
     s8_rows = [(name, r["s8"]) for name, r in t.items() if r.get("s8")]
     if s8_rows:
         out += [
@@ -1792,6 +2005,21 @@ def ratios_and_checks(results: dict) -> None:
                     s13r["frames_about_x"] <= 20,
                 )
             )
+    s14r = results.get("s14") or {}
+    for q in S14_TARGETED if s14r.get("count", 0) >= 1_000_000 else []:
+        p95 = s14r["postgresql"][q]["p95_ms"]
+        checks.append((f"S14 search `{q}` p95 ≤ 100 ms on PostgreSQL at 1M ({p95} ms)", p95 <= 100))
+    for name, r in t.items():
+        s15r = r.get("s15") or {}
+        for label, u in s15r.items():
+            if label.startswith("file ") and u.get("bytes", 0) >= 25 * 1024 * 1024:
+                checks.append(
+                    (
+                        f"{name}: S15 a {label} upload: server RSS growth ≤ 20 MB "
+                        f"({u['rss_growth_mb']} MB, status {u['status']})",
+                        u["rss_growth_mb"] <= 20 and u["status"] == 201,
+                    )
+                )
     for count, page in (results.get("s6") or {}).items():
         q = page["room_page"]["queries"]
         # 7 since issue 9: + "may the viewer manage the room", + the page's reactions (one
@@ -1969,6 +2197,12 @@ async def main(args) -> dict:
                     say("  " + brief(sc, r))
         if "s6" in scenarios and parley is not None:
             results["s6"] = s6(parley, cfg)
+        if "s14" in scenarios and parley is not None:
+            try:
+                results["s14"] = s14(parley, cfg)
+            except Exception as exc:  # noqa: BLE001 - report it with the rest of the run
+                say(f"  s14 failed: {exc}")
+                results["s14_error"] = repr(exc)
         if "s9" in scenarios:
             for key, tree in (("s9", parley), ("s9_base", parley_base)):
                 if tree is None:
@@ -2056,6 +2290,15 @@ def brief(sc: str, r: dict) -> str:
                 else ""
             )
         )
+    if sc == "s15":
+        parts = [
+            f"{label}: {r[label]['status']} in {r[label]['seconds']} s, RSS +"
+            f"{r[label]['rss_growth_mb']} MB"
+            for label in r
+            if label != "thumbs"
+        ]
+        parts += [f"{k} {v['p50_ms']} ms" for k, v in r["thumbs"].items()]
+        return "; ".join(parts)
     if sc == "s13":
         return (
             f"{r['flaps']} flaps in {r['flap_seconds']} s: {r['frames_about_x']} presence frames "
@@ -2092,7 +2335,7 @@ def cli() -> None:
     parser.add_argument("--quick", action="store_true", help="about a minute, few clients")
     parser.add_argument("--targets", help="comma-separated: " + ", ".join(LABELS))
     parser.add_argument(
-        "--scenarios", help="comma-separated: s1,s2,s3,s4,s5,s6,s7,s8,s9,s10,s11,s12,s13"
+        "--scenarios", help="comma-separated: s1,s2,s3,s4,s5,s6,s7,s8,s9,s10,s11,s12,s13,s14,s15"
     )
     parser.add_argument("--clients", type=int, help="clients in the big room (default 500)")
     parser.add_argument("--s2-rate", type=float, help="S2/S7 messages per second (default 10)")
