@@ -390,6 +390,19 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", BASE_DIR / "media"))
+# Attachments are kept apart from MEDIA_ROOT: /media/ (avatars) is public, served by the proxy;
+# an attachment is served only by the access-checked view (apps/chat/files.py), so a private
+# room's files never sit where a public location could reach them. Point the "attachments"
+# storage at S3 with django-storages (README, "Attachments") the same way.
+PARLEY_ATTACHMENT_ROOT = Path(os.environ.get("PARLEY_ATTACHMENT_ROOT", BASE_DIR / "attachments"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "attachments": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(PARLEY_ATTACHMENT_ROOT)},
+    },
+}
 
 # --- Content-Security-Policy (django-csp 4) ----------------------------------------------------
 # One strict policy on every response. Scripts only from our origin (plus the per-response nonce

@@ -1,6 +1,7 @@
 import uuid
 
 from django.conf import settings
+from django.core.files.storage import storages
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower
@@ -257,11 +258,16 @@ class Message(models.Model):
 def attachment_path(attachment: "Attachment", filename: str) -> str:
     """Where an original is stored: a random name (nothing of the uploader's file name, which
     is kept in ``Attachment.name`` for display only), grouped by month."""
-    return f"attachments/{timezone.now():%Y/%m}/{uuid.uuid4().hex}"
+    return f"{timezone.now():%Y/%m}/{uuid.uuid4().hex}"
 
 
 def thumbnail_path(attachment: "Attachment", filename: str) -> str:
-    return f"attachments/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.thumb.webp"
+    return f"{timezone.now():%Y/%m}/{uuid.uuid4().hex}.thumb.webp"
+
+
+def attachment_storage():
+    """``STORAGES["attachments"]``: not MEDIA_ROOT, which is public (project/settings.py)."""
+    return storages["attachments"]
 
 
 class Attachment(models.Model):
@@ -285,8 +291,10 @@ class Attachment(models.Model):
     position = models.PositiveSmallIntegerField(default=0)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.FILE)
     # The stored original: for an image, re-encoded without metadata (EXIF, GPS).
-    file = models.FileField(upload_to=attachment_path, max_length=255)
-    thumbnail = models.FileField(upload_to=thumbnail_path, max_length=255, blank=True)
+    file = models.FileField(upload_to=attachment_path, storage=attachment_storage, max_length=255)
+    thumbnail = models.FileField(
+        upload_to=thumbnail_path, storage=attachment_storage, max_length=255, blank=True
+    )
     name = models.CharField(max_length=255)  # the uploader's file name, cleaned, for display
     size = models.BigIntegerField()  # bytes of the stored file
     content_type = models.CharField(max_length=127)

@@ -78,12 +78,15 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "file",
-                    models.FileField(max_length=255, upload_to=apps.chat.models.attachment_path),
+                    models.FileField(max_length=255, storage=apps.chat.models.attachment_storage, upload_to=apps.chat.models.attachment_path),
                 ),
                 (
                     "thumbnail",
                     models.FileField(
-                        blank=True, max_length=255, upload_to=apps.chat.models.thumbnail_path
+                        blank=True,
+                        max_length=255,
+                        storage=apps.chat.models.attachment_storage,
+                        upload_to=apps.chat.models.thumbnail_path,
                     ),
                 ),
                 ("name", models.CharField(max_length=255)),
