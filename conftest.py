@@ -31,6 +31,7 @@ def _clear_counters() -> None:
 def _isolated_counters_and_media(settings, tmp_path):
     """Rate-limit counters and uploads must not leak between tests."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PARLEY_ATTACHMENT_ROOT = tmp_path / "attachments"
     # Password hashing is deliberately slow; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     _clear_counters()

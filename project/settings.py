@@ -401,10 +401,7 @@ PARLEY_ATTACHMENT_ROOT = Path(os.environ.get("PARLEY_ATTACHMENT_ROOT", BASE_DIR 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    "attachments": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(PARLEY_ATTACHMENT_ROOT)},
-    },
+    "attachments": {"BACKEND": "apps.chat.storage.AttachmentStorage"},
 }
 
 # --- Content-Security-Policy (django-csp 4) ----------------------------------------------------

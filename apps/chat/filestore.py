@@ -4,8 +4,8 @@ disappear ends here: ``message_delete``, ``attachment_discard``, the clean-up co
 ``room_delete`` collect the names of what they delete, and a user's deletion (cascading to
 their uploads) does it in a ``pre_delete`` receiver (signals.py).
 
-Storage is Django's ``default_storage`` through the model's FileFields, so django-storages (S3
-…) works the same."""
+Storage is ``STORAGES["attachments"]`` (apps/chat/storage.py, not the public MEDIA_ROOT) through
+the model's FileFields, so django-storages (S3 …) works the same."""
 
 import logging
 from collections.abc import Iterable

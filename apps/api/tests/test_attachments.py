@@ -23,7 +23,7 @@ FIELDS = {"id", "name", "size", "content_type", "kind", "width", "height", "url"
 
 
 def stored_files() -> list[Path]:
-    root = Path(settings.MEDIA_ROOT)
+    root = Path(settings.PARLEY_ATTACHMENT_ROOT)
     return sorted(path for path in root.rglob("*") if path.is_file()) if root.exists() else []
 
 

@@ -2,10 +2,11 @@
 oversized files refused with nothing stored), sending them with a message, serving them
 behind the room's access rule, and deleting their stored files on every path rows go.
 
-Every test has its own MEDIA_ROOT (the root conftest's autouse fixture)."""
+Every test has its own PARLEY_ATTACHMENT_ROOT (the root conftest's autouse fixture)."""
 
 import io
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def upload(content: bytes, name: str = "photo.png", content_type: str = "image/p
 
 
 def stored_files() -> list[Path]:
-    root = Path(settings.MEDIA_ROOT)
+    root = Path(settings.PARLEY_ATTACHMENT_ROOT)
     return sorted(path for path in root.rglob("*") if path.is_file()) if root.exists() else []
 
 
@@ -178,8 +179,9 @@ def test_a_name_with_dotdot_and_nul_is_cleaned_and_stored_under_a_random_name(pu
     attachment = put(public_room, alice, b"data", "../../x\x00y.txt")
 
     assert attachment.name == "xy.txt"
-    assert attachment.file.name.startswith("attachments/")
-    assert "xy" not in attachment.file.name and ".." not in attachment.file.name
+    assert re.fullmatch(r"\d{4}/\d{2}/[0-9a-f]{32}", attachment.file.name), attachment.file.name
+    stored = stored_files()
+    assert stored and all(p.is_relative_to(settings.PARLEY_ATTACHMENT_ROOT) for p in stored)
 
 
 # --- upload: refusals, nothing stored ------------------------------------------------------------
