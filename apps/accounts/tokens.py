@@ -113,14 +113,12 @@ def expiry_in_days(days: int) -> datetime:
 # --- making, listing, revoking ------------------------------------------------------------
 
 
-def token_create(*, user, name, expires_at: datetime | None = None) -> tuple[AccessToken, str]:
-    """A new token of ``user``; returns it and its secret (the only time the secret exists
-    outside the client). ``expires_at``: None for a token that never expires. Refused past
-    ``PARLEY_TOKENS_PER_USER_MAX`` tokens and, per user, past ``PARLEY_TOKEN_CREATE_RATE``
-    (RateLimited)."""
+def token_clean(*, name, expires_at: datetime | None) -> tuple[str, datetime | None]:
+    """A token's name and expiry as ``token_create`` takes them (ValidationError, code
+    ``expires_at`` for the expiry): the API checks them before a password is (auth/token)."""
     name = clean_name(name, max_length=AccessToken.NAME_MAX_LENGTH, wording=_NAME)
-    moment = now()
     if expires_at is not None:
+        moment = now()
         if not isinstance(expires_at, datetime) or timezone.is_naive(expires_at):
             raise ValidationError(_("Give the expiry as a date and time."), code="expires_at")
         if expires_at <= moment:
@@ -130,6 +128,16 @@ def token_create(*, user, name, expires_at: datetime | None = None) -> tuple[Acc
                 _("A token can be valid for at most %(days)d days.") % {"days": EXPIRY_DAYS_MAX},
                 code="expires_at",
             )
+    return name, expires_at
+
+
+def token_create(*, user, name, expires_at: datetime | None = None) -> tuple[AccessToken, str]:
+    """A new token of ``user``; returns it and its secret (the only time the secret exists
+    outside the client). ``expires_at``: None for a token that never expires. Refused past
+    ``PARLEY_TOKENS_PER_USER_MAX`` tokens and, per user, past ``PARLEY_TOKEN_CREATE_RATE``
+    (RateLimited)."""
+    name, expires_at = token_clean(name=name, expires_at=expires_at)
+    moment = now()
     limit = settings.PARLEY_TOKENS_PER_USER_MAX
     if AccessToken.objects.filter(user=user).count() >= limit:
         raise ValidationError(

@@ -4,6 +4,7 @@ The same services as the "API tokens" page (apps/accounts/tokens.py). A token's 
 exactly one answer: the 201 (or 200 for ``auth/token``) that made it."""
 
 from django.contrib.auth import authenticate
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework import serializers, status
@@ -17,11 +18,22 @@ from rest_framework.views import APIView
 from apps.accounts import login_limits, tokens
 from apps.accounts.models import AccessToken
 
-from .exceptions import NON_FIELD
+from .exceptions import NON_FIELD, api_exception
 from .serializers import IdField, TextField
 from .throttles import TokenAddressThrottle
 
 DEFAULT_NAME = "API token"
+
+
+class _TokenErrors:
+    """The service's ValidationError codes → the input they are about."""
+
+    def error_field(self, code: str) -> str:
+        if code == "expires_at":
+            return "expires_at"
+        if code == "too_many":
+            return NON_FIELD
+        return "name"
 
 
 class TokenSerializer(serializers.ModelSerializer):
@@ -60,6 +72,14 @@ class TokenOptionsSerializer(TokenCreateSerializer):
 
     name = TextField(required=False, default=DEFAULT_NAME)
 
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        try:
+            tokens.token_clean(name=attrs["name"], expires_at=attrs["expires_at"])
+        except DjangoValidationError as exc:
+            raise api_exception(exc, _TokenErrors()) from None
+        return attrs
+
 
 class CredentialsSerializer(serializers.Serializer):
     """``username`` and ``password``, checked by the view under the login limits."""
@@ -84,17 +104,6 @@ class CredentialsSerializer(serializers.Serializer):
 
 def _created(token: AccessToken, secret: str) -> dict:
     return {**TokenSerializer(token).data, "token": secret}
-
-
-class _TokenErrors:
-    """The service's ValidationError codes → the input they are about."""
-
-    def error_field(self, code: str) -> str:
-        if code == "expires_at":
-            return "expires_at"
-        if code == "too_many":
-            return NON_FIELD
-        return "name"
 
 
 class TokenListView(_TokenErrors, GenericAPIView):

@@ -88,7 +88,7 @@ def test_anonymous_gets_401_json_with_token_challenge_on_every_route(
 
     assert response.status_code == 401
     assert response["Content-Type"] == "application/json"
-    assert response["WWW-Authenticate"] == "Token"
+    assert response["WWW-Authenticate"] == "Bearer"
     assert "detail" in response.json()
     assert _message_state(dm_message) == before
 
@@ -185,7 +185,14 @@ def test_root_lists_every_route_without_authentication(anon):
     response = anon.get("/api/")
 
     assert response.status_code == 200
-    assert set(response.json()) == {"rooms", "profiles", "profiles/me", "dm", "auth/token"}
+    assert set(response.json()) == {
+        "rooms",
+        "profiles",
+        "profiles/me",
+        "dm",
+        "auth/token",
+        "tokens",
+    }
     assert response.json()["rooms"] == "http://testserver/api/rooms/"
 
 
