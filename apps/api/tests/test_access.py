@@ -53,6 +53,11 @@ ALL_ROUTES = [
     ("patch", "/api/profiles/me/", {"display_name": "Mallory"}),
     ("post", "/api/dm/", {"username": "bob"}),
     ("delete", "/api/auth/token/", None),
+    # Issue 13: personal access tokens (every caller's answers: test_tokens.py).
+    ("get", "/api/tokens/", None),
+    ("post", "/api/tokens/", {"name": "anon"}),
+    ("get", "/api/tokens/1/", None),
+    ("delete", "/api/tokens/1/", None),
 ]
 
 
