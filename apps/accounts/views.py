@@ -17,12 +17,19 @@ from .forms import TokenCreateForm
 
 
 def _page(request, form, *, created=None, secret=None, status=200):
+    now = tokens.now()
+    listed = list(tokens.token_list_for_user(user=request.user))
+    for token in listed:
+        # "just now" rather than "0 minutes ago" (last use is recorded once a minute anyway).
+        token.used_just_now = token.last_used_at is not None and (
+            now - token.last_used_at < tokens.LAST_USED_EVERY
+        )
     context = {
-        "tokens": tokens.token_list_for_user(user=request.user),
+        "tokens": listed,
         "form": form,
         "created": created,
         "secret": secret,
-        "now": tokens.now(),
+        "now": now,
     }
     return render(request, "accounts/token_list.html", context, status=status)
 

@@ -360,6 +360,16 @@ def test_the_list_shows_only_your_tokens_with_their_dates(alice_client, alice, b
     assert reverse("accounts:token_revoke", args=[mine.pk]) in html
 
 
+def test_the_last_use_shows_as_just_now_then_as_time_ago(alice_client, alice, clock):
+    _token, secret = tokens.token_create(user=alice, name="used")
+    assert "Never" in alice_client.get(PAGE).content.decode()
+    tokens.token_authenticate(secret)
+
+    assert "just now" in alice_client.get(PAGE).content.decode()
+    clock.advance(hours=3)
+    assert "3\xa0hours ago" in alice_client.get(PAGE).content.decode()
+
+
 def test_revoking_asks_first_then_revokes_with_a_post(alice_client, alice):
     token, secret = tokens.token_create(user=alice, name="to go")
     url = reverse("accounts:token_revoke", args=[token.pk])
