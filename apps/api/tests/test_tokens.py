@@ -168,13 +168,13 @@ def test_a_session_may_manage_tokens_too_with_csrf(alice):
     assert made.status_code == 201
 
 
-def test_requests_with_a_token_record_its_last_use(as_alice):
-    token = as_alice.token
+def test_requests_with_a_token_record_its_last_use(alice):
+    token, secret = tokens.token_create(user=alice, name="fresh")
     assert token.last_used_at is None
 
-    as_alice.get(URL)
+    bearer(secret).get(URL)
 
     token.refresh_from_db()
     assert token.last_used_at is not None
-    listed = as_alice.get(URL).json()["results"][0]
-    assert listed["last_used_at"] is not None
+    listed = bearer(secret).get(URL).json()["results"][0]
+    assert listed["last_used_at"] == token.last_used_at.isoformat().replace("+00:00", "Z")
