@@ -1526,7 +1526,7 @@ def _s15_upload(port: int, room: int, key: str, name: str, data: bytes):
         f"/api/rooms/{room}/attachments/",
         body=body(),
         headers={
-            "Authorization": f"Token {key}",
+            "Authorization": f"Bearer {key}",
             "Content-Type": f"multipart/form-data; boundary={boundary}",
             "Content-Length": str(len(head) + len(data) + len(tail)),
             "Host": "127.0.0.1",

@@ -34,9 +34,9 @@ def setup(spec: dict) -> dict:
         session.create()
         users.append({"id": user.pk, "username": user.username, "session": session.session_key})
         if spec.get("tokens"):
-            from rest_framework.authtoken.models import Token
+            from apps.accounts.tokens import token_create
 
-            users[-1]["token"] = Token.objects.create(user=user).key
+            users[-1]["token"] = token_create(user=user, name="faults")[1]
     creator = user_model.objects.get(pk=users[0]["id"])
     rooms = []
     for i in range(int(spec["rooms"])):

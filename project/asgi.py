@@ -1,8 +1,9 @@
 """ASGI entry point.
 
 HTTP goes to Django; websockets pass the origin check (scheme, host and port:
-project/ws_origin.py), then session auth (read once at the handshake, project/websocket_auth.py),
-then the router; a path no route matches is answered 404 at the origin check."""
+project/ws_origin.py; a token client without a session cookie is exempt), then session or
+access-token auth (read once at the handshake, project/websocket_auth.py), then the router; a
+path no route matches is answered 404 at the origin check."""
 
 import gc
 import os

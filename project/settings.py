@@ -56,7 +56,6 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
-    "rest_framework.authtoken",
     "allauth",
     "allauth.account",
     "apps.accounts",
@@ -280,8 +279,9 @@ DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "parley@localho
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Token first so an anonymous API call gets 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        # Personal access tokens (Bearer, and DRF's old "Token" scheme), first so an anonymous
+        # API call gets 401 with a "WWW-Authenticate: Bearer" header.
+        "apps.api.authentication.AccessTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -315,6 +315,10 @@ REST_FRAMEWORK = {
 }
 
 # --- Parley limits ----------------------------------------------------------------------------
+# Personal access tokens (apps/accounts/tokens.py): new ones per user per window (the page,
+# POST /api/tokens/ and POST /api/auth/token/ together), and how many a user may hold.
+PARLEY_TOKEN_CREATE_RATE = (int(os.environ.get("PARLEY_TOKEN_CREATE_RATE_COUNT", "20")), 3600)
+PARLEY_TOKENS_PER_USER_MAX = int(os.environ.get("PARLEY_TOKENS_PER_USER_MAX", "100"))
 PARLEY_MESSAGE_MAX_LENGTH = 4000
 PARLEY_ROOM_NAME_MAX_LENGTH = 64
 PARLEY_HISTORY_PAGE_SIZE = 50

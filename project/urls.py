@@ -12,6 +12,8 @@ def build_urlpatterns(*, admin_enabled: bool) -> list:
         path("csp-report/", csp_report, name="csp_report"),
         path("", include("apps.chat.urls")),
         path("profiles/", include("apps.profiles.urls")),
+        # Parley's own account pages (API tokens), then allauth's.
+        path("accounts/", include("apps.accounts.urls")),
         path("accounts/", include("allauth.urls")),
         path("api/", include("apps.api.urls")),
     ]

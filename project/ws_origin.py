@@ -10,7 +10,13 @@ to — the scope's scheme (``wss`` → ``https``; uvicorn's ``--proxy-headers`` 
 ``Host`` header, which must be one of ``ALLOWED_HOSTS`` — or one of ``CSRF_TRUSTED_ORIGINS``
 (scheme, host and port; ``https://*.example.com`` matches subdomains, as Django's CSRF check
 does). Everything else, including a missing or ``null`` Origin, is refused at the handshake:
-the server answers HTTP 403."""
+the server answers HTTP 403.
+
+One exception: a handshake that authenticates by token (``Authorization: Bearer …``) and
+carries no session cookie is a non-browser client — browsers cannot set that header on a
+websocket, and without a cookie there is no ambient credential to hijack — so its Origin is
+not checked (its Host still is). With a session cookie the Origin rule applies as always
+(project/websocket_auth.py)."""
 
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -18,6 +24,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
+
+from project.websocket_auth import token_client
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -147,7 +155,7 @@ class OriginValidator:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket":
-            if not origin_allowed(scope):
+            if not (origin_allowed(scope) or (token_client(scope) and own_origin(scope))):
                 return await refuse_handshake(scope, receive, send)
             if self.routes and not self._routed(scope):
                 return await refuse_handshake(scope, receive, send, 404, "Not found.\n")

@@ -8,9 +8,28 @@ from django.shortcuts import redirect, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 
-from .models import User
+from .models import AccessToken, User
 
 admin.site.register(User, UserAdmin)
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(admin.ModelAdmin):
+    """See and revoke (delete) personal access tokens; never make or change one here (only
+    ``tokens.token_create`` makes a secret, and shows it to its owner). A delete closes the
+    token's open websockets (tokens._token_deleted)."""
+
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "expires_at"]
+    list_select_related = ["user"]
+    search_fields = ["name", "prefix", "user__username"]
+    readonly_fields = list_display
+    exclude = ["key_hash"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @never_cache

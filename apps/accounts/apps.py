@@ -6,5 +6,6 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
-        # Session-ending triggers (logout, password change, deactivation, deletions).
-        from . import sessions  # noqa: F401
+        # Session-ending triggers (logout, password change, deactivation, deletions), and
+        # a deleted access token's (tokens: it closes the token's sockets too).
+        from . import sessions, tokens  # noqa: F401

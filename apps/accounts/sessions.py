@@ -38,7 +38,12 @@ from django.dispatch import Signal, receiver
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-__all__ = ["SessionRevocationMiddleware", "identities_still_valid", "sessions_revoked"]
+__all__ = [
+    "SessionRevocationMiddleware",
+    "identities_still_valid",
+    "revoke_identities",
+    "sessions_revoked",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +77,12 @@ def _revoke(user_id, sessions: Iterable[str] | None, *, keepable: bool) -> None:
 
     # Only what committed is revoked; outside a transaction this runs now.
     transaction.on_commit(committed)
+
+
+def revoke_identities(user_id, keys: Iterable[str]) -> None:
+    """Close the open sockets of these identities of the user (session keys, or access-token
+    identities: ``tokens.identity_key``) once the current transaction commits. Nothing is kept."""
+    _revoke(user_id, keys, keepable=False)
 
 
 def _send(revocations: list[_Revocation], kept: tuple[object, str, str] | None) -> None:
@@ -234,11 +245,23 @@ def identities_still_valid(identities: Iterable[tuple[str, object]]) -> tuple[se
     handshake (channels.auth.get_user): the session exists and has not expired, names that user
     and an allowed backend, its auth hash matches the user's current one, the user is active.
 
+    An access token's socket names its token instead (``tokens.identity_key``): valid while
+    the token exists, has not expired and its user is active (one query more, when there are
+    such sockets).
+
     Returns (the valid pairs, {user id: user with profile} for the users still there). Two
     queries per 900 sessions with the database session engine (one per session with another
     engine)."""
+    from . import tokens  # tokens imports this module
+
     identities = set(identities)
-    keys = sorted({key for key, _ in identities if key})
+    by_token = {}
+    for key, user_id in identities:
+        token_id = tokens.token_id_of(key)
+        if token_id is not None:
+            by_token[(token_id, user_id)] = key
+    valid_tokens = tokens.valid_token_identities(set(by_token))
+    keys = sorted({key for key, _ in identities if key and tokens.token_id_of(key) is None})
     store = import_module(settings.SESSION_ENGINE).SessionStore
     sessions: dict[str, dict] = {}
     if issubclass(store, DatabaseSessionStore):
@@ -259,6 +282,10 @@ def identities_still_valid(identities: Iterable[tuple[str, object]]) -> tuple[se
         found = User._default_manager.filter(pk__in=chunk).select_related("profile")
         users.update({user.pk: user for user in found})
     valid = set()
+    for (token_id, user_id), key in by_token.items():
+        user = users.get(user_id)
+        if (token_id, user_id) in valid_tokens and user is not None and user.is_active:
+            valid.add((key, user_id))
     for key, user_id in identities:
         data, user = sessions.get(key), users.get(user_id)
         if data is None or user is None or not user.is_active:

@@ -3,7 +3,7 @@ service layer's exceptions to one. Views call a service and let its exception pr
 
 | raised by a service (``apps.chat.errors``, Django) | answer |
 |---|---|
-| ``RoomNotFound``, ``MessageNotFound``, ``MemberNotFound`` | 404 ``{"detail"}`` |
+| ``RoomNotFound``, ``MessageNotFound``, ``MemberNotFound``, ``tokens.TokenNotFound`` | 404 |
 | ``NotAllowed`` (not your message, not the room's owner) | 403 ``{"detail"}`` |
 | Django ``ValidationError`` | 400 ``{"<input field>": ["…"]}`` (or ``{"detail"}``) |
 | ``RateLimited`` | 429 ``{"detail"}`` with ``Retry-After`` |
@@ -21,6 +21,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.fields import get_error_detail
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from apps.accounts import tokens
 from apps.chat import errors
 from apps.core.ratelimit import RateLimited
 
@@ -63,6 +64,8 @@ def api_exception(exc: Exception, view=None) -> Exception:
     if isinstance(exc, _NOT_FOUND):
         # MemberNotFound is a ValidationError too (the pages' form error): before that branch.
         return exceptions.NotFound(errors.describe(exc))
+    if isinstance(exc, tokens.TokenNotFound):
+        return exceptions.NotFound(exc.message)
     if isinstance(exc, errors.NotAllowed):
         return exceptions.PermissionDenied(errors.describe(exc))
     if isinstance(exc, DjangoValidationError):

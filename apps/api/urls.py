@@ -1,7 +1,7 @@
 from django.urls import path, re_path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import token_views, views
 
 
 class ObjectIdConverter:
@@ -57,7 +57,9 @@ urlpatterns = [
         name="room-attachment",
     ),
     path("dm/", views.DirectMessageView.as_view(), name="dm"),
-    path("auth/token/", views.AuthTokenView.as_view(), name="auth-token"),
+    path("auth/token/", token_views.AuthTokenView.as_view(), name="auth-token"),
+    path("tokens/", token_views.TokenListView.as_view(), name="token-list"),
+    path("tokens/<object_id:pk>/", token_views.TokenDetailView.as_view(), name="token-detail"),
     # Last: anything else under /api/ is a JSON 404, not Django's HTML page.
     re_path(r"^.*$", views.NotFoundView.as_view(), name="not-found"),
 ]

@@ -14,19 +14,15 @@ from django.http import Http404
 from django.urls import Resolver404, resolve
 from django.utils.translation import gettext as _
 from rest_framework import mixins, status, viewsets
-from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, Throttled, ValidationError
-from rest_framework.fields import CharField
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
-from apps.accounts import login_limits
 from apps.chat import attachments as chat_attachments
 from apps.chat import errors, selectors, services
 from apps.chat import receipts as chat_receipts
@@ -37,7 +33,6 @@ from apps.profiles.models import Profile
 
 from . import serializers
 from .exceptions import NON_FIELD, PayloadTooLarge
-from .throttles import TokenAddressThrottle
 
 MESSAGE_PAGE_MAX = 100
 MEMBER_MATCH_MAX = 20  # the mention autocomplete's list
@@ -45,7 +40,8 @@ MEMBER_MATCH_MAX = 20  # the mention autocomplete's list
 
 class ApiRootView(APIView):
     """Parley's API. Authenticate with a session (the browsable API, after logging in) or with
-    `Authorization: Token <key>` (get a key from `auth/token`)."""
+    a personal access token, `Authorization: Bearer <token>` (make one on the API tokens page,
+    at `tokens`, or from a username and password at `auth/token`)."""
 
     permission_classes = [AllowAny]
 
@@ -60,6 +56,7 @@ class ApiRootView(APIView):
                 "profiles/me": url("profile-me"),
                 "dm": url("dm"),
                 "auth/token": url("auth-token"),
+                "tokens": url("token-list"),
             }
         )
 
@@ -621,69 +618,6 @@ def _active_user_by_username(username: str):
         .order_by(exact_first, "pk")
         .first()
     )
-
-
-class AuthTokenView(APIView):
-    """POST `username` and `password` → `{"token": "…"}`; send it as `Authorization: Token …`.
-    The same key is returned until it is revoked. DELETE (authenticated) revokes your key.
-
-    Requests are throttled per client address (the `token` rate); failed passwords count
-    against that address and username as on the HTML login (`apps.accounts.login_limits`):
-    an address that keeps failing is refused (429 with Retry-After) for that username, while
-    the owner signing in from elsewhere is not."""
-
-    throttle_classes = [TokenAddressThrottle]
-    throttle_scope = "token"
-    serializer_class = AuthTokenSerializer
-
-    def get_authenticators(self):
-        # Getting a token proves identity with the password in the body alone: a stale
-        # Authorization header or a session cookie must not change the outcome.
-        if self.request.method == "POST":
-            return []
-        return super().get_authenticators()
-
-    def get_permissions(self):
-        if self.request.method == "POST":
-            return [AllowAny()]
-        return [IsAuthenticated()]
-
-    def get_serializer(self, *args, **kwargs):  # for the browsable API's form
-        return self.serializer_class(*args, context={"request": self.request}, **kwargs)
-
-    def post(self, request):
-        serializer = self.get_serializer(data=request.data)
-        username = _token_username(request.data)
-        if username is None:
-            serializer.is_valid(raise_exception=True)  # 400: no password checked
-        try:
-            user = login_limits.authenticate_counted(
-                request=request,
-                username=username,
-                check=lambda: serializer.validated_data["user"] if serializer.is_valid() else None,
-            )
-        except login_limits.RateLimited as exc:
-            raise Throttled(wait=exc.retry_after) from None
-        if user is None:
-            raise ValidationError(serializer.errors)
-        token, _created = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
-
-    def delete(self, request):
-        Token.objects.filter(user=request.user).delete()
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def _token_username(data) -> str | None:
-    """The username a token request will check a password for, read as the serializer reads it
-    (``123`` is the username "123"), or None when no password will be checked."""
-    if not hasattr(data, "get") or data.get("password") in (None, ""):
-        return None
-    try:
-        username = CharField().run_validation(data.get("username"))
-    except ValidationError:
-        return None
-    return username or None
 
 
 class NotFoundView(APIView):

@@ -149,7 +149,11 @@ class SocketConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = user.pk
         session = self.scope.get("session")  # None only when mounted without the auth stack
-        self.session_key = session.session_key if session is not None else None
+        # What the revocations and re-checks name: the session's key, or for a socket that
+        # authenticated by access token, the token's (project/websocket_auth.py).
+        self.session_key = self.scope.get("identity") or (
+            session.session_key if session is not None else None
+        )
         self.socket_id = uuid.uuid4().hex
         self.leased = await socketlimit.acquire(
             user_id=self.user_id,

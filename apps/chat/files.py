@@ -5,7 +5,7 @@ Who may fetch one is the room's rule: a sent file is visible to whoever
 ``Room.objects.visible_to`` lets see its room; an unsent upload to its uploader only. Anyone
 else — an outsider of a private room, an anonymous client, a wrong id — gets the same 404,
 so a file's existence leaks no more than its room's. Browsers authenticate with the session,
-API clients with ``Authorization: Token <key>`` (DRF's TokenAuthentication).
+API clients with a personal access token (``Authorization: Bearer <token>``, or ``Token``).
 
 Every answer is ``Content-Security-Policy: sandbox`` (django-csp's middleware only sets its
 policy when the response has none) and ``X-Content-Type-Options: nosniff``; a non-image is a
@@ -20,8 +20,9 @@ from django.db.models import Exists, OuterRef, Q
 from django.http import FileResponse, Http404, HttpResponse
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.authentication import get_authorization_header
+
+from apps.accounts import tokens
 
 from .models import Attachment, Room
 
@@ -31,15 +32,16 @@ SANDBOX = "sandbox"
 
 
 def _user(request):
-    """The session's user, else a valid ``Authorization: Token`` (a bad token is anonymous:
-    the answer is the same 404)."""
+    """The session's user, else a valid access token's (a bad token is anonymous: the answer
+    is the same 404)."""
     if request.user.is_authenticated:
         return request.user
     try:
-        found = TokenAuthentication().authenticate(request)
-    except AuthenticationFailed:
+        secret = tokens.secret_from_authorization(get_authorization_header(request))
+    except tokens.BadCredentials:
         return None
-    return found[0] if found else None
+    token = tokens.token_lookup(secret) if secret else None
+    return token.user if token is not None else None
 
 
 def visible_attachments(user):

@@ -20,6 +20,33 @@
     });
   });
 
+  // Copy buttons (the API tokens page): data-copy names the field to copy; its
+  // data-copy-status element says whether it worked. A field marked data-select-on-focus is
+  // selected whole when focused, for copying by hand.
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest ? e.target.closest("[data-copy]") : null;
+    if (!button) return;
+    var field = document.getElementById(button.dataset.copy);
+    if (!field) return;
+    var status = document.querySelector('[data-copy-status="' + button.dataset.copy + '"]');
+    function say(text) { if (status) status.textContent = text; }
+    function byHand() {
+      field.focus();
+      field.select();
+      var copied = false;
+      try { copied = document.execCommand("copy"); } catch (err) { copied = false; }
+      say(copied ? button.dataset.copiedText : button.dataset.copyFailedText);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(function () { say(button.dataset.copiedText); }, byHand);
+    } else {
+      byHand();
+    }
+  });
+  document.addEventListener("focusin", function (e) {
+    if (e.target.matches && e.target.matches("[data-select-on-focus]")) e.target.select();
+  });
+
   var body = document.body;
   var myId = body.dataset.user;
   if (!myId) return; // signed out: nothing more

@@ -136,3 +136,26 @@ def test_when_on_an_offsite_next_is_ignored(admin_setting, staff, client):
     response = client.get("/admin/login/?next=https://evil.example/")
 
     assert response["Location"] == "/admin/"
+
+
+def test_staff_see_tokens_without_secrets_and_may_only_delete_them(admin_setting, staff, alice):
+    """Issue 13: the admin lists tokens (name, owner, prefix, dates) and revokes by deleting;
+    it cannot make one (only the owner is ever shown a secret) nor change one."""
+    from apps.accounts import tokens
+    from apps.accounts.models import AccessToken
+
+    admin_setting(True)
+    token, secret = tokens.token_create(user=alice, name="alice's bot")
+    client = Client()
+    client.force_login(staff)
+
+    listing = client.get("/admin/accounts/accesstoken/").content.decode()
+    assert "alice&#x27;s bot" in listing and token.prefix in listing
+    assert secret not in listing and token.key_hash not in listing
+    assert client.get("/admin/accounts/accesstoken/add/").status_code == 403
+    detail = client.get(f"/admin/accounts/accesstoken/{token.pk}/change/").content.decode()
+    assert token.key_hash not in detail
+    response = client.post(f"/admin/accounts/accesstoken/{token.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not AccessToken.objects.exists()
+    assert tokens.token_authenticate(secret) is None

@@ -58,6 +58,11 @@ ALL_ROUTES = [
     ("patch", "/api/profiles/me/", {"display_name": "Mallory"}),
     ("post", "/api/dm/", {"username": "bob"}),
     ("delete", "/api/auth/token/", None),
+    # Issue 13: personal access tokens (every caller's answers: test_tokens.py).
+    ("get", "/api/tokens/", None),
+    ("post", "/api/tokens/", {"name": "anon"}),
+    ("get", "/api/tokens/1/", None),
+    ("delete", "/api/tokens/1/", None),
 ]
 
 
@@ -93,7 +98,7 @@ def test_anonymous_gets_401_json_with_token_challenge_on_every_route(
 
     assert response.status_code == 401
     assert response["Content-Type"] == "application/json"
-    assert response["WWW-Authenticate"] == "Token"
+    assert response["WWW-Authenticate"] == "Bearer"
     assert "detail" in response.json()
     assert _message_state(dm_message) == before
 
@@ -190,7 +195,14 @@ def test_root_lists_every_route_without_authentication(anon):
     response = anon.get("/api/")
 
     assert response.status_code == 200
-    assert set(response.json()) == {"rooms", "profiles", "profiles/me", "dm", "auth/token"}
+    assert set(response.json()) == {
+        "rooms",
+        "profiles",
+        "profiles/me",
+        "dm",
+        "auth/token",
+        "tokens",
+    }
     assert response.json()["rooms"] == "http://testserver/api/rooms/"
 
 

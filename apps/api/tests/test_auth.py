@@ -1,10 +1,12 @@
-"""Authentication: tokens (obtain, use, reject, revoke, throttle) and sessions (CSRF enforced)."""
+"""Authentication: tokens (obtain, use, reject, revoke, throttle) and sessions (CSRF enforced).
+The personal access tokens' own routes and lifecycle: test_tokens.py."""
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from apps.accounts import tokens
+from apps.accounts.models import AccessToken
 from apps.chat.models import Message
 
 TOKEN_URL = "/api/auth/token/"
@@ -22,30 +24,62 @@ def test_obtained_token_authenticates_api_calls(anon, alice, password):
     response = anon.post(TOKEN_URL, {"username": "alice", "password": password}, format="json")
 
     assert response.status_code == 200
-    key = response.json()["token"]
-    assert Token.objects.get(user=alice).key == key
+    body = response.json()
+    key = body["token"]
+    assert key.startswith("pat_")
+    token = AccessToken.objects.get(user=alice)
+    assert (body["id"], body["name"], body["prefix"]) == (token.pk, "API token", key[:12])
 
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    me = client.get("/api/profiles/me/")
-    assert me.status_code == 200
-    assert me.json()["username"] == "alice"
+    for scheme in ("Bearer", "Token", "bearer"):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"{scheme} {key}")
+        me = client.get("/api/profiles/me/")
+        assert me.status_code == 200, scheme
+        assert me.json()["username"] == "alice"
 
 
 def test_token_can_be_obtained_with_a_form_post_too(anon, alice, password):
     response = anon.post(TOKEN_URL, {"username": "alice", "password": password})
 
     assert response.status_code == 200
-    assert response.json()["token"] == Token.objects.get(user=alice).key
+    assert tokens.token_authenticate(response.json()["token"]) == alice
 
 
-def test_asking_again_returns_the_same_token(anon, alice, password):
+def test_each_call_makes_a_new_named_token(anon, alice, password):
     credentials = {"username": "alice", "password": password}
-    first = anon.post(TOKEN_URL, credentials, format="json").json()["token"]
-    second = anon.post(TOKEN_URL, credentials, format="json").json()["token"]
+    first = anon.post(TOKEN_URL, credentials, format="json").json()
+    second = anon.post(TOKEN_URL, {**credentials, "name": "CI deploy"}, format="json").json()
 
-    assert first == second
-    assert Token.objects.count() == 1
+    assert first["token"] != second["token"]
+    assert first["name"] == "API token"
+    assert second["name"] == "CI deploy"
+    assert AccessToken.objects.filter(user=alice).count() == 2
+    assert tokens.token_authenticate(first["token"]) == tokens.token_authenticate(second["token"])
+
+
+def test_a_token_from_the_script_endpoint_may_expire(anon, alice, password):
+    credentials = {"username": "alice", "password": password, "expires_in_days": 30}
+    body = anon.post(TOKEN_URL, credentials, format="json").json()
+
+    token = AccessToken.objects.get(pk=body["id"])
+    assert 29 < (token.expires_at - token.created_at).total_seconds() / 86400 <= 30
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"name": ""}, {"name": 5}, {"name": "x" * 65}, {"expires_in_days": 0}, {"expires_at": "soon"}],
+)
+def test_bad_token_options_are_400_and_cost_no_login_attempt(anon, alice, password, options):
+    """Checked before the password: a script with a typo is not slowed as a guesser."""
+    for _ in range(6):  # past the 5 failures per address + username that lock it out
+        response = anon.post(
+            TOKEN_URL, {"username": "alice", "password": "wrong", **options}, format="json"
+        )
+        assert response.status_code == 400
+        assert "token" not in response.json()
+    ok = anon.post(TOKEN_URL, {"username": "alice", "password": password}, format="json")
+    assert ok.status_code == 200
+    assert AccessToken.objects.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -64,7 +98,7 @@ def test_wrong_or_missing_credentials_give_400_json_and_no_token(anon, alice, pa
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert "token" not in response.json()
-    assert not Token.objects.exists()
+    assert not AccessToken.objects.exists()
 
 
 def test_inactive_user_gets_no_token(anon, make_user, password):
@@ -73,7 +107,7 @@ def test_inactive_user_gets_no_token(anon, make_user, password):
     response = anon.post(TOKEN_URL, {"username": "sleepy", "password": password}, format="json")
 
     assert response.status_code == 400
-    assert not Token.objects.exists()
+    assert not AccessToken.objects.exists()
 
 
 def test_a_stale_token_header_does_not_stop_you_getting_a_new_token(alice, password):
@@ -85,16 +119,42 @@ def test_a_stale_token_header_does_not_stop_you_getting_a_new_token(alice, passw
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("header", ["Token not-a-real-token", "Token ", "Token a b", "Bearer x"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Token not-a-real-token",
+        "Token ",
+        "Token a b",
+        "Bearer x",
+        "Bearer",
+        "bearer pat_" + "A" * 43,
+        "Bearer " + "x" * 500,
+        "Bearer pat_\u00e9t\u00e9",
+    ],
+)
 def test_bad_token_gives_401_json(public_room, header):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=header)
+    client.credentials(HTTP_AUTHORIZATION=header.encode().decode("unicode_escape"))
 
     response = client.get("/api/rooms/")
 
     assert response.status_code == 401
     assert response["Content-Type"] == "application/json"
-    assert response["WWW-Authenticate"] == "Token"
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert "detail" in response.json()
+
+
+def test_a_bad_token_is_401_even_with_a_valid_session(alice_client, public_room):
+    """An explicit credential that fails is not quietly replaced by the session."""
+    response = alice_client.get("/api/rooms/", HTTP_AUTHORIZATION="Bearer pat_nope")
+
+    assert response.status_code == 401
+
+
+def test_another_scheme_is_left_to_the_session(alice_client, public_room):
+    response = alice_client.get("/api/rooms/", HTTP_AUTHORIZATION="Basic YWxpY2U6cHc=")
+
+    assert response.status_code == 200
 
 
 def test_a_token_of_a_deactivated_user_stops_working(token_client, alice):
@@ -105,12 +165,28 @@ def test_a_token_of_a_deactivated_user_stops_working(token_client, alice):
     assert client.get("/api/rooms/").status_code == 401
 
 
-def test_delete_revokes_your_token(as_alice, alice):
-    response = as_alice.delete(TOKEN_URL)
+def test_delete_revokes_the_token_of_the_request_only(token_client, alice):
+    used, other = token_client(alice), token_client(alice)
+
+    response = used.delete(TOKEN_URL)
 
     assert response.status_code == 204
-    assert not Token.objects.filter(user=alice).exists()
-    assert as_alice.get("/api/rooms/").status_code == 401
+    assert list(AccessToken.objects.filter(user=alice)) == [other.token]
+    assert used.get("/api/rooms/").status_code == 401
+    assert other.get("/api/rooms/").status_code == 200
+
+
+def test_delete_with_a_session_revokes_nothing(alice_client, token_client, alice):
+    token_client(alice)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    client.cookies["csrftoken"] = "b" * 32
+
+    response = client.delete(TOKEN_URL, HTTP_X_CSRFTOKEN="b" * 32)
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert AccessToken.objects.filter(user=alice).count() == 1
 
 
 def test_guesses_on_one_username_from_many_addresses_do_not_lock_the_owner_out(
@@ -224,9 +300,9 @@ def test_session_auth_reads_without_csrf_token(alice, public_room):
 
 
 def test_token_auth_needs_no_csrf_token(alice, public_room):
-    token = Token.objects.create(user=alice)
+    _token, secret = tokens.token_create(user=alice, name="bot")
     client = APIClient(enforce_csrf_checks=True)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
 
     response = client.post(f"/api/rooms/{public_room.pk}/messages/", {"body": "hi"}, format="json")
 

@@ -132,7 +132,7 @@ def test_anonymous_gets_401_on_every_route_and_changes_nothing(
 
     assert response.status_code == 401
     assert response["Content-Type"] == "application/json"
-    assert response["WWW-Authenticate"] == "Token"
+    assert response["WWW-Authenticate"] == "Bearer"
     assert _state(room.pk) == before
 
 

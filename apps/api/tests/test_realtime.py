@@ -5,9 +5,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connections
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from apps.accounts import tokens
 from apps.chat import services
 from apps.chat.consumers import RoomConsumer
 from apps.chat.models import Message
@@ -28,9 +28,9 @@ async def listening_bob(bob, public_room):
 
 
 async def _alice_api_client(alice) -> APIClient:
-    token = await Token.objects.acreate(user=alice)
+    _token, secret = await sync_to_async(tokens.token_create)(user=alice, name="test")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     return client
 
 

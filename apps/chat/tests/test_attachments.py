@@ -20,8 +20,8 @@ from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from PIL import Image, ImageFile
-from rest_framework.authtoken.models import Token
 
+from apps.accounts import tokens
 from apps.chat import attachments, selectors, services
 from apps.chat.errors import AttachmentNotFound, RoomNotFound
 from apps.chat.models import Attachment, Message
@@ -648,11 +648,13 @@ def test_an_unsent_upload_is_served_to_its_uploader_only(client, group, alice, b
 
 def test_a_token_authenticates_file_downloads(client, sent_files, bob, carol):
     _image, file = sent_files
-    bob_key = Token.objects.create(user=bob).key
-    carol_key = Token.objects.create(user=carol).key
+    _token, bob_key = tokens.token_create(user=bob, name="bob's bot")
+    _token, carol_key = tokens.token_create(user=carol, name="carol's bot")
+    assert client.get(file.url, HTTP_AUTHORIZATION=f"Bearer {bob_key}").status_code == 200
     assert client.get(file.url, HTTP_AUTHORIZATION=f"Token {bob_key}").status_code == 200
-    assert client.get(file.url, HTTP_AUTHORIZATION=f"Token {carol_key}").status_code == 404
-    assert client.get(file.url, HTTP_AUTHORIZATION="Token nonsense").status_code == 404
+    assert client.get(file.url, HTTP_AUTHORIZATION=f"Bearer {carol_key}").status_code == 404
+    assert client.get(file.url, HTTP_AUTHORIZATION="Bearer nonsense").status_code == 404
+    assert client.get(file.url, HTTP_AUTHORIZATION="Bearer").status_code == 404
 
 
 def test_an_svg_is_never_served_inline_or_as_svg(client, public_room, alice):

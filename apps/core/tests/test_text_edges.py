@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from apps.accounts import tokens
 from apps.chat.models import Message, Room
 from apps.chat.tests.helpers import joined, send_json
 
@@ -25,9 +25,9 @@ ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 
 @pytest.fixture
 def api(db, alice):
-    token, _ = Token.objects.get_or_create(user=alice)
+    _token, secret = tokens.token_create(user=alice, name="test")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     return client
 
 
