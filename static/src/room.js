@@ -552,10 +552,10 @@
     var draft = []; // items in the tray: {el, name, size, state, xhr, data}
     var sending = {}; // client_id -> the items a pending message carries
 
-    function formatSize(n) { // as the server writes it in a file card: no locale
+    function formatSize(n) { // as a file card says it (attachments.human_size): no locale
       if (n < 1024) return n + " B";
-      if (n < 1024 * 1024) return Math.round(n / 1024) + " KB";
-      return (n / (1024 * 1024)).toFixed(1).replace(/\.0$/, "") + " MB";
+      if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KB";
+      return (n / (1024 * 1024)).toFixed(1) + " MB";
     }
     function say(text) {
       statusLine.textContent = "";
@@ -605,9 +605,12 @@
       if (locked()) return;
       Array.from(files).forEach(function (file) {
         if (counted() >= maxFiles) {
-          fail(makeItem(file), fill(t.textTooMany, { max: maxFiles, name: file.name }));
+          fail(makeItem(file), fill(t.textTooMany, { max: maxFiles }));
         } else if (maxBytes && file.size > maxBytes) {
-          fail(makeItem(file), fill(t.textTooLarge, { name: file.name, size: formatSize(file.size), max: formatSize(maxBytes) }));
+          // Just over the limit reads "4.0 MB … at most 4.0 MB" when rounded: then in bytes.
+          var size = formatSize(file.size), max = formatSize(maxBytes);
+          if (size === max) { size = file.size + " B"; max = maxBytes + " B"; }
+          fail(makeItem(file), fill(t.textTooLarge, { size: size, max: max }));
         } else {
           upload(makeItem(file), file);
         }
