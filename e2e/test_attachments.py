@@ -59,7 +59,8 @@ def paste_png(page, data: bytes, name: str = "image.png") -> None:
           const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
           const data = new DataTransfer();
           data.items.add(new File([bytes], name, { type: "image/png" }));
-          const paste = new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true });
+          const paste = new ClipboardEvent(
+            "paste", { clipboardData: data, bubbles: true, cancelable: true });
           document.getElementById("composer-body").dispatchEvent(paste);
         }""",
         [base64.b64encode(data).decode(), name],
@@ -308,6 +309,73 @@ def test_files_removed_before_sending_are_not_sent(new_user):
     expect(article.locator(".attachment-name")).to_have_text("keep.txt")
     # The removed upload is gone on the server too.
     assert frank.page.request.get(f"/files/{dropped_id}/drop.txt").status == 404
+
+
+def test_a_refused_message_gives_back_its_text_and_its_files(new_user, asgi_server):
+    """The server refuses the message (here: one of its uploads is gone meanwhile): the
+    pending copy named the file, and both the text and the tray come back."""
+    ivan = new_user("ivan")
+    create_room(ivan.page, "refused")
+    wait_connected(ivan.page)
+    attach(ivan.page, {"name": "gone.txt", "mimeType": "text/plain", "buffer": b"soon gone\n"})
+    item = tray_item(ivan.page, "gone.txt")
+    expect(item).to_have_attribute("data-state", "done")
+    gone_id = int(item.get_attribute("data-attachment-id"))
+    asgi_server.django(
+        f"from apps.chat.models import Attachment; Attachment.objects.filter(pk={gone_id}).delete()"
+    )
+
+    # Watch the pending copy as it goes by (it lasts one round trip).
+    ivan.page.evaluate(
+        """() => {
+          window.__pendingFiles = [];
+          new MutationObserver(() => {
+            document.querySelectorAll("#pending-list .pending-files li").forEach(
+              (li) => window.__pendingFiles.push(li.textContent));
+          }).observe(document.getElementById("pending-list"), { childList: true });
+        }"""
+    )
+    composer = ivan.page.locator("#composer-body")
+    composer.fill("see attached")
+    composer.press("Enter")
+    expect(ivan.page.locator("#composer-error")).to_have_text(re.compile(r"\S"))
+    expect(composer).to_have_value("see attached")
+    expect(tray_item(ivan.page, "gone.txt")).to_have_attribute("data-state", "done")
+    expect(ivan.page.locator("#pending-list > article")).to_have_count(0)
+    expect(ivan.page.locator("#message-list > article")).to_have_count(0)
+    assert ivan.page.evaluate("window.__pendingFiles") == ["gone.txt"]
+
+
+def test_files_dragged_onto_the_room_show_the_overlay_and_are_attached_on_drop(new_user):
+    hana = new_user("hana")
+    create_room(hana.page, "drop")
+    wait_connected(hana.page)
+    files = hana.page.evaluate_handle(
+        """() => {
+          const data = new DataTransfer();
+          data.items.add(new File(["minutes"], "minutes.txt", { type: "text/plain" }));
+          return data;
+        }"""
+    )
+    overlay = hana.page.get_by_test_id("drop-overlay")
+    expect(overlay).to_be_hidden()
+    hana.page.dispatch_event("#message-scroller", "dragenter", {"dataTransfer": files})
+    expect(overlay).to_be_visible()
+    expect(overlay).to_contain_text("Drop files to attach them")
+    # Dragged away again: the overlay goes, nothing is attached.
+    hana.page.dispatch_event("#message-scroller", "dragleave", {"dataTransfer": files})
+    expect(overlay).to_be_hidden()
+    expect(hana.page.locator("#attachment-list > li")).to_have_count(0)
+
+    hana.page.dispatch_event("#message-scroller", "dragenter", {"dataTransfer": files})
+    hana.page.dispatch_event("#drop-overlay", "dragover", {"dataTransfer": files})
+    hana.page.dispatch_event("#drop-overlay", "drop", {"dataTransfer": files})
+    expect(overlay).to_be_hidden()
+    expect(tray_item(hana.page, "minutes.txt")).to_have_attribute("data-state", "done")
+    expect(hana.page.locator("#composer-body")).to_be_focused()
+    send(hana.page)
+    card = hana.page.locator("#message-list > article").last.locator(".attachment-file")
+    expect(card.locator(".attachment-name")).to_have_text("minutes.txt")
 
 
 def test_screenshots_of_the_composer_a_message_and_the_viewer(new_user):

@@ -108,6 +108,14 @@
     a.querySelectorAll(".reaction").forEach(function (r) {
       r.setAttribute("aria-pressed", hasUser(r, myId) ? "true" : "false");
     });
+    // Thumbnails: at most 20rem × 15rem, sized from their width/height attributes before they
+    // load (no jump), narrower still on a small screen (max-width in app.css, height follows).
+    a.querySelectorAll(".attachment-image img").forEach(function (img) {
+      var w = parseInt(img.getAttribute("width"), 10), h = parseInt(img.getAttribute("height"), 10);
+      if (!(w > 0 && h > 0)) return;
+      var scale = Math.min(1, 320 / w, 240 / h);
+      img.style.width = Math.round(w * scale) + "px";
+    });
     a.querySelectorAll(".attachment-file").forEach(function (card) {
       if (!card.querySelector(".attachment-file-icon")) card.prepend(fromTemplate("attachment-file-icon"));
     });
