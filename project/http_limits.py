@@ -14,9 +14,14 @@ then the disk. This middleware sits in front of Django:
 
 The cap is ``settings.PARLEY_HTTP_MAX_BODY`` (env ``PARLEY_HTTP_MAX_BODY``); the CSP report
 endpoint (``PARLEY_CSP_REPORT_URI``), anonymous and CSRF-exempt, gets the much smaller
-``PARLEY_CSP_REPORT_MAX_BYTES``, so a hostile "report" costs no more than 16 KiB to receive.
-Both are read per request so tests can change them."""
+``PARLEY_CSP_REPORT_MAX_BYTES``, so a hostile "report" costs no more than 16 KiB to receive;
+the attachment upload route (``POST /api/rooms/<id>/attachments/``) gets
+``PARLEY_ATTACHMENT_MAX_BYTES`` + 64 KiB (the file plus its multipart framing), which may be
+larger than the default. All are read per request so tests can change them. Under ``/api/``
+the refusals are JSON (``{"detail": "…"}``) like every other API answer."""
 
+import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -29,6 +34,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
+# The one route that takes large bodies (apps/api/urls.py: room-attachments).
+_ATTACHMENT_UPLOAD = re.compile(r"^/api/rooms/[0-9]{1,19}/attachments/?$")
+MULTIPART_FRAMING = 64 * 1024
 
 
 def _declared_length(scope: Scope) -> int | None | bool:
@@ -42,13 +50,25 @@ def _declared_length(scope: Scope) -> int | None | bool:
     return int(values[0])
 
 
-async def _reply(send: Send, status: int, text: str) -> None:
+def _path(scope: Scope) -> str:
+    path = scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path
+
+
+async def _reply(send: Send, status: int, text: str, scope: Scope | None = None) -> None:
+    content_type = b"text/plain; charset=utf-8"
+    if scope is not None and _path(scope).startswith("/api/"):
+        text = json.dumps({"detail": text.strip()})
+        content_type = b"application/json"
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(text.encode())).encode()),
                 # The rest of the body is never read: the connection cannot be reused.
                 (b"connection", b"close"),
@@ -60,13 +80,12 @@ async def _reply(send: Send, status: int, text: str) -> None:
 
 def _cap(scope: Scope, default: int) -> int:
     """The body cap for this request's path."""
-    path = scope.get("path", "")
-    root = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
+    path = _path(scope)
     # With or without the trailing slash: nothing else lives at that path either.
     if path.rstrip("/") == settings.PARLEY_CSP_REPORT_URI.rstrip("/"):
         return min(default, settings.PARLEY_CSP_REPORT_MAX_BYTES)
+    if scope.get("method") == "POST" and _ATTACHMENT_UPLOAD.match(path):
+        return settings.PARLEY_ATTACHMENT_MAX_BYTES + MULTIPART_FRAMING
     return default
 
 
@@ -84,10 +103,10 @@ class BodySizeLimitMiddleware:
         )
         declared = _declared_length(scope)
         if declared is False:
-            await _reply(send, 400, "Invalid Content-Length.\n")
+            await _reply(send, 400, "Invalid Content-Length.\n", scope)
             return
         if declared is not None and declared > cap:
-            await _reply(send, 413, "Request body too large.\n")
+            await _reply(send, 413, "Request body too large.\n", scope)
             return
 
         received = 0
@@ -117,4 +136,4 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, limited_receive, tracked_send)
         if refused is not None and not started:
-            await _reply(send, *refused)
+            await _reply(send, *refused, scope)

@@ -370,10 +370,13 @@ PARLEY_SEARCH_RATE = (int(os.environ.get("PARLEY_SEARCH_RATE_COUNT", "30")), 10)
 PARLEY_SEARCH_PAGE_SIZE = 20
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
+# An uploaded file larger than this is spooled to a temporary file as it is parsed (Django's
+# TemporaryFileUploadHandler), so a 25 MB attachment never sits in memory whole.
+FILE_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("PARLEY_FILE_UPLOAD_MAX_MEMORY_SIZE", "2621440"))
 # Every HTTP request body is capped while it arrives, before
 # Django spools it to disk (project/http_limits.py). Above the upload limits, so a 5 MB
-# avatar plus its multipart framing fits.
+# avatar plus its multipart framing fits; the attachment upload route alone allows
+# PARLEY_ATTACHMENT_MAX_BYTES + 64 KiB.
 PARLEY_HTTP_MAX_BODY = int(os.environ.get("PARLEY_HTTP_MAX_BODY", str(7 * 1024 * 1024)))
 
 # --- i18n -------------------------------------------------------------------------------------

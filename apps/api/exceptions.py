@@ -37,6 +37,14 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+_NOT_FOUND = (
+    errors.RoomNotFound,
+    errors.MessageNotFound,
+    errors.MemberNotFound,
+    errors.AttachmentNotFound,
+)
+
+
 def exception_handler(exc, context):
     return drf_exception_handler(api_exception(exc, context.get("view")), context)
 
@@ -52,7 +60,7 @@ def api_exception(exc: Exception, view=None) -> Exception:
         return exceptions.ParseError(str(exc))
     if isinstance(exc, RateLimited):
         return exceptions.Throttled(wait=exc.retry_after, detail=errors.describe(exc))
-    if isinstance(exc, (errors.RoomNotFound, errors.MessageNotFound, errors.MemberNotFound)):
+    if isinstance(exc, _NOT_FOUND):
         # MemberNotFound is a ValidationError too (the pages' form error): before that branch.
         return exceptions.NotFound(errors.describe(exc))
     if isinstance(exc, errors.NotAllowed):

@@ -11,10 +11,12 @@ from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from apps.chat import presence
 from apps.chat import selectors as chat_selectors
-from apps.chat.models import Message, Room
+from apps.chat.models import Attachment, Message, Room
 from apps.profiles.models import Profile
 
 __all__ = [
+    "AttachmentSerializer",
+    "AttachmentUploadSerializer",
     "DirectMessageSerializer",
     "MemberAddSerializer",
     "MemberSerializer",
@@ -349,6 +351,42 @@ class MemberSerializer(serializers.Serializer):
         return request.build_absolute_uri(url) if request is not None else url
 
 
+class AttachmentSerializer(serializers.ModelSerializer):
+    """A file: ``url`` serves it (a download, or the image inline), ``thumbnail_url`` an
+    image's WebP thumbnail (null for other files). Both need the same access as the room
+    (an unsent upload: its uploader only)."""
+
+    url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Attachment
+        fields = [
+            "id",
+            "name",
+            "size",
+            "content_type",
+            "kind",
+            "width",
+            "height",
+            "url",
+            "thumbnail_url",
+        ]
+        read_only_fields = fields
+
+    def _absolute(self, url: str | None) -> str | None:
+        request = self.context.get("request")
+        if url is None or request is None:
+            return url
+        return request.build_absolute_uri(url)
+
+    def get_url(self, attachment: Attachment) -> str:
+        return self._absolute(attachment.url)
+
+    def get_thumbnail_url(self, attachment: Attachment) -> str | None:
+        return self._absolute(attachment.thumbnail_url)
+
+
 class MessageSerializer(serializers.ModelSerializer):
     """A message in its current state. ``seq`` is its place in the room (it never changes);
     ``version`` is the room seq of its latest change (= ``seq`` until it is edited, deleted or
@@ -365,6 +403,7 @@ class MessageSerializer(serializers.ModelSerializer):
     deleted = serializers.BooleanField(read_only=True)
     reactions = serializers.SerializerMethodField()
     mentions = serializers.SerializerMethodField()
+    attachments = AttachmentSerializer(source="files", many=True, read_only=True)
 
     class Meta:
         model = Message
@@ -383,6 +422,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "reply_to",
             "reactions",
             "mentions",
+            "attachments",
         ]
         read_only_fields = fields
 
@@ -457,11 +497,27 @@ class MessageCreateSerializer(serializers.Serializer):
     """Only ``body``, ``client_id`` and ``reply_to`` are read: the author is whoever
     authenticated and the room comes from the URL, whatever else the payload claims."""
 
-    body = TextField(style={"base_template": "textarea.html"})
+    body = TextField(
+        required=False,
+        default="",
+        style={"base_template": "textarea.html"},
+        help_text=_("The text; may be empty when the message carries files."),
+    )
     client_id = ClientIdField(
         help_text=_("Optional UUID chosen by the client; resending it returns the same message.")
     )
     reply_to = IdField(help_text=_("Optional: the id of the message (in this room) you answer."))
+    attachments = serializers.ListField(
+        child=IdField(required=True, allow_null=False),
+        required=False,
+        default=list,
+        max_length=None,
+        help_text=_("Optional: ids of files you uploaded to this room (unsent), in order."),
+    )
+
+
+class AttachmentUploadSerializer(serializers.Serializer):
+    file = UploadField(help_text=_("The file (multipart/form-data)."))
 
 
 class MessageEditSerializer(serializers.Serializer):

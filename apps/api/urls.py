@@ -46,6 +46,16 @@ urlpatterns = [
         views.MemberDetailView.as_view(),
         name="room-member",
     ),
+    path(
+        "rooms/<object_id:room_pk>/attachments/",
+        views.AttachmentListView.as_view(),
+        name="room-attachments",
+    ),
+    path(
+        "rooms/<object_id:room_pk>/attachments/<object_id:pk>/",
+        views.AttachmentDetailView.as_view(),
+        name="room-attachment",
+    ),
     path("dm/", views.DirectMessageView.as_view(), name="dm"),
     path("auth/token/", views.AuthTokenView.as_view(), name="auth-token"),
     # Last: anything else under /api/ is a JSON 404, not Django's HTML page.

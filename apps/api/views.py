@@ -27,6 +27,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from apps.accounts import login_limits
+from apps.chat import attachments as chat_attachments
 from apps.chat import errors, selectors, services
 from apps.chat import receipts as chat_receipts
 from apps.chat.models import Message, Room
@@ -35,7 +36,7 @@ from apps.profiles import services as profile_services
 from apps.profiles.models import Profile
 
 from . import serializers
-from .exceptions import NON_FIELD
+from .exceptions import NON_FIELD, PayloadTooLarge
 from .throttles import TokenAddressThrottle
 
 MESSAGE_PAGE_MAX = 100
@@ -86,7 +87,10 @@ class RoomViewSet(
         "members": ({}, "username"),
         "read": ({"force": "force"}, "seq"),
         "membership": ({}, "notify"),
-        "messages": ({"reused": "client_id", "reply_to": "reply_to"}, "body"),
+        "messages": (
+            {"reused": "client_id", "reply_to": "reply_to", "attachments": "attachments"},
+            "body",
+        ),
     }
 
     def error_field(self, code: str) -> str:
@@ -285,8 +289,9 @@ class RoomViewSet(
         and each costs the same few queries.
 
         POST `{"body": "…", "client_id": "<uuid, optional>", "reply_to": <message id,
-        optional>}` sends a message as you. 201 with the new message; 200 with the original
-        message when that `client_id` was already sent (a safe retry)."""
+        optional>, "attachments": [<ids of your unsent uploads here>, optional]}` sends a
+        message as you (with files, `body` may be empty). 201 with the new message; 200 with
+        the original message when that `client_id` was already sent (a safe retry)."""
         room = self.get_object()
         if request.method == "POST":
             return self._message_send(room)
@@ -333,6 +338,7 @@ class RoomViewSet(
             body=data["body"],
             client_id=data.get("client_id"),
             reply_to=data.get("reply_to"),
+            attachments=data.get("attachments") or None,
         )
         message = _message_get(room, result.message.pk)
         body = serializers.MessageSerializer(message, context=self.get_serializer_context())
@@ -418,6 +424,56 @@ class ReactionDetailView(_MessageView):
         result = services.reaction_remove(room=room, user=request.user, message_id=pk, emoji=emoji)
         if result.change is None:
             raise NotFound(_("You have not reacted with %(emoji)s.") % {"emoji": emoji})
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AttachmentListView(GenericAPIView):
+    """POST a file (multipart/form-data, field `file`) to a room you may post in: 201 with
+    `{"id", "name", "size", "content_type", "kind", "width", "height", "url",
+    "thumbnail_url"}`. It stays yours alone until you send it (`attachments` of a message
+    POST); unsent, it is deleted after a day. Images (JPEG, PNG, WebP, GIF, judged by their
+    content) are re-encoded without metadata and get a thumbnail; anything else is stored
+    as it is and served as a download. Over the size limit: 413."""
+
+    serializer_class = serializers.AttachmentUploadSerializer
+
+    def error_field(self, code: str) -> str:
+        return "file"
+
+    def options(self, request, *args, **kwargs):
+        _room_get(request, kwargs["room_pk"])
+        return super().options(request, *args, **kwargs)
+
+    def post(self, request, room_pk):
+        room = _room_get(request, room_pk)
+        data = _validated(self, serializers.AttachmentUploadSerializer)
+        try:
+            attachment = chat_attachments.attachment_upload(
+                room=room, user=request.user, upload=data["file"]
+            )
+        except DjangoValidationError as exc:
+            if any(error.code == "file_size" for error in exc.error_list):
+                raise PayloadTooLarge(errors.describe(exc)) from None
+            raise
+        body = serializers.AttachmentSerializer(attachment, context=self.get_serializer_context())
+        return Response(body.data, status=status.HTTP_201_CREATED)
+
+
+class AttachmentDetailView(GenericAPIView):
+    """DELETE removes your unsent upload (204); someone else's, a sent one or none: 404."""
+
+    serializer_class = serializers.AttachmentSerializer
+
+    def error_field(self, code: str) -> str:
+        return NON_FIELD
+
+    def options(self, request, *args, **kwargs):
+        _room_get(request, kwargs["room_pk"])
+        return super().options(request, *args, **kwargs)
+
+    def delete(self, request, room_pk, pk):
+        room = _room_get(request, room_pk)
+        chat_attachments.attachment_discard(room=room, user=request.user, attachment_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

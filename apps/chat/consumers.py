@@ -517,6 +517,7 @@ class RoomConsumer(SocketConsumer):
                 body=data.get("body"),
                 client_id=client_id,
                 reply_to=data.get("reply_to"),
+                attachments=data.get("attachments"),
             )
         except services.RoomNotFound:
             await self.close(code=CLOSE_NOT_FOUND)

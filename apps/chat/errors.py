@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy
 from apps.core.ratelimit import RateLimited
 
 __all__ = [
+    "AttachmentNotFound",
     "MemberNotFound",
     "MessageNotFound",
     "NotAllowed",
@@ -50,6 +51,13 @@ class MessageNotFound(ServiceError):
 
     code = "not_found"
     default_message = gettext_lazy("No such message in this room.")
+
+
+class AttachmentNotFound(ServiceError):
+    """No such upload of yours in this room (someone else's, or already sent or removed)."""
+
+    code = "not_found"
+    default_message = gettext_lazy("No such file among your uploads in this room.")
 
 
 class MemberNotFound(ValidationError):

@@ -8,6 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.images import fit_within
+
 
 class RoomQuerySet(models.QuerySet):
     def visible_to(self, user) -> "RoomQuerySet":
@@ -149,6 +151,53 @@ class Membership(models.Model):
         return f"{self.user_id} in {self.room_id} ({self.role})"
 
 
+class MessageQuerySet(models.QuerySet):
+    """Messages. ``with_files()`` (used by ``selectors.with_timeline``) reads the attachments
+    of the fetched messages that have any (``has_attachments``) in one more query — and in
+    none when no message of the batch has files, which a plain ``prefetch_related`` cannot
+    do (it would add a query to every page and every event)."""
+
+    _with_files = False
+
+    def with_files(self) -> "MessageQuerySet":
+        clone = self._chain()
+        clone._with_files = True
+        return clone
+
+    def _clone(self):
+        clone = super()._clone()
+        clone._with_files = self._with_files
+        return clone
+
+    def _fetch_all(self):
+        fetched = self._result_cache is not None
+        super()._fetch_all()
+        if self._with_files and not fetched:
+            prefetch_files(self._result_cache)
+
+
+def prefetch_files(messages) -> None:
+    """Give each message (model instances; anything else is skipped) its attachments in
+    order, as a prefetch cache: one query for those with ``has_attachments``, none for the
+    others."""
+    messages = [m for m in messages if isinstance(m, Message)]
+    wanted = {}
+    for message in messages:
+        cache = message.__dict__.setdefault("_prefetched_objects_cache", {})
+        if "attachments" in cache:
+            continue
+        if message.has_attachments and message.deleted_at is None:
+            wanted[message.pk] = message
+        cache["attachments"] = []
+    if wanted:
+        for attachment in Attachment.objects.filter(message_id__in=list(wanted)).order_by(
+            "message_id", "position", "pk"
+        ):
+            message = wanted[attachment.message_id]
+            attachment.message = message
+            message._prefetched_objects_cache["attachments"].append(attachment)
+
+
 class Message(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
     author = models.ForeignKey(
@@ -179,6 +228,8 @@ class Message(models.Model):
     search_text = models.TextField(blank=True, default="", editable=False)
     # The message carries files (``has:file``); set with its attachments, cleared on delete.
     has_attachments = models.BooleanField(default=False)
+
+    objects = MessageQuerySet.as_manager()
 
     class Meta:
         ordering = ["room", "seq"]
@@ -211,6 +262,19 @@ class Message(models.Model):
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def files(self) -> list["Attachment"]:
+        """Its attachments in order (none once deleted): from the prefetch cache that the
+        services and ``MessageQuerySet.with_files`` set, else one query."""
+        if self.deleted or self.pk is None:
+            return []
+        cache = getattr(self, "_prefetched_objects_cache", {})
+        if "attachments" in cache:
+            return list(cache["attachments"])
+        if not self.has_attachments:
+            return []
+        return list(self.attachments.order_by("position", "pk"))
 
     @property
     def mention_ids(self) -> list[int]:
@@ -311,6 +375,25 @@ class Attachment(models.Model):
     @property
     def is_image(self) -> bool:
         return self.kind == self.Kind.IMAGE
+
+    @property
+    def url(self) -> str:
+        """Where it is served (apps/chat/files.py), root-relative."""
+        return reverse("chat:file", kwargs={"pk": self.pk, "name": self.name})
+
+    @property
+    def thumbnail_url(self) -> str | None:
+        if not self.thumbnail:
+            return None
+        return reverse("chat:file_thumbnail", kwargs={"pk": self.pk})
+
+    @property
+    def thumbnail_size(self) -> tuple[int, int] | None:
+        """The thumbnail's width and height (made by ``images.fit_within`` from the
+        original's, so it is computed, not stored)."""
+        if not self.width or not self.height:
+            return None
+        return fit_within(self.width, self.height, settings.PARLEY_THUMBNAIL_SIZE)
 
 
 class Reaction(models.Model):

@@ -118,10 +118,15 @@ def with_timeline(messages: QuerySet[Message]) -> QuerySet[Message]:
     """Everything a message's article and its events show, in a constant number of queries
     whatever the number of messages: the author's profile, the replied-to message and its
     author (one join), the mentioned user ids (a subquery in the same statement), and the
-    reactions with who reacted (one prefetch query)."""
+    reactions with who reacted (one prefetch query), and the attachments of the messages that
+    have any (one query, none when no message of the batch has files:
+    ``MessageQuerySet.with_files``)."""
     reactions = Reaction.objects.select_related("user__profile").order_by("created_at", "pk")
     messages = messages.select_related("author__profile", "reply_to__author__profile")
-    return with_mention_ids(messages).prefetch_related(Prefetch("reactions", queryset=reactions))
+    messages = with_mention_ids(messages).prefetch_related(
+        Prefetch("reactions", queryset=reactions)
+    )
+    return messages.with_files()
 
 
 def _message_qs(room: Room) -> QuerySet[Message]:

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy
 from apps.core import ratelimit, text
 from apps.core.text import Wording
 
-from . import emoji, formatting, realtime, receipts, search, selectors
+from . import emoji, filestore, formatting, realtime, receipts, search, selectors
 from .errors import (
     MemberNotFound,
     MessageNotFound,
@@ -312,7 +312,10 @@ def _delete_room_rows(room: Room) -> None:
     using = router.db_for_write(Message)
     Reaction.objects.filter(message__room=room).delete()
     Mention.objects.filter(room=room).delete()
-    Attachment.objects.filter(room=room).delete()
+    # The stored files' names (one query), deleted from storage once this commits. The rows
+    # go with the room below, in the collector's one fast DELETE by room (foreign keys are
+    # checked at commit on both databases, so the messages may go first).
+    filestore.delete_on_commit(filestore.stored_names(Attachment.objects.filter(room=room)))
     Message.objects.filter(reply_to__room=room).exclude(room=room).update(reply_to=None)
     Message.objects.filter(room=room)._raw_delete(using)
     Membership.objects.filter(room=room).delete()
@@ -601,8 +604,59 @@ class ReactResult(ChangeResult):
     created: bool = True  # False: the user had already reacted with this emoji
 
 
-def _clean_body(body: object) -> str:
-    return text.clean_body(body, max_length=settings.PARLEY_MESSAGE_MAX_LENGTH, wording=_BODY)
+def _clean_body(body: object, *, allow_empty: bool = False) -> str:
+    if body is None and allow_empty:
+        return ""
+    return text.clean_body(
+        body,
+        max_length=settings.PARLEY_MESSAGE_MAX_LENGTH,
+        wording=_BODY,
+        allow_empty=allow_empty,
+    )
+
+
+_NOT_YOUR_UPLOAD = gettext_lazy("That file is not one you uploaded here, or it was already sent.")
+
+
+def _clean_attachment_ids(value: object) -> list[int]:
+    """The ids of the files a message carries: a list of distinct ids (a lone id, or its
+    digits — what one hidden form field sends — counts as a list of one), at most
+    ``PARLEY_ATTACHMENTS_PER_MESSAGE``. None or [] means none."""
+    if value is None or value == "":
+        return []
+    if not isinstance(value, (list, tuple)):
+        value = [value]
+    limit = settings.PARLEY_ATTACHMENTS_PER_MESSAGE
+    if len(value) > limit:
+        raise ValidationError(
+            _("A message can carry at most %(max)d files.") % {"max": limit},
+            code="attachments",
+        )
+    ids: list[int] = []
+    for item in value:
+        try:
+            pk = _clean_message_id(item, field="attachments")
+        except ValidationError:
+            raise ValidationError(
+                _("attachments must be a list of file ids."), code="attachments"
+            ) from None
+        if pk in ids:
+            raise ValidationError(_("The same file is attached twice."), code="attachments")
+        ids.append(pk)
+    return ids
+
+
+def _claim_attachments(room: Room, author, ids: list[int]) -> list[Attachment]:
+    """The author's unsent uploads ``ids`` in this room, locked (SELECT … FOR UPDATE) until
+    the send commits, in the order given: a concurrent send of the same upload waits, then no
+    longer finds it unsent. Anything else: ValidationError."""
+    rows = Attachment.objects.select_for_update().filter(
+        pk__in=ids, room=room, uploader=author, message__isnull=True
+    )
+    found = {attachment.pk: attachment for attachment in rows}
+    if len(found) != len(ids):
+        raise ValidationError(str(_NOT_YOUR_UPLOAD), code="attachments")
+    return [found[pk] for pk in ids]
 
 
 def _clean_client_id(client_id) -> uuid.UUID | None:
@@ -715,7 +769,9 @@ def _check_room_mention(access: selectors.Access) -> None:
         raise ValidationError(_("Only the room's owners may mention @room here."), code="mentions")
 
 
-def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> SendResult:
+def message_send(
+    *, room: Room, author, body, client_id=None, reply_to=None, attachments=None
+) -> SendResult:
     """The only way a message is born.
 
     Access check → validation → (idempotency) → rate limit → save with the room's next seq →
@@ -723,9 +779,12 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
     ``reply_to``: the id of a message of this room (quoted above the new one). Posting in a
     public room one has not joined joins it (the access query already says whether one is a
     member); a member's post moves their own read pointer to it (one UPDATE). Mentions are
-    resolved with one query, only when the body names someone."""
+    resolved with one query, only when the body names someone. ``attachments``: the ids of
+    the author's unsent uploads in this room (attachments.attachment_upload), carried in that
+    order; with files the body may be empty."""
     access = _posting_access(room, author)
-    body = _clean_body(body)
+    attachment_ids = _clean_attachment_ids(attachments)
+    body = _clean_body(body, allow_empty=bool(attachment_ids))
     client_id = _clean_client_id(client_id)
     if client_id is not None:
         earlier = _message_by_client_id(author=author, client_id=client_id)
@@ -752,6 +811,7 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
             now = timezone.now()
             seq = _take_seqs(room, last_message_at=now)
             target = None if reply_to is None else _reply_target(room, reply_to)
+            files = _claim_attachments(room, author, attachment_ids) if attachment_ids else []
             message = Message.objects.create(
                 room=room,
                 author=author,
@@ -763,8 +823,13 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
                 created_at=now,
                 reply_to=target,
                 mentions_room=rendered.mentions_room,
-                search_text=search.search_text_for(body),
+                search_text=search.search_text_for(body, [file.name for file in files]),
+                has_attachments=bool(files),
             )
+            if files:
+                for position, file in enumerate(files):
+                    file.message, file.position = message, position
+                Attachment.objects.bulk_update(files, ["message", "position"])
             if rendered.mention_ids:
                 Mention.objects.bulk_create(
                     [
@@ -787,8 +852,12 @@ def message_send(*, room: Room, author, body, client_id=None, reply_to=None) -> 
                     ignore_conflicts=True,  # joined meanwhile (another tab): nothing to do
                 )
                 realtime.emit_user_rooms([author.pk])
-            # Rendered from what is in hand: a new message has no reactions.
-            message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}
+            # Rendered from what is in hand: a new message has no reactions, and the files
+            # just claimed, in their order.
+            message._prefetched_objects_cache = {
+                "reactions": Reaction.objects.none(),
+                "attachments": files,
+            }
             change = realtime.emit_on_commit(room.pk, [message])
     except IntegrityError:
         # Same client_id raced in from another connection: the first one won; acknowledge it.
@@ -898,7 +967,7 @@ def message_edit(*, room: Room, user, message_id, body) -> ChangeResult:
             html=rendered.html,
             edited_at=message.edited_at,
             mentions_room=rendered.mentions_room,
-            search_text=search.search_text_for(body),
+            search_text=search.search_text_for(body, [file.name for file in message.files]),
         )
         _update_mentions(message, rendered)
         changed = _with_replies(room, message, first, quote_changed=quote_changed)
@@ -952,12 +1021,24 @@ def message_delete(*, room: Room, user, message_id) -> ChangeResult:
             transaction.set_rollback(True)  # give the seq back: nothing changed
             return ChangeResult(message, None)
         Reaction.objects.filter(message=message).delete()
+        if message.has_attachments:  # their stored files go once this commits
+            files = Attachment.objects.filter(message=message)
+            filestore.delete_on_commit(filestore.stored_names(files))
+            files.delete()
         message.body, message.html, message.reply_to = "", "", None
-        message.deleted_at = timezone.now()
+        message.deleted_at, message.has_attachments = timezone.now(), False
         Message.objects.filter(pk=message.pk).update(
-            body="", html="", reply_to=None, deleted_at=message.deleted_at, search_text=""
+            body="",
+            html="",
+            reply_to=None,
+            deleted_at=message.deleted_at,
+            search_text="",
+            has_attachments=False,
         )
-        message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}
+        message._prefetched_objects_cache = {
+            "reactions": Reaction.objects.none(),
+            "attachments": [],
+        }
         changed = _with_replies(room, message, first, quote_changed=True)
         change = realtime.emit_on_commit(room.pk, changed)
     _seen(room, change)

@@ -1,14 +1,16 @@
 """Identity changes that open sockets must learn: published to every process's hub by realtime
 (accounts and profiles do not import chat; chat listens to them)."""
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from apps.accounts.sessions import sessions_revoked
 from apps.profiles.models import Profile
 
-from . import presence, realtime
+from . import filestore, presence, realtime
+from .models import Attachment
 
 
 @receiver(sessions_revoked, dispatch_uid="chat.close_revoked_sockets")
@@ -54,3 +56,12 @@ def _receipts_setting_changed(sender, instance: Profile, created: bool, **kwargs
     if created or were is None or were == instance.send_read_receipts:
         return
     realtime.emit_user_receipts(instance.user_id)
+
+
+@receiver(pre_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="chat.user_files")
+def _user_deleted(sender, instance, **kwargs) -> None:
+    """A user's deletion cascades to their uploads (sent or not: only the uploader can attach
+    a file); their stored files are deleted once that commits. (Not a post_delete receiver on
+    Attachment: any listener would cost every bulk delete of attachments its fast path, and
+    the services delete files themselves: filestore.py.)"""
+    filestore.delete_on_commit(filestore.stored_names(Attachment.objects.filter(uploader=instance)))

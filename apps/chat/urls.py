@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import files, views
 
 app_name = "chat"
 
@@ -23,4 +23,8 @@ urlpatterns = [
     path(f"{ROOM}members/<int:user_id>/remove/", views.member_remove, name="member_remove"),
     path(f"{ROOM}delete/", views.room_delete, name="room_delete"),
     path("chat/dm/<int:user_id>/", views.dm_open, name="dm_open"),
+    # Attachments (apps/chat/files.py). Before the name route: "thumbnail" is no file name
+    # there (the name route needs its own segment after the id).
+    path("files/<int:pk>/thumbnail/", files.file_thumbnail, name="file_thumbnail"),
+    path("files/<int:pk>/<str:name>", files.file_original, name="file"),
 ]

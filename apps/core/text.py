@@ -172,7 +172,10 @@ def clean_name(value, *, max_length: int, wording: Wording, allow_empty: bool = 
     return _clean(value, max_length=max_length, wording=wording, allow_empty=allow_empty, name=True)
 
 
-def clean_body(value, *, max_length: int, wording: Wording) -> str:
+def clean_body(value, *, max_length: int, wording: Wording, allow_empty: bool = False) -> str:
     """A message body: stripped, visible, newlines and tabs kept, no other control characters
-    and no bidi overrides, at most ``max_length`` characters."""
-    return _clean(value, max_length=max_length, wording=wording, allow_empty=False, name=False)
+    and no bidi overrides, at most ``max_length`` characters. With ``allow_empty`` (a message
+    of files only) nothing visible comes back as ``""``."""
+    return _clean(
+        value, max_length=max_length, wording=wording, allow_empty=allow_empty, name=False
+    )

@@ -3,7 +3,6 @@
 
 import io
 import uuid
-import warnings
 from typing import Any
 
 from django.conf import settings
@@ -12,9 +11,9 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from apps.core import text
+from apps.core import images, text
 from apps.core.text import Wording
 
 from .models import Profile
@@ -23,7 +22,7 @@ __all__ = ["DISPLAY_NAME_MAX_LENGTH", "avatar_process", "profile_update"]
 
 DISPLAY_NAME_MAX_LENGTH = 40
 # Decoders Pillow may try: the type comes from the bytes, never from the name or Content-Type.
-AVATAR_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+AVATAR_FORMATS = images.IMAGE_FORMATS
 # Stored format: WebP keeps transparency, is small, and every current browser shows it.
 AVATAR_OUTPUT_FORMAT = "WEBP"
 AVATAR_OUTPUT_EXTENSION = "webp"
@@ -97,42 +96,21 @@ def avatar_process(*, upload) -> ContentFile:
         "invalid_image",
     )
     try:
-        upload.seek(0)
-        with warnings.catch_warnings():
-            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it an error.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(upload, formats=AVATAR_FORMATS) as image:  # reads the header only
-                width, height = image.size
-                if width > max_side or height > max_side:
-                    raise too_large
-                if width < 1 or height < 1:
-                    raise unreadable
-                image.load()  # now decode: the first frame of an animation
-                thumbnail = _square_thumbnail(image)
-    except ValidationError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        with images.open_untrusted(upload, max_side=max_side) as image:  # the header only
+            thumbnail = _square_thumbnail(images.upright(image))  # the first frame
+    except images.ImageTooLarge:
         raise too_large from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError):
-        # Truncated or corrupt data surfaces as any of these from Pillow's decoders.
+    except (images.NotAnImage, images.UnreadableImage):
         raise unreadable from None
-    out = io.BytesIO()
-    thumbnail.save(out, format=AVATAR_OUTPUT_FORMAT, quality=85, method=4)
-    return ContentFile(out.getvalue(), name=f"{uuid.uuid4().hex}.{AVATAR_OUTPUT_EXTENSION}")
+    content = images.encode(thumbnail, AVATAR_OUTPUT_FORMAT, quality=85, method=4)
+    return ContentFile(content, name=f"{uuid.uuid4().hex}.{AVATAR_OUTPUT_EXTENSION}")
 
 
-def _square_thumbnail(image: Image.Image) -> Image.Image:
+def _square_thumbnail(upright: Image.Image) -> Image.Image:
     side = settings.PARLEY_AVATAR_SIZE
-    upright = ImageOps.exif_transpose(image)
-    has_alpha = upright.mode in {"RGBA", "LA", "PA"} or (
-        upright.mode == "P" and "transparency" in upright.info
-    )
-    upright = upright.convert("RGBA" if has_alpha else "RGB")
-    fitted = ImageOps.fit(upright, (side, side), method=Image.Resampling.LANCZOS)
+    fitted = ImageOps.fit(images.stripped(upright), (side, side), method=Image.Resampling.LANCZOS)
     # A fresh image: nothing from the original's metadata (info, EXIF, ICC) comes along.
-    clean = Image.new(fitted.mode, fitted.size)
-    clean.paste(fitted)
-    return clean
+    return images.stripped(fitted)
 
 
 def profile_update(

@@ -55,6 +55,7 @@ def test_message_objects_carry_id_room_seq_version_author_body_html_and_times(
         "reply_to": None,
         "reactions": [],
         "mentions": [],
+        "attachments": [],
     }
     assert item["created_at"].startswith(str(message.created_at.year))
 

@@ -49,3 +49,12 @@ def unread_total(sidebar) -> int:
         return 0
     entries = [*getattr(sidebar, "rooms", ()), *getattr(sidebar, "dms", ())]
     return sum(entry.unread for entry in entries if not entry.muted)
+
+
+@register.filter
+def file_size(value) -> str:
+    """Bytes as B / KB / MB with one decimal, the same in every language (no locale-aware
+    filter: a broadcast article is rendered once for every reader)."""
+    from apps.chat.attachments import human_size
+
+    return human_size(int(value))
