@@ -94,15 +94,17 @@ def unthrottle(cdp) -> None:
     )
 
 
-def progress_midway(page, name: str) -> None:
-    """The upload's <progress> shows a value strictly between 0 and its max."""
+def progress_midway(page, name: str, *, at_least: float = 0) -> None:
+    """The upload's <progress> shows a value strictly between 0 (or ``at_least`` of the way)
+    and its max."""
     wait_until(
         page,
-        f"""Array.from(document.querySelectorAll("#attachment-list > li")).some((li) =>
-              li.querySelector(".tray-name").textContent === {name!r} &&
-              li.dataset.state === "uploading" &&
-              li.querySelector("progress").value > 0 &&
-              li.querySelector("progress").value < li.querySelector("progress").max)""",
+        f"""Array.from(document.querySelectorAll("#attachment-list > li")).some((li) => {{
+              const bar = li.querySelector("progress");
+              return li.querySelector(".tray-name").textContent === {name!r} &&
+                li.dataset.state === "uploading" && bar.value > 0 &&
+                bar.value >= {at_least} * bar.max && bar.value < bar.max;
+            }})""",
     )
 
 
@@ -172,6 +174,7 @@ def test_upload_progress_is_visible_and_send_waits_for_the_upload(new_user):
     expect(item).to_have_attribute("data-state", "uploading")
     expect(carol.page.get_by_role("progressbar", name="Uploading big.bin")).to_be_visible()
     progress_midway(carol.page, "big.bin")
+    expect(item.locator(".tray-percent")).to_have_text(re.compile(r"^([1-9]|[1-9]\d) %$"))
 
     # Send waits, and says why; nothing is sent meanwhile.
     send_button = carol.page.locator("#composer-send")
@@ -395,12 +398,12 @@ def test_screenshots_of_the_composer_a_message_and_the_viewer(new_user):
         )
         expect(tray_item(gina.page, "sunset.png")).to_have_attribute("data-state", "done")
         expect(tray_item(gina.page, "Quarterly review")).to_have_attribute("data-state", "done")
-        cdp = throttle_uploads(gina.page, 150 * 1024)
+        cdp = throttle_uploads(gina.page, 250 * 1024)
         attach(
             gina.page,
-            {"name": "recording.webm", "mimeType": "video/webm", "buffer": os.urandom(3 << 20)},
+            {"name": "recording.webm", "mimeType": "video/webm", "buffer": os.urandom(2 << 20)},
         )
-        progress_midway(gina.page, "recording.webm")
+        progress_midway(gina.page, "recording.webm", at_least=0.4)
         shoot(gina.page, f"attachments-composer-{label}")
         tray_item(gina.page, "recording.webm").get_by_role("button").click()
         unthrottle(cdp)

@@ -118,6 +118,7 @@
     });
     a.querySelectorAll(".attachment-file").forEach(function (card) {
       if (!card.querySelector(".attachment-file-icon")) card.prepend(fromTemplate("attachment-file-icon"));
+      if (!card.title) card.title = card.getAttribute("download") || ""; // a long name is cut
     });
   }
 
@@ -648,6 +649,7 @@
       var xhr = new XMLHttpRequest();
       item.xhr = xhr;
       var bar = item.el.querySelector(".tray-progress");
+      var percent = item.el.querySelector(".tray-percent"); // the bar's value, in figures
       xhr.open("POST", url);
       xhr.setRequestHeader("X-CSRFToken", Parley.csrfToken ? Parley.csrfToken() : "");
       xhr.setRequestHeader("Accept", "application/json");
@@ -655,6 +657,7 @@
         if (!e.lengthComputable) return;
         bar.max = e.total;
         bar.value = e.loaded;
+        percent.textContent = Math.floor((100 * e.loaded) / e.total) + " %";
       });
       xhr.addEventListener("load", function () {
         item.xhr = null;
