@@ -108,14 +108,17 @@ def progress_midway(page, name: str, *, at_least: float = 0) -> None:
     )
 
 
-def send(page, text: str = "") -> None:
+def send(page, text: str = "", *, refused_left: int = 0) -> None:
     composer = page.locator("#composer-body")
     composer.fill(text)
     composer.press("Enter")
-    # Acknowledged: the server's article replaced the pending copy, and the tray is empty.
+    # Acknowledged: the server's article replaced the pending copy, and the tray is empty
+    # (but for the files refused before uploading, which stay with their error).
     expect(page.locator("#pending-list > article")).to_have_count(0)
-    expect(page.locator("#attachment-list > li")).to_have_count(0)
-    expect(page.locator("#attachment-tray")).to_be_hidden()
+    expect(page.locator("#attachment-list > li")).to_have_count(refused_left)
+    expect(page.locator("#attachment-list > li:not([data-state=failed])")).to_have_count(0)
+    if not refused_left:
+        expect(page.locator("#attachment-tray")).to_be_hidden()
 
 
 def attachment_requests(page) -> list[str]:
@@ -232,6 +235,29 @@ def test_a_file_over_the_limit_is_refused_in_the_page_without_a_request(new_user
     item.get_by_role("button", name="Remove huge.iso").click()
     expect(dave.page.locator("#attachment-tray")).to_be_hidden()
     assert requests == [], requests
+
+
+def test_files_past_the_per_message_limit_are_not_added(new_user):
+    jane = new_user("jane")
+    create_room(jane.page, "many")
+    wait_connected(jane.page)
+    most = int(jane.page.locator("#composer").get_attribute("data-attachments-max"))
+    attach(
+        jane.page,
+        *(
+            {"name": f"part-{i:02}.txt", "mimeType": "text/plain", "buffer": b"part\n"}
+            for i in range(most + 1)
+        ),
+    )
+    extra = tray_item(jane.page, f"part-{most:02}.txt")
+    expect(extra).to_have_attribute("data-state", "failed")
+    expect(extra.locator(".tray-error")).to_have_text(
+        f"Not added: at most {most} files per message."
+    )
+    expect(jane.page.locator("#attachment-list > li[data-state=done]")).to_have_count(most)
+    send(jane.page, "all the parts", refused_left=1)
+    cards = jane.page.locator("#message-list > article", has_text="all the parts")
+    expect(cards.locator(".attachment-file")).to_have_count(most)
 
 
 def test_the_viewer_opens_on_click_and_escape_gives_focus_back_to_the_thumbnail(new_user):
