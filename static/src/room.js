@@ -784,10 +784,7 @@
         return draft.filter(function (i) { return i.state === "done"; })
           .map(function (i) { return { id: i.data.id, name: i.data.name || i.name }; });
       },
-      showWait: function () {
-        waitLine.hidden = false;
-        textarea.focus();
-      },
+      showWait: function () { waitLine.hidden = false; }, // (it is shown while any uploads)
       // Send: the finished uploads go with the message (failed ones stay, with their error).
       take: function (clientId) {
         var taken = draft.filter(function (i) { return i.state === "done"; });
@@ -1154,6 +1151,7 @@
     viewerImage.removeAttribute("src");
     var article = f && document.getElementById(f.articleId);
     if (article) refocus(article, f.key);
+    else if (f) scroller.focus({ preventScroll: true }); // deleted meanwhile
   });
 
   // ---- Clicks in the timeline (one delegated listener: articles come and go).
