@@ -89,6 +89,14 @@ def _cap(scope: Scope, default: int) -> int:
     return default
 
 
+def _too_large_text(scope: Scope) -> str:
+    """What a 413 says: on the upload route, the file limit people can act on."""
+    if scope.get("method") == "POST" and _ATTACHMENT_UPLOAD.match(_path(scope)):
+        megabytes = settings.PARLEY_ATTACHMENT_MAX_BYTES / (1024 * 1024)
+        return f"The file is too big: at most {megabytes:.1f} MB.\n"
+    return "Request body too large.\n"
+
+
 class BodySizeLimitMiddleware:
     def __init__(self, app: ASGIApp, *, max_body: int | None = None) -> None:
         self.app = app
@@ -105,8 +113,9 @@ class BodySizeLimitMiddleware:
         if declared is False:
             await _reply(send, 400, "Invalid Content-Length.\n", scope)
             return
+        too_large = _too_large_text(scope)
         if declared is not None and declared > cap:
-            await _reply(send, 413, "Request body too large.\n", scope)
+            await _reply(send, 413, too_large, scope)
             return
 
         received = 0
@@ -121,7 +130,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > cap:
-                    refused = (413, "Request body too large.\n")
+                    refused = (413, too_large)
                 elif declared is not None and received > declared:
                     refused = (400, "The body is longer than its Content-Length.\n")
                 if refused is not None:

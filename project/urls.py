@@ -33,5 +33,15 @@ urlpatterns = build_urlpatterns(admin_enabled=settings.PARLEY_ADMIN)
 
 if settings.DEBUG:
     from django.conf.urls.static import static
+    from django.http import Http404
+    from django.urls import re_path
 
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+    def _no_direct_attachments(request, path):
+        raise Http404  # only through apps/chat/files.py, after the access check
+
+    urlpatterns += [
+        re_path(
+            rf"^{settings.MEDIA_URL.strip('/')}/attachments/(?P<path>.*)$", _no_direct_attachments
+        ),
+        *static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT),
+    ]

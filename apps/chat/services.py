@@ -646,13 +646,13 @@ def _clean_attachment_ids(value: object) -> list[int]:
     return ids
 
 
-def _claim_attachments(room: Room, author, ids: list[int]) -> list[Attachment]:
-    """The author's unsent uploads ``ids`` in this room, locked (SELECT … FOR UPDATE) until
-    the send commits, in the order given: a concurrent send of the same upload waits, then no
-    longer finds it unsent. Anything else: ValidationError."""
-    rows = Attachment.objects.select_for_update().filter(
-        pk__in=ids, room=room, uploader=author, message__isnull=True
-    )
+def _unsent_uploads(room: Room, author, ids: list[int], *, locked: bool = True):
+    """The author's unsent uploads ``ids`` in this room in the order given; ``locked`` (in the
+    send's transaction): SELECT … FOR UPDATE until the send commits, so a concurrent send of
+    the same upload waits, then no longer finds it unsent. Anything else: ValidationError."""
+    rows = Attachment.objects.filter(pk__in=ids, room=room, uploader=author, message__isnull=True)
+    if locked:
+        rows = rows.select_for_update()
     found = {attachment.pk: attachment for attachment in rows}
     if len(found) != len(ids):
         raise ValidationError(str(_NOT_YOUR_UPLOAD), code="attachments")
@@ -806,12 +806,15 @@ def message_send(
     rendered = _render(room, body)
     if rendered.mentions_room:
         _check_room_mention(access)
+    if attachment_ids:
+        # The cheap refusal before the room's lock (checked again, locked, under it).
+        _unsent_uploads(room, author, attachment_ids, locked=False)
     try:
         with transaction.atomic():
             now = timezone.now()
             seq = _take_seqs(room, last_message_at=now)
             target = None if reply_to is None else _reply_target(room, reply_to)
-            files = _claim_attachments(room, author, attachment_ids) if attachment_ids else []
+            files = _unsent_uploads(room, author, attachment_ids) if attachment_ids else []
             message = Message.objects.create(
                 room=room,
                 author=author,

@@ -17,6 +17,7 @@ ROOM_ROUTES = [
     ("options", "/api/rooms/{pk}/messages/", None),
     ("get", "/api/rooms/{pk}/members/", None),
     ("get", "/api/rooms/{pk}/receipts/", None),  # issue 11
+    ("options", "/api/rooms/{pk}/attachments/", None),  # issue 12 (uploads: test_attachments)
 ]
 
 # (method, url template, JSON payload) for every route that names a message of a room.
@@ -46,6 +47,10 @@ ALL_ROUTES = [
     ("delete", "/api/rooms/{pk}/members/{user}/", None),
     ("post", "/api/rooms/{pk}/read/", {"seq": 1}),
     ("patch", "/api/rooms/{pk}/membership/", {"notify": "none"}),
+    # Issue 12: upload and discard (every caller's answers: test_attachments.py).
+    ("post", "/api/rooms/{pk}/attachments/", None),
+    ("delete", "/api/rooms/{pk}/attachments/1/", None),
+    ("options", "/api/rooms/{pk}/attachments/1/", None),
     *MESSAGE_ROUTES,
     ("get", "/api/profiles/", None),
     ("get", "/api/profiles/{user}/", None),

@@ -3,6 +3,7 @@ messages that carry files. Access owner / member / outsider / anonymous, JSON 4x
 bad input, the body cap of the upload route."""
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -259,15 +260,15 @@ def _upload_scope(room_pk, length=None, path=None):
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_upload_route_refuses_a_body_past_its_cap_while_reading_with_json(settings):
-    settings.PARLEY_ATTACHMENT_MAX_BYTES = 1000
-    cap = 1000 + 64 * 1024
-    chunks = [b"x" * 32 * 1024] * 4  # no Content-Length: stopped as the bytes pass the cap
+    settings.PARLEY_ATTACHMENT_MAX_BYTES = 1024 * 1024
+    cap = 1024 * 1024 + 64 * 1024
+    chunks = [b"x" * 64 * 1024] * 18  # no Content-Length: stopped as the bytes pass the cap
 
     response = await asgi_request(application, _upload_scope(1), chunks)
 
     assert response["status"] == 413
     assert dict(response["headers"])[b"content-type"] == b"application/json"
-    assert b'"detail"' in response["body"]
+    assert json.loads(response["body"]) == {"detail": "The file is too big: at most 1.0 MB."}
     assert len(b"".join(chunks)) > cap
 
 

@@ -738,3 +738,70 @@ async def test_a_bad_attachments_field_gets_the_composer_error_and_the_socket_li
     await send_json(a, {"body": "still here"})
     assert "still here" in await a.receive_from(timeout=5)
     await a.disconnect()
+
+
+# --- the send path: constant queries, one message per upload under concurrency ----------------
+
+
+def _send_queries(room, author, count):
+    files = [put(room, author, name=f"{n}.txt") for n in range(count)]
+    with CaptureQueriesContext(connection) as ctx:
+        services.message_send(room=room, author=author, body="x", attachments=[f.pk for f in files])
+    return len(ctx.captured_queries)
+
+
+def test_sending_files_costs_the_same_queries_for_one_or_ten(group, alice, unlimited):
+    assert _send_queries(group, alice, 1) == _send_queries(group, alice, 10)
+
+
+def test_sending_without_files_asks_nothing_about_files(group, alice):
+    with CaptureQueriesContext(connection) as ctx:
+        services.message_send(room=group, author=alice, body="plain")
+    assert not [q for q in ctx.captured_queries if "chat_attachment" in q["sql"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_sends_of_one_upload_make_one_message(alice, bob):
+    """Both sends pass the cheap check; the row lock inside the send decides: one message
+    carries the file, the other send is refused."""
+    import threading
+
+    from django.db import connections
+
+    room = services.room_create(name="race", creator=alice, private=True, members=["bob"])
+    file = put(room, alice)
+    barrier = threading.Barrier(2)
+    outcomes = []
+    original = services._unsent_uploads
+
+    def checked_then_wait(*args, locked=True, **kwargs):
+        found = original(*args, locked=locked, **kwargs)
+        if not locked:
+            barrier.wait(timeout=10)  # both passed the cheap check before either sends
+        return found
+
+    def send(body):
+        try:
+            services.message_send(room=room, author=alice, body=body, attachments=[file.pk])
+            outcomes.append("sent")
+        except ValidationError as exc:
+            outcomes.append(exc.messages[0])
+        finally:
+            connections.close_all()
+
+    services._unsent_uploads = checked_then_wait
+    try:
+        threads = [threading.Thread(target=send, args=(body,)) for body in ("one", "two")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        services._unsent_uploads = original
+
+    assert sorted(outcomes) == [
+        "That file is not one you uploaded here, or it was already sent.",
+        "sent",
+    ]
+    assert Message.objects.filter(has_attachments=True).count() == 1
+    assert Attachment.objects.get().message is not None
