@@ -237,6 +237,27 @@ def test_a_file_over_the_limit_is_refused_in_the_page_without_a_request(new_user
     assert requests == [], requests
 
 
+def test_a_file_the_server_refuses_shows_the_servers_reason_on_its_line(new_user):
+    kate = new_user("kate")
+    create_room(kate.page, "refusal")
+    wait_connected(kate.page)
+    with kate.page.expect_response(
+        lambda r: r.request.method == "POST" and "/attachments/" in r.url
+    ) as answer:
+        attach(kate.page, {"name": "empty.txt", "mimeType": "text/plain", "buffer": b""})
+    assert answer.value.status == 400
+    empty = tray_item(kate.page, "empty.txt")
+    expect(empty).to_have_attribute("data-state", "failed")
+    expect(empty.locator(".tray-error")).to_have_text("The file is empty.")
+    expect(empty.locator(".tray-error")).to_have_attribute("role", "alert")
+    # The next file is not held up by its failed neighbour, and only it is sent.
+    attach(kate.page, {"name": "fine.txt", "mimeType": "text/plain", "buffer": b"fine\n"})
+    expect(tray_item(kate.page, "fine.txt")).to_have_attribute("data-state", "done")
+    send(kate.page, "one of two", refused_left=1)
+    article = kate.page.locator("#message-list > article", has_text="one of two")
+    expect(article.locator(".attachment-name")).to_have_text(["fine.txt"])
+
+
 def test_files_past_the_per_message_limit_are_not_added(new_user):
     jane = new_user("jane")
     create_room(jane.page, "many")
