@@ -437,6 +437,7 @@ def test_screenshots_of_the_composer_a_message_and_the_viewer(new_user):
         attach(
             gina.page,
             {"name": "sunset.png", "mimeType": "image/png", "buffer": png_bytes(900, 600)},
+            {"name": "portrait.png", "mimeType": "image/png", "buffer": png_bytes(500, 1000)},
             {
                 "name": "Quarterly review — final draft (v3).pdf",
                 "mimeType": "application/pdf",
@@ -457,12 +458,13 @@ def test_screenshots_of_the_composer_a_message_and_the_viewer(new_user):
 
         send(gina.page, "Here are the slides and the photo")
         article = gina.page.locator("#message-list > article").last
-        expect(article.locator(".attachment-image img")).not_to_have_js_property("naturalWidth", 0)
+        for img in article.locator(".attachment-image img").all():
+            expect(img).not_to_have_js_property("naturalWidth", 0)
         expect(article.locator(".attachment-file")).to_have_count(1)
         article.locator(".attachment-file").focus()  # the focus ring, in the picture
         shoot(gina.page, f"attachments-message-{label}")
 
-        article.locator(".attachment-image").click()
+        article.locator(".attachment-image").first.click()
         expect(gina.page.locator("#viewer-image")).to_have_js_property("naturalWidth", 900)
         shoot(gina.page, f"attachments-viewer-{label}")
         gina.page.keyboard.press("Escape")
