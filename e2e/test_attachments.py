@@ -306,6 +306,7 @@ def test_the_viewer_opens_on_click_and_escape_gives_focus_back_to_the_thumbnail(
     erin.page.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
     expect(thumb).to_be_focused()
+    shoot(erin.page, "attachments-thumbnail-focused-desktop")  # the focus ring, after Escape
 
     # The keyboard way: Enter on the focused thumbnail; Close closes.
     erin.page.keyboard.press("Enter")
