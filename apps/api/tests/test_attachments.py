@@ -286,3 +286,16 @@ async def test_only_the_upload_route_gets_the_larger_cap(settings):
     assert elsewhere["status"] == 413
     assert dict(elsewhere["headers"])[b"content-type"] == b"application/json"
     assert upload["status"] == 401  # got through to Django (no credentials: 401)
+
+
+async def test_an_unusable_content_length_under_api_is_400_json():
+    scope = http_scope(
+        method="POST",
+        path="/api/rooms/1/attachments/",
+        headers=[(b"content-length", b"12, 13")],
+    )
+
+    response = await asgi_request(application, scope, [b""])
+
+    assert response["status"] == 400
+    assert json.loads(response["body"]) == {"detail": "Invalid Content-Length."}
