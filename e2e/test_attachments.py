@@ -148,7 +148,12 @@ def test_a_pasted_image_arrives_in_the_other_browser_with_its_thumbnail(new_user
     name = item.locator(".tray-name").inner_text()
     expect(item.locator(".tray-thumb img")).not_to_have_js_property("naturalWidth", 0)
 
-    send(alice.page, "the screenshot you asked for")
+    # Bob's thumbnails are held back a moment: the message must take its final size before the
+    # image arrives (nothing below it jumps when it loads).
+    held = []
+    bob.page.route("**/files/*/thumbnail/", lambda route: held.append(route))
+    with bob.page.expect_request(lambda r: r.url.endswith("/thumbnail/")):
+        send(alice.page, "the screenshot you asked for")
 
     at_bob = bob.page.locator("#message-list > article", has_text="the screenshot you asked for")
     thumb = at_bob.locator(".attachment-image")
@@ -156,8 +161,17 @@ def test_a_pasted_image_arrives_in_the_other_browser_with_its_thumbnail(new_user
     expect(thumb).to_have_attribute("data-name", name)
     img = thumb.locator("img")
     expect(img).to_have_attribute("alt", name)
+    expect(img).to_have_js_property("naturalWidth", 0)
+    width, height = int(img.get_attribute("width")), int(img.get_attribute("height"))
+    before = img.bounding_box()
+    assert before and before["width"] > 100, before
+    assert abs(before["height"] - before["width"] * height / width) < 2, (before, width, height)
+    assert held, "the thumbnail was requested"
+    for route in held:
+        route.continue_()
     expect(img).to_have_js_property("complete", True)
     expect(img).not_to_have_js_property("naturalWidth", 0)
+    assert img.bounding_box() == before
     # And the sender has the same article (not a second copy).
     expect(alice.page.locator("#message-list > article .attachment-image")).to_have_count(1)
 
