@@ -187,6 +187,9 @@ def asgi_server(request, tmp_path_factory) -> LiveServer:
     # Every test browser signs up from 127.0.0.1: allauth's 20 sign-ups a minute per address
     # would refuse the suite itself.
     env["PARLEY_SIGNUP_RATE"] = "10000/m/ip"
+    # A small file limit, so that a test can offer a larger file without megabytes to spare
+    # (test_attachments.py reads it from the composer's data-attachment-max-bytes).
+    env.setdefault("PARLEY_ATTACHMENT_MAX_BYTES", str(4 * 1024 * 1024))
     env["DJANGO_LOG_LEVEL"] = os.environ.get("PARLEY_E2E_LOG_LEVEL", "INFO")
     # The server must keep Django's async-safety check (the variable is for this process).
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

@@ -185,6 +185,9 @@ def _render_room(request, room: Room, *, form=None, error=None, status=200):
         "emoji_common": emoji.COMMON,
         "emoji_all": emoji.all_emoji(),
         **_receipts_context(room, request.user),
+        # The composer refuses what the upload API would (issue 12), before uploading.
+        "attachment_max_bytes": settings.PARLEY_ATTACHMENT_MAX_BYTES,
+        "attachments_per_message": settings.PARLEY_ATTACHMENTS_PER_MESSAGE,
     }
     return render(request, "chat/room_detail.html", context, status=status)
 

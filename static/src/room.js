@@ -108,6 +108,18 @@
     a.querySelectorAll(".reaction").forEach(function (r) {
       r.setAttribute("aria-pressed", hasUser(r, myId) ? "true" : "false");
     });
+    // Thumbnails: at most 20rem × 15rem, sized from their width/height attributes before they
+    // load (no jump), narrower still on a small screen (max-width in app.css, height follows).
+    a.querySelectorAll(".attachment-image img").forEach(function (img) {
+      var w = parseInt(img.getAttribute("width"), 10), h = parseInt(img.getAttribute("height"), 10);
+      if (!(w > 0 && h > 0)) return;
+      var scale = Math.min(1, 320 / w, 240 / h);
+      img.style.width = Math.round(w * scale) + "px";
+    });
+    a.querySelectorAll(".attachment-file").forEach(function (card) {
+      if (!card.querySelector(".attachment-file-icon")) card.prepend(fromTemplate("attachment-file-icon"));
+      if (!card.title) card.title = card.getAttribute("download") || ""; // a long name is cut
+    });
   }
 
   // Grouping and the day separator depend on the article before: called for an article that
@@ -190,6 +202,8 @@
     if (el.classList.contains("reaction-add")) return ".reaction-add";
     if (el.dataset.action) return '.message-action[data-action="' + el.dataset.action + '"]';
     if (el.classList.contains("reply-quote")) return ".reply-quote";
+    if (el.classList.contains("attachment-image")) return '.attachment-image[data-viewer="' + CSS.escape(el.dataset.viewer) + '"]';
+    if (el.classList.contains("attachment-file")) return '.attachment-file[href="' + CSS.escape(el.getAttribute("href")) + '"]';
     return "";
   }
   function refocus(article, key) {
@@ -436,6 +450,7 @@
     p.timer = setTimeout(function () { setPendingState(p, "failed"); }, ACK_TIMEOUT_MS);
     var message = { type: "message", body: p.body, client_id: clientId };
     if (p.replyTo) message.reply_to = p.replyTo;
+    if (p.files.length) message.attachments = p.files.map(function (f) { return f.id; });
     if (socket) socket.send(JSON.stringify(message), form);
   }
 
@@ -446,13 +461,25 @@
     p.el.querySelector(".pending-retry").classList.toggle("hidden", state !== "failed");
   }
 
-  function addPending(clientId, body) {
+  function addPending(clientId, body, files) {
     var el = pendingTemplate.content.firstElementChild.cloneNode(true);
     el.dataset.pending = clientId;
     el.querySelector(".message-body").textContent = body;
+    el.querySelector(".message-body").hidden = !body;
+    // Its files by name (the thumbnails come with the server's article).
+    var names = el.querySelector(".pending-files");
+    files.forEach(function (f) {
+      var li = document.createElement("li");
+      li.appendChild(fromTemplate("attachment-file-icon")).setAttribute("class", "h-3.5 w-3.5 shrink-0");
+      var span = document.createElement("span");
+      span.textContent = f.name;
+      li.appendChild(span);
+      names.appendChild(li);
+    });
+    names.hidden = !files.length;
     el.querySelector(".pending-retry").addEventListener("click", function () { transmit(clientId); });
     pendingList.appendChild(el);
-    pending[clientId] = { body: body, replyTo: replyTo, el: el, timer: null };
+    pending[clientId] = { body: body, replyTo: replyTo, files: files, el: el, timer: null };
     scrollToBottom();
   }
 
@@ -467,6 +494,7 @@
         pending[clientId].el.remove();
         delete pending[clientId];
         document.getElementById("composer-error").textContent = "";
+        attachments.sent(clientId); // the tray's copies of its files go
       }
     });
   }
@@ -476,8 +504,10 @@
     var p = pending[error.dataset.clientId];
     if (!p) return false;
     clearTimeout(p.timer);
-    if (!textarea.value.trim()) {
+    // Back into the composer when it holds nothing new (text and files alike).
+    if (!textarea.value.trim() && attachments.empty()) {
       textarea.value = p.body;
+      attachments.restore(error.dataset.clientId);
       p.el.remove();
       delete pending[error.dataset.clientId];
       var original = p.replyTo && document.getElementById("message-" + p.replyTo);
@@ -492,14 +522,289 @@
     // Sending is ours (transmit), so a resend can reuse the same client_id.
     e.preventDefault();
     var body = textarea.value;
-    if (!body.trim()) return;
+    // Files still on their way: Send waits (the line under the composer says why).
+    if (attachments.uploading()) {
+      attachments.showWait(true);
+      return;
+    }
+    var files = attachments.ready();
+    if (!body.trim() && !files.length) return; // a message may be files only
     var clientId = uuid4();
-    addPending(clientId, body);
+    attachments.take(clientId);
+    addPending(clientId, body.trim() ? body : "", files);
     cancelReply();
     textarea.value = "";
     if (mentionBox) mentionBox.close();
     transmit(clientId);
   });
+
+  // ---- Attachments (issue 12): the attach button, files dropped anywhere on the page and
+  // files pasted into the composer are each uploaded at once (XMLHttpRequest, for its upload
+  // progress) and listed in the tray above the textarea until the message that carries them
+  // is acknowledged. What the server would refuse for its size is refused here, before any
+  // byte is sent. The tray is the draft's: Send takes its finished uploads with the message
+  // (the pending copy names them), and gives them back if the server refuses the message.
+  var attachments = setupAttachments();
+  function setupAttachments() {
+    var tray = document.getElementById("attachment-tray");
+    var trayList = document.getElementById("attachment-list");
+    var itemTemplate = document.getElementById("attachment-item-template");
+    var statusLine = document.getElementById("attachment-status");
+    var waitLine = document.getElementById("attachment-wait");
+    var sendButton = document.getElementById("composer-send");
+    var input = document.getElementById("attach-input");
+    var overlay = document.getElementById("drop-overlay");
+    var t = form.dataset;
+    var maxBytes = parseInt(t.attachmentMaxBytes, 10) || 0;
+    var maxFiles = parseInt(t.attachmentsMax, 10) || 10;
+    var url = t.attachmentsUrl;
+    var draft = []; // items in the tray: {el, name, size, state, xhr, data}
+    var sending = {}; // client_id -> the items a pending message carries
+
+    function formatSize(n) { // as a file card says it (attachments.human_size): no locale
+      if (n < 1024) return n + " B";
+      if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KB";
+      return (n / (1024 * 1024)).toFixed(1) + " MB";
+    }
+    function say(text) {
+      statusLine.textContent = "";
+      // A change the screen reader notices even when the same words come twice.
+      requestAnimationFrame(function () { statusLine.textContent = text; });
+    }
+    function locked() { return textarea.disabled; }
+    function uploadingCount() {
+      return draft.filter(function (i) { return i.state === "uploading"; }).length;
+    }
+    function counted() { // what counts towards the per-message limit
+      return draft.filter(function (i) { return i.state !== "failed"; }).length;
+    }
+    function refresh() {
+      tray.hidden = draft.length === 0;
+      var n = uploadingCount();
+      waitLine.hidden = n === 0;
+      waitLine.textContent = n === 1 ? waitLine.dataset.textOne : fill(waitLine.dataset.textMany, { count: n });
+      if (n) sendButton.setAttribute("aria-disabled", "true");
+      else sendButton.removeAttribute("aria-disabled");
+    }
+
+    function makeItem(file) {
+      var el = itemTemplate.content.firstElementChild.cloneNode(true);
+      var item = { el: el, name: file.name, size: file.size, state: "uploading", xhr: null, data: null };
+      el.querySelector(".tray-name").textContent = file.name;
+      el.querySelector(".tray-name").title = file.name;
+      el.querySelector(".tray-size").textContent = formatSize(file.size);
+      el.querySelector(".tray-progress").setAttribute("aria-label", fill(t.textUploading, { name: file.name }));
+      var remove = el.querySelector(".tray-remove");
+      remove.setAttribute("aria-label", fill(t.textRemove, { name: file.name }));
+      remove.title = remove.getAttribute("aria-label");
+      remove.addEventListener("click", function () { discard(item); });
+      draft.push(item);
+      trayList.appendChild(el);
+      return item;
+    }
+    function fail(item, message) {
+      item.state = "failed";
+      item.el.dataset.state = "failed";
+      item.el.querySelector(".tray-error").textContent = message;
+      say(item.name + ": " + message);
+      refresh();
+    }
+
+    function add(files) {
+      if (locked()) return;
+      Array.from(files).forEach(function (file) {
+        if (counted() >= maxFiles) {
+          fail(makeItem(file), fill(t.textTooMany, { max: maxFiles }));
+        } else if (maxBytes && file.size > maxBytes) {
+          // Just over the limit reads "4.0 MB … at most 4.0 MB" when rounded: then in bytes.
+          var size = formatSize(file.size), max = formatSize(maxBytes);
+          if (size === max) { size = file.size + " B"; max = maxBytes + " B"; }
+          fail(makeItem(file), fill(t.textTooLarge, { size: size, max: max }));
+        } else {
+          upload(makeItem(file), file);
+        }
+      });
+      refresh();
+      var last = trayList.lastElementChild;
+      if (last) last.scrollIntoView({ block: "nearest" });
+    }
+
+    // The server's words for a refusal: {"detail": "…"} or {"file": ["…"]} (any field).
+    function errorText(xhr) {
+      var data = null;
+      try { data = JSON.parse(xhr.responseText); } catch (err) { data = null; }
+      if (data && typeof data.detail === "string") return data.detail;
+      if (data && typeof data === "object") {
+        for (var key in data) {
+          var v = data[key];
+          if (Array.isArray(v) && v.length) return String(v[0]);
+          if (typeof v === "string") return v;
+        }
+      }
+      if (xhr.status === 413) return fill(t.textServerTooLarge, { max: formatSize(maxBytes) });
+      return t.textFailed;
+    }
+
+    function upload(item, file) {
+      var xhr = new XMLHttpRequest();
+      item.xhr = xhr;
+      var bar = item.el.querySelector(".tray-progress");
+      var percent = item.el.querySelector(".tray-percent"); // the bar's value, in figures
+      xhr.open("POST", url);
+      xhr.setRequestHeader("X-CSRFToken", Parley.csrfToken ? Parley.csrfToken() : "");
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.addEventListener("progress", function (e) {
+        if (!e.lengthComputable) return;
+        bar.max = e.total;
+        bar.value = e.loaded;
+        percent.textContent = Math.floor((100 * e.loaded) / e.total) + " %";
+      });
+      xhr.addEventListener("load", function () {
+        item.xhr = null;
+        var data = null;
+        try { data = JSON.parse(xhr.responseText); } catch (err) { data = null; }
+        if (xhr.status >= 200 && xhr.status < 300 && data && data.id != null) {
+          item.state = "done";
+          item.data = data;
+          item.el.dataset.state = "done";
+          item.el.dataset.attachmentId = data.id;
+          if (data.thumbnail_url) {
+            var img = document.createElement("img");
+            img.src = data.thumbnail_url;
+            img.alt = "";
+            var thumb = item.el.querySelector(".tray-thumb");
+            thumb.textContent = "";
+            thumb.appendChild(img);
+          }
+          say(fill(t.textUploaded, { name: item.name }));
+          refresh();
+        } else {
+          fail(item, errorText(xhr));
+        }
+      });
+      xhr.addEventListener("error", function () {
+        item.xhr = null;
+        fail(item, t.textFailed);
+      });
+      var body = new FormData();
+      body.append("file", file, file.name);
+      xhr.send(body);
+      say(fill(t.textUploading, { name: item.name }));
+    }
+
+    // The remove button: an upload on its way is aborted, a finished one deleted on the server
+    // (an unsent upload only its uploader can see; the server forgets the rest after a day).
+    function discard(item) {
+      var i = draft.indexOf(item);
+      if (i < 0) return;
+      if (item.xhr) item.xhr.abort();
+      if (item.state === "done") {
+        fetch(url + item.data.id + "/", {
+          method: "DELETE",
+          credentials: "same-origin",
+          headers: { "X-CSRFToken": Parley.csrfToken ? Parley.csrfToken() : "" },
+        }).catch(function () { /* the unsent upload expires anyway */ });
+      }
+      draft.splice(i, 1);
+      var hadFocus = item.el.contains(document.activeElement);
+      item.el.remove();
+      refresh();
+      say(fill(t.textRemoved, { name: item.name }));
+      if (hadFocus) { // to the neighbour's remove button, else back to the text
+        var next = draft[i] || draft[i - 1];
+        (next ? next.el.querySelector(".tray-remove") : textarea).focus();
+      }
+    }
+
+    function detach(item) {
+      item.el.remove();
+      return item;
+    }
+
+    // The attach button and its hidden input.
+    document.getElementById("attach-button").addEventListener("click", function () { input.click(); });
+    input.addEventListener("change", function () {
+      add(input.files);
+      input.value = ""; // the same file can be chosen again
+      textarea.focus();
+    });
+
+    // Paste: files on the clipboard (a screenshot is "image.png") are attached; text that
+    // came with them (a spreadsheet's cells) is pasted as well.
+    textarea.addEventListener("paste", function (e) {
+      var data = e.clipboardData;
+      var files = data && data.files ? Array.from(data.files) : [];
+      if (!files.length) return;
+      if (!data.getData("text/plain")) e.preventDefault();
+      var stamp = new Date().toISOString().slice(0, 19).replace("T", " ").replace(/:/g, ".");
+      add(files.map(function (f) {
+        if (f.name && f.name !== "image.png") return f;
+        var ext = (f.type.split("/")[1] || "png").replace("jpeg", "jpg");
+        return new File([f], (t.textPasted || "Pasted image") + " " + stamp + "." + ext, { type: f.type });
+      }));
+    });
+
+    // Drag and drop onto the page: the overlay says where the files go while they are dragged.
+    var depth = 0;
+    function dragsFiles(e) {
+      var types = e.dataTransfer && e.dataTransfer.types;
+      return !!types && Array.prototype.indexOf.call(types, "Files") >= 0;
+    }
+    document.addEventListener("dragenter", function (e) {
+      if (!dragsFiles(e) || locked()) return;
+      depth++;
+      overlay.hidden = false;
+    });
+    document.addEventListener("dragover", function (e) {
+      if (!dragsFiles(e)) return;
+      e.preventDefault(); // a drop here, not the browser opening the file
+      e.dataTransfer.dropEffect = locked() ? "none" : "copy";
+    });
+    document.addEventListener("dragleave", function (e) {
+      if (!dragsFiles(e)) return;
+      if (--depth <= 0) {
+        depth = 0;
+        overlay.hidden = true;
+      }
+    });
+    document.addEventListener("drop", function (e) {
+      if (!dragsFiles(e)) return;
+      e.preventDefault();
+      depth = 0;
+      overlay.hidden = true;
+      add(e.dataTransfer.files);
+      if (!locked()) textarea.focus();
+    });
+
+    return {
+      add: add,
+      uploading: uploadingCount,
+      empty: function () { return counted() === 0; },
+      ready: function () {
+        return draft.filter(function (i) { return i.state === "done"; })
+          .map(function (i) { return { id: i.data.id, name: i.data.name || i.name }; });
+      },
+      showWait: function () { waitLine.hidden = false; }, // (it is shown while any uploads)
+      // Send: the finished uploads go with the message (failed ones stay, with their error).
+      take: function (clientId) {
+        var taken = draft.filter(function (i) { return i.state === "done"; });
+        draft = draft.filter(function (i) { return i.state !== "done"; });
+        sending[clientId] = taken.map(detach);
+        refresh();
+      },
+      // Acknowledged: stored with the message.
+      sent: function (clientId) { delete sending[clientId]; },
+      // Refused: back in the tray, nothing lost.
+      restore: function (clientId) {
+        (sending[clientId] || []).forEach(function (item) {
+          draft.push(item);
+          trayList.appendChild(item.el);
+        });
+        delete sending[clientId];
+        refresh();
+      },
+    };
+  }
 
   // ---- Typing (typing.py): at most one {"type": "typing"} every 3 s while the composer has
   // text, a stop when it is emptied; the server sends who is typing (everyone's ids, ours
@@ -817,6 +1122,38 @@
     else options[Math.min(j, options.length - 1)].focus();
   });
 
+  // ---- The image viewer: a thumbnail (a button: Enter and Space too) opens the full-size
+  // image in a modal dialog; Escape, Close or a click beside it closes it, and focus goes
+  // back to the thumbnail (found again by its URL if its article was replaced meanwhile).
+  var viewer = document.getElementById("attachment-viewer");
+  var viewerImage = document.getElementById("viewer-image");
+  var viewerFor = null; // {articleId, key}
+  function openViewer(article, thumb) {
+    var name = thumb.dataset.name || "";
+    viewerFor = { articleId: article.id, key: focusKey(thumb, article) };
+    viewerImage.src = thumb.dataset.viewer;
+    viewerImage.alt = name;
+    document.getElementById("viewer-name").textContent = name;
+    var download = document.getElementById("viewer-download");
+    download.href = thumb.dataset.viewer;
+    download.setAttribute("download", name);
+    viewer.showModal();
+    document.getElementById("viewer-close").focus();
+  }
+  document.getElementById("viewer-close").addEventListener("click", function () { viewer.close(); });
+  viewer.addEventListener("click", function (e) {
+    // The backdrop, or the dark stage around the image.
+    if (e.target === viewer || e.target.classList.contains("viewer-stage")) viewer.close();
+  });
+  viewer.addEventListener("close", function () {
+    var f = viewerFor;
+    viewerFor = null;
+    viewerImage.removeAttribute("src");
+    var article = f && document.getElementById(f.articleId);
+    if (article) refocus(article, f.key);
+    else if (f) scroller.focus({ preventScroll: true }); // deleted meanwhile
+  });
+
   // ---- Clicks in the timeline (one delegated listener: articles come and go).
   var activeArticle = null; // touch screens: a tap shows that message's actions
   list.addEventListener("click", function (e) {
@@ -833,7 +1170,8 @@
       }
       return;
     }
-    if (button.classList.contains("reaction")) toggleReaction(article, button.dataset.emoji);
+    if (button.classList.contains("attachment-image")) openViewer(article, button);
+    else if (button.classList.contains("reaction")) toggleReaction(article, button.dataset.emoji);
     else if (button.classList.contains("reply-quote")) jumpTo(button.dataset.jump);
     else if (button.dataset.action === "reply") startReply(article);
     else if (button.dataset.action === "react") openPicker(article, button);

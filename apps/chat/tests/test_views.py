@@ -809,3 +809,17 @@ def test_a_public_room_lists_200_members_and_how_many_more(
         services.member_add(room=group, user=alice, username=u.username)
     html = as_user(alice).get(url("room_settings", group)).content.decode()
     assert "7 members" in html and "members-more" not in html
+
+
+def test_the_composer_carries_the_attachment_limits_and_its_upload_url(
+    as_user, alice, group, settings
+):
+    """room.js refuses what the upload API would refuse, before sending a byte."""
+    settings.PARLEY_ATTACHMENT_MAX_BYTES = 1234567
+    settings.PARLEY_ATTACHMENTS_PER_MESSAGE = 3
+    html = as_user(alice).get(group.get_absolute_url()).content.decode()
+    composer = html.split('<form id="composer"', 1)[1].split(">", 1)[0]
+    assert 'data-attachment-max-bytes="1234567"' in composer
+    assert 'data-attachments-max="3"' in composer
+    assert f'data-attachments-url="/api/rooms/{group.pk}/attachments/"' in composer
+    assert 'id="attach-input"' in html and 'id="attachment-viewer"' in html
