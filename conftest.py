@@ -135,9 +135,12 @@ def unlimited(settings):
     settings.PARLEY_MESSAGE_RATE = (1_000_000, 10)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch):
-    """The rate limits' fixed windows do not roll over in the middle of a test."""
+    """The rate limits' fixed windows do not roll over in the middle of a test: every test
+    sees one instant (a test of windows moves it with a clock of its own). Without it, any
+    test that uses a limit twice failed now and then, when a window's end fell between its
+    two requests (seen with PARLEY_READ_RATE = (1, 10) on a loaded machine)."""
     from apps.core import ratelimit
 
     monkeypatch.setattr(ratelimit, "_clock", lambda: 1_800_000_000.0)

@@ -250,6 +250,15 @@ def _run_fuzz(
             # up to fanout.CANCEL_AGAIN_SECONDS for the hub's reader to stop.
             loop.run_until_complete(state["socket"].disconnect(timeout=10))
     finally:
+        # What the sockets left running on this loop (a hub's timers: presence's close
+        # grace, a refresh) is cancelled and awaited before the loop closes: closing it with
+        # them pending logged "Task was destroyed but it is pending!" (seen on a loaded
+        # machine, where the grace outlived the last disconnect).
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
     loud = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     assert not loud, [(r.name, r.getMessage()) for r in loud]
