@@ -47,6 +47,7 @@ urlpatterns = [
         name="room-member",
     ),
     path("dm/", views.DirectMessageView.as_view(), name="dm"),
+    path("search/", views.SearchView.as_view(), name="search"),
     path("auth/token/", views.AuthTokenView.as_view(), name="auth-token"),
     # Last: anything else under /api/ is a JSON 404, not Django's HTML page.
     re_path(r"^.*$", views.NotFoundView.as_view(), name="not-found"),
