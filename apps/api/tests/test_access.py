@@ -17,6 +17,7 @@ ROOM_ROUTES = [
     ("options", "/api/rooms/{pk}/messages/", None),
     ("get", "/api/rooms/{pk}/members/", None),
     ("get", "/api/rooms/{pk}/receipts/", None),  # issue 11
+    ("get", "/api/search/?q=hello&room={pk}", None),  # issue 12
 ]
 
 # (method, url template, JSON payload) for every route that names a message of a room.
@@ -52,6 +53,7 @@ ALL_ROUTES = [
     ("get", "/api/profiles/me/", None),
     ("patch", "/api/profiles/me/", {"display_name": "Mallory"}),
     ("post", "/api/dm/", {"username": "bob"}),
+    ("get", "/api/search/?q=hello", None),
     ("delete", "/api/auth/token/", None),
 ]
 
@@ -185,7 +187,14 @@ def test_root_lists_every_route_without_authentication(anon):
     response = anon.get("/api/")
 
     assert response.status_code == 200
-    assert set(response.json()) == {"rooms", "profiles", "profiles/me", "dm", "auth/token"}
+    assert set(response.json()) == {
+        "rooms",
+        "profiles",
+        "profiles/me",
+        "dm",
+        "search",
+        "auth/token",
+    }
     assert response.json()["rooms"] == "http://testserver/api/rooms/"
 
 

@@ -411,9 +411,7 @@ def test_bad_newer_history_requests_are_400(alice_client, long_room, query):
     assert alice_client.get(url, query).status_code == 400
 
 
-def test_around_page_query_count_is_constant(
-    alice_client, long_room, django_assert_num_queries
-):
+def test_around_page_query_count_is_constant(alice_client, long_room, django_assert_num_queries):
     url = long_room.get_absolute_url()
     alice_client.get(url)  # warm the session
     with django_assert_num_queries(11):  # the room page's 9, with two page queries instead of one
