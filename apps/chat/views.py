@@ -272,7 +272,12 @@ def search(request):
     """``/search/?q=``: messages in the rooms you may see (apps/chat/search.py); ``before=``
     pages on (htmx: the next page's items alone). A bad query is the form's error (400)."""
     q = request.GET.get("q", "")
-    context = {"q": q, "page": None, "error": None, "page_start": "before" in request.GET}
+    context = {
+        "q": q,
+        "page": None,
+        "error": None,
+        "page_start": bool(request.htmx) and "before" in request.GET,
+    }
     status = 200
     if q.strip() or "before" in request.GET:
         try:
