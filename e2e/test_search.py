@@ -179,6 +179,14 @@ def test_screenshots_on_a_phone(new_user, asgi_server, save_screenshot):
     )
     assert overflow <= 0
     shot(page, "search-results-phone", save_screenshot)
+    # The header's box is an icon until focused; then it spans the header.
+    page.get_by_test_id("search-input").click()
+    expect(page.get_by_test_id("search-input")).to_be_focused()
+    box = page.get_by_test_id("search-input").bounding_box()
+    assert box is not None and box["width"] > 300
+    page.keyboard.type("kangaroo")
+    page.screenshot(path=str(SHOTS / "search-box-phone.png"))
+    page.keyboard.press("Escape")
     page.get_by_test_id("search-result").locator("a").click()
     wait_connected(page)
     target = page.locator("#message-list > article[data-seq='60']")

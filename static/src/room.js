@@ -1411,6 +1411,11 @@
     target.setAttribute("tabindex", "-1");
     target.scrollIntoView({ block: "center" });
     target.focus({ preventScroll: true });
+    // The URL's #message-<id> makes the browser scroll it to the top edge as the page
+    // finishes loading: centre it again then.
+    window.addEventListener("load", function () {
+      requestAnimationFrame(function () { if (target.isConnected) target.scrollIntoView({ block: "center" }); });
+    }, { once: true });
   } else if (unreadAtRender > 0 && !firstUnreadLoaded()) {
     seeking = true;
     chat.setAttribute("data-seeking-unread", "");
