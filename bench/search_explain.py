@@ -96,8 +96,8 @@ def fill(count: int) -> None:
             "INSERT INTO chat_message (room_id, author_id, seq, version, body, html, "  # noqa: S608
             "search_text, mentions_room, has_attachments, client_id, created_at) "
             f"SELECT {first_room} + (g %% 40), %s + (g %% 10), {seq}, {seq}, b,"
-            f" '<p>' || b || '</p>', lower(b), false, false, NULL, {created} FROM (SELECT g, {body} AS b FROM {series})"
-            " AS t",
+            f" '<p>' || b || '</p>', lower(b), false, false, NULL, {created}"
+            f" FROM (SELECT g, {body} AS b FROM {series}) AS t",
             [users[0].pk, count, count],
         )
         cursor.execute("UPDATE chat_room SET last_seq = %s", [count // 40 + 1])
