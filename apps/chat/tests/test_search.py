@@ -418,3 +418,10 @@ def test_around_page_query_count_is_constant(alice_client, long_room, django_ass
         alice_client.get(url, {"around": 30})
     with django_assert_num_queries(11):
         alice_client.get(url, {"around": 90})
+
+
+def test_in_takes_a_quoted_name_with_spaces(alice):
+    room = services.room_create(name="Team Room", creator=alice)
+    say(room, alice, "standup")
+    assert search.parse('in:"team room" standup').rooms == ("team room",)
+    assert found(alice, 'in:"team room"') == ["standup"]
