@@ -90,6 +90,24 @@ def test_search_from_the_header_opens_the_room_at_the_message(
     expect(pill).to_be_visible()
     expect(pill).to_have_text(re.compile("New messages"))
     expect(page.locator("#message-list > article", has_text="live while ann")).to_have_count(0)
+    # A change to a loaded message applies live meanwhile (Bob reacts to the target).
+    target_id = int(target.get_attribute("id").split("-")[1])
+    status = bob.page.evaluate(
+        """([room, id]) => fetch(`/api/rooms/${room}/messages/${id}/reactions/`, {
+            method: "POST",
+            credentials: "same-origin",
+            headers: {
+              "Content-Type": "application/json",
+              "X-CSRFToken": document.querySelector("[name=csrfmiddlewaretoken]").value,
+            },
+            body: JSON.stringify({ emoji: "👍" }),
+          }).then(r => r.status)""",
+        [room_id, target_id],
+    )
+    assert status == 201
+    expect(target.locator(".reaction[data-emoji='👍'] .reaction-count")).to_have_text("1")
+    expect(target).to_have_class(re.compile(r"\bmessage-target\b"))  # still marked
+    assert seqs(page) == list(range(5, 56))
 
     # Newer history loads below, page by page, until the present; then live again.
     page.get_by_test_id("load-newer").click()
@@ -101,7 +119,7 @@ def test_search_from_the_header_opens_the_room_at_the_message(
     assert seqs(page) == list(range(5, 122))
     send(bob.page, "and now it is live")
     expect(page.locator("#message-list > article", has_text="and now it is live")).to_have_count(1)
-    assert seqs(page) == list(range(5, 123))
+    assert seqs(page) == [*range(5, 122), 123]  # seq 122 was Bob's reaction
 
     # "Jump to latest" from a page opened far back opens the latest page.
     page.goto(f"{room_url}?around=10")

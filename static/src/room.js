@@ -233,6 +233,10 @@
       var focused = old.contains(document.activeElement) ? document.activeElement : null;
       var key = focused && !(editing && editing.article === old) ? focusKey(focused, old) : null;
       old.replaceWith(a);
+      if (old.classList.contains("message-target")) { // the page's mark survives new versions
+        a.classList.add("message-target");
+        a.setAttribute("tabindex", "-1");
+      }
       prepare(a);
       if (a.id === dividerFor) placeDivider(a);
       decorate(a);
