@@ -425,3 +425,26 @@ def test_in_takes_a_quoted_name_with_spaces(alice):
     say(room, alice, "standup")
     assert search.parse('in:"team room" standup').rooms == ("team room",)
     assert found(alice, 'in:"team room"') == ["standup"]
+
+
+def test_a_match_in_a_file_name_shows_the_file_name(public_room, alice):
+    from apps.chat.models import Attachment
+
+    message = say(public_room, alice, "see the attachment")
+    Attachment.objects.create(
+        room=public_room,
+        uploader=alice,
+        message=message,
+        file="attachments/x",
+        name="Quarterly-Report.pdf",
+        size=1,
+        content_type="application/pdf",
+    )
+    Message.objects.filter(pk=message.pk).update(
+        has_attachments=True,
+        search_text=search.search_text_for(message.body, ["Quarterly-Report.pdf"]),
+    )
+    [result] = search.search_messages(user=alice, q="quarterly has:file").results
+    snip = result.snippet
+    assert snip.text == "see the attachment · Quarterly-Report.pdf"
+    assert [snip.text[s:e] for s, e in snip.highlights] == ["Quarterly"]
