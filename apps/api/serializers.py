@@ -446,6 +446,30 @@ class MessageSerializer(serializers.ModelSerializer):
         ]
 
 
+class SearchResultSerializer(serializers.Serializer):
+    """A search hit (``apps.chat.search.SearchResult``): the message's ``id``, ``room`` (id),
+    ``seq``, ``author`` (as in messages), ``created_at``; ``snippet``, at most ~200 characters
+    of its text around the first match, plain text; ``highlights``, ``[[start, end], …]``
+    offsets of the matches in ``snippet`` (Unicode code points, end exclusive); ``url``, the
+    room page opened at the message."""
+
+    id = serializers.IntegerField(source="message.pk")
+    room = serializers.IntegerField(source="message.room_id")
+    seq = serializers.IntegerField(source="message.seq")
+    author = PersonSerializer(source="message.author.profile")
+    created_at = serializers.DateTimeField(source="message.created_at")
+    snippet = serializers.CharField(source="snippet.text")
+    highlights = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+
+    def get_highlights(self, result) -> list[list[int]]:
+        return [[start, end] for start, end in result.snippet.highlights]
+
+    def get_url(self, result) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(result.url) if request is not None else result.url
+
+
 # --- Input ------------------------------------------------------------------------------------
 
 

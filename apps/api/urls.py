@@ -57,6 +57,7 @@ urlpatterns = [
         name="room-attachment",
     ),
     path("dm/", views.DirectMessageView.as_view(), name="dm"),
+    path("search/", views.SearchView.as_view(), name="search"),
     path("auth/token/", token_views.AuthTokenView.as_view(), name="auth-token"),
     path("tokens/", token_views.TokenListView.as_view(), name="token-list"),
     path("tokens/<object_id:pk>/", token_views.TokenDetailView.as_view(), name="token-detail"),

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from apps.chat import attachments as chat_attachments
 from apps.chat import errors, selectors, services
 from apps.chat import receipts as chat_receipts
+from apps.chat import search as chat_search
 from apps.chat.models import Message, Room
 from apps.profiles import selectors as profile_selectors
 from apps.profiles import services as profile_services
@@ -55,6 +56,7 @@ class ApiRootView(APIView):
                 "profiles": url("profile-list"),
                 "profiles/me": url("profile-me"),
                 "dm": url("dm"),
+                "search": url("search"),
                 "auth/token": url("auth-token"),
                 "tokens": url("token-list"),
             }
@@ -549,6 +551,43 @@ def _limit_param(request) -> int:
             {"limit": [_("Must be a whole number from 1 to %(max)d.") % {"max": MESSAGE_PAGE_MAX}]}
         )
     return value
+
+
+class SearchView(GenericAPIView):
+    """Search the messages of every room you can see: GET `?q=…` (words, "quoted phrases",
+    `from:username`, `in:room-name`, `has:file`; every part must match, ignoring case, inside
+    words too), `room=<id>` to search one room (404 if you cannot see it), `before=<cursor>`
+    for the next page. Newest first: `{"results": [{"id", "room", "seq", "author",
+    "created_at", "snippet", "highlights", "url"}], "next": url|null}`. A bad query: 400
+    `{"q": ["…"]}`."""
+
+    serializer_class = serializers.SearchResultSerializer
+
+    def error_field(self, code: str) -> str:
+        return code if code in ("q", "before") else NON_FIELD
+
+    def get(self, request):
+        room = request.query_params.get("room")
+        room_id = None
+        if room is not None:
+            if not (room.isascii() and room.isdigit() and 0 < len(room) <= 19):
+                raise ValidationError({"room": [_("Must be a room id.")]})
+            room_id = int(room)
+        page = chat_search.search_messages(
+            user=request.user,
+            q=request.query_params.get("q", ""),
+            room_id=room_id,
+            before=request.query_params.get("before") or None,
+        )
+        results = serializers.SearchResultSerializer(
+            page.results, many=True, context=self.get_serializer_context()
+        )
+        following = None
+        if page.next_cursor is not None:
+            following = replace_query_param(
+                request.build_absolute_uri(), "before", page.next_cursor
+            )
+        return Response({"results": results.data, "next": following})
 
 
 class ProfileViewSet(viewsets.ReadOnlyModelViewSet):

@@ -146,6 +146,30 @@ def message_list_before(*, room: Room, before_seq: int, limit: int | None = None
     return list(reversed(qs))
 
 
+@dataclass
+class AroundPage:
+    """Messages around a target (``?around=<seq>``): ``messages`` oldest first, the target
+    among them, and whether newer messages exist beyond the last one."""
+
+    messages: list
+    target: Message
+    has_newer: bool
+
+
+def message_list_around(
+    *, room: Room, seq: int, before: int = 25, after: int = 25
+) -> AroundPage | None:
+    """``before`` messages older than the one at ``seq`` (or the first after it, if that seq
+    was a reaction or an edit), it, and ``after`` newer ones. None when no message of the room
+    is at or after ``seq``. Two keyset queries (plus their reaction prefetches)."""
+    newer = list(_message_qs(room).filter(seq__gte=seq).order_by("seq")[: after + 2])
+    if not newer:
+        return None
+    older = list(reversed(_message_qs(room).filter(seq__lt=newer[0].seq).order_by("-seq")[:before]))
+    has_newer = len(newer) > after + 1
+    return AroundPage(messages=older + newer[: after + 1], target=newer[0], has_newer=has_newer)
+
+
 def message_list_after(
     *, room: Room, after_seq: int, limit: int, upto_seq: int | None = None
 ) -> list[Message]:

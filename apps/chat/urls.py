@@ -11,6 +11,7 @@ urlpatterns = [
     path("rooms/", views.room_list, name="room_list"),
     path("rooms/create/", views.room_create, name="room_create"),
     path("sidebar/", views.sidebar, name="sidebar"),
+    path("search/", views.search, name="search"),
     path(ROOM, views.room_detail, name="room_detail"),
     path(f"{ROOM}history/", views.room_history, name="room_history"),
     path(f"{ROOM}send/", views.message_send, name="message_send"),

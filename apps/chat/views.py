@@ -19,6 +19,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from apps.profiles import selectors as profile_selectors
 
 from . import emoji, errors, presence, receipts, selectors, services
+from . import search as search_
 from .forms import MemberAddForm, MessageForm, NotifyForm, ReadForm, RoomCreateForm, RoomUpdateForm
 from .models import Membership, Room
 
@@ -32,6 +33,8 @@ MEMBER_LIST_LIMIT = 200
 # UNREAD_PAGE_LIMIT messages (a longer page than usual), with UNREAD_CONTEXT read ones above it.
 UNREAD_PAGE_LIMIT = 200
 UNREAD_CONTEXT = 5
+# ``?around=<seq>`` (a search result, a reply's original): this many messages on each side.
+AROUND_CONTEXT = 25
 
 
 def _room_or_404(request, pk: int) -> Room:
@@ -168,11 +171,32 @@ def _dm_partner(room, user) -> dict:
     return {"dm_partner_id": other.pk, "dm_presence": state}
 
 
-def _render_room(request, room: Room, *, form=None, error=None, status=200):
+def _around(request, room: Room):
+    """``?around=<seq>``: the messages around that one, or None (no such parameter, garbage,
+    or out of the room's range: the page opens at the latest messages)."""
+    raw = request.GET.get("around")
+    if raw is None:
+        return None
+    try:
+        seq = errors.parse_seq(raw, name="around")
+    except ValidationError:
+        return None
+    if not 1 <= seq <= room.last_seq:
+        return None
+    return selectors.message_list_around(
+        room=room, seq=seq, before=AROUND_CONTEXT, after=AROUND_CONTEXT
+    )
+
+
+def _render_room(request, room: Room, *, form=None, error=None, status=200, around=None):
     side, membership = _sidebar_with_entry(room, request.user)
-    page = selectors.message_list_latest(room=room, limit=_page_size_for(membership))
+    if around is not None:
+        page = around.messages
+    else:
+        page = selectors.message_list_latest(room=room, limit=_page_size_for(membership))
     context = {
         **_history_context(room, page),
+        "around": around,
         "title": selectors.room_title_for(room=room, user=request.user),
         **_dm_partner(room, request.user),
         "form": form or MessageForm(),
@@ -209,14 +233,32 @@ def _receipts_context(room: Room, user) -> dict:
 @login_required
 @require_GET
 def room_detail(request, pk: int):
-    return _render_room(request, _room_or_404(request, pk))
+    """The room page; ``?around=<seq>`` opens it at that message (search results, replies)."""
+    room = _room_or_404(request, pk)
+    return _render_room(request, room, around=_around(request, room))
 
 
 @login_required
 @require_GET
 def room_history(request, pk: int):
-    """Older messages, keyset-paginated on seq: ?before=<seq>."""
+    """History pages, keyset-paginated on seq: ``?before=<seq>`` (older) or ``?after=<seq>``
+    (newer, below a page opened ``?around=``)."""
     room = _room_or_404(request, pk)
+    if "after" in request.GET:
+        if "before" in request.GET:
+            return HttpResponse(_("Use either before or after, not both."), status=400)
+        try:
+            after = errors.parse_seq(request.GET["after"], name="after")
+        except ValidationError as exc:
+            return HttpResponse(errors.describe(exc), status=400)
+        size = settings.PARLEY_HISTORY_PAGE_SIZE
+        page = selectors.message_list_after(room=room, after_seq=after, limit=size + 1)
+        context = {
+            "room": room,
+            "message_list": page[:size],
+            "has_newer": len(page) > size,
+        }
+        return render(request, "chat/room_detail.html#newer-page", context)
     try:
         before = errors.parse_seq(request.GET.get("before", ""), name="before")
     except ValidationError as exc:
@@ -225,6 +267,33 @@ def room_history(request, pk: int):
     return render(
         request, "chat/room_detail.html#message-page", _history_context(room, message_list)
     )
+
+
+@login_required
+@require_GET
+def search(request):
+    """``/search/?q=``: messages in the rooms you may see (apps/chat/search.py); ``before=``
+    pages on (htmx: the next page's items alone). A bad query is the form's error (400)."""
+    q = request.GET.get("q", "")
+    context = {
+        "q": q,
+        "page": None,
+        "error": None,
+        "page_start": bool(request.htmx) and "before" in request.GET,
+    }
+    status = 200
+    if q.strip() or "before" in request.GET:
+        try:
+            context["page"] = search_.search_messages(
+                user=request.user, q=q, before=request.GET.get("before") or None
+            )
+        except ValidationError as exc:
+            context["error"], status = errors.describe(exc), 400
+        except services.RateLimited as exc:
+            context["error"], status = errors.describe(exc), 429
+    if request.htmx and context["page"] is not None and "before" in request.GET:
+        return render(request, "chat/search.html#results-page", context)
+    return render(request, "chat/search.html", context, status=status)
 
 
 @login_required

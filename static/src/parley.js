@@ -64,6 +64,30 @@
   }
   Parley.csrfToken = csrfToken;
 
+  // ---- "/" focuses the header's search box, unless one is typing in a field (or a dialog
+  // is open). A search results page that loaded more results focuses the first new one.
+  var searchInput = document.getElementById("header-search-input");
+  function typingInField(el) {
+    if (!el || el === body) return false;
+    if (el.isContentEditable) return true;
+    var tag = el.tagName;
+    return tag === "TEXTAREA" || tag === "SELECT" || (tag === "INPUT" && !/^(button|submit|reset|checkbox|radio|range|color|file|image)$/i.test(el.type));
+  }
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey || e.isComposing || e.defaultPrevented) return;
+    if (!searchInput || typingInField(document.activeElement) || document.querySelector("dialog[open]")) return;
+    e.preventDefault();
+    searchInput.focus();
+    searchInput.select();
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var start = document.querySelector("#search-results [data-page-start]");
+    if (!start) return;
+    start.removeAttribute("data-page-start");
+    var link = start.querySelector("a");
+    if (link) link.focus();
+  });
+
   // ---- Listeners for frames: room.js subscribes to what concerns the open room.
   var handlers = {};
   Parley.on = function (type, fn) { (handlers[type] = handlers[type] || []).push(fn); };

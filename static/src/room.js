@@ -54,6 +54,13 @@
     return n;
   }
   function olderBox() { return document.getElementById("older-messages"); }
+  // Opened at a message (?around=<seq>: search results, far reply jumps), the page may end
+  // before the present: #newer-messages, after the list, loads the next newer page, and until
+  // the pages reach the present nothing new is appended after the gap ("Jump to latest"
+  // opens the latest page instead).
+  function newerBox() { return document.getElementById("newer-messages"); }
+  var aroundSeq = num(list, "around");
+  function goLatest() { window.location.assign(list.dataset.latestUrl || window.location.pathname); }
 
   // ---- Times, in the viewer's timezone and language.
   function parseDate(s) {
@@ -173,6 +180,11 @@
   var pill = document.getElementById("jump-latest");
   var pillNew = false;
   function updatePill() {
+    if (newerBox()) { // the latest messages are not on this page: always offer them
+      pill.hidden = false;
+      pill.textContent = pillNew ? pill.dataset.textNew : pill.dataset.textLatest;
+      return;
+    }
     if (nearBottom()) {
       pillNew = false;
       pill.hidden = true;
@@ -183,6 +195,7 @@
     pill.textContent = pillNew ? pill.dataset.textNew : pill.dataset.textLatest;
   }
   pill.addEventListener("click", function () {
+    if (newerBox()) { goLatest(); return; }
     scrollToBottom();
     pillNew = false;
     pill.hidden = true;
@@ -224,6 +237,8 @@
   // id -> the newest article that arrived, while a history page was on its way, for a
   // message above the loaded history (emptied when that page is in).
   var unloaded = {};
+  // The same for messages past the last loaded one while a newer page is on its way.
+  var unloadedNewer = {};
 
   function place(a) {
     var old = document.getElementById(a.id);
@@ -232,6 +247,10 @@
       var focused = old.contains(document.activeElement) ? document.activeElement : null;
       var key = focused && !(editing && editing.article === old) ? focusKey(focused, old) : null;
       old.replaceWith(a);
+      if (old.classList.contains("message-target")) { // the page's mark survives new versions
+        a.classList.add("message-target");
+        a.setAttribute("tabindex", "-1");
+      }
       prepare(a);
       if (a.id === dividerFor) placeDivider(a);
       decorate(a);
@@ -241,6 +260,14 @@
       return "replaced";
     }
     var seq = num(a, "seq");
+    var last = lastArticle();
+    if (newerBox() && last && seq > num(last, "seq")) {
+      // Past the loaded window: the newer pages bring it (in its current state), unless one
+      // is on its way already. Never appended after the gap.
+      var held = unloadedNewer[a.id];
+      if (loadingNewer && (!held || versionOf(a) > versionOf(held))) unloadedNewer[a.id] = a;
+      return "beyond";
+    }
     var n = list.lastElementChild;
     while (isArticle(n) && num(n, "seq") > seq) n = n.previousElementSibling;
     if (!isArticle(n) && olderBox() && firstArticle()) {
@@ -268,7 +295,7 @@
       e.preventDefault();
       return;
     }
-    var stick = nearBottom();
+    var stick = !newerBox() && nearBottom();
     frame = { stick: stick, anchor: stick ? null : readAnchor(), arrived: 0 };
   });
   // htmx hands us the frame's #message-list wrapper; we place its articles ourselves.
@@ -280,6 +307,20 @@
       var v = versionOf(a);
       if (v > maxVersion) maxVersion = v;
       var result = place(a);
+      if (result === "beyond") {
+        var clientId = a.dataset.clientId;
+        if (clientId && pending[clientId]) {
+          // My own message, sent from a page that does not reach the present: it is stored;
+          // show it where it is, with the latest messages.
+          clearTimeout(pending[clientId].timer);
+          pending[clientId].el.remove();
+          delete pending[clientId];
+          goLatest();
+        } else if (versionOf(a) <= num(a, "seq")) {
+          pillNew = true; // a new message, not a change
+        }
+        return;
+      }
       if (result === "added") typingPosted(a.dataset.author);
       if (result === "added" && frame && a.dataset.author !== myId) {
         frame.arrived++;
@@ -308,6 +349,84 @@
   function watchOlder() {
     var box = olderBox();
     if (box && olderObserver) olderObserver.observe(box);
+  }
+
+  // ---- Newer history (below a page opened at a message): the same, downwards.
+  var loadingNewer = null;
+  var newerObserver = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (entry) {
+      if (!entry.isIntersecting || !entry.target.isConnected) return;
+      if (entry.target.contains(document.activeElement)) return;
+      loadNewer();
+    });
+  }, { root: scroller, rootMargin: "0px 0px 80px 0px" }) : null;
+
+  function watchNewer() {
+    var box = newerBox();
+    if (box && newerObserver) newerObserver.observe(box);
+  }
+
+  function loadNewer() {
+    if (loadingNewer) return loadingNewer;
+    var box = newerBox();
+    var button = box && box.querySelector("[data-newer-url]");
+    if (!button) return Promise.resolve(false);
+    button.setAttribute("aria-busy", "true");
+    loadingNewer = fetch(button.dataset.newerUrl, { credentials: "same-origin" })
+      .then(function (r) {
+        if (r.redirected) {
+          if (Parley.signedOut) Parley.signedOut();
+          throw new Error("history: signed out");
+        }
+        if (!r.ok) throw new Error("history " + r.status);
+        return r.text();
+      })
+      .then(function (html) {
+        insertNewer(box, html, box.contains(document.activeElement));
+        return true;
+      })
+      .catch(function () {
+        button.removeAttribute("aria-busy");
+        return false;
+      })
+      .finally(function () { loadingNewer = null; });
+    return loadingNewer;
+  }
+
+  function insertNewer(box, html, hadFocus) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    var page = tpl.content;
+    var newBox = page.querySelector("#newer-messages");
+    if (newBox) newBox.remove();
+    var held = unloadedNewer;
+    unloadedNewer = {};
+    if (newerObserver) newerObserver.unobserve(box);
+    var fresh = [];
+    Array.from(page.children).forEach(function (a) {
+      if (!isArticle(a) || document.getElementById(a.id)) return;
+      var newer = held[a.id];
+      delete held[a.id];
+      if (newer && versionOf(newer) > versionOf(a)) a = newer; // changed while on its way
+      list.appendChild(a);
+      fresh.push(a);
+    });
+    if (newBox) box.replaceWith(newBox);
+    else box.remove();
+    fresh.forEach(prepare);
+    fresh.forEach(decorate);
+    // What arrived meanwhile past this page: placed now when the page reached the present
+    // (else dropped again: the next page brings it).
+    Object.keys(held).map(function (id) { return held[id]; })
+      .sort(function (x, y) { return num(x, "seq") - num(y, "seq"); })
+      .forEach(place);
+    updatePill();
+    if (hadFocus) {
+      var next = newBox && newBox.querySelector("button");
+      (next || fresh[0] || scroller).focus({ preventScroll: true });
+    }
+    watchNewer();
+    scheduleRead();
   }
 
   function loadOlder() {
@@ -372,20 +491,39 @@
     watchOlder();
   }
 
-  // A reply's quote jumps to the original, loading older pages until it is on the page.
+  // A reply's quote jumps to the original: on the page, or a few pages up (loaded until it
+  // is on the page), or else the room opened at it (?around=its seq).
+  var NEAR_SEQS = 150;
+  function highlight(target) {
+    target.scrollIntoView({ block: "center" });
+    target.classList.remove("is-highlighted");
+    void target.offsetWidth; // restart the animation
+    target.classList.add("is-highlighted");
+    target.setAttribute("tabindex", "-1");
+    target.focus({ preventScroll: true });
+  }
+  function seekOlder(id) {
+    var target = document.getElementById("message-" + id);
+    if (target) { highlight(target); return; }
+    if (!olderBox()) return;
+    loadOlder().then(function (loaded) { if (loaded) seekOlder(id); });
+  }
   function jumpTo(id) {
     var target = document.getElementById("message-" + id);
-    if (target) {
-      target.scrollIntoView({ block: "center" });
-      target.classList.remove("is-highlighted");
-      void target.offsetWidth; // restart the animation
-      target.classList.add("is-highlighted");
-      target.setAttribute("tabindex", "-1");
-      target.focus({ preventScroll: true });
-      return;
-    }
-    if (!olderBox()) return;
-    loadOlder().then(function (loaded) { if (loaded) jumpTo(id); });
+    if (target) { highlight(target); return; }
+    fetch("/api/rooms/" + roomId + "/messages/" + encodeURIComponent(id) + "/", {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (m) {
+        var first = firstArticle();
+        var seq = m && typeof m.seq === "number" ? m.seq : 0;
+        var near = olderBox() && first && seq && seq < num(first, "seq") && seq >= num(first, "seq") - NEAR_SEQS;
+        if (seq && !near) window.location.assign(window.location.pathname + "?around=" + seq + "#message-" + id);
+        else seekOlder(id);
+      })
+      .catch(function () { seekOlder(id); });
   }
   list.addEventListener("animationend", function (e) {
     var a = e.target.closest && e.target.closest("article");
@@ -1180,6 +1318,11 @@
     else if (button.dataset.action === "unread") markUnreadFrom(article);
   });
 
+  // The newer history's button sits after the list (the list holds only articles).
+  scroller.addEventListener("click", function (e) {
+    if (e.target.closest && e.target.closest("[data-newer-url]")) loadNewer();
+  });
+
   // ---- The socket's life.
   chat.addEventListener("htmx:wsConnecting", function () {
     if (status.dataset.state !== "offline") setStatus("connecting", status.dataset.textConnecting || "Connecting…");
@@ -1273,7 +1416,7 @@
     }
     var f = frame;
     frame = null;
-    if (!f || f.stick) {
+    if (f ? f.stick : !newerBox()) {
       scrollToBottom();
     } else {
       restoreAnchor(f.anchor);
@@ -1352,7 +1495,7 @@
   // the page has (a message read while the server could not) sends "active" again.
   var live = false; // an "active" frame is in force on this socket
   function wantLive() {
-    return isMember && !readPaused && socketOpen && tabActive() && newestVisible();
+    return isMember && !readPaused && socketOpen && tabActive() && !newerBox() && newestVisible();
   }
   function stopLive() {
     live = false;
@@ -1596,8 +1739,26 @@
     prepare(a);
     decorate(a);
   });
+  // Opened at a message: the page knows the room up to its last seq when it was rendered
+  // (read before the messages), so the socket resumes from there, not from the window's
+  // newest version (which could be far behind: a replay of everything after it).
+  var resumeSeq = num(list, "resumeSeq");
+  if (resumeSeq > maxVersion) maxVersion = resumeSeq;
   var firstUnread = null;
-  if (unreadAtRender > 0 && !firstUnreadLoaded()) {
+  var target = aroundSeq ? list.querySelector('#message-list > article[data-seq="' + aroundSeq + '"]') : null;
+  if (target) {
+    // Marked for good (not the passing highlight of a reply jump), in view, and focused so
+    // that a screen reader starts there.
+    target.classList.add("message-target");
+    target.setAttribute("tabindex", "-1");
+    target.scrollIntoView({ block: "center" });
+    target.focus({ preventScroll: true });
+    // The URL's #message-<id> makes the browser scroll it to the top edge as the page
+    // finishes loading: centre it again then.
+    window.addEventListener("load", function () {
+      requestAnimationFrame(function () { if (target.isConnected) target.scrollIntoView({ block: "center" }); });
+    }, { once: true });
+  } else if (unreadAtRender > 0 && !firstUnreadLoaded()) {
     seeking = true;
     chat.setAttribute("data-seeking-unread", "");
     scroller.scrollTop = 0;
@@ -1610,6 +1771,7 @@
   }
   updatePill();
   watchOlder();
+  watchNewer();
   setupMentions();
   scheduleRead();
 

@@ -18,6 +18,7 @@ ROOM_ROUTES = [
     ("get", "/api/rooms/{pk}/members/", None),
     ("get", "/api/rooms/{pk}/receipts/", None),  # issue 11
     ("options", "/api/rooms/{pk}/attachments/", None),  # issue 12 (uploads: test_attachments)
+    ("get", "/api/search/?q=hello&room={pk}", None),  # issue 12
 ]
 
 # (method, url template, JSON payload) for every route that names a message of a room.
@@ -57,6 +58,7 @@ ALL_ROUTES = [
     ("get", "/api/profiles/me/", None),
     ("patch", "/api/profiles/me/", {"display_name": "Mallory"}),
     ("post", "/api/dm/", {"username": "bob"}),
+    ("get", "/api/search/?q=hello", None),
     ("delete", "/api/auth/token/", None),
     # Issue 13: personal access tokens (every caller's answers: test_tokens.py).
     ("get", "/api/tokens/", None),
@@ -202,6 +204,7 @@ def test_root_lists_every_route_without_authentication(anon):
         "dm",
         "auth/token",
         "tokens",
+        "search",
     }
     assert response.json()["rooms"] == "http://testserver/api/rooms/"
 
