@@ -444,7 +444,9 @@ def search(session: str, queries: list[str], requests: int) -> dict:
         url = "/api/search/?" + urlencode({"q": q})
         first = client.get(url)  # warm: connection, plan cache
         page = _measure(client, url, requests)
-        body = first.json() if first.status_code == 200 else {}
+        if page["status"] != [200]:
+            raise RuntimeError(f"search {q!r} answered {page['status']}: {first.content[:300]!r}")
+        body = first.json()
         page["results"] = len(body.get("results", []))
         page["more"] = bool(body.get("next"))
         out[q] = page
@@ -500,7 +502,10 @@ def thumbs(repeats: int) -> dict:
         ("jpeg 24 MP", 6000, 4000, "JPEG"),
         ("png 4K", 3840, 2160, "PNG"),
     ]
-    with tempfile.TemporaryDirectory() as media, override_settings(MEDIA_ROOT=media):
+    with (
+        tempfile.TemporaryDirectory() as media,
+        override_settings(MEDIA_ROOT=media, PARLEY_ATTACHMENT_ROOT=media),
+    ):
         for label, width, height, fmt in cases:
             data = _photo(width, height, fmt)
             times = []

@@ -142,6 +142,7 @@ FULL = {
     # each query this many times; S15: the upload sizes.
     "s14_count": 1_000_000,
     "s14_requests": 50,
+    "s14_sqlite_requests": 5,  # a scan of 1M rows a request: reported, not targeted
     "s15_file_mb": 25,
     "s15_thumb_repeats": 5,
     # S10: a fifth of the clients view the room, the rest view other rooms with its unread
@@ -198,6 +199,7 @@ QUICK = {
     "s9_repeats": 2,
     "s14_count": 10_000,
     "s14_requests": 5,
+    "s14_sqlite_requests": 2,
     "s15_file_mb": 5,
     "s15_thumb_repeats": 1,
     "s10_seconds": 2,
@@ -361,7 +363,9 @@ class Parley:
             "PARLEY_MESSAGE_RATE_COUNT": "1000000000",
             "PARLEY_REACTION_RATE_COUNT": "1000000000",
             "PARLEY_ATTACHMENT_RATE_COUNT": "1000000000",
+            "PARLEY_SEARCH_RATE_COUNT": "1000000000",
             "DJANGO_MEDIA_ROOT": self.media,
+            "PARLEY_ATTACHMENT_ROOT": self.media,
         }
 
     def tool(self, *args: str, pin: bool = False) -> dict:
@@ -1571,7 +1575,7 @@ def s14(parley: Parley, cfg: dict) -> dict:
         say(f"S14: filled in {filled['seconds']} s; searching")
         out["sqlite"] = parley.tool_env(
             env, "search", "--session", data["sessions"][0], "--queries", queries,
-            "--requests", str(cfg["s14_requests"]), pin=True,
+            "--requests", str(cfg["s14_sqlite_requests"]), pin=True,
         )  # fmt: skip
     for db in ("postgresql", "sqlite"):
         say(
@@ -1873,7 +1877,7 @@ def markdown(results: dict) -> str:
     if any(r.get("s8") and not r["s8"].get("ceilings_found", True) for r in t.values()):
         out += ["", "² S8: a ceiling is the top of the ramp, not found (quick mode stops early)."]
     if results.get("checks"):
-        out += ["", "Targets of issues 4, 9, 10 and 11 (measured, not asserted):", ""]
+        out += ["", "Targets of issues 4, 9, 10, 11 and 12 (measured, not asserted):", ""]
         out += [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in results["checks"]]
     return "\n".join(out) + "\n"
 

@@ -184,6 +184,7 @@ def asgi_server(request, tmp_path_factory) -> LiveServer:
     workdir = tmp_path_factory.mktemp("e2e-server")
     env = {**os.environ, "DJANGO_DEBUG": "1", "PYTHONUNBUFFERED": "1"}
     env["DJANGO_MEDIA_ROOT"] = str(workdir / "media")
+    env["PARLEY_ATTACHMENT_ROOT"] = str(workdir / "attachments")
     # Every test browser signs up from 127.0.0.1: allauth's 20 sign-ups a minute per address
     # would refuse the suite itself.
     env["PARLEY_SIGNUP_RATE"] = "10000/m/ip"

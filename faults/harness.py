@@ -327,6 +327,7 @@ class Cluster:
                 "DJANGO_LOG_LEVEL": os.environ.get("PARLEY_FAULTS_LOG_LEVEL", "WARNING"),
                 "PYTHONUNBUFFERED": "1",
                 "DJANGO_MEDIA_ROOT": str(self.workdir / "media"),
+                "PARLEY_ATTACHMENT_ROOT": str(self.workdir / "attachments"),
             }
         )
         return env
