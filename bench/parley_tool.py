@@ -148,6 +148,9 @@ def fill(count: int) -> dict:
     if "mentions_room" in fields:  # issue 10 (a Django default, not the column's)
         columns.append("mentions_room")
         values.append("false")
+    if "search_text" in fields:  # issue 12: what search matches (the folded body)
+        columns += ["search_text", "has_attachments"]
+        values += ["'history message number ' || g", "false"]
     columns += ["client_id", "created_at"]
     values += ["NULL", "now() - make_interval(secs => %s - g)"]
     started = time.perf_counter()

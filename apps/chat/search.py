@@ -7,10 +7,12 @@ decomposed "й" is the composed one, a full-width "Ａ" is "a"), and "ё" is "е
 readers treat them. A match is then a plain substring test, the same on PostgreSQL (served by
 a trigram index) and SQLite."""
 
+import html
 import re
 import unicodedata
 from dataclasses import dataclass, field
 
+import nh3
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -168,6 +170,16 @@ def _find(patterns, source: str) -> int | None:
     return min(starts) if starts else None
 
 
+_BLOCK_END = re.compile(r"</(?:p|li|blockquote|pre|h[1-6]|tr|td|th)>|<br\s*/?>", re.IGNORECASE)
+
+
+def plain_text(html_: str) -> str:
+    """What a reader sees of a message's stored HTML (its Markdown rendered): the text, tags
+    dropped and entities decoded, blocks apart by a space ("**Quokka**" is "Quokka"). Escaped
+    again wherever it is shown."""
+    return html.unescape(nh3.clean(_BLOCK_END.sub(" ", html_), tags=set()))
+
+
 def snippet_for(source: str, raw_terms=(), *, limit: int = SNIPPET_CHARS) -> Snippet:
     """At most ``limit`` characters of ``source`` (whitespace collapsed) around the first
     match of any term, with every match of every term inside it highlighted."""
@@ -305,7 +317,7 @@ def search_messages(
     _load_dm_members([m.room for m in page])
     results = []
     for message in page:
-        source = message.body
+        source = plain_text(message.html) if message.html else message.body
         names = files.get(message.pk, [])
         if names and (not source or _find(map(_term_pattern, query.raw_terms), source) is None):
             source = " · ".join(names) if not source else f"{source} · {' · '.join(names)}"

@@ -284,6 +284,15 @@ def test_snippet_parts_cover_the_text():
     assert snip.parts == [("a", True), (" <b> ", False), ("a", True)]
 
 
+def test_snippet_shows_the_text_as_read_not_its_markdown(public_room, alice):
+    """The snippet is the rendered message's text: "**Quokka**" shows as "Quokka", marked;
+    a list's items and paragraphs stay apart; what looks like a tag stays text."""
+    say(public_room, alice, "the **Quokka**-crossing plan\n\n- one\n- two & <b>three</b>")
+    (result,) = search.search_messages(user=alice, q="quokka").results
+    assert result.snippet.text == "the Quokka-crossing plan one two & <b>three</b>"
+    assert result.snippet.parts[:2] == [("the ", False), ("Quokka", True)]
+
+
 # --- The search page -----------------------------------------------------------------------------
 def test_search_page_lists_results_with_escaped_marked_snippets(alice_client, public_room, alice):
     message = say(public_room, alice, "<script>alert(1)</script> deploy now")
