@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 export PYTHON
 
 .PHONY: help run test test-unit test-e2e faults setup setup-test assets migrate lint format clean \
-	bench bench-quick lock audit check-deploy checks
+	bench bench-quick lock audit check-deploy checks schema schema-check
 
 help:
 	@echo "make run    install everything, migrate, serve on http://$(HOST):$(PORT)"
@@ -25,6 +25,7 @@ help:
 	@echo "make faults the fault-injection suite alone (figures in faults/results/latest.json)"
 	@echo "make lint   ruff check + ruff format --check"
 	@echo "make checks lint + check --deploy with production values + audit (lock in sync, known CVEs)"
+	@echo "make schema regenerate docs/openapi.yaml (the API's OpenAPI schema, committed)"
 	@echo "make lock   recompile requirements/*.txt from pyproject.toml"
 	@echo "make bench  benchmark T0/T1/T2 (needs Redis + PostgreSQL, 15-20 min); bench-quick: ~3 min"
 	@echo "make clean  remove .venv, node_modules, built assets and caches"
@@ -119,6 +120,11 @@ lock: $(VENV)/.installed-test
 audit: $(VENV)/.installed-test
 	$(PY) scripts/audit.py
 
+# The OpenAPI schema, committed so an API change shows in review; a test fails when it is stale.
+# --validate --fail-on-warn: every view must be describable without guessing.
+schema: $(VENV)/.installed
+	$(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
+
 # Django's deployment checks with production values (a throwaway key, DEBUG off, HTTPS origin).
 check-deploy: $(VENV)/.installed
 	DJANGO_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
@@ -127,7 +133,11 @@ check-deploy: $(VENV)/.installed
 	$(PY) manage.py check --deploy --fail-level WARNING
 
 # What CI runs before the tests: lint, deployment checks, supply chain.
-checks: lint check-deploy audit
+checks: lint check-deploy audit schema-check
+
+# CI: the schema validates without a warning (the test suite also compares it to docs/openapi.yaml).
+schema-check: $(VENV)/.installed
+	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 format: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check --fix .

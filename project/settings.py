@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc as static files: no CDN
     "allauth",
     "allauth.account",
     "apps.accounts",
@@ -302,6 +304,8 @@ REST_FRAMEWORK = {
     ],
     # Service exceptions (ValidationError, RateLimited, RoomNotFound) → JSON 400/429/404.
     "EXCEPTION_HANDLER": "apps.api.exceptions.exception_handler",
+    # OpenAPI 3 (drf-spectacular): /api/schema/, /api/docs/, /api/redoc/; docs/openapi.yaml.
+    "DEFAULT_SCHEMA_CLASS": "apps.api.schema.AutoSchema",
     # DRF's UserRateThrottle, with anonymous clients identified by the project's address rule
     # (apps/core/clientaddr.py: PARLEY_TRUSTED_PROXY_COUNT, IPv6 per /64), not DRF's get_ident.
     "DEFAULT_THROTTLE_CLASSES": ["apps.api.throttles.UserRateThrottle"],
@@ -311,6 +315,34 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("PARLEY_API_RATE", "600/min"),
         "token": "10/min",
+    },
+}
+
+# The OpenAPI schema (drf-spectacular; apps/api/schema.py). Public, like Zulip's and Slack's API
+# docs: the schema describes routes, never data. `make schema` writes docs/openapi.yaml, which a
+# test keeps equal to what the code generates.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Parley API",
+    "DESCRIPTION": (
+        "Parley's REST API. Authenticate with a personal access token "
+        "(`Authorization: Bearer <token>`; the older `Token <token>` scheme works too) or, from "
+        "a browser, with the session cookie (unsafe methods then need the `X-CSRFToken` "
+        'header). Errors are JSON: `{"detail": "…"}` for 401, 403, 404, 405, 413, 415 and '
+        '429 (with `Retry-After`), and `{"<field>": ["…"]}` (or `{"detail": "…"}`) '
+        "for 400."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    # <object_id:…> (apps/api/urls.py): a positive BigAutoField id.
+    "PATH_CONVERTER_OVERRIDES": {
+        "object_id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
     },
 }
 

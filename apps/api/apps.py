@@ -6,5 +6,6 @@ class ApiConfig(AppConfig):
     label = "api"
 
     def ready(self) -> None:
-        # Registers the system check that no view still uses DRF's TokenAuthentication.
-        from . import authentication  # noqa: F401
+        # The system check that no view still uses DRF's TokenAuthentication, and the OpenAPI
+        # extension that describes the token authentication (apps/api/schema.py).
+        from . import authentication, schema  # noqa: F401

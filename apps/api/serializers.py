@@ -6,6 +6,8 @@ import uuid
 
 from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
@@ -40,6 +42,7 @@ __all__ = [
 # --- Fields ------------------------------------------------------------------------------------
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class TextField(serializers.Field):
     """A JSON string, passed on untouched (no trimming, no length rule: the service owns those).
 
@@ -113,6 +116,11 @@ class AnyValue(serializers.Field):
         return value
 
 
+@extend_schema_field({"type": "integer", "minimum": 0})
+class SeqValue(AnyValue):
+    """A seq, parsed by the service (``errors.parse_seq``): a whole number, 0 or more."""
+
+
 class StrictBooleanField(serializers.BooleanField):
     """A JSON ``true``/``false`` (or a form's ``"true"``/``"false"``, ``"1"``/``"0"``); not
     ``1.0`` or ``"yes please"``."""
@@ -123,6 +131,7 @@ class StrictBooleanField(serializers.BooleanField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(OpenApiTypes.BINARY)
 class UploadField(serializers.Field):
     """An uploaded file (multipart). Its content is judged by the service, not here."""
 
@@ -505,7 +514,7 @@ class MemberAddSerializer(serializers.Serializer):
 
 
 class ReadSerializer(serializers.Serializer):
-    seq = AnyValue(help_text=_("The seq of the newest message you have seen."))
+    seq = SeqValue(help_text=_("The seq of the newest message you have seen."))
     force = StrictBooleanField(
         required=False,
         default=False,

@@ -7,6 +7,13 @@ from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.fields import CharField
@@ -102,10 +109,39 @@ class CredentialsSerializer(serializers.Serializer):
         return attrs
 
 
+class TokenCreatedSerializer(TokenSerializer):
+    """A token just made: with its secret, ``token``, in this one answer."""
+
+    token = CharField(read_only=True, help_text=gettext_lazy("The secret: shown this once."))
+
+    class Meta(TokenSerializer.Meta):
+        fields = [*TokenSerializer.Meta.fields, "token"]
+        read_only_fields = fields
+
+
+_CREATE_EXAMPLE = OpenApiExample(
+    "A token for 90 days", value={"name": "deploy bot", "expires_in_days": 90}, request_only=True
+)
+
+
 def _created(token: AccessToken, secret: str) -> dict:
     return {**TokenSerializer(token).data, "token": secret}
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="List your tokens",
+        operation_id="tokens_list",
+        responses=TokenSerializer(many=True),
+    ),
+    post=extend_schema(
+        summary="Create a token",
+        operation_id="tokens_create",
+        request=TokenCreateSerializer,
+        responses={201: TokenCreatedSerializer},
+        examples=[_CREATE_EXAMPLE],
+    ),
+)
 class TokenListView(_TokenErrors, GenericAPIView):
     """Your personal access tokens. GET lists them (newest first; never the secret). POST
     `{"name": "…", "expires_in_days": 90}` (or `"expires_at": "2027-01-01T00:00:00Z"`, or
@@ -133,6 +169,14 @@ class TokenListView(_TokenErrors, GenericAPIView):
         return Response(_created(token, secret), status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Show a token", operation_id="tokens_retrieve"),
+    delete=extend_schema(
+        summary="Revoke a token",
+        operation_id="tokens_revoke",
+        responses={204: OpenApiResponse(description="Revoked.")},
+    ),
+)
 class TokenDetailView(GenericAPIView):
     """One of your tokens: GET shows it, DELETE revokes it (204; its open websockets close).
     Another user's token is 404, like one that does not exist."""
@@ -148,6 +192,41 @@ class TokenDetailView(GenericAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Get a new token with a username and password",
+        operation_id="auth_token_create",
+        request=inline_serializer(
+            "AuthTokenRequest",
+            {
+                "username": CharField(),
+                "password": CharField(),
+                "name": CharField(required=False, default=DEFAULT_NAME),
+                "expires_at": serializers.DateTimeField(required=False, allow_null=True),
+                "expires_in_days": serializers.IntegerField(
+                    required=False, min_value=1, max_value=tokens.EXPIRY_DAYS_MAX
+                ),
+            },
+        ),
+        responses={200: TokenCreatedSerializer},
+        examples=[
+            OpenApiExample(
+                "A script's token",
+                value={"username": "alice", "password": "…", "name": "backup script"},
+                request_only=True,
+            )
+        ],
+    ),
+    delete=extend_schema(
+        summary="Revoke the token of this request",
+        operation_id="auth_token_revoke",
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Revoked."),
+            400: OpenApiResponse(description="Not authenticated by a token (a session)."),
+        },
+    ),
+)
 class AuthTokenView(_TokenErrors, APIView):
     """For scripts: POST `username` and `password` (and optionally `name`, default "API token",
     and `expires_in_days` or `expires_at`) → 200 with a **new** token, `{"token": "…", "id",
@@ -169,17 +248,19 @@ class AuthTokenView(_TokenErrors, APIView):
     def get_authenticators(self):
         # Getting a token proves identity with the password in the body alone: a stale
         # Authorization header or a session cookie must not change the outcome.
-        if self.request.method == "POST":
+        # (The schema generator asks before it sets a request: describe the POST then.)
+        if self.request is None or self.request.method == "POST":
             return []
         return super().get_authenticators()
 
     def get_permissions(self):
-        if self.request.method == "POST":
+        if self.request is None or self.request.method == "POST":
             return [AllowAny()]
         return [IsAuthenticated()]
 
     def get_serializer(self, *args, **kwargs):  # for the browsable API's form
-        return self.serializer_class(*args, context={"request": self.request}, **kwargs)
+        kwargs.setdefault("context", {"request": self.request})
+        return self.serializer_class(*args, **kwargs)
 
     def post(self, request):
         options = TokenOptionsSerializer(data=request.data)

@@ -1,6 +1,8 @@
 from django.urls import path, re_path, register_converter
 from rest_framework.routers import SimpleRouter
 
+from apps.api import docs
+
 from . import token_views, views
 
 
@@ -61,6 +63,10 @@ urlpatterns = [
     path("auth/token/", token_views.AuthTokenView.as_view(), name="auth-token"),
     path("tokens/", token_views.TokenListView.as_view(), name="token-list"),
     path("tokens/<object_id:pk>/", token_views.TokenDetailView.as_view(), name="token-detail"),
+    # The OpenAPI schema and its two readers, public (apps/api/docs.py).
+    path("schema/", docs.SchemaView.as_view(), name="schema"),
+    path("docs/", docs.SwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", docs.RedocView.as_view(url_name="api:schema"), name="redoc"),
     # Last: anything else under /api/ is a JSON 404, not Django's HTML page.
     re_path(r"^.*$", views.NotFoundView.as_view(), name="not-found"),
 ]

@@ -13,7 +13,17 @@ from django.db.models import Case, IntegerField, Value, When
 from django.http import Http404
 from django.urls import Resolver404, resolve
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, status, viewsets
+from rest_framework import serializers as drf_serializers
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
@@ -38,7 +48,56 @@ from .exceptions import NON_FIELD, PayloadTooLarge
 MESSAGE_PAGE_MAX = 100
 MEMBER_MATCH_MAX = 20  # the mention autocomplete's list
 
+# --- OpenAPI (drf-spectacular): what the views below answer, beside their own decorators ------
+_ROOM = serializers.RoomSerializer
+_MESSAGE = serializers.MessageSerializer
+_MESSAGE_PAGE = inline_serializer(
+    "MessagePage",
+    {
+        "results": serializers.MessageSerializer(many=True),
+        "older": drf_serializers.URLField(allow_null=True),
+        "newer": drf_serializers.URLField(allow_null=True),
+    },
+)
+_SEARCH_PAGE = inline_serializer(
+    "SearchPage",
+    {
+        "results": serializers.SearchResultSerializer(many=True),
+        "next": drf_serializers.URLField(allow_null=True),
+    },
+)
 
+
+def _created_or_existing(serializer, created: str, existing: str) -> dict:
+    return {
+        201: OpenApiResponse(serializer, description=created),
+        200: OpenApiResponse(serializer, description=existing),
+    }
+
+
+_NO_CONTENT = {204: OpenApiResponse(description="Done: no body.")}
+
+
+@extend_schema(
+    summary="The API's entry points",
+    responses=inline_serializer(
+        "ApiRoot",
+        {
+            name: drf_serializers.URLField()
+            for name in (
+                "rooms",
+                "profiles",
+                "profiles/me",
+                "dm",
+                "search",
+                "auth/token",
+                "tokens",
+                "schema",
+                "docs",
+            )
+        },
+    ),
+)
 class ApiRootView(APIView):
     """Parley's API. Authenticate with a session (the browsable API, after logging in) or with
     a personal access token, `Authorization: Bearer <token>` (make one on the API tokens page,
@@ -59,10 +118,42 @@ class ApiRootView(APIView):
                 "search": url("search"),
                 "auth/token": url("auth-token"),
                 "tokens": url("token-list"),
+                "schema": url("schema"),
+                "docs": url("docs"),
             }
         )
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List the rooms you can see",
+        parameters=[
+            OpenApiParameter(
+                "joined", OpenApiTypes.BOOL, description="1: only the rooms you belong to."
+            )
+        ],
+    ),
+    retrieve=extend_schema(summary="Show a room"),
+    create=extend_schema(
+        summary="Create a room",
+        request=serializers.RoomCreateSerializer,
+        responses={201: _ROOM},
+        examples=[
+            OpenApiExample("A public room", value={"name": "general"}, request_only=True),
+            OpenApiExample(
+                "A private group",
+                value={"name": "ops", "private": True, "members": ["alice"], "topic": "On call"},
+                request_only=True,
+            ),
+        ],
+    ),
+    partial_update=extend_schema(
+        summary="Rename a room or set its topic (owners)",
+        request=serializers.RoomUpdateSerializer,
+        responses=_ROOM,
+    ),
+    destroy=extend_schema(summary="Delete a room (owners)", responses=_NO_CONTENT),
+)
 class RoomViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -194,6 +285,11 @@ class RoomViewSet(
         services.room_delete(room=room, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(
+        summary="Join a public room",
+        request=None,
+        responses=_created_or_existing(_ROOM, "You joined.", "You already were a member."),
+    )
     @action(detail=True, methods=["post"])
     def join(self, request, pk=None):
         """Join a public room: 201 with the room when you just joined, 200 when you already
@@ -205,6 +301,7 @@ class RoomViewSet(
             room.pk, status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
+    @extend_schema(summary="Leave a room", request=None, responses=_NO_CONTENT)
     @action(detail=True, methods=["post"])
     def leave(self, request, pk=None):
         """Leave the room (204, also when you were not a member). A private group you leave is
@@ -214,7 +311,24 @@ class RoomViewSet(
         services.room_leave(room=room, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(
+        methods=["GET"],
+        summary="List a room's members",
+        parameters=[
+            OpenApiParameter("q", str, description="Username or display name starts with this.")
+        ],
+        responses=serializers.MemberSerializer(many=True),
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Add a member to a private group (owners)",
+        request=serializers.MemberAddSerializer,
+        responses=_created_or_existing(
+            serializers.MemberSerializer, "Added.", "They already were a member."
+        ),
+        operation_id="rooms_members_add",
+    )
+    @action(detail=True, pagination_class=None, methods=["get", "post"])
     def members(self, request, pk=None):
         """The room's members, owners first: `[{"id", "username", "display_name", "name",
         "avatar", "role"}]`. `?q=` keeps those whose username or display name starts with it
@@ -239,6 +353,12 @@ class RoomViewSet(
         )
         return Response(body.data)
 
+    @extend_schema(
+        summary="Move your read pointer",
+        request=serializers.ReadSerializer,
+        responses=serializers.UnreadStateSerializer,
+        examples=[OpenApiExample("Read up to seq 42", value={"seq": 42}, request_only=True)],
+    )
     @action(detail=True, methods=["post"])
     def read(self, request, pk=None):
         """Move your read pointer: POST `{"seq": N}` marks everything up to seq N read (never
@@ -253,7 +373,11 @@ class RoomViewSet(
         )
         return Response(serializers.UnreadStateSerializer(state).data)
 
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        summary="List a room's read receipts",
+        responses=serializers.ReceiptSerializer(many=True),
+    )
+    @action(detail=True, pagination_class=None, methods=["get"])
     def receipts(self, request, pk=None):
         """Read receipts: `[{"user": <id>, "last_read_seq": N}]`, by user id — how far each
         member who sends read receipts has read (you too, when you send them). Only in rooms
@@ -265,6 +389,11 @@ class RoomViewSet(
         rows = [{"user": user_id, "last_read_seq": seq} for user_id, seq in pairs]
         return Response(serializers.ReceiptSerializer(rows, many=True).data)
 
+    @extend_schema(
+        summary="Set what notifies you in a room",
+        request=serializers.MembershipUpdateSerializer,
+        responses=_ROOM,
+    )
     @action(detail=True, methods=["patch"])
     def membership(self, request, pk=None):
         """PATCH `{"notify": "all" | "mentions" | "none"}`: what notifies you in this room
@@ -274,6 +403,38 @@ class RoomViewSet(
         services.membership_set_notify(room=room, user=request.user, notify=data["notify"])
         return self._room_answer(room.pk)
 
+    @extend_schema(
+        methods=["GET"],
+        summary="List a room's messages (a page, or the changes after a version)",
+        operation_id="rooms_messages_list",
+        parameters=[
+            OpenApiParameter("before", int, description="The page just older than this seq."),
+            OpenApiParameter(
+                "after", int, description="Every message created or changed after this version."
+            ),
+            OpenApiParameter("limit", int, description="1 to 100 (default 50)."),
+        ],
+        responses=_MESSAGE_PAGE,
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Send a message",
+        operation_id="rooms_messages_send",
+        request=serializers.MessageCreateSerializer,
+        responses=_created_or_existing(
+            _MESSAGE, "Sent.", "That client_id was already sent: the original message."
+        ),
+        examples=[
+            OpenApiExample(
+                "A message",
+                value={
+                    "body": "Hello **world**",
+                    "client_id": "3f2b8c1e-0d4a-4e6b-9a7c-5e1f2a3b4c5d",
+                },
+                request_only=True,
+            )
+        ],
+    )
     @action(detail=True, methods=["get", "post"])
     def messages(self, request, pk=None):
         """A room's messages, oldest → newest within a page (keyset pagination).
@@ -360,6 +521,18 @@ class _MessageView(GenericAPIView):
         return Response(body.data, status=status_code)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Show a message", operation_id="messages_retrieve"),
+    patch=extend_schema(
+        summary="Edit your message",
+        operation_id="messages_edit",
+        request=serializers.MessageEditSerializer,
+        responses=_MESSAGE,
+    ),
+    delete=extend_schema(
+        summary="Delete a message", operation_id="messages_delete", responses=_NO_CONTENT
+    ),
+)
 class MessageDetailView(_MessageView):
     """One message of a room you can see.
 
@@ -391,6 +564,15 @@ class MessageDetailView(_MessageView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="React to a message",
+        operation_id="reactions_add",
+        request=serializers.ReactionCreateSerializer,
+        responses=_created_or_existing(_MESSAGE, "Reacted.", "You had already reacted so."),
+        examples=[OpenApiExample("Thumbs up", value={"emoji": "👍"}, request_only=True)],
+    )
+)
 class ReactionListView(_MessageView):
     """POST `{"emoji": "👍"}` reacts to the message: 201 with the message, or 200 when you had
     already reacted with that emoji (nothing changes). Only emoji from the app's list."""
@@ -411,6 +593,11 @@ class ReactionListView(_MessageView):
         )
 
 
+@extend_schema_view(
+    delete=extend_schema(
+        summary="Take your reaction back", operation_id="reactions_remove", responses=_NO_CONTENT
+    )
+)
 class ReactionDetailView(_MessageView):
     """DELETE takes your reaction back (the emoji URL-encoded in the path): 204; 404 when you
     had not reacted with it."""
@@ -426,6 +613,14 @@ class ReactionDetailView(_MessageView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Upload a file to send",
+        operation_id="attachments_upload",
+        request={"multipart/form-data": serializers.AttachmentUploadSerializer},
+        responses={201: serializers.AttachmentSerializer},
+    )
+)
 class AttachmentListView(GenericAPIView):
     """POST a file (multipart/form-data, field `file`) to a room you may post in: 201 with
     `{"id", "name", "size", "content_type", "kind", "width", "height", "url",
@@ -458,6 +653,13 @@ class AttachmentListView(GenericAPIView):
         return Response(body.data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    delete=extend_schema(
+        summary="Discard your unsent upload",
+        operation_id="attachments_discard",
+        responses=_NO_CONTENT,
+    )
+)
 class AttachmentDetailView(GenericAPIView):
     """DELETE removes your unsent upload (204); someone else's, a sent one or none: 404."""
 
@@ -476,6 +678,13 @@ class AttachmentDetailView(GenericAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(
+    delete=extend_schema(
+        summary="Remove a member from a private group (owners)",
+        operation_id="rooms_members_remove",
+        responses=_NO_CONTENT,
+    )
+)
 class MemberDetailView(GenericAPIView):
     """DELETE removes that member (by user id) from a private group: its owners only (403
     otherwise), 204; 404 when that person is not a member. To leave a room yourself, POST to
@@ -553,6 +762,17 @@ def _limit_param(request) -> int:
     return value
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Search messages",
+        parameters=[
+            OpenApiParameter("q", str, description="The query.", required=True),
+            OpenApiParameter("room", int, description="Only this room."),
+            OpenApiParameter("before", str, description="The next page's cursor."),
+        ],
+        responses=_SEARCH_PAGE,
+    )
+)
 class SearchView(GenericAPIView):
     """Search the messages of every room you can see: GET `?q=…` (words, "quoted phrases",
     `from:username`, `in:room-name`, `has:file`; every part must match, ignoring case, inside
@@ -590,6 +810,10 @@ class SearchView(GenericAPIView):
         return Response({"results": results.data, "next": following})
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List people"),
+    retrieve=extend_schema(summary="Show someone's profile"),
+)
 class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
     """People: every active user's profile. `id` is the user id.
 
@@ -613,6 +837,18 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
             return serializers.ProfileUpdateSerializer
         return serializers.ProfileSerializer
 
+    @extend_schema(
+        methods=["GET"], summary="Show your profile", responses=serializers.MyProfileSerializer
+    )
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Edit your profile",
+        request={
+            "application/json": serializers.ProfileUpdateSerializer,
+            "multipart/form-data": serializers.ProfileUpdateSerializer,
+        },
+        responses=serializers.MyProfileSerializer,
+    )
     @action(detail=False, methods=["get", "patch"])
     def me(self, request):
         profile, _created = Profile.objects.select_related("user").get_or_create(user=request.user)
@@ -624,6 +860,13 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(body.data)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Open a direct conversation",
+        responses=_created_or_existing(_ROOM, "Created.", "It already existed."),
+        examples=[OpenApiExample("With alice", value={"username": "alice"}, request_only=True)],
+    )
+)
 class DirectMessageView(GenericAPIView):
     """Open the private conversation with another person: POST `{"username": "…"}`.
 

@@ -205,8 +205,29 @@ def test_root_lists_every_route_without_authentication(anon):
         "auth/token",
         "tokens",
         "search",
+        "schema",
+        "docs",
     }
     assert response.json()["rooms"] == "http://testserver/api/rooms/"
+    assert response.json()["schema"] == "http://testserver/api/schema/"
+    assert response.json()["docs"] == "http://testserver/api/docs/"
+
+
+# Issue 13: the API's documentation is public (like Zulip's and Slack's), read-only.
+PUBLIC_ROUTES = ["/api/schema/", "/api/schema/?format=json", "/api/docs/", "/api/redoc/"]
+
+
+@pytest.mark.parametrize("url", PUBLIC_ROUTES)
+def test_anonymous_reads_the_api_documentation(anon, url):
+    assert anon.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("url", PUBLIC_ROUTES)
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_the_api_documentation_is_read_only(as_alice, url, method):
+    response = getattr(as_alice, method)(url, {}, format="json")
+
+    assert response.status_code == 405
 
 
 def test_anonymous_caller_may_ask_for_a_token(anon, alice, password):
