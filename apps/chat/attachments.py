@@ -144,7 +144,11 @@ def _process(upload, size: int) -> _Processed:
         with images.open_untrusted(upload, max_pixels=settings.PARLEY_IMAGE_MAX_PIXELS) as image:
             fmt = image.format
             picture = images.upright(image)
+            # At most two copies of the pixels alive at once (the decoded frame is let go
+            # as soon as its upright copy exists, that one once it is stripped): bench S15.
+            image.close()
             original = images.stripped(picture, for_format=fmt)
+            del picture
             stored = images.encode(original, fmt, **_SAVE_PARAMS[fmt])
             thumb_size = images.fit_within(*original.size, settings.PARLEY_THUMBNAIL_SIZE)
             thumb = images.stripped(original.resize(thumb_size, images.Image.Resampling.LANCZOS))
