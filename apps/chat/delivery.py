@@ -40,11 +40,10 @@ from functools import lru_cache, partial
 from typing import Any
 
 from django.template.loader import render_to_string
-from django.urls import reverse
 
 from apps.core.eager import start_eagerly
 
-from . import realtime, unread
+from . import realtime, search, unread
 
 logger = logging.getLogger(__name__)
 
@@ -412,10 +411,6 @@ def room_frame(event: dict) -> dict:
 
 
 @lru_cache(maxsize=4096)
-def room_url(room_id: int) -> str:
-    return reverse("chat:room_detail", kwargs={"pk": room_id})
-
-
 def notify_frame(fact: unread.Fact, kind: str) -> dict:
     """``{"type": "notify", "room", "message", "title", "body", "url"}``: built once per
     event (kept on the fact) for every socket it notifies. In a direct conversation the
@@ -433,7 +428,8 @@ def notify_frame(fact: unread.Fact, kind: str) -> dict:
                 "message": fact.message,
                 "title": title,
                 "body": body,
-                "url": room_url(fact.room),
+                # The room opened at the message (?around=), as a search result opens it.
+                "url": search.url_at(fact.room, fact.msg_seq, fact.message),
             }
         )
     return frame

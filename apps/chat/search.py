@@ -335,8 +335,14 @@ def search_messages(
 
 def message_url(message) -> str:
     """The room page opened at ``message`` (``?around=<seq>``), scrolled to it."""
-    base = reverse("chat:room_detail", kwargs={"pk": message.room_id})
-    return f"{base}?around={message.seq}#message-{message.pk}"
+    return url_at(message.room_id, message.seq, message.pk)
+
+
+def url_at(room_id: int, seq: int, message_id: int) -> str:
+    """``/chat/room/<id>/?around=<seq>#message-<id>``: what a search result, a far reply jump
+    and a notification open."""
+    base = reverse("chat:room_detail", kwargs={"pk": room_id})
+    return f"{base}?around={seq}#message-{message_id}"
 
 
 def _load_dm_members(rooms) -> None:

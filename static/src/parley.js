@@ -361,7 +361,12 @@
     }
     n.onclick = function () {
       window.focus();
-      if (f.url && location.pathname !== f.url) location.href = f.url;
+      // The room opened at the message (?around=); a page already showing that room has it
+      // live, and stays as it is.
+      if (f.url) {
+        var target = new URL(f.url, location.href);
+        if (location.pathname !== target.pathname) location.href = target.href;
+      }
       n.close();
     };
   }

@@ -220,7 +220,8 @@ async def test_a_mention_counts_and_notifies_once_built_for_all(public_room, ali
         "message": message.pk,
         "title": "general",
         "body": "Bob: lunch? @alice @carol",
-        "url": reverse("chat:room_detail", kwargs={"pk": public_room.pk}),
+        "url": reverse("chat:room_detail", kwargs={"pk": public_room.pk})
+        + f"?around={message.seq}#message-{message.pk}",
     }
     for socket in (alice_socket, carol_socket):
         frame = await socket.user_frame(timeout=2)
@@ -240,7 +241,8 @@ async def test_every_dm_message_notifies_with_the_author_as_title(private_room, 
         "message": message.pk,
         "title": "Bob",
         "body": "psst",
-        "url": reverse("chat:room_detail", kwargs={"pk": private_room.pk}),
+        "url": reverse("chat:room_detail", kwargs={"pk": private_room.pk})
+        + f"?around={message.seq}#message-{message.pk}",
     }
     await socket.disconnect()
 
