@@ -164,7 +164,7 @@ class PersonSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Profile
-        fields = ["id", "username", "display_name", "name", "avatar"]
+        fields = ["id", "username", "display_name", "name", "avatar", "is_bot"]
         read_only_fields = fields
 
     def get_avatar(self, profile: Profile) -> str | None:

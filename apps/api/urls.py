@@ -1,7 +1,7 @@
 from django.urls import path, re_path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from . import token_views, views
+from . import bot_views, token_views, views
 
 
 class ObjectIdConverter:
@@ -61,6 +61,24 @@ urlpatterns = [
     path("auth/token/", token_views.AuthTokenView.as_view(), name="auth-token"),
     path("tokens/", token_views.TokenListView.as_view(), name="token-list"),
     path("tokens/<object_id:pk>/", token_views.TokenDetailView.as_view(), name="token-detail"),
+    path("bots/", bot_views.BotListView.as_view(), name="bot-list"),
+    path("bots/<object_id:pk>/", bot_views.BotDetailView.as_view(), name="bot-detail"),
+    path("bots/<object_id:pk>/tokens/", bot_views.BotTokenListView.as_view(), name="bot-tokens"),
+    path(
+        "bots/<object_id:pk>/tokens/<object_id:token_id>/",
+        bot_views.BotTokenDetailView.as_view(),
+        name="bot-token",
+    ),
+    path(
+        "rooms/<object_id:room_pk>/webhooks/",
+        bot_views.WebhookListView.as_view(),
+        name="room-webhooks",
+    ),
+    path(
+        "rooms/<object_id:room_pk>/webhooks/<object_id:pk>/",
+        bot_views.WebhookDetailView.as_view(),
+        name="room-webhook",
+    ),
     # Last: anything else under /api/ is a JSON 404, not Django's HTML page.
     re_path(r"^.*$", views.NotFoundView.as_view(), name="not-found"),
 ]
