@@ -44,7 +44,8 @@ def webhook_incoming(request, secret: str):
         response = _error(405, _("Send the message with POST."))
         response["Allow"] = "POST"
         return response
-    if webhooks.webhook_lookup(secret) is None:  # before reading the body
+    webhook = webhooks.webhook_lookup(secret)
+    if webhook is None:  # before reading the body
         return _error(404, _("No such webhook."))
     try:
         text = _text_of(request)
@@ -55,7 +56,7 @@ def webhook_incoming(request, secret: str):
     if text is None:
         return _error(400, _('Give the message in "text".'))
     try:
-        result = webhooks.webhook_post(secret=secret, text=text)
+        result = webhooks.webhook_post(secret=secret, text=text, webhook=webhook)
     except webhooks.WebhookNotFound as exc:
         return _error(404, exc.message)
     except RateLimited as exc:

@@ -140,12 +140,13 @@ def webhook_lookup(secret) -> Webhook | None:
     )
 
 
-def webhook_post(*, secret, text) -> services.SendResult:
+def webhook_post(*, secret, text, webhook: Webhook | None = None) -> services.SendResult:
     """Post ``text`` as the webhook's bot in its room. WebhookNotFound for a wrong or revoked
     secret (or a bot no longer in a private room); RateLimited past ``PARLEY_WEBHOOK_RATE``
     per webhook; ValidationError for a missing, empty or too long text (message_send's
-    words)."""
-    webhook = webhook_lookup(secret)
+    words). ``webhook``: the one ``webhook_lookup(secret)`` already found (no second query)."""
+    if webhook is None or webhook.key_hash != hash_secret(secret):
+        webhook = webhook_lookup(secret)
     if webhook is None:
         raise WebhookNotFound
     if not isinstance(text, str):
