@@ -17,8 +17,10 @@ endpoint (``PARLEY_CSP_REPORT_URI``), anonymous and CSRF-exempt, gets the much s
 ``PARLEY_CSP_REPORT_MAX_BYTES``, so a hostile "report" costs no more than 16 KiB to receive;
 the attachment upload route (``POST /api/rooms/<id>/attachments/``) gets
 ``PARLEY_ATTACHMENT_MAX_BYTES`` + 64 KiB (the file plus its multipart framing), which may be
-larger than the default. All are read per request so tests can change them. Under ``/api/``
-the refusals are JSON (``{"detail": "…"}``) like every other API answer."""
+larger than the default; incoming webhooks (``/hooks/<secret>/``) get
+``PARLEY_WEBHOOK_MAX_BYTES`` (64 KiB). All are read per request so tests can change them.
+Under ``/api/`` and ``/hooks/`` the refusals are JSON (``{"detail": "…"}``) like every other
+answer there."""
 
 import json
 import re
@@ -37,6 +39,8 @@ _DISCONNECT: Message = {"type": "http.disconnect"}
 # The one route that takes large bodies (apps/api/urls.py: room-attachments).
 _ATTACHMENT_UPLOAD = re.compile(r"^/api/rooms/[0-9]{1,19}/attachments/?$")
 MULTIPART_FRAMING = 64 * 1024
+# Incoming webhooks (apps/chat/hooks.py): anonymous, a small JSON body.
+_WEBHOOK = re.compile(r"^/hooks/[^/]+/?$")
 
 
 def _declared_length(scope: Scope) -> int | None | bool:
@@ -60,7 +64,7 @@ def _path(scope: Scope) -> str:
 
 async def _reply(send: Send, status: int, text: str, scope: Scope | None = None) -> None:
     content_type = b"text/plain; charset=utf-8"
-    if scope is not None and _path(scope).startswith("/api/"):
+    if scope is not None and _path(scope).startswith(("/api/", "/hooks/")):
         text = json.dumps({"detail": text.strip()})
         content_type = b"application/json"
     await send(
@@ -86,6 +90,8 @@ def _cap(scope: Scope, default: int) -> int:
         return min(default, settings.PARLEY_CSP_REPORT_MAX_BYTES)
     if scope.get("method") == "POST" and _ATTACHMENT_UPLOAD.match(path):
         return settings.PARLEY_ATTACHMENT_MAX_BYTES + MULTIPART_FRAMING
+    if _WEBHOOK.match(path):
+        return min(default, settings.PARLEY_WEBHOOK_MAX_BYTES)
     return default
 
 

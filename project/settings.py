@@ -367,6 +367,15 @@ PARLEY_ROOM_CREATE_RATE = (int(os.environ.get("PARLEY_ROOM_RATE_COUNT", "10")), 
 PARLEY_READ_RATE = (int(os.environ.get("PARLEY_READ_RATE_COUNT", "120")), 10)
 # Renaming a room, setting its topic or @room policy, adding members: 30 per minute per user.
 PARLEY_ROOM_ADMIN_RATE = (int(os.environ.get("PARLEY_ROOM_ADMIN_RATE_COUNT", "30")), 60)
+# Bot accounts (apps/profiles/bots.py): how many a user may own (webhook bots included) and how
+# many new ones per hour.
+PARLEY_BOTS_PER_USER_MAX = int(os.environ.get("PARLEY_BOTS_PER_USER_MAX", "20"))
+PARLEY_BOT_CREATE_RATE = (int(os.environ.get("PARLEY_BOT_CREATE_RATE_COUNT", "10")), 3600)
+# Incoming webhooks (apps/chat/webhooks.py): posts per webhook per window, webhooks per room,
+# and the body cap of POST /hooks/<secret>/ (project/http_limits.py).
+PARLEY_WEBHOOK_RATE = (int(os.environ.get("PARLEY_WEBHOOK_RATE_COUNT", "30")), 60)
+PARLEY_WEBHOOKS_PER_ROOM_MAX = int(os.environ.get("PARLEY_WEBHOOKS_PER_ROOM_MAX", "20"))
+PARLEY_WEBHOOK_MAX_BYTES = 64 * 1024
 # Bounds the work of parsing one frame, in characters of its text (scripts/serve caps the bytes
 # at 256 KiB, closing with 1009); the message length is capped on the decoded text (4000
 # characters). 64 Ki characters hold 4000 characters sent as \uXXXX escapes (6 each; 12 for

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.urls import include, path
 
+from apps.chat.hooks import webhook_incoming
 from project.csp_report import csp_report
 
 
@@ -10,6 +11,8 @@ def build_urlpatterns(*, admin_enabled: bool) -> list:
     patterns = [
         # settings.PARLEY_CSP_REPORT_URI names this path in the policy (report-uri).
         path("csp-report/", csp_report, name="csp_report"),
+        # Incoming webhooks: the secret is the credential (apps/chat/hooks.py).
+        path("hooks/<str:secret>/", webhook_incoming, name="webhook_incoming"),
         path("", include("apps.chat.urls")),
         path("profiles/", include("apps.profiles.urls")),
         # Parley's own account pages (API tokens), then allauth's.

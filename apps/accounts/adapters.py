@@ -35,7 +35,19 @@ class AccountAdapter(DefaultAccountAdapter):
             return login_limits.authenticate_counted(
                 request=request,
                 username=str(username),
-                check=lambda: super(AccountAdapter, self).authenticate(request, **credentials),
+                check=lambda: _not_a_bot(
+                    super(AccountAdapter, self).authenticate(request, **credentials)
+                ),
             )
         except login_limits.RateLimited:
             raise self.validation_error("too_many_login_attempts") from None
+
+
+def _not_a_bot(user):
+    """Bots sign in with tokens only: their password is unusable, and even one set by hand
+    (the admin, a shell) does not open a session. Read from the profile, no model import
+    (accounts does not import profiles at module level)."""
+    profile = getattr(user, "profile", None) if user is not None else None
+    if profile is not None and profile.is_bot:
+        return None
+    return user

@@ -12,6 +12,17 @@ class ResetPasswordForm(AllauthResetPasswordForm):
     """allauth's form with Parley's reset limits (``login_limits.password_reset_begin``) in
     place of allauth's per-e-mail limit, which anyone could use to stop the owner resetting."""
 
+    def clean_email(self) -> str:
+        email = super().clean_email()
+        # Bots sign in with tokens only: no reset mail for one, even if the admin gave it an
+        # address (the answer stays the same as for any other address: no enumeration).
+        self.users = [
+            user
+            for user in self.users
+            if not getattr(getattr(user, "profile", None), "is_bot", False)
+        ]
+        return email
+
     def save(self, request, **kwargs) -> str:
         email = self.cleaned_data["email"]
         try:

@@ -173,7 +173,7 @@ class PersonSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Profile
-        fields = ["id", "username", "display_name", "name", "avatar"]
+        fields = ["id", "username", "display_name", "name", "avatar", "is_bot"]
         read_only_fields = fields
 
     def get_avatar(self, profile: Profile) -> str | None:
@@ -338,6 +338,7 @@ class MemberSerializer(serializers.Serializer):
     display_name = serializers.SerializerMethodField()
     name = serializers.SerializerMethodField()
     avatar = serializers.SerializerMethodField()
+    is_bot = serializers.SerializerMethodField()
     role = serializers.CharField()
 
     def _profile(self, membership) -> Profile | None:
@@ -350,6 +351,10 @@ class MemberSerializer(serializers.Serializer):
     def get_name(self, membership) -> str:
         profile = self._profile(membership)
         return profile.name if profile is not None else membership.user.get_username()
+
+    def get_is_bot(self, membership) -> bool:
+        profile = self._profile(membership)
+        return bool(profile is not None and profile.is_bot)
 
     def get_avatar(self, membership) -> str | None:
         profile = self._profile(membership)

@@ -100,8 +100,10 @@ class CredentialsSerializer(serializers.Serializer):
             username=attrs["username"],
             password=attrs["password"],
         )
-        # None for a wrong password and for an inactive user (ModelBackend) alike.
-        if user is None:
+        # None for a wrong password and for an inactive user (ModelBackend) alike; a bot
+        # gets tokens from its owner, never for a password.
+        profile = getattr(user, "profile", None) if user is not None else None
+        if user is None or (profile is not None and profile.is_bot):
             raise ValidationError(
                 {NON_FIELD: _("Unable to log in with provided credentials.")}, code="authorization"
             )

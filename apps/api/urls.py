@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from apps.api import docs
 
-from . import token_views, views
+from . import bot_views, token_views, views
 
 
 class ObjectIdConverter:
@@ -67,6 +67,24 @@ urlpatterns = [
     path("schema/", docs.SchemaView.as_view(), name="schema"),
     path("docs/", docs.SwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", docs.RedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("bots/", bot_views.BotListView.as_view(), name="bot-list"),
+    path("bots/<object_id:pk>/", bot_views.BotDetailView.as_view(), name="bot-detail"),
+    path("bots/<object_id:pk>/tokens/", bot_views.BotTokenListView.as_view(), name="bot-tokens"),
+    path(
+        "bots/<object_id:pk>/tokens/<object_id:token_id>/",
+        bot_views.BotTokenDetailView.as_view(),
+        name="bot-token",
+    ),
+    path(
+        "rooms/<object_id:room_pk>/webhooks/",
+        bot_views.WebhookListView.as_view(),
+        name="room-webhooks",
+    ),
+    path(
+        "rooms/<object_id:room_pk>/webhooks/<object_id:pk>/",
+        bot_views.WebhookDetailView.as_view(),
+        name="room-webhook",
+    ),
     # Last: anything else under /api/ is a JSON 404, not Django's HTML page.
     re_path(r"^.*$", views.NotFoundView.as_view(), name="not-found"),
 ]

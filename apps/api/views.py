@@ -92,6 +92,7 @@ _NO_CONTENT = {204: OpenApiResponse(description="Done: no body.")}
                 "search",
                 "auth/token",
                 "tokens",
+                "bots",
                 "schema",
                 "docs",
             )
@@ -118,6 +119,7 @@ class ApiRootView(APIView):
                 "search": url("search"),
                 "auth/token": url("auth-token"),
                 "tokens": url("token-list"),
+                "bots": url("bot-list"),
                 "schema": url("schema"),
                 "docs": url("docs"),
             }

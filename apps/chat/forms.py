@@ -55,3 +55,9 @@ class MessageForm(forms.Form):
     body = RawTextField(label=_("Message"), widget=forms.Textarea)
     client_id = RawTextField(widget=forms.HiddenInput)
     reply_to = RawTextField(widget=forms.HiddenInput)
+
+
+class WebhookForm(forms.Form):
+    """A new webhook's name; ``webhooks.webhook_create`` judges it."""
+
+    name = RawTextField(label=_("Name"))

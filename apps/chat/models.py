@@ -455,3 +455,29 @@ _MISSING = object()
 def _display_name(user) -> str:
     profile = getattr(user, "profile", None)  # a user made outside sign-up may have none
     return profile.name if profile is not None else user.get_username()
+
+
+class Webhook(models.Model):
+    """An incoming webhook (issue 13): ``POST /hooks/<secret>/`` posts ``text`` in ``room`` as
+    ``bot`` (a bot user made for it, apps/chat/webhooks.py). Only the SHA-256 of the secret is
+    stored (the lookup key) and its first characters (to tell webhooks apart); the secret is
+    shown once. Revoking deletes the row; deleting the room deletes its webhooks."""
+
+    NAME_MAX_LENGTH = 64
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="webhooks")
+    bot = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=NAME_MAX_LENGTH)
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

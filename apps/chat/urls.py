@@ -23,6 +23,8 @@ urlpatterns = [
     path(f"{ROOM}members/", views.member_add, name="member_add"),
     path(f"{ROOM}members/<int:user_id>/remove/", views.member_remove, name="member_remove"),
     path(f"{ROOM}delete/", views.room_delete, name="room_delete"),
+    path(f"{ROOM}webhooks/", views.webhook_create, name="webhook_create"),
+    path(f"{ROOM}webhooks/<int:webhook_id>/revoke/", views.webhook_revoke, name="webhook_revoke"),
     path("chat/dm/<int:user_id>/", views.dm_open, name="dm_open"),
     # Attachments (apps/chat/files.py). Before the name route: "thumbnail" is no file name
     # there (the name route needs its own segment after the id).

@@ -13,14 +13,23 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from apps.profiles import selectors as profile_selectors
 
-from . import emoji, errors, presence, receipts, selectors, services
+from . import emoji, errors, presence, receipts, selectors, services, webhooks
 from . import search as search_
-from .forms import MemberAddForm, MessageForm, NotifyForm, ReadForm, RoomCreateForm, RoomUpdateForm
+from .forms import (
+    MemberAddForm,
+    MessageForm,
+    NotifyForm,
+    ReadForm,
+    RoomCreateForm,
+    RoomUpdateForm,
+    WebhookForm,
+)
 from .models import Membership, Room
 
 # The members field's suggestions (a <datalist>): enough for a small team's server; beyond it
@@ -482,6 +491,10 @@ def _render_settings(request, room: Room, *, update_form=None, add_form=None, st
         "add_form": add_form or MemberAddForm(),
         "member_options": _member_options() if can_manage and room.is_private else (),
         "saved": request.GET.get("saved") == "1",
+        "webhooks": webhooks.webhook_list_for_room(room=room, user=request.user)
+        if can_manage
+        else (),
+        "webhook_form": extra.pop("webhook_form", None) or WebhookForm(),
         **extra,
     }
     return render(request, "chat/room_settings.html", context, status=status)
@@ -580,3 +593,37 @@ def room_delete(request, pk: int):
         return _refused(request, room, exc)
     messages.success(request, _("%(room)s was deleted.") % {"room": title})
     return redirect("chat:home")
+
+
+# --- Incoming webhooks (owners; apps/chat/webhooks.py) -----------------------------------------
+@never_cache  # the answer holds the webhook's secret URL: no cache may keep it
+@login_required
+@require_POST
+def webhook_create(request, pk: int):
+    """Make a webhook and show its URL, this once (the settings page, no redirect)."""
+    room = _room_or_404(request, pk)
+    form = WebhookForm(request.POST)
+    form.is_valid()
+    try:
+        webhook, secret = webhooks.webhook_create(
+            room=room, user=request.user, name=form.cleaned_data.get("name", "")
+        )
+    except services.RoomNotFound:
+        raise Http404 from None
+    except (ValidationError, services.RateLimited) as exc:
+        form.add_error("name", errors.describe(exc))
+        return _render_settings(request, room, webhook_form=form, status=400)
+    url = request.build_absolute_uri(reverse("webhook_incoming", kwargs={"secret": secret}))
+    return _render_settings(request, room, webhook_created=webhook, webhook_url=url)
+
+
+@login_required
+@require_POST
+def webhook_revoke(request, pk: int, webhook_id: int):
+    room = _room_or_404(request, pk)
+    try:
+        webhook = webhooks.webhook_revoke(room=room, user=request.user, webhook_id=webhook_id)
+    except (services.RoomNotFound, webhooks.WebhookNotFound):
+        raise Http404 from None
+    messages.success(request, _("The webhook “%(name)s” was revoked.") % {"name": webhook.name})
+    return redirect("chat:room_settings", pk=room.pk)

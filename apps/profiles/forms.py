@@ -13,3 +13,17 @@ class ProfileForm(forms.Form):
     remove_avatar = forms.BooleanField(label=_("Remove my avatar"), required=False)
     show_presence = forms.BooleanField(label=_("Show my online status"), required=False)
     send_read_receipts = forms.BooleanField(label=_("Send read receipts"), required=False)
+
+
+class BotCreateForm(forms.Form):
+    """The Bots page's form; ``bots.bot_create`` judges the values."""
+
+    name = RawTextField(label=_("Name"))
+    username = forms.CharField(label=_("Username (optional)"), required=False, max_length=150)
+    avatar = forms.FileField(label=_("Avatar (optional)"), required=False)
+
+
+class BotEditForm(forms.Form):
+    name = RawTextField(label=_("Name"))
+    avatar = forms.FileField(label=_("New avatar"), required=False)
+    remove_avatar = forms.BooleanField(label=_("Remove the avatar"), required=False)

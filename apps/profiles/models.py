@@ -19,6 +19,18 @@ class Profile(models.Model):
     # others'); off: nobody sees this person's read receipts, and they see nobody's.
     show_presence = models.BooleanField(_("show my online status"), default=True)
     send_read_receipts = models.BooleanField(_("send read receipts"), default=True)
+    # Bot accounts (issue 13): a user the owner made (apps/profiles/bots.py), signing in with
+    # tokens only (an unusable password, refused by the login adapter too); marked "BOT" in
+    # the UI. A webhook's poster is one of these as well. Deleting the owner deletes its bots
+    # (signals.delete_owned_bots: the users, not only these rows).
+    is_bot = models.BooleanField(_("bot"), default=False)
+    bot_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="owned_bots",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

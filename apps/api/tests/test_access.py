@@ -65,6 +65,18 @@ ALL_ROUTES = [
     ("post", "/api/tokens/", {"name": "anon"}),
     ("get", "/api/tokens/1/", None),
     ("delete", "/api/tokens/1/", None),
+    # Issue 13: bots and incoming webhooks (every caller's answers: test_bots.py).
+    ("get", "/api/bots/", None),
+    ("post", "/api/bots/", {"name": "anon"}),
+    ("get", "/api/bots/1/", None),
+    ("patch", "/api/bots/1/", {"name": "anon"}),
+    ("delete", "/api/bots/1/", None),
+    ("get", "/api/bots/1/tokens/", None),
+    ("post", "/api/bots/1/tokens/", {"name": "anon"}),
+    ("delete", "/api/bots/1/tokens/1/", None),
+    ("get", "/api/rooms/{pk}/webhooks/", None),
+    ("post", "/api/rooms/{pk}/webhooks/", {"name": "anon"}),
+    ("delete", "/api/rooms/{pk}/webhooks/1/", None),
 ]
 
 
@@ -204,6 +216,7 @@ def test_root_lists_every_route_without_authentication(anon):
         "dm",
         "auth/token",
         "tokens",
+        "bots",
         "search",
         "schema",
         "docs",

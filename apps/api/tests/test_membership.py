@@ -394,6 +394,7 @@ def test_members_lists_owners_first_with_names_and_roles(as_carol, public_room, 
         "display_name": "Alice",
         "name": "Alice",
         "avatar": None,
+        "is_bot": False,
         "role": "owner",
     }
     assert {m["username"] for m in members[1:]} == {"zed", "amy"}
@@ -450,6 +451,7 @@ def test_owner_adds_a_member_who_then_sees_the_group(as_alice, token_client, gro
         "display_name": "Dave",
         "name": "Dave",
         "avatar": None,
+        "is_bot": False,
         "role": "member",
     }
     assert token_client(dave).get(f"/api/rooms/{group.pk}/").json()["role"] == "member"

@@ -44,6 +44,7 @@ def test_message_objects_carry_id_room_seq_version_author_body_html_and_times(
             "display_name": "Alice",
             "name": "Alice",
             "avatar": None,
+            "is_bot": False,
         },
         "body": "hello",
         "html": "<p>hello</p>",

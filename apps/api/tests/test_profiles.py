@@ -27,6 +27,7 @@ def test_profile_list_shows_every_active_user_with_user_id_as_id(as_carol, alice
         "display_name": "Alice",
         "name": "Alice",
         "avatar": None,
+        "is_bot": False,
         "presence": "offline",
     }
 

@@ -340,8 +340,9 @@ def test_deleting_a_room_costs_the_same_statements_however_many_messages(alice, 
             services.room_delete(room=room, user=alice)
         counts.append(len(ctx.captured_queries))
         assert set(_everything_of(room).values()) == {0}
-    # savepoints and the access check included; 2 for the attachments (their files to delete)
-    assert counts[0] == counts[1] <= 16, counts
+    # savepoints and the access check included; 2 for the attachments (their files to delete),
+    # 1 for the room's webhooks (the collector's fast DELETE by room)
+    assert counts[0] == counts[1] <= 17, counts
     assert _everything_of(other) == kept
 
 
