@@ -32,9 +32,9 @@ from django.utils.translation import gettext_lazy
 from apps.core import images
 
 from . import filestore
-from .errors import AttachmentNotFound, RoomNotFound
+from .errors import AttachmentNotFound
 from .models import Attachment, Room
-from .services import _posting_access, _rate_limit
+from .services import _posting_access, _rate_limit, _require_visible
 
 __all__ = [
     "attachment_discard",
@@ -221,8 +221,7 @@ def attachment_upload(*, room: Room, user, upload) -> Attachment:
 def attachment_discard(*, room: Room, user, attachment_id) -> None:
     """Remove one's own unsent upload (the composer's remove button): the row now, its files
     once that commits. Someone else's upload, a sent one, or none: AttachmentNotFound."""
-    if not Room.objects.visible_to(user).filter(pk=room.pk).exists():
-        raise RoomNotFound
+    _require_visible(room, user)
     mine = Attachment.objects.filter(
         pk=attachment_id, room=room, uploader=user, message__isnull=True
     )

@@ -15,7 +15,6 @@ the broadcast after commit — nothing of its own but a per-webhook rate limit."
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 from django.conf import settings
@@ -26,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from apps.accounts.tokens import hash_secret
 from apps.core import ratelimit
 from apps.core.text import Wording, clean_name
 from apps.profiles import bots
@@ -61,10 +61,6 @@ class WebhookNotFound(Exception):
     def __init__(self, message=None):
         self.message = str(message or _("No such webhook."))
         super().__init__(self.message)
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def _managed(room: Room, user) -> Room:

@@ -366,21 +366,26 @@
     if (box && newerObserver) newerObserver.observe(box);
   }
 
+  // A page of history (older or newer) as HTML; rejects on an error or when signed out
+  // meanwhile (the answer is then the login page, not a page of history).
+  function fetchHistory(url) {
+    return fetch(url, { credentials: "same-origin" }).then(function (r) {
+      if (r.redirected) {
+        if (Parley.signedOut) Parley.signedOut();
+        throw new Error("history: signed out");
+      }
+      if (!r.ok) throw new Error("history " + r.status);
+      return r.text();
+    });
+  }
+
   function loadNewer() {
     if (loadingNewer) return loadingNewer;
     var box = newerBox();
     var button = box && box.querySelector("[data-newer-url]");
     if (!button) return Promise.resolve(false);
     button.setAttribute("aria-busy", "true");
-    loadingNewer = fetch(button.dataset.newerUrl, { credentials: "same-origin" })
-      .then(function (r) {
-        if (r.redirected) {
-          if (Parley.signedOut) Parley.signedOut();
-          throw new Error("history: signed out");
-        }
-        if (!r.ok) throw new Error("history " + r.status);
-        return r.text();
-      })
+    loadingNewer = fetchHistory(button.dataset.newerUrl)
       .then(function (html) {
         insertNewer(box, html, box.contains(document.activeElement));
         return true;
@@ -435,16 +440,7 @@
     var button = box && box.querySelector("[data-older-url]");
     if (!button) return Promise.resolve(false);
     button.setAttribute("aria-busy", "true");
-    loadingOlder = fetch(button.dataset.olderUrl, { credentials: "same-origin" })
-      .then(function (r) {
-        // Signed out meanwhile: the answer is the login page, not a page of history.
-        if (r.redirected) {
-          if (Parley.signedOut) Parley.signedOut();
-          throw new Error("history: signed out");
-        }
-        if (!r.ok) throw new Error("history " + r.status);
-        return r.text();
-      })
+    loadingOlder = fetchHistory(button.dataset.olderUrl)
       .then(function (html) {
         insertOlder(box, html, box.contains(document.activeElement));
         return true;
