@@ -21,7 +21,9 @@ __all__ = [
     "RoomNotFound",
     "ServiceError",
     "ValidationError",
+    "code_of",
     "describe",
+    "error_object",
     "parse_seq",
 ]
 
@@ -89,6 +91,30 @@ def describe(exc: Exception) -> str:
     if isinstance(exc, ServiceError):
         return exc.message
     raise TypeError(f"not a service error: {exc!r}")
+
+
+def code_of(exc: Exception) -> str:
+    """The machine-readable code of a refusal from a service: a ``ValidationError``'s own code
+    (the first error's; "invalid" when it has none), "throttled" for ``RateLimited``, else the
+    ``ServiceError``'s ``code`` ("not_found", "permission_denied")."""
+    if isinstance(exc, ValidationError):
+        for error in exc.error_list if not hasattr(exc, "error_dict") else []:
+            if isinstance(error.code, str) and error.code:
+                return error.code
+        return "invalid"
+    if isinstance(exc, RateLimited):
+        return "throttled"
+    if isinstance(exc, ServiceError):
+        return exc.code
+    raise TypeError(f"not a service error: {exc!r}")
+
+
+def error_object(code: str, message: str, fields: dict | None = None) -> dict:
+    """The one error shape every machine-facing edge answers with (the API's 4xx bodies under
+    ``"error"``, the websocket's JSON error frames): ``{"code", "message", "fields"}``, where
+    ``fields`` maps an input field to its list of messages (``{}`` when the error is about the
+    request as a whole)."""
+    return {"code": code, "message": str(message), "fields": fields or {}}
 
 
 def parse_seq(value: object, *, name: str = "after_seq") -> int:
