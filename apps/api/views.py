@@ -414,6 +414,11 @@ class RoomViewSet(
             OpenApiParameter(
                 "after", int, description="Every message created or changed after this version."
             ),
+            OpenApiParameter(
+                "around",
+                int,
+                description="The page centred on the message at this seq (a search result).",
+            ),
             OpenApiParameter("limit", int, description="1 to 100 (default 50)."),
         ],
         responses=_MESSAGE_PAGE,
@@ -442,8 +447,10 @@ class RoomViewSet(
         """A room's messages, oldest → newest within a page (keyset pagination).
 
         GET without parameters: the newest page; `?before=<seq>`: the page just older than
-        that seq. `?after=<version>`: every message created *or changed* (edited, deleted,
-        reacted to) after that version, in version order, tombstones included: how an API
+        that seq; `?around=<seq>`: the page centred on that message (what a search result or
+        a notification opens; the newest page when no message is at or after that seq).
+        `?after=<version>`: every message created *or changed* (edited, deleted, reacted to)
+        after that version, in version order, tombstones included: how an API
         client syncs (keep the highest `version` you have seen, ask `?after=` it, replace
         messages by `id`). `?limit=` 1–100 (default 50). The answer is `{"results": [...],
         "older": url|null, "newer": url|null}`: follow `older` to scroll back, `newer` to
@@ -462,15 +469,28 @@ class RoomViewSet(
     def _message_page(self, room) -> Response:
         before = _seq_param(self.request, "before")
         after = _seq_param(self.request, "after")
-        if before is not None and after is not None:
-            raise ValidationError({NON_FIELD: _("Use either before or after, not both.")})
+        around = _seq_param(self.request, "around")
+        if sum(value is not None for value in (before, after, around)) > 1:
+            raise ValidationError({NON_FIELD: _("Use one of before, after and around.")})
         limit = _limit_param(self.request)
-        url = remove_query_param(
-            remove_query_param(self.request.build_absolute_uri(), "before"), "after"
-        )
+        url = self.request.build_absolute_uri()
+        for name in ("before", "after", "around"):
+            url = remove_query_param(url, name)
         # room.last_seq was read (get_object) before the page: a newer link is never missed.
         older = newer = None
-        if after is not None:
+        found = None
+        if around is not None:
+            half = (limit - 1) // 2
+            found = selectors.message_list_around(
+                room=room, seq=around, before=half, after=limit - 1 - half
+            )
+        if found is not None:
+            page = found.messages
+            if page[0].seq > 1:
+                older = replace_query_param(url, "before", page[0].seq)
+            if page[-1].seq < room.last_seq:
+                newer = replace_query_param(url, "after", page[-1].seq)
+        elif after is not None:
             # The sync feed, by version: a message appears once, in its current state.
             page = selectors.message_changes_after(room=room, after=after, limit=limit)
             if page and page[-1].version < room.last_seq:
