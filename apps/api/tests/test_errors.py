@@ -2,6 +2,8 @@
 
 import pytest
 
+from apps.api.testing import error_of
+
 
 @pytest.mark.parametrize("method", ["get", "post", "delete"])
 def test_unknown_api_path_is_a_json_404(as_alice, method):
@@ -9,14 +11,16 @@ def test_unknown_api_path_is_a_json_404(as_alice, method):
 
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
-    assert response.json() == {"detail": "Not found."}
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "Not found.", "fields": {}}
+    }
 
 
 def test_missing_trailing_slash_gets_a_json_404_that_names_the_right_url(anon):
     response = anon.post("/api/rooms", {"name": "x"}, format="json")
 
     assert response.status_code == 404
-    assert "/api/rooms/" in response.json()["detail"]
+    assert "/api/rooms/" in error_of(response)["message"]
 
 
 @pytest.mark.parametrize("url", ["/api/rooms/abc/", "/api/rooms/1.5/messages/", "/api/profiles/x/"])
@@ -32,7 +36,7 @@ def test_wrong_method_is_a_json_405(as_alice):
 
     assert response.status_code == 405
     assert response["Content-Type"] == "application/json"
-    assert "detail" in response.json()
+    assert error_of(response)["fields"] == {}
 
 
 def test_too_many_form_fields_is_a_json_400(as_alice, public_room, settings):
