@@ -47,4 +47,10 @@ def test_accept_text_html_gets_json_unless_debug(tmp_path, debug):
         assert "<html" in answer["body"]
     else:
         assert answer["type"] == "application/json"
-        assert "detail" in json.loads(answer["body"])
+        assert json.loads(answer["body"]) == {
+            "error": {
+                "code": "not_authenticated",
+                "message": "Authentication credentials were not provided.",
+                "fields": {},
+            }
+        }
