@@ -13,9 +13,10 @@ exception, DRF's handler adds the headers (``WWW-Authenticate`` on a 401, ``Retr
   ``AttachmentNotFound``, ``tokens.TokenNotFound``, ``Http404``, an unknown ``/api/`` URL;
 - 403 ``permission_denied``: ``NotAllowed``, Django's ``PermissionDenied``, a session request
   without its CSRF token;
-- 400 with the service's own code (``errors.code_of``: ``too_long``, ``too_many``, ``deleted``…;
-  ``invalid`` when it has none; the same code the websocket's error frame carries): a
-  service's ``ValidationError`` raised through a view;
+- 400 with the service's own code (``errors.code_of``: ``required``, ``max_length``,
+  ``too_many``, ``deleted``…; the code the websocket's error frame carries): a service's
+  ``ValidationError`` raised through a view; ``invalid`` when it has none or when its code
+  only names the input it is about (``emoji``, ``q``: ``fields`` says that);
 - 400 ``invalid``: input a serializer refuses, or a view's own ``ValidationError``;
 - 400 ``parse_error``: malformed JSON, too many form fields, a broken multipart body;
 - 401 ``not_authenticated`` / ``authentication_failed``: no credentials / a bad token;
@@ -152,7 +153,10 @@ def _validation_error(exc: DjangoValidationError, error_field) -> ServiceValidat
             field = error_field(error.code) if error_field is not None else NON_FIELD
             keyed.setdefault(field, []).append(error)
         detail = keyed
-    return ServiceValidationError(detail, errors.code_of(exc))
+    code = errors.code_of(exc)
+    # Some services' codes only say which input (``emoji``, ``q``, ``reply_to``: what
+    # ``error_field`` reads): ``fields`` says that already, and the code is the generic one.
+    return ServiceValidationError(detail, "invalid" if code in detail else code)
 
 
 def _flat(detail, prefix: str = "") -> dict[str, list[str]]:

@@ -39,8 +39,9 @@ ERROR_SCHEMA = {
                         "`authentication_failed`, `permission_denied`, `not_found`, "
                         "`method_not_allowed`, `payload_too_large`, `unsupported_media_type`, "
                         "`throttled`, `server_error`; a 400 refused by the chat's own rules "
-                        "carries that rule's code (`too_long`, `too_many`, `deleted`…), the "
-                        "same as the websocket's error frames."
+                        "carries that rule's code (`required`, `max_length`, `too_many`, "
+                        "`deleted`…), the same as the websocket's error frames: treat an "
+                        "unknown 400 code as `invalid`."
                     ),
                 },
                 "message": {

@@ -9,7 +9,7 @@ Success is 200 ``{"ok": true, "message": <id>}``; every refusal is the API's one
 (apps/api/exceptions.py), ``{"error": {"code", "message", "fields"}}``: 405
 ``method_not_allowed``, 404 ``not_found`` (a wrong or revoked secret), 413
 ``payload_too_large``, 400 ``parse_error`` (not JSON), 400 with ``fields: {"text": […]}`` for
-a missing or refused text (``invalid``, or the service's code: ``too_long``, ``empty``…), 429
+a missing or refused text (``invalid``, or the service's code: ``required``, ``max_length``…), 429
 ``throttled`` with ``Retry-After``."""
 
 import json
@@ -79,6 +79,8 @@ def webhook_incoming(request, secret: str):
             429, "throttled", errors.describe(exc), **{"Retry-After": str(exc.retry_after)}
         )
     except ValidationError as exc:
-        # Everything message_send refuses here is about the one input, the text.
-        return _text_error(errors.code_of(exc), exc.messages)
+        # Everything refused here is about the one input, the text; a code that only names it
+        # is the generic one (as in apps/api/exceptions.py).
+        code = errors.code_of(exc)
+        return _text_error("invalid" if code == "text" else code, exc.messages)
     return JsonResponse({"ok": True, "message": result.message.pk})

@@ -64,8 +64,19 @@ def test_400_a_service_refusal_keeps_the_service_code(as_alice, public_room, set
     assert response.status_code == 400
     error = error_of(response)
     assert list(error["fields"]) == ["body"]
-    assert error["code"] not in ("invalid", "parse_error")
+    assert error["code"] == "max_length"
     assert Message.objects.count() == 0
+
+
+def test_400_a_service_code_that_only_names_the_input_is_invalid(as_alice):
+    """search_messages says which input with its code ("q"): fields says it, the code is the
+    generic one."""
+    response = as_alice.get("/api/search/?q=")
+
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "invalid"
+    assert list(error["fields"]) == ["q"]
 
 
 def test_400_an_error_about_the_whole_request_has_no_fields(as_alice, public_room):
