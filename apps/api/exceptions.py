@@ -185,9 +185,9 @@ def _flat(detail, prefix: str = "") -> dict[str, list[str]]:
 
 def _validation_body(exc: serializers.ValidationError) -> dict:
     detail = exc.detail
-    if not isinstance(detail, dict):
-        detail = {NON_FIELD: detail}
-    fields = _flat(detail)
+    if isinstance(detail, list) and all(not isinstance(item, (dict, list)) for item in detail):
+        detail = {NON_FIELD: detail}  # plain messages: about the request as a whole
+    fields = _flat(detail)  # a list of objects (a many=True input): "0.name", "1.name"…
     whole = fields.pop(NON_FIELD, [])
     if whole:
         message = " ".join(whole)

@@ -6,8 +6,12 @@ import json
 
 import pytest
 from django.test import Client
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
 
 from apps.api import views
+from apps.api.exceptions import error_body
 from apps.api.testing import error_of
 from apps.chat import webhooks
 from apps.chat.models import Message
@@ -307,9 +311,6 @@ def test_no_html_error_under_api_for_a_browser_without_the_browsable_api(
     client = Client(enforce_csrf_checks=True, HTTP_ACCEPT="text/html")
     client.force_login(alice)
 
-    from rest_framework.renderers import JSONRenderer
-    from rest_framework.views import APIView
-
     original = APIView.renderer_classes
     APIView.renderer_classes = [JSONRenderer]
     try:
@@ -327,3 +328,28 @@ def test_an_error_body_is_compact_json(as_alice):
     response = as_alice.get("/api/rooms/999999/")
 
     assert json.loads(response.content) == response.json()
+
+
+@pytest.mark.parametrize(
+    ("detail", "fields", "message"),
+    [
+        ({"body": ["Too long."]}, {"body": ["Too long."]}, "body: Too long."),
+        (["About the request."], {}, "About the request."),
+        ({"non_field_errors": ["Whole."], "name": ["Bad."]}, {"name": ["Bad."]}, "Whole."),
+        ({"members": {0: ["Not text."], 2: ["Nobody."]}}, None, "members.0: Not text."),
+        ([{}, {"name": ["Required."]}], {"1.name": ["Required."]}, "1.name: Required."),
+        ({"tags": ["Too many.", {"x": ["Bad."]}]}, None, "tags: Too many."),
+    ],
+    ids=["field", "whole", "both", "nested-dict", "many", "list-and-items"],
+)
+def test_error_body_flattens_nested_input_to_dotted_names(detail, fields, message):
+    error = error_body(ValidationError(detail))["error"]
+
+    assert error["code"] == "invalid"
+    assert error["message"] == message
+    if fields is not None:
+        assert error["fields"] == fields
+    assert all(
+        isinstance(messages, list) and all(isinstance(m, str) for m in messages)
+        for messages in error["fields"].values()
+    )
