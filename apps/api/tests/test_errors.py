@@ -353,3 +353,16 @@ def test_error_body_flattens_nested_input_to_dotted_names(detail, fields, messag
         isinstance(messages, list) and all(isinstance(m, str) for m in messages)
         for messages in error["fields"].values()
     )
+
+
+def test_413_a_webhook_body_over_the_limit(client, public_room, alice, settings):
+    _, secret = webhooks.webhook_create(room=public_room, user=alice, name="Deploys")
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 50
+
+    response = client.post(
+        f"/hooks/{secret}/", json.dumps({"text": "x" * 100}), content_type="application/json"
+    )
+
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "payload_too_large"
+    assert Message.objects.count() == 0
