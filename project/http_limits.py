@@ -19,8 +19,9 @@ the attachment upload route (``POST /api/rooms/<id>/attachments/``) gets
 ``PARLEY_ATTACHMENT_MAX_BYTES`` + 64 KiB (the file plus its multipart framing), which may be
 larger than the default; incoming webhooks (``/hooks/<secret>/``) get
 ``PARLEY_WEBHOOK_MAX_BYTES`` (64 KiB). All are read per request so tests can change them.
-Under ``/api/`` and ``/hooks/`` the refusals are JSON (``{"detail": "…"}``) like every other
-answer there."""
+Under ``/api/`` and ``/hooks/`` the refusals are the API's one error shape
+(``{"error": {"code": "payload_too_large" | "parse_error", "message", "fields": {}}}``, see
+apps/api/exceptions.py) like every other error there."""
 
 import json
 import re
@@ -65,7 +66,12 @@ def _path(scope: Scope) -> str:
 async def _reply(send: Send, status: int, text: str, scope: Scope | None = None) -> None:
     content_type = b"text/plain; charset=utf-8"
     if scope is not None and _path(scope).startswith(("/api/", "/hooks/")):
-        text = json.dumps({"detail": text.strip()})
+        from apps.chat.errors import (
+            error_object,
+        )  # not at import: the app registry may not be ready
+
+        code = "payload_too_large" if status == 413 else "parse_error"
+        text = json.dumps({"error": error_object(code, text.strip())})
         content_type = b"application/json"
     await send(
         {

@@ -327,9 +327,10 @@ SPECTACULAR_SETTINGS = {
         "Parley's REST API. Authenticate with a personal access token "
         "(`Authorization: Bearer <token>`; the older `Token <token>` scheme works too) or, from "
         "a browser, with the session cookie (unsafe methods then need the `X-CSRFToken` "
-        'header). Errors are JSON: `{"detail": "…"}` for 401, 403, 404, 405, 413, 415 and '
-        '429 (with `Retry-After`), and `{"<field>": ["…"]}` (or `{"detail": "…"}`) '
-        "for 400."
+        "header). Every error has one JSON body, the `Error` schema: "
+        '`{"error": {"code": "…", "message": "…", "fields": {"<input>": ["…"]}}}` '
+        "(`fields` is `{}` when the error is about the request as a whole); a 429 carries "
+        "`Retry-After`, a 401 `WWW-Authenticate`."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

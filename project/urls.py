@@ -36,6 +36,13 @@ def build_urlpatterns(*, admin_enabled: bool) -> list:
 
 urlpatterns = build_urlpatterns(admin_enabled=settings.PARLEY_ADMIN)
 
+# Django's own error answers (a 500 from a bug, a 404 no route matched, a 400 for a suspicious
+# request): JSON under /api/ and /hooks/ (the API's one error shape), Django's pages elsewhere.
+handler400 = "apps.api.exceptions.bad_request"
+handler403 = "apps.api.exceptions.permission_denied"
+handler404 = "apps.api.exceptions.page_not_found"
+handler500 = "apps.api.exceptions.server_error"
+
 if settings.DEBUG:
     from django.conf.urls.static import static
 

@@ -6,12 +6,12 @@ this module adds what every view has in common, derived from the view itself so 
 described the same way without an annotation:
 
 - the token authentication (``AccessTokenAuthentication``: ``bearerAuth``);
-- the error answers, as ``apps/api/exceptions.py`` and DRF make them today: 400
-  ``{"<field>": ["…"]}`` (or ``{"detail": "…"}``) when there is input to refuse; 401 when the
-  view authenticates; 403 for unsafe methods (a session without the CSRF header, "not your
-  message", "owners only"); 404 for a path with an object in it; 413 and 415 for a request
-  body; 429 with ``Retry-After`` when the view is throttled. Every other answer is
-  ``{"detail": "…"}``."""
+- the error answers, all one body, the ``Error`` component (apps/api/exceptions.py):
+  ``{"error": {"code", "message", "fields"}}``, with an example for each status: 400 when
+  there is input to refuse; 401 when the view authenticates; 403 for unsafe methods (a session
+  without the CSRF header, "not your message", "owners only"); 404 for a path with an object
+  in it; 413 and 415 for a request body; 429 with ``Retry-After`` when the view is
+  throttled."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
@@ -23,23 +23,76 @@ _UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
 ERROR_SCHEMA = {
     "type": "object",
-    "description": "Any error but a 400: one sentence, translated to the request's language.",
-    "properties": {"detail": {"type": "string"}},
-    "required": ["detail"],
-}
-VALIDATION_ERROR_SCHEMA = {
-    "type": "object",
     "description": (
-        "A refused input: its messages by input field (a list of sentences; a nested object "
-        'for a list or object input), or `{"detail": "…"}` for the request as a whole.'
+        "Every error (4xx, and a 500) under /api/ and /hooks/: a machine code, one sentence "
+        "translated to the request's language, and the refused inputs."
     ),
-    "additionalProperties": {
-        "oneOf": [
-            {"type": "string"},
-            {"type": "array", "items": {"type": "string"}},
-            {"type": "object"},
-        ]
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {
+                    "type": "string",
+                    "description": (
+                        "What went wrong, for programs: `invalid` (refused input), "
+                        "`parse_error` (a body that is not what it says), `not_authenticated`, "
+                        "`authentication_failed`, `permission_denied`, `not_found`, "
+                        "`method_not_allowed`, `payload_too_large`, `unsupported_media_type`, "
+                        "`throttled`, `server_error`; a 400 refused by the chat's own rules "
+                        "carries that rule's code (`required`, `max_length`, `too_many`, "
+                        "`deleted`…), the same as the websocket's error frames: treat an "
+                        "unknown 400 code as `invalid`."
+                    ),
+                },
+                "message": {
+                    "type": "string",
+                    "description": (
+                        "One sentence for people. For refused input: the error about the "
+                        "request as a whole, else the first field's first message, prefixed "
+                        'with its name ("body: This field is required.").'
+                    ),
+                },
+                "fields": {
+                    "type": "object",
+                    "description": (
+                        "Input name → its messages; `{}` when the error is about the request "
+                        "as a whole. Inputs inside a list or an object have dotted names "
+                        "(`attachments.0`)."
+                    ),
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "required": ["code", "message", "fields"],
+        }
     },
+    "required": ["error"],
+}
+
+
+def _example(code: str, message: str, fields: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+_EXAMPLES = {
+    "400": (
+        "Refused input",
+        _example("invalid", "body: This field is required.", {"body": ["This field is required."]}),
+    ),
+    "401": (
+        "No credentials",
+        _example("not_authenticated", "Authentication credentials were not provided."),
+    ),
+    "403": ("Not allowed", _example("permission_denied", "You are not allowed to do that.")),
+    "404": ("Not found", _example("not_found", "No such room.")),
+    "413": ("Too large", _example("payload_too_large", "The request body is too large.")),
+    "415": (
+        "Unsupported Content-Type",
+        _example("unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
+    ),
+    "429": (
+        "Throttled",
+        _example("throttled", "Request was throttled. Expected available in 30 seconds."),
+    ),
 }
 
 _ERRORS = {
@@ -124,13 +177,16 @@ class AutoSchema(SpectacularAutoSchema):
                 parameter["schema"] = {"type": "integer", "minimum": 1}
 
     def _error_response(self, code: str) -> dict:
-        if code == "400":
-            ref = self._component("ValidationError", VALIDATION_ERROR_SCHEMA)
-        else:
-            ref = self._component("Error", ERROR_SCHEMA)
+        summary, value = _EXAMPLES[code]
+        name = f"Error{code}"
         response = {
             "description": _ERRORS[code],
-            "content": {"application/json": {"schema": ref}},
+            "content": {
+                "application/json": {
+                    "schema": self._component("Error", ERROR_SCHEMA),
+                    "examples": {name: self._example_ref(name, summary, value)},
+                }
+            },
         }
         if code == "401":
             response["headers"] = {
@@ -144,6 +200,17 @@ class AutoSchema(SpectacularAutoSchema):
                 }
             }
         return response
+
+    def _example_ref(self, name: str, summary: str, value: dict) -> dict:
+        """One example per status in components/examples, referenced by every operation."""
+        component = ResolvedComponent(
+            name=name,
+            type=ResolvedComponent.EXAMPLE,
+            object=name,
+            schema={"summary": summary, "value": value},
+        )
+        self.registry.register_on_missing(component)
+        return component.ref
 
     def _component(self, name: str, schema: dict) -> dict:
         component = ResolvedComponent(

@@ -763,17 +763,19 @@
       if (last) last.scrollIntoView({ block: "nearest" });
     }
 
-    // The server's words for a refusal: {"detail": "…"} or {"file": ["…"]} (any field).
+    // The server's words for a refusal: the API's one error shape,
+    // {"error": {"code", "message", "fields": {"file": ["…"]}}}; a field's own words first.
     function errorText(xhr) {
       var data = null;
       try { data = JSON.parse(xhr.responseText); } catch (err) { data = null; }
-      if (data && typeof data.detail === "string") return data.detail;
-      if (data && typeof data === "object") {
-        for (var key in data) {
-          var v = data[key];
+      var error = data && typeof data === "object" ? data.error : null;
+      if (error && typeof error === "object") {
+        var fields = error.fields || {};
+        for (var key in fields) {
+          var v = fields[key];
           if (Array.isArray(v) && v.length) return String(v[0]);
-          if (typeof v === "string") return v;
         }
+        if (typeof error.message === "string" && error.message) return error.message;
       }
       if (xhr.status === 413) return fill(t.textServerTooLarge, { max: formatSize(maxBytes) });
       return t.textFailed;

@@ -5,6 +5,7 @@ not yours answers exactly like a room that does not exist — 404, on every rout
 
 import pytest
 
+from apps.api.testing import error_of
 from apps.chat import services
 from apps.chat.models import Message
 
@@ -113,7 +114,7 @@ def test_anonymous_gets_401_json_with_token_challenge_on_every_route(
     assert response.status_code == 401
     assert response["Content-Type"] == "application/json"
     assert response["WWW-Authenticate"] == "Bearer"
-    assert "detail" in response.json()
+    assert error_of(response)["fields"] == {}
     assert _message_state(dm_message) == before
 
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from apps.api.testing import error_of, inputs_of
 from apps.chat import services
 from apps.chat.models import Attachment, Message
 from apps.core.tests.asgi_http import asgi_request, http_scope
@@ -87,7 +88,7 @@ def test_bad_files_are_json_4xx_and_nothing_is_stored(as_alice, group, content, 
     response = post_file(as_alice, group, content, name)
 
     assert response.status_code == status
-    assert key in response.json()
+    assert key in error_of(response)["fields"]
     assert stored_files() == [] and Attachment.objects.count() == 0
 
 
@@ -97,7 +98,7 @@ def test_an_oversized_file_is_413_json(as_alice, group, settings):
     response = post_file(as_alice, group, b"x" * 1001, "big.bin")
 
     assert response.status_code == 413
-    assert "too big" in response.json()["detail"]
+    assert "too big" in error_of(response)["message"]
     assert stored_files() == []
 
 
@@ -106,12 +107,12 @@ def test_an_upload_without_a_file_is_400_json(as_alice, group, data):
     response = as_alice.post(f"/api/rooms/{group.pk}/attachments/", data, format="multipart")
 
     assert response.status_code == 400
-    assert "file" in response.json()
+    assert "file" in error_of(response)["fields"]
 
 
 def test_a_json_body_is_not_an_upload(as_alice, group):
     response = as_alice.post(f"/api/rooms/{group.pk}/attachments/", {"file": 1}, format="json")
-    assert response.status_code == 400 and "file" in response.json()
+    assert response.status_code == 400 and "file" in error_of(response)["fields"]
 
 
 def test_uploads_are_rate_limited_with_429(as_alice, group, settings, frozen_clock):
@@ -121,7 +122,7 @@ def test_uploads_are_rate_limited_with_429(as_alice, group, settings, frozen_clo
     response = post_file(as_alice, group)
 
     assert response.status_code == 429
-    assert "Retry-After" in response and "detail" in response.json()
+    assert "Retry-After" in response and error_of(response)["fields"] == {}
 
 
 # --- sending ----------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ def test_bad_attachment_ids_are_400_json_on_the_attachments_field(as_alice, grou
     )
 
     assert response.status_code == 400
-    assert "attachments" in response.json()
+    assert inputs_of(response) == ["attachments"]
     assert Message.objects.count() == 0
 
 
@@ -168,7 +169,7 @@ def test_another_users_upload_cannot_be_sent(as_alice, as_bob, group):
     )
 
     assert response.status_code == 400
-    assert response.json()["attachments"] == [
+    assert error_of(response)["fields"]["attachments"] == [
         "That file is not one you uploaded here, or it was already sent."
     ]
 
@@ -268,7 +269,13 @@ async def test_the_upload_route_refuses_a_body_past_its_cap_while_reading_with_j
 
     assert response["status"] == 413
     assert dict(response["headers"])[b"content-type"] == b"application/json"
-    assert json.loads(response["body"]) == {"detail": "The file is too big: at most 1.0 MB."}
+    assert json.loads(response["body"]) == {
+        "error": {
+            "code": "payload_too_large",
+            "message": "The file is too big: at most 1.0 MB.",
+            "fields": {},
+        }
+    }
     assert len(b"".join(chunks)) > cap
 
 
@@ -298,4 +305,6 @@ async def test_an_unusable_content_length_under_api_is_400_json():
     response = await asgi_request(application, scope, [b""])
 
     assert response["status"] == 400
-    assert json.loads(response["body"]) == {"detail": "Invalid Content-Length."}
+    assert json.loads(response["body"]) == {
+        "error": {"code": "parse_error", "message": "Invalid Content-Length.", "fields": {}}
+    }

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts import tokens
 from apps.accounts.models import AccessToken
+from apps.api.testing import error_of
 from apps.chat.models import Message
 
 TOKEN_URL = "/api/auth/token/"
@@ -141,7 +142,7 @@ def test_bad_token_gives_401_json(public_room, header):
     assert response.status_code == 401
     assert response["Content-Type"] == "application/json"
     assert response["WWW-Authenticate"] == "Bearer"
-    assert "detail" in response.json()
+    assert error_of(response)["fields"] == {}
 
 
 def test_a_bad_token_is_401_even_with_a_valid_session(alice_client, public_room):
@@ -259,7 +260,7 @@ def test_throttled_token_request_says_when_to_retry(anon, alice, password):
 
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
-    assert "detail" in response.json()
+    assert error_of(response)["fields"] == {}
 
 
 def test_session_auth_without_csrf_token_is_refused(alice, public_room):
@@ -272,7 +273,7 @@ def test_session_auth_without_csrf_token_is_refused(alice, public_room):
 
     assert response.status_code == 403
     assert response["Content-Type"] == "application/json"
-    assert "CSRF" in response.json()["detail"]
+    assert "CSRF" in error_of(response)["message"]
     assert Message.objects.count() == 0
 
 

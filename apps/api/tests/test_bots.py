@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from apps.accounts.models import AccessToken
+from apps.api.testing import error_of
 from apps.chat import services
 from apps.chat.models import Message, Webhook
 from apps.profiles import bots
@@ -87,7 +88,7 @@ def test_a_bot_gets_no_token_for_a_password(anon, alices_bot, password):
 def test_bad_bot_input_is_400_about_the_field(as_alice, alice, payload, field):
     response = as_alice.post("/api/bots/", payload, format="json")
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in error_of(response)["fields"]
 
 
 def test_too_many_bots_and_too_fast(as_alice, settings):
@@ -189,5 +190,5 @@ def test_a_webhook_of_another_room_is_404(as_alice, alice, group, public_room):
 def test_bad_webhook_names_are_400(as_alice, public_room):
     for payload in ({}, {"name": ""}, {"name": "x" * 65}, {"name": 3}):
         response = as_alice.post(f"/api/rooms/{public_room.pk}/webhooks/", payload, format="json")
-        assert response.status_code == 400 and "name" in response.json()
+        assert response.status_code == 400 and "name" in error_of(response)["fields"]
     assert Webhook.objects.count() == 0

@@ -2,6 +2,7 @@
 
 import pytest
 
+from apps.api.testing import error_of
 from apps.chat.models import Room
 
 
@@ -51,7 +52,7 @@ def test_dm_with_yourself_gives_400_on_username(as_alice):
     response = as_alice.post("/api/dm/", {"username": "alice"}, format="json")
 
     assert response.status_code == 400
-    assert list(response.json()) == ["username"]
+    assert list(error_of(response)["fields"]) == ["username"]
     assert not Room.objects.exists()
 
 
@@ -62,4 +63,4 @@ def test_missing_or_wrong_type_username_gives_400(as_alice, payload):
     response = as_alice.post("/api/dm/", payload, format="json")
 
     assert response.status_code == 400
-    assert list(response.json()) == ["username"]
+    assert list(error_of(response)["fields"]) == ["username"]

@@ -4,6 +4,7 @@
 
 import pytest
 
+from apps.api.testing import error_of, inputs_of
 from apps.chat import services
 from apps.chat.models import Membership, Room
 
@@ -112,7 +113,7 @@ def test_every_route_answers_each_caller_as_the_rules_say(
     if expected != 204:
         assert response["Content-Type"] == "application/json"
     if expected >= 400:
-        assert "detail" in response.json()
+        assert error_of(response)["fields"] == {}
         assert _state(room.pk) == before
     if expected == 404:
         # As if the room did not exist: the same answer as for a missing id.
@@ -194,8 +195,8 @@ def test_unknown_or_inactive_members_give_400_on_members_naming_them(
     )
 
     assert response.status_code == 400
-    assert list(response.json()) == ["members"]
-    assert members[-1] in " ".join(response.json()["members"])
+    assert inputs_of(response) == ["members"]
+    assert members[-1] in " ".join(sum(error_of(response)["fields"].values(), []))
     assert not Room.objects.exists()
 
 
@@ -215,7 +216,7 @@ def test_badly_shaped_group_requests_give_400_on_the_field(as_alice, bob, payloa
     response = as_alice.post("/api/rooms/", payload, format="json")
 
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in inputs_of(response)
     assert not Room.objects.exists()
 
 
@@ -223,7 +224,7 @@ def test_a_topic_too_long_gives_400_on_topic(as_alice):
     response = as_alice.post("/api/rooms/", {"name": "lounge", "topic": "t" * 251}, format="json")
 
     assert response.status_code == 400
-    assert list(response.json()) == ["topic"]
+    assert list(error_of(response)["fields"]) == ["topic"]
     assert not Room.objects.exists()
 
 
@@ -256,7 +257,7 @@ def test_renaming_a_public_room_to_a_taken_name_gives_400_on_name(as_alice, publ
     response = as_alice.patch(f"/api/rooms/{public_room.pk}/", {"name": "RANDOM"}, format="json")
 
     assert response.status_code == 400
-    assert list(response.json()) == ["name"]
+    assert list(error_of(response)["fields"]) == ["name"]
     assert Room.objects.get(pk=public_room.pk).name == "general"
 
 
@@ -272,7 +273,7 @@ def test_invalid_rename_or_topic_gives_400_on_the_field(as_alice, public_room, p
     response = as_alice.patch(f"/api/rooms/{public_room.pk}/", payload, format="json")
 
     assert response.status_code == 400
-    assert list(response.json()) == [field]
+    assert list(error_of(response)["fields"]) == [field]
     public_room.refresh_from_db()
     assert (public_room.name, public_room.topic) == ("general", "")
 
@@ -284,7 +285,7 @@ def test_owner_may_restrict_room_mentions_to_owners(as_alice, as_bob, group):
     assert response.json()["room_mentions"] == "owners"
     refused = as_bob.post(f"/api/rooms/{group.pk}/messages/", {"body": "@room hey"}, format="json")
     assert refused.status_code == 400
-    assert list(refused.json()) == ["body"]
+    assert list(error_of(refused)["fields"]) == ["body"]
 
 
 def test_put_is_not_allowed(as_alice, public_room):
@@ -469,7 +470,7 @@ def test_adding_an_unknown_inactive_or_malformed_username_gives_400_on_username(
     )
 
     assert response.status_code == 400
-    assert list(response.json()) == ["username"]
+    assert list(error_of(response)["fields"]) == ["username"]
     assert _state(group.pk) == before
 
 
@@ -498,7 +499,7 @@ def test_removing_yourself_is_refused_with_400(as_alice, group, alice):
     response = as_alice.delete(f"/api/rooms/{group.pk}/members/{alice.pk}/")
 
     assert response.status_code == 400
-    assert "detail" in response.json()
+    assert error_of(response)["fields"] == {}
     assert group.memberships.filter(user=alice).exists()
 
 
@@ -508,7 +509,7 @@ def test_removing_someone_who_is_not_a_member_is_404(as_alice, group, carol):
 
         assert response.status_code == 404
         assert response["Content-Type"] == "application/json"
-        assert response.json() == {"detail": "That person is not a member of this room."}
+        assert error_of(response)["message"] == "That person is not a member of this room."
 
 
 def test_adding_someone_already_a_member_is_200(as_alice, group, bob):
@@ -555,7 +556,7 @@ def test_a_bad_notify_value_gives_400_on_notify(as_bob, group, bob, notify):
     response = as_bob.patch(f"/api/rooms/{group.pk}/membership/", {"notify": notify}, format="json")
 
     assert response.status_code == 400
-    assert list(response.json()) == ["notify"]
+    assert list(error_of(response)["fields"]) == ["notify"]
     assert Membership.objects.get(room=group, user=bob).notify == "mentions"
 
 
@@ -619,5 +620,5 @@ def test_badly_shaped_patches_give_400_json_and_change_nothing(as_alice, group, 
     response = as_alice.patch(f"/api/rooms/{group.pk}/", payload, format="json")
 
     assert response.status_code == 400, response.content
-    assert list(response.json()) == [next(iter(payload))]
+    assert list(error_of(response)["fields"]) == [next(iter(payload))]
     assert _state(group.pk) == before

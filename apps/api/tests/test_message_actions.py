@@ -6,6 +6,7 @@ import urllib.parse
 
 import pytest
 
+from apps.api.testing import error_of, inputs_of
 from apps.chat import errors, services
 from apps.chat.models import Message, Reaction, Room
 
@@ -45,9 +46,7 @@ def _state(message):
 def _assert_detail_error(response, status):
     assert response.status_code == status
     assert response["Content-Type"] == "application/json"
-    body = response.json()
-    assert list(body) == ["detail"]
-    assert isinstance(body["detail"], str) and body["detail"]
+    assert error_of(response)["fields"] == {}
 
 
 @pytest.fixture
@@ -100,7 +99,7 @@ def test_a_message_is_not_found_through_another_rooms_url(as_alice, alice, bobs_
     response = as_alice.get(f"/api/rooms/{other.pk}/messages/{bobs_message.pk}/")
 
     assert response.status_code == 404
-    assert response.json() == {"detail": errors.describe(errors.MessageNotFound())}
+    assert error_of(response)["message"] == errors.describe(errors.MessageNotFound())
 
 
 @pytest.mark.parametrize("pk", ["999999", str(2**63), "9" * 30, "0"])
@@ -246,9 +245,8 @@ def test_an_outsider_of_a_private_room_gets_404_and_changes_nothing(
     )
 
     assert hidden.status_code == missing_room.status_code == 404
-    assert (
-        hidden.json() == missing_room.json() == {"detail": errors.describe(errors.RoomNotFound())}
-    )
+    assert hidden.json() == missing_room.json()
+    assert error_of(hidden)["message"] == errors.describe(errors.RoomNotFound())
     assert b"secret" not in hidden.content
     assert _state(secret) == before
 
@@ -289,8 +287,8 @@ def test_a_bad_edit_is_400_on_body_and_changes_nothing(as_bob, bobs_message, pay
 
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
-    assert list(response.json()) == ["body"]
-    assert all(isinstance(error, str) for error in response.json()["body"])
+    assert list(error_of(response)["fields"]) == ["body"]
+    assert error_of(response)["message"].startswith("body: ")
     assert _state(bobs_message) == before
 
 
@@ -353,7 +351,7 @@ def test_deleting_a_deleted_message_is_204_and_changes_nothing(as_bob, bobs_mess
 def test_deleting_an_unknown_message_is_404(as_alice, public_room):
     response = as_alice.delete(f"/api/rooms/{public_room.pk}/messages/4242/")
 
-    assert response.json() == {"detail": errors.describe(errors.MessageNotFound())}
+    assert error_of(response)["message"] == errors.describe(errors.MessageNotFound())
     assert response.status_code == 404
     assert Room.objects.get(pk=public_room.pk).last_seq == 0
 
@@ -443,7 +441,7 @@ def test_a_bad_emoji_is_400_on_emoji_and_writes_nothing(as_carol, bobs_message, 
 
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
-    assert list(response.json()) == ["emoji"]
+    assert list(error_of(response)["fields"]) == ["emoji"]
     assert _state(bobs_message) == before
 
 
@@ -458,7 +456,7 @@ def test_a_path_emoji_not_in_the_list_is_400_on_emoji(as_carol, bobs_message, ca
 
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
-    assert list(response.json()) == ["emoji"]
+    assert list(error_of(response)["fields"]) == ["emoji"]
     assert _state(bobs_message) == before
 
 
@@ -478,7 +476,7 @@ def test_reacting_to_an_unknown_message_is_404(as_carol, public_room):
     )
 
     assert response.status_code == 404
-    assert response.json() == {"detail": errors.describe(errors.MessageNotFound())}
+    assert error_of(response)["message"] == errors.describe(errors.MessageNotFound())
     assert not Reaction.objects.exists()
 
 
@@ -570,6 +568,6 @@ def test_a_bad_reply_to_is_400_on_reply_to_and_writes_nothing(
 
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
-    assert list(response.json()) == ["reply_to"]
+    assert inputs_of(response) == ["reply_to"]
     assert Message.objects.count() == count
     assert Room.objects.get(pk=bobs_message.room_id).last_seq == last_seq

@@ -6,6 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from apps.api.testing import error_of
 from apps.profiles.models import Profile
 
 
@@ -131,7 +132,7 @@ def test_invalid_profile_update_gives_400_on_the_field_and_changes_nothing(
 
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
-    assert field in response.json()
+    assert field in error_of(response)["fields"]
     profile = Profile.objects.get(user=alice)
     assert (profile.display_name, bool(profile.avatar)) == ("Alice", False)
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from apps.api.testing import error_of
 from apps.chat.models import Membership, Room
 
 
@@ -84,7 +85,7 @@ def test_invalid_or_duplicate_room_name_gives_400_on_name_and_creates_nothing(
     response = as_alice.post("/api/rooms/", payload, format="json")
 
     assert response.status_code == 400
-    assert list(response.json()) == ["name"]
+    assert list(error_of(response)["fields"]) == ["name"]
     assert Room.objects.count() == 1
 
 

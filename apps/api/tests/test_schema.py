@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from apps.api.testing import error_of
+
 COMMITTED = Path(settings.BASE_DIR) / "docs" / "openapi.yaml"
 
 
@@ -102,15 +104,37 @@ def test_authentication_is_a_bearer_token_or_the_session(schema):
 
 
 def test_errors_are_documented_as_the_api_answers_them(schema, as_alice, anon):
-    """The schema's error bodies are today's (apps/api/exceptions.py): {"detail"} and, for a
-    400, messages by field."""
+    """One Error component, {"error": {"code", "message", "fields"}}, for every documented 4xx,
+    each with an example of that shape; and the API answers it."""
     error = schema["components"]["schemas"]["Error"]
-    assert error["required"] == ["detail"]
-    assert set(anon.get("/api/rooms/").json()) == {"detail"}  # 401
-    assert set(as_alice.get("/api/rooms/999999/").json()) == {"detail"}  # 404
+    assert error["required"] == ["error"]
+    inner = error["properties"]["error"]
+    assert set(inner["properties"]) == set(inner["required"]) == {"code", "message", "fields"}
+    assert "ValidationError" not in schema["components"]["schemas"]
+    for method, path, operation in _operations(schema):
+        for status, response in operation["responses"].items():
+            if not status.startswith("4"):
+                continue
+            content = response["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/Error"}, (path, status)
+            assert content["examples"] == {
+                f"Error{status}": {"$ref": f"#/components/examples/Error{status}"}
+            }, (path, status)
+    examples = schema["components"]["examples"]
+    for name, example in examples.items():
+        assert set(example["value"]) == {"error"}, name
+        assert set(example["value"]["error"]) == {"code", "message", "fields"}, name
+    assert examples["Error404"]["value"] == {
+        "error": {"code": "not_found", "message": "No such room.", "fields": {}}
+    }
+    value = examples["Error400"]["value"]
+    assert value["error"]["code"] == "invalid" and value["error"]["fields"]
+
+    assert error_of(anon.get("/api/rooms/"))["code"] == "not_authenticated"  # 401
+    assert error_of(as_alice.get("/api/rooms/999999/"))["code"] == "not_found"  # 404
     refused = as_alice.post("/api/rooms/", {"name": 7}, format="json")
     assert refused.status_code == 400
-    assert isinstance(refused.json()["name"], list)
+    assert isinstance(error_of(refused)["fields"]["name"], list)
 
 
 def test_the_schema_is_public_yaml_or_json(anon, schema):

@@ -4,6 +4,7 @@ you cannot see, 401 without credentials."""
 
 import pytest
 
+from apps.api.testing import error_of
 from apps.chat import services
 from apps.chat.models import Message
 
@@ -78,7 +79,7 @@ def test_bad_input_is_a_400_naming_the_field(as_alice, params, field):
 
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
-    assert list(response.json()) == [field]
+    assert list(error_of(response)["fields"]) == [field]
 
 
 def test_anonymous_is_401(anon):

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts import tokens
 from apps.accounts.models import AccessToken
+from apps.api.testing import error_of
 
 URL = "/api/tokens/"
 FIELDS = {"id", "name", "prefix", "created_at", "last_used_at", "expires_at"}
@@ -71,7 +72,7 @@ def test_bad_input_is_400_json_about_the_field(as_alice, payload, field):
 
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
-    assert field in response.json(), response.json()
+    assert field in error_of(response)["fields"], response.json()
     assert AccessToken.objects.count() == 1  # as_alice's own
 
 
@@ -83,7 +84,7 @@ def test_too_many_new_tokens_is_429_with_retry_after(frozen_clock, as_alice, set
 
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
-    assert "Too many new tokens" in response.json()["detail"]
+    assert "Too many new tokens" in error_of(response)["message"]
 
 
 def test_the_list_is_yours_only_newest_first(as_alice, alice, bob):
@@ -151,7 +152,7 @@ def test_a_token_that_stopped_is_401_json(alice, monkeypatch, state):
     assert response.status_code == 401
     assert response["Content-Type"] == "application/json"
     assert response["WWW-Authenticate"] == "Bearer"
-    assert response.json()["detail"] == "Invalid, expired or revoked token."
+    assert error_of(response)["message"] == "Invalid, expired or revoked token."
 
 
 def test_a_session_may_manage_tokens_too_with_csrf(alice):

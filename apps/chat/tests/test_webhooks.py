@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async
 from django.test import Client
 from django.urls import reverse
 
+from apps.api.testing import error_of
 from apps.chat import services, webhooks
 from apps.chat.errors import RoomNotFound
 from apps.chat.models import Membership, Message, Webhook
@@ -91,24 +92,34 @@ def test_the_hook_needs_no_csrf_and_no_session(hook):
 
 
 @pytest.mark.parametrize(
-    ("body", "content_type"),
+    ("body", "content_type", "about_text"),
     [
-        ("{}", "application/json"),
-        ('{"text": ""}', "application/json"),
-        ('{"text": "   "}', "application/json"),
-        ('{"text": 5}', "application/json"),
-        ('{"text": null}', "application/json"),
-        ('["text"]', "application/json"),
-        ("not json", "application/json"),
-        (b"\xff\xfe", "application/json"),
-        (json.dumps({"text": "x" * 4001}), "application/json"),
-        ("", "application/x-www-form-urlencoded"),
+        ("{}", "application/json", True),
+        ('{"text": ""}', "application/json", True),
+        ('{"text": "   "}', "application/json", True),
+        ('{"text": 5}', "application/json", True),
+        ('{"text": null}', "application/json", True),
+        ('["text"]', "application/json", False),
+        ("not json", "application/json", False),
+        (b"\xff\xfe", "application/json", False),
+        (json.dumps({"text": "x" * 4001}), "application/json", True),
+        ("", "application/x-www-form-urlencoded", True),
     ],
 )
-def test_missing_empty_bad_or_too_long_text_is_400_json(client, hook, body, content_type):
+def test_missing_empty_bad_or_too_long_text_is_400_json(
+    client, hook, body, content_type, about_text
+):
+    """The API's one error shape: a body that is not JSON (an object) is a ``parse_error``
+    about the request; a missing or refused text is an error on the ``text`` field."""
     response = client.post(f"/hooks/{hook[1]}/", body, content_type=content_type)
     assert response.status_code == 400
-    assert response.json()["ok"] is False and response.json()["error"]
+    error = error_of(response)
+    if about_text:
+        assert list(error["fields"]) == ["text"]
+        assert error["message"] == f"text: {error['fields']['text'][0]}"
+        assert error["code"] != "parse_error"
+    else:
+        assert error["code"] == "parse_error" and error["fields"] == {}
     assert Message.objects.count() == 0
 
 
@@ -117,6 +128,7 @@ def test_a_wrong_secret_is_404_json(client, hook, secret):
     response = _post_json(client, secret, {"text": "hi"})
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
+    assert error_of(response)["code"] == "not_found"
     assert Message.objects.count() == 0
 
 
@@ -130,7 +142,8 @@ def test_a_revoked_webhook_stops_at_once(client, public_room, alice, hook):
 
 def test_get_is_405_json(client, hook):
     response = client.get(f"/hooks/{hook[1]}/")
-    assert response.status_code == 405 and response.json()["ok"] is False
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert error_of(response)["code"] == "method_not_allowed"
 
 
 def test_the_rate_limit_is_per_webhook_429_with_retry_after(
@@ -145,7 +158,7 @@ def test_the_rate_limit_is_per_webhook_429_with_retry_after(
 
     assert limited.status_code == 429
     assert int(limited["Retry-After"]) > 0
-    assert limited.json()["ok"] is False
+    assert error_of(limited)["code"] == "throttled"
     assert _post_json(client, other_secret, {"text": "other"}).status_code == 200
     assert Message.objects.count() == 3
 

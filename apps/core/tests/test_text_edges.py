@@ -11,6 +11,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from apps.accounts import tokens
+from apps.api.testing import error_of
 from apps.chat.models import Message, Room
 from apps.chat.tests.helpers import joined, send_json
 
@@ -125,7 +126,7 @@ def test_api_message_send_uses_the_rule(api, public_room, body, message):
 def test_api_profile_update_uses_the_rule(api, alice):
     response = api.patch("/api/profiles/me/", {"display_name": "x\u2066y"}, format="json")
     assert response.status_code == 400
-    assert response.json()["display_name"] == [NAME_FORBIDDEN]
+    assert error_of(response)["fields"] == {"display_name": [NAME_FORBIDDEN]}
 
 
 # --- websocket ------------------------------------------------------------------------------
