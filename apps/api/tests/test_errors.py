@@ -89,7 +89,7 @@ def test_400_an_error_about_the_whole_request_has_no_fields(as_alice, public_roo
     assert response.status_code == 400
     assert error_of(response) == {
         "code": "invalid",
-        "message": "Use either before or after, not both.",
+        "message": "Use one of before, after and around.",
         "fields": {},
     }
 
