@@ -43,7 +43,7 @@ from django.template.loader import render_to_string
 
 from apps.core.eager import start_eagerly
 
-from . import realtime, search, unread
+from . import errors, realtime, search, unread
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,90 @@ def render_ack(client_id: str, message_id: int) -> str:
     return render_to_string("chat/room_detail.html#message-ack", context)
 
 
+class HtmlWire:
+    """What a SocketStream sends to a page: HTML fragments. A live event's ASGI message is the
+    hub's ``frame`` (built once for every recipient); a catch-up is one fragment for the
+    batch; a passed retry is ``render_ack``; too far behind is ``render_reload``."""
+
+    __slots__ = ("_render",)
+
+    def __init__(self, render: "Render"):
+        self._render = render
+
+    def live(self, event: dict) -> dict | None:
+        return event.get("frame") or realtime.websocket_frame(event["html"])
+
+    async def changes(self, messages: Sequence[Any], after: int) -> list[str]:
+        html = await self._render(messages)
+        return [html] if html else []
+
+    def ack(self, client_id: str, message_id: int) -> str:
+        return render_ack(client_id, message_id)
+
+    def reset(self, seq: int) -> str:
+        return realtime.render_reload()
+
+    def caught_up(self, seq: int) -> str | None:
+        return None
+
+    def error(self, text: str, **details) -> str:
+        return realtime.render_error(text, details.get("client_id"), details.get("message_id"))
+
+
+class JsonWire:
+    """What a SocketStream sends to a program (``?format=json``): JSON text frames (README, "Bots
+    on the websocket"). A live event's ASGI message is built once per event per process, by
+    the first JSON socket the hub offers it to (``json_frame``, kept on the event); a catch-up
+    is one frame per change, then ``caught_up``; a passed retry is an ``ack`` frame; too far
+    behind is ``reset``. ``render`` builds catch-up frames: (messages, after) -> texts."""
+
+    __slots__ = ("room_id", "_render")
+
+    def __init__(self, room_id: int, render: Callable[[Sequence[Any], int], Awaitable[list[str]]]):
+        self.room_id = room_id
+        self._render = render
+
+    def live(self, event: dict) -> dict | None:
+        frame = event.get("json_frame")
+        if frame is None:
+            text = realtime.json_text(event)
+            if text is None:
+                return None  # no message object in it: the stream reads it from the database
+            frame = realtime.websocket_frame(text)
+            if "frame" in event:  # a hub's copy, shared by its sockets (not a local ack's)
+                event["json_frame"] = frame
+        return frame
+
+    async def changes(self, messages: Sequence[Any], after: int) -> list[str]:
+        return await self._render(messages, after) if messages else []
+
+    def ack(self, client_id: str, message_id: int) -> str:
+        payload = {"type": "ack", "room": self.room_id, "client_id": client_id, "id": message_id}
+        return realtime.dumps(payload)
+
+    def reset(self, seq: int) -> str:
+        return realtime.dumps({"type": "reset", "room": self.room_id, "seq": seq})
+
+    def caught_up(self, seq: int) -> str | None:
+        return realtime.dumps({"type": "caught_up", "room": self.room_id, "seq": seq})
+
+    def error(self, text: str, **details) -> str:
+        return json_error(text, **details)
+
+
+def json_error(
+    text: str, *, code: str = "invalid", fields: dict | None = None, client_id=None, message_id=None
+) -> str:
+    """``{"type": "error", "error": {"code", "message", "fields"}, "client_id"?, "id"?}``: for
+    the sender's socket only (errors.error_object's shape, as the API's error bodies)."""
+    payload = {"type": "error", "error": errors.error_object(code, text, fields)}
+    if isinstance(client_id, str):
+        payload["client_id"] = client_id
+    if message_id is not None:
+        payload["id"] = message_id
+    return realtime.dumps(payload)
+
+
 def change_seq(message) -> int:
     """The seq of a message's latest change (its version; a message never changed: its seq)."""
     return getattr(message, "version", message.seq)
@@ -122,7 +206,7 @@ class SocketStream(_CarriedOn):
     __slots__ = (
         "_send_asgi",
         "_load",
-        "_render",
+        "_wire",
         "_last_seq",
         "seq_at_connect",
         "label",
@@ -145,10 +229,12 @@ class SocketStream(_CarriedOn):
         last_seq: LastSeq,
         seq_at_connect: int,
         label: object = "",
+        wire: "HtmlWire | JsonWire | None" = None,
     ):
         self._send_asgi = send
         self._load = load
-        self._render = render
+        # What it sends (HTML fragments, or JSON frames): the delivery rules are the same.
+        self._wire = wire if wire is not None else HtmlWire(render)
         self._last_seq = last_seq
         # The room's last seq when the socket subscribed: where a socket that never resumes
         # starts, and the least a client can have seen.
@@ -212,8 +298,11 @@ class SocketStream(_CarriedOn):
         ):
             # The common case — in order, nothing queued — without the job queue: one send,
             # with the ASGI message the hub built once for every recipient.
+            frame = self._wire.live(event)
+            if frame is None:  # (the queue reads it from the database)
+                self._submit(partial(self._deliver, event))
+                return
             self.cursor = event["seq"]
-            frame = event.get("frame") or realtime.websocket_frame(event["html"])
             self._busy = True
             try:
                 sending = start_eagerly(self._send_asgi(frame))
@@ -302,6 +391,10 @@ class SocketStream(_CarriedOn):
         for event in sorted(held, key=lambda e: e["seq"]):
             await self._deliver(event)
         self._forget_early()
+        if catch_up:
+            done = self._wire.caught_up(self.cursor)  # (JSON: "caught_up")
+            if done is not None:
+                await self._send(done)
 
     async def _ack(self, event: dict, created: bool, client_id: str | None) -> None:
         seq = event["seq"]
@@ -311,7 +404,7 @@ class SocketStream(_CarriedOn):
             if self._sent_early is None:
                 self._sent_early = set()
             self._sent_early.add(seq)
-            await self._send(event["html"])
+            await self._send_event(event)
         elif seq > self.cursor:
             await self._deliver(event)  # in order: a gap before it is filled first
         elif not created:
@@ -320,7 +413,7 @@ class SocketStream(_CarriedOn):
             # later version is still to come). Its article here would be the state read
             # before, possibly older than what went out since: a version must not go
             # backwards on one socket.
-            await self._send(render_ack(client_id or "", event["id"]))
+            await self._send(self._wire.ack(client_id or "", event["id"]))
 
     async def _catch_up(self, seq: int) -> None:
         if seq > self.cursor:
@@ -330,6 +423,9 @@ class SocketStream(_CarriedOn):
         seq = event["seq"]
         if seq <= self.cursor:
             return  # already sent: a catch-up overlapped the live stream
+        if self._wire.live(event) is None:
+            await self._send_changes(upto=seq)  # nothing to send it with: from the database
+            return
         if seq > self.cursor + 1:
             await self._send_changes(upto=seq - 1)  # the channel layer dropped something
         if seq > self.cursor:
@@ -337,7 +433,7 @@ class SocketStream(_CarriedOn):
             if self._sent_early and seq in self._sent_early:
                 self._forget_early()  # acknowledged before the stream started
                 return
-            await self._send(event["html"])
+            await self._send_event(event)
 
     async def _send_changes(self, *, upto: int | None) -> None:
         """Send, in one frame, the current state of every message changed after ``cursor``
@@ -346,7 +442,7 @@ class SocketStream(_CarriedOn):
         if len(changes) > RESUME_CAP:
             # Too far behind to replay over the socket: the page reloads its history instead.
             self.cursor = await self._last_seq()
-            await self._send(realtime.render_reload())
+            await self._send(self._wire.reset(self.cursor))
             return
         if upto is not None:
             # Everything up to ``upto`` is accounted for: a message changed in that range and
@@ -358,11 +454,21 @@ class SocketStream(_CarriedOn):
             return
         if self._sent_early:  # acknowledged before the stream started: not again
             changes = [m for m in changes if change_seq(m) not in self._sent_early]
-        html = await self._render(changes) if changes else ""
+        # HTML: one fragment for the batch; JSON: one frame per change.
+        texts = await self._wire.changes(changes, self.cursor) if changes else []
         self.cursor = newest
         self._forget_early()
-        if html:
-            await self._send(html)
+        for text in texts:
+            await self._send(text)
+
+    async def _send_event(self, event: dict) -> None:
+        """A change event (live, or an acknowledgement), as its ASGI message."""
+        if self.state is State.CLOSED:
+            return
+        try:
+            await self._send_asgi(self._wire.live(event))
+        except Exception as exc:
+            raise SendFailed from exc
 
     def _forget_early(self) -> None:
         """Early acknowledgements at or below the cursor can come no more: forget them (while
