@@ -268,9 +268,7 @@ async def test_live_messages_before_the_resume_come_after_the_catch_up_once(
     await bot.close()
 
 
-async def test_a_retried_client_id_is_stored_once_and_acknowledged_by_name(
-    public_room, alice, bob
-):
+async def test_a_retried_client_id_is_stored_once_and_acknowledged_by_name(public_room, alice, bob):
     bot = await resumed_bot(public_room.pk, alice)
     other = await resumed_bot(public_room.pk, bob)
     payload = {"body": "only once", "client_id": str(uuid.uuid4())}
@@ -279,8 +277,9 @@ async def test_a_retried_client_id_is_stored_once_and_acknowledged_by_name(
         await bot.send(payload)
         answers.append(await bot.frame())
     message = await Message.objects.aget()
-    assert answers[0]["type"] == "message" and answers[0]["message"]["client_id"] == (
-        payload["client_id"]
+    assert (
+        answers[0]["type"] == "message"
+        and answers[0]["message"]["client_id"] == (payload["client_id"])
     )
     ack = {
         "type": "ack",
