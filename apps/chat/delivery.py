@@ -4,7 +4,10 @@ channel layer is at-most-once.
 A ``SocketStream`` is one socket's state machine. It does no I/O of its own: it is given
 ``send`` (an ASGI message to the client), ``load`` (the messages changed in a seq range, from
 the database), ``render`` (messages to one frame) and ``last_seq`` (the room's, from the
-database), so it can be tested with fakes.
+database), so it can be tested with fakes. What it sends is its ``wire``'s business, not its
+own: ``HtmlWire`` (the page's fragments, the default) or ``JsonWire`` (``?format=json``: one
+JSON frame per change, ``caught_up`` after a resume's catch-up, ``ack`` and ``reset`` frames).
+Both go through the same states, the same queue and the same rules below.
 
 States, explicit:
 
@@ -27,7 +30,7 @@ stalled socket holds up no other.
 
 A ``UserStream`` is the other half of a socket: its user's own stream — unread counts of every
 room they are a member of, notifications, "the sidebar changed" — as small JSON text frames
-(see its docstring). The room stream stays HTML fragments.
+(see its docstring). The room stream is HTML fragments, or a JSON socket's frames.
 """
 
 import asyncio

@@ -530,3 +530,44 @@ def test_the_serializer_declared_fields_agree_with_message_data(public_room, ali
         plain = payloads.message_data(loaded)
         assert json.loads(json.dumps(plain)) == plain  # plain JSON types only
         assert relative(serializer.data, "http://testserver") == plain
+
+
+async def test_the_json_frame_is_built_once_per_event_for_every_json_socket(
+    public_room, alice, bob, carol, monkeypatch
+):
+    """Render once: the hub's copy of an event carries its JSON frame, built by the first JSON
+    socket it is offered to and shared by the others (the same ASGI message object); HTML
+    sockets never build one."""
+    built = []
+    real_json_text = realtime.json_text
+
+    def counting(event):
+        built.append(event["seq"])
+        return real_json_text(event)
+
+    monkeypatch.setattr(realtime, "json_text", counting)
+    page = await joined(public_room.pk, carol)
+    await page.receive_nothing(timeout=0.1)
+    await post(public_room, carol, "html only")
+    await page.receive_from(timeout=5)
+    assert built == []  # no JSON socket in the room: no JSON frame
+
+    sent = []
+    first = await resumed_bot(public_room.pk, alice)
+    second = await resumed_bot(public_room.pk, bob)
+    for consumer in fanout.hub().rooms[public_room.pk].members:
+        if consumer.json_frames:
+            real_send = consumer.stream._send_asgi
+
+            async def recording(message, real_send=real_send):
+                sent.append(message)
+                await real_send(message)
+
+            consumer.stream._send_asgi = recording
+    await post(public_room, carol, "to both")
+    assert (await first.frame())["seq"] == (await second.frame())["seq"] == 2
+    assert built == [2]
+    assert len(sent) == 2 and sent[0] is sent[1]
+    await first.close()
+    await second.close()
+    await page.disconnect()
