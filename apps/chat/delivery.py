@@ -407,7 +407,7 @@ class SocketStream(_CarriedOn):
             if self._sent_early is None:
                 self._sent_early = set()
             self._sent_early.add(seq)
-            await self._send_event(event)
+            await self._send_frame(self._wire.live(event))
         elif seq > self.cursor:
             await self._deliver(event)  # in order: a gap before it is filled first
         elif not created:
@@ -426,7 +426,8 @@ class SocketStream(_CarriedOn):
         seq = event["seq"]
         if seq <= self.cursor:
             return  # already sent: a catch-up overlapped the live stream
-        if self._wire.live(event) is None:
+        frame = self._wire.live(event)
+        if frame is None:
             await self._send_changes(upto=seq)  # nothing to send it with: from the database
             return
         if seq > self.cursor + 1:
@@ -436,7 +437,7 @@ class SocketStream(_CarriedOn):
             if self._sent_early and seq in self._sent_early:
                 self._forget_early()  # acknowledged before the stream started
                 return
-            await self._send_event(event)
+            await self._send_frame(frame)
 
     async def _send_changes(self, *, upto: int | None) -> None:
         """Send, in one frame, the current state of every message changed after ``cursor``
@@ -464,12 +465,15 @@ class SocketStream(_CarriedOn):
         for text in texts:
             await self._send(text)
 
-    async def _send_event(self, event: dict) -> None:
-        """A change event (live, or an acknowledgement), as its ASGI message."""
-        if self.state is State.CLOSED:
+    async def _send(self, text: str) -> None:
+        await self._send_frame(realtime.websocket_frame(text))
+
+    async def _send_frame(self, frame: dict) -> None:
+        """An ASGI message: a change event's (the wire's ``live``), or a text's."""
+        if self.state is State.CLOSED:  # closed while this job ran
             return
         try:
-            await self._send_asgi(self._wire.live(event))
+            await self._send_asgi(frame)
         except Exception as exc:
             raise SendFailed from exc
 
@@ -478,14 +482,6 @@ class SocketStream(_CarriedOn):
         any is remembered, live changes take the queue, not the quick path)."""
         if self._sent_early:
             self._sent_early = {seq for seq in self._sent_early if seq > self.cursor} or None
-
-    async def _send(self, html: str) -> None:
-        if self.state is State.CLOSED:  # closed while this job ran
-            return
-        try:
-            await self._send_asgi(realtime.websocket_frame(html))
-        except Exception as exc:
-            raise SendFailed from exc
 
 
 # --- The user stream ----------------------------------------------------------------------------
