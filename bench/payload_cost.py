@@ -76,24 +76,27 @@ def main() -> None:
     services.message_edit(room=room, user=bob, message_id=message.pk, body=body + " (edited)")
     for user, emoji in ((alice, "👍"), (bob, "👍"), (alice, "🎉")):
         services.reaction_add(room=room, user=user, message_id=message.pk, emoji=emoji)
-    loaded = selectors.with_timeline(Message.objects.filter(pk=message.pk)).get()
-    event = realtime.change_event(loaded)
+    plain = services.message_send(room=room, author=alice, body="sounds good, see you then").message
 
     def per_call(statement) -> float:
         best = min(timeit.repeat(statement, number=args.number, repeat=5))
         return best / args.number * 1e6
 
-    html = per_call(lambda: realtime.render_messages_oob([loaded]))
-    data = per_call(lambda: payloads.message_data(loaded))
-    whole = per_call(lambda: realtime.change_event(loaded))
-    text = per_call(lambda: realtime.json_text(event))
-    without = {k: v for k, v in event.items() if k != "data"}
-    size_with, size_without = len(msgpack.packb(event)), len(msgpack.packb(without))
-    print(f"render_messages_oob  {html:8.1f} µs  (the HTML fragment: what a change paid before)")
-    print(f"message_data         {data:8.1f} µs  (+{data / html:.1%} of the fragment)")
-    print(f"change_event         {whole:8.1f} µs  (fragment + meta + data)")
-    print(f"json_text            {text:8.1f} µs  (once per event per process, JSON sockets only)")
-    print(f"event msgpack size   {size_without} B -> {size_with} B with data")
+    for label, pk in (("rich message", message.pk), ("plain message", plain.pk)):
+        loaded = selectors.with_timeline(Message.objects.filter(pk=pk)).get()
+        event = realtime.change_event(loaded)
+        html = per_call(lambda loaded=loaded: realtime.render_messages_oob([loaded]))
+        data = per_call(lambda loaded=loaded: payloads.message_data(loaded))
+        whole = per_call(lambda loaded=loaded: realtime.change_event(loaded))
+        text = per_call(lambda event=event: realtime.json_text(event))
+        without = {k: v for k, v in event.items() if k != "data"}
+        size_with, size_without = len(msgpack.packb(event)), len(msgpack.packb(without))
+        print(f"{label}:")
+        print(f"  render_messages_oob  {html:7.1f} µs  (the HTML fragment: what a change paid)")
+        print(f"  message_data         {data:7.1f} µs  (+{data / html:.1%} of the fragment)")
+        print(f"  change_event         {whole:7.1f} µs  (fragment + meta + data)")
+        print(f"  json_text            {text:7.1f} µs  (once per event per process, JSON only)")
+        print(f"  event msgpack size   {size_without} B -> {size_with} B with data")
 
 
 if __name__ == "__main__":
