@@ -502,13 +502,13 @@ class RoomConsumer(SocketConsumer):
 
     async def subscribe(self, hub: fanout.Hub) -> None:
         room = self.room
-        wire = None  # HTML fragments
         if self.json_frames:
             wire = delivery.JsonWire(room.pk, database_sync_to_async(realtime.json_messages))
+        else:
+            wire = delivery.HtmlWire(database_sync_to_async(realtime.render_messages_oob))
         self.stream = SocketStream(
             send=self.base_send,
             load=self._load_changes,
-            render=database_sync_to_async(realtime.render_messages_oob),
             last_seq=self._last_seq,
             seq_at_connect=room.last_seq,
             label=room,

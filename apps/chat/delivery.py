@@ -115,9 +115,6 @@ class HtmlWire:
     def caught_up(self, seq: int) -> str | None:
         return None
 
-    def error(self, text: str, **details) -> str:
-        return realtime.render_error(text, details.get("client_id"), details.get("message_id"))
-
 
 class JsonWire:
     """What a SocketStream sends to a program (``?format=json``): JSON text frames (README, "Bots
@@ -155,9 +152,6 @@ class JsonWire:
 
     def caught_up(self, seq: int) -> str | None:
         return realtime.dumps({"type": "caught_up", "room": self.room_id, "seq": seq})
-
-    def error(self, text: str, **details) -> str:
-        return json_error(text, **details)
 
 
 def json_error(
@@ -228,7 +222,7 @@ class SocketStream(_CarriedOn):
         *,
         send: Send,
         load: Load,
-        render: Render,
+        render: Render | None = None,
         last_seq: LastSeq,
         seq_at_connect: int,
         label: object = "",
