@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from apps.chat import presence
+from apps.chat import payloads, presence
 from apps.chat import selectors as chat_selectors
 from apps.chat.models import Attachment, Message, Room
 from apps.profiles.models import Profile
@@ -439,6 +439,19 @@ class MessageSerializer(serializers.ModelSerializer):
             "attachments",
         ]
         read_only_fields = fields
+
+    def to_representation(self, message: Message) -> dict:
+        """``payloads.message_data`` (the one definition, shared with the websocket's JSON
+        frames) with what depends on the request: ``me`` on each reaction, absolute URLs. The
+        fields above describe it (the schema); a test proves the two agree
+        (``fields_representation``)."""
+        request = self.context["request"]
+        data = payloads.with_viewer(payloads.message_data(message), request.user.pk)
+        return payloads.absolute_urls(data, request.build_absolute_uri)
+
+    def fields_representation(self, message: Message) -> dict:
+        """DRF's representation from the declared fields (for the test that they agree)."""
+        return super().to_representation(message)
 
     def get_mentions(self, message: Message) -> list[int]:
         """The ids of the people the message mentions (``@room`` is not among them); none for

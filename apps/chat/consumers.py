@@ -10,6 +10,19 @@ The user stream (delivery.UserStream) is JSON frames: unread counts of every roo
 memberships, notifications, "the sidebar changed". A client that never resumes (a bot reading a
 room) gets the room stream alone.
 
+``/ws/chat/room/<pk>/?format=json`` makes a room socket speak JSON, for programs (bots: an
+``Authorization: Bearer`` token, or a cookie session): the same client → server frames and the
+same delivery rules (one SocketStream, its ``JsonWire``), but server → client each change is its
+own frame ``{"type": "message" | "message_changed" | "message_deleted", "room", "seq",
+"message": <the API's message object, payloads.message_data>}``; a resume's catch-up is one
+such frame per change, then ``{"type": "caught_up", "room", "seq"}``; a retry the stream has
+passed is ``{"type": "ack", "room", "client_id", "id"}``; too far behind is ``{"type":
+"reset", "room", "seq"}``; errors are ``{"type": "error", "error": {"code", "message",
+"fields"}[, "client_id"][, "id"]}`` (to the sender; the socket stays open). Presence frames as
+for pages; no user stream (unread, sidebar, notify, receipts) and no typing line: programs read
+those over the API. Any other ``format`` value is refused: accepted, then closed with 4400
+(a typo must not silently give HTML to a JSON parser).
+
 Live events reach a socket through its process's fan-out hub (fanout.py), not through a
 channel-layer channel of its own; the hub also closes it when its session ends (4401) or its
 room is no longer visible to its user (4403)."""
@@ -18,6 +31,7 @@ import asyncio
 import json
 import logging
 import uuid
+from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -34,6 +48,7 @@ from .realtime import LAYER_ERRORS
 
 logger = logging.getLogger(__name__)
 
+CLOSE_BAD_REQUEST = 4400  # an unknown ?format= (not "html" or "json")
 CLOSE_UNAUTHENTICATED = 4401  # also: the session ended while the socket was open
 CLOSE_FORBIDDEN = 4403  # the room it shows is no longer visible (removed, left, deleted)
 CLOSE_NOT_FOUND = 4404
@@ -67,6 +82,18 @@ _CHANGES = {
     "react": (services.reaction_add, ("emoji",)),
     "unreact": (services.reaction_remove, ("emoji",)),
 }
+
+
+# ?format= of a room socket: "html" (the default: the page's fragments) or "json" (programs).
+FORMATS = ("html", "json")
+
+
+def _query_format(scope: dict) -> str:
+    """The handshake's ``format`` query parameter ("html" when there is none; its last value
+    when repeated)."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    values = query.get("format")
+    return values[-1] if values else "html"
 
 
 def _named_id(value) -> int | str | None:
@@ -125,6 +152,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
     revoked = False
     end_code: int | None = None
     accepted = False
+    json_frames = False  # a room socket opened with ?format=json (RoomConsumer)
     closing: asyncio.Task | None = None  # the close _end() scheduled
     checking: asyncio.Task | None = None  # a re-check of the room's visibility
 
@@ -252,29 +280,29 @@ class SocketConsumer(AsyncWebsocketConsumer):
         if self.revoked or not self.ready:
             return  # a frame after the session ended is not acted on
         if text_data is None:
-            await self.send_error(_("Send text frames with JSON."))
+            await self.send_error(_("Send text frames with JSON."), code="parse_error")
             return
         # The frame cap only bounds parsing work; the message's length is checked on the
         # decoded text by message_send (a 4000-character message in \uXXXX escapes is ~48k).
         if len(text_data) > settings.PARLEY_WS_MAX_FRAME:
-            await self.send_error(_("That message is too large."))
+            await self.send_error(_("That message is too large."), code="payload_too_large")
             return
         try:
             data = json.loads(text_data)
         except RecursionError:  # [[[[…]]]] nested deeper than the parser's stack
-            await self.send_error(_("That JSON is nested too deeply."))
+            await self.send_error(_("That JSON is nested too deeply."), code="parse_error")
             return
         except ValueError:
-            await self.send_error(_("That was not valid JSON."))
+            await self.send_error(_("That was not valid JSON."), code="parse_error")
             return
         if not isinstance(data, dict):
-            await self.send_error(_("Send a JSON object."))
+            await self.send_error(_("Send a JSON object."), code="parse_error")
             return
         await self.receive_frame(data.get("type", "message"), data)
 
     async def receive_frame(self, kind, data: dict) -> None:
         if not await self.receive_presence_frame(kind, data):
-            await self.send_error(_("Unknown frame type."))
+            await self.send_error(_("Unknown frame type."), field="type")
 
     # --- presence (presence.py): the page's activity and the dots it shows ---------------------
 
@@ -288,7 +316,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
         elif kind == "presence-watch":
             users = data.get("users")
             if not isinstance(users, list):
-                await self.send_error(_("presence-watch needs a list of user ids."))
+                await self.send_error(_("presence-watch needs a list of user ids."), field="users")
                 return True
             ids = [u for u in users if isinstance(u, int) and not isinstance(u, bool)]
             states = await fanout.hub().presence_watch(self, ids)
@@ -309,8 +337,29 @@ class SocketConsumer(AsyncWebsocketConsumer):
             task = asyncio.ensure_future(self.base_send(frame))
             task.add_done_callback(_ignore_send_failure)
 
-    async def send_error(self, text: str, client_id=None, message_id=None) -> None:
-        await self.send(text_data=realtime.render_error(text, client_id, _named_id(message_id)))
+    async def send_error(
+        self, text: str, client_id=None, message_id=None, *, code="invalid", field=None
+    ) -> None:
+        """An error for this socket alone (it stays open): the ``#composer-error`` fragment,
+        or on a JSON socket ``{"type": "error", "error": {"code", "message", "fields"}}``
+        (``field``: the frame's key it is about), with the ``client_id`` / ``id`` it names."""
+        message_id = _named_id(message_id)
+        if self.json_frames:
+            fields = {field: [text]} if field else None
+            if isinstance(message_id, str):
+                message_id = int(message_id)
+            text_data = delivery.json_error(
+                text, code=code, fields=fields, client_id=client_id, message_id=message_id
+            )
+        else:
+            text_data = realtime.render_error(text, client_id, message_id)
+        await self.send(text_data=text_data)
+
+    async def send_refusal(self, exc: Exception, client_id=None, message_id=None, field=None):
+        """A service's refusal (REFUSALS), with its code (errors.code_of)."""
+        await self.send_error(
+            errors.describe(exc), client_id, message_id, code=errors.code_of(exc), field=field
+        )
 
     async def dispatch(self, message: dict) -> None:
         # Channels first hops to the database thread to close stale connections
@@ -404,6 +453,12 @@ class RoomConsumer(SocketConsumer):
     receipts_checking: asyncio.Task | None = None
 
     async def find(self, user) -> bool:
+        wire_format = _query_format(self.scope)
+        if wire_format not in FORMATS:
+            await self.accept()
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return False
+        self.json_frames = wire_format == "json"
         pk = self.scope["url_route"]["kwargs"]["pk"]
         try:
             self.room = await database_sync_to_async(selectors.room_get_for_user)(user=user, pk=pk)
@@ -447,13 +502,17 @@ class RoomConsumer(SocketConsumer):
 
     async def subscribe(self, hub: fanout.Hub) -> None:
         room = self.room
+        if self.json_frames:
+            wire = delivery.JsonWire(room.pk, database_sync_to_async(realtime.json_messages))
+        else:
+            wire = delivery.HtmlWire(database_sync_to_async(realtime.render_messages_oob))
         self.stream = SocketStream(
             send=self.base_send,
             load=self._load_changes,
-            render=database_sync_to_async(realtime.render_messages_oob),
             last_seq=self._last_seq,
             seq_at_connect=room.last_seq,
             label=room,
+            wire=wire,
         )
         await hub.join(room.pk, self)
         self.joined = True
@@ -506,7 +565,7 @@ class RoomConsumer(SocketConsumer):
         elif kind == "typing":
             await self.receive_typing(data)
         else:
-            await self.send_error(_("Unknown frame type."))
+            await self.send_error(_("Unknown frame type."), field="type")
 
     async def receive_message(self, data: dict) -> None:
         client_id = data.get("client_id")
@@ -527,7 +586,7 @@ class RoomConsumer(SocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         except REFUSALS as exc:
-            await self.send_error(errors.describe(exc), client_id=client_id)
+            await self.send_refusal(exc, client_id=client_id)
             return
         # Acknowledge on this socket without waiting for the channel layer (which may drop
         # it), through the same ordered queue as live messages. A retry of a message stored
@@ -547,7 +606,7 @@ class RoomConsumer(SocketConsumer):
             return
         except REFUSALS as exc:
             message_id = data.get("id")
-            await self.send_error(errors.describe(exc), message_id=message_id)
+            await self.send_refusal(exc, message_id=message_id)
             return
         for event in events:
             self.stream.acknowledge(event, True)
@@ -559,7 +618,7 @@ class RoomConsumer(SocketConsumer):
         enough (else a ``typing_off`` notice, once)."""
         stop = data.get("stop", False)
         if not isinstance(stop, bool):
-            await self.send_error(_("A typing frame's stop must be true or false."))
+            await self.send_error(_("A typing frame's stop must be true or false."), field="stop")
             return
         gate = self.typing_gate
         if gate is None:
@@ -598,7 +657,7 @@ class RoomConsumer(SocketConsumer):
         try:
             seq = errors.parse_seq(data.get("seq"), name="seq")
         except ValidationError as exc:
-            await self.send_error(errors.describe(exc))
+            await self.send_refusal(exc, field="seq")
             return
         stream = self.user_stream
         if stream is not None and await stream.settled():
@@ -640,19 +699,20 @@ class RoomConsumer(SocketConsumer):
         except services.RoomNotFound:
             await self.close(code=CLOSE_NOT_FOUND)
         except ValidationError as exc:
-            await self.send_error(errors.describe(exc))
+            await self.send_refusal(exc, field="seq")
         return None
 
     async def receive_resume(self, data: dict) -> None:
         try:
             after = errors.parse_seq(data.get("after_seq", 0))
         except ValidationError as exc:
-            await self.send_error(errors.describe(exc))
+            await self.send_refusal(exc, field="after_seq")
             return
         # The page resumes as it opens: its user stream starts with that (and with who is
-        # typing in the room now, as far as this process has seen).
+        # typing in the room now, as far as this process has seen). A JSON socket has none.
         fresh = self.user_stream is None
-        self.start_user_stream()
+        if not self.json_frames:
+            self.start_user_stream()
         if fresh and self.user_stream is not None:
             typing_now = fanout.hub().typing.current(self.room.pk)
             if typing_now is not None:
@@ -670,7 +730,8 @@ class RoomConsumer(SocketConsumer):
                         "after_seq %(after)d is past the room's newest message (%(newest)d); "
                         "continuing from there."
                     )
-                    % {"after": after, "newest": newest}
+                    % {"after": after, "newest": newest},
+                    field="after_seq",
                 )
                 after = newest
         stream.resume(after)

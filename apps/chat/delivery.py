@@ -4,7 +4,10 @@ channel layer is at-most-once.
 A ``SocketStream`` is one socket's state machine. It does no I/O of its own: it is given
 ``send`` (an ASGI message to the client), ``load`` (the messages changed in a seq range, from
 the database), ``render`` (messages to one frame) and ``last_seq`` (the room's, from the
-database), so it can be tested with fakes.
+database), so it can be tested with fakes. What it sends is its ``wire``'s business, not its
+own: ``HtmlWire`` (the page's fragments, the default) or ``JsonWire`` (``?format=json``: one
+JSON frame per change, ``caught_up`` after a resume's catch-up, ``ack`` and ``reset`` frames).
+Both go through the same states, the same queue and the same rules below.
 
 States, explicit:
 
@@ -27,7 +30,7 @@ stalled socket holds up no other.
 
 A ``UserStream`` is the other half of a socket: its user's own stream — unread counts of every
 room they are a member of, notifications, "the sidebar changed" — as small JSON text frames
-(see its docstring). The room stream stays HTML fragments.
+(see its docstring). The room stream is HTML fragments, or a JSON socket's frames.
 """
 
 import asyncio
@@ -43,7 +46,7 @@ from django.template.loader import render_to_string
 
 from apps.core.eager import start_eagerly
 
-from . import realtime, search, unread
+from . import errors, realtime, search, unread
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +89,84 @@ def render_ack(client_id: str, message_id: int) -> str:
     return render_to_string("chat/room_detail.html#message-ack", context)
 
 
+class HtmlWire:
+    """What a SocketStream sends to a page: HTML fragments. A live event's ASGI message is the
+    hub's ``frame`` (built once for every recipient); a catch-up is one fragment for the
+    batch; a passed retry is ``render_ack``; too far behind is ``render_reload``."""
+
+    __slots__ = ("_render",)
+
+    def __init__(self, render: "Render"):
+        self._render = render
+
+    def live(self, event: dict) -> dict | None:
+        return event.get("frame") or realtime.websocket_frame(event["html"])
+
+    async def changes(self, messages: Sequence[Any], after: int) -> list[str]:
+        html = await self._render(messages)
+        return [html] if html else []
+
+    def ack(self, client_id: str, message_id: int) -> str:
+        return render_ack(client_id, message_id)
+
+    def reset(self, seq: int) -> str:
+        return realtime.render_reload()
+
+    def caught_up(self, seq: int) -> str | None:
+        return None
+
+
+class JsonWire:
+    """What a SocketStream sends to a program (``?format=json``): JSON text frames (README, "Bots
+    on the websocket"). A live event's ASGI message is built once per event per process, by
+    the first JSON socket the hub offers it to (``json_frame``, kept on the event); a catch-up
+    is one frame per change, then ``caught_up``; a passed retry is an ``ack`` frame; too far
+    behind is ``reset``. ``render`` builds catch-up frames: (messages, after) -> texts."""
+
+    __slots__ = ("room_id", "_render")
+
+    def __init__(self, room_id: int, render: Callable[[Sequence[Any], int], Awaitable[list[str]]]):
+        self.room_id = room_id
+        self._render = render
+
+    def live(self, event: dict) -> dict | None:
+        frame = event.get("json_frame")
+        if frame is None:
+            text = realtime.json_text(event)
+            if text is None:
+                return None  # no message object in it: the stream reads it from the database
+            frame = realtime.websocket_frame(text)
+            if "frame" in event:  # a hub's copy, shared by its sockets (not a local ack's)
+                event["json_frame"] = frame
+        return frame
+
+    async def changes(self, messages: Sequence[Any], after: int) -> list[str]:
+        return await self._render(messages, after) if messages else []
+
+    def ack(self, client_id: str, message_id: int) -> str:
+        payload = {"type": "ack", "room": self.room_id, "client_id": client_id, "id": message_id}
+        return realtime.dumps(payload)
+
+    def reset(self, seq: int) -> str:
+        return realtime.dumps({"type": "reset", "room": self.room_id, "seq": seq})
+
+    def caught_up(self, seq: int) -> str | None:
+        return realtime.dumps({"type": "caught_up", "room": self.room_id, "seq": seq})
+
+
+def json_error(
+    text: str, *, code: str = "invalid", fields: dict | None = None, client_id=None, message_id=None
+) -> str:
+    """``{"type": "error", "error": {"code", "message", "fields"}, "client_id"?, "id"?}``: for
+    the sender's socket only (errors.error_object's shape, as the API's error bodies)."""
+    payload = {"type": "error", "error": errors.error_object(code, text, fields)}
+    if isinstance(client_id, str):
+        payload["client_id"] = client_id
+    if message_id is not None:
+        payload["id"] = message_id
+    return realtime.dumps(payload)
+
+
 def change_seq(message) -> int:
     """The seq of a message's latest change (its version; a message never changed: its seq)."""
     return getattr(message, "version", message.seq)
@@ -122,7 +203,7 @@ class SocketStream(_CarriedOn):
     __slots__ = (
         "_send_asgi",
         "_load",
-        "_render",
+        "_wire",
         "_last_seq",
         "seq_at_connect",
         "label",
@@ -141,14 +222,16 @@ class SocketStream(_CarriedOn):
         *,
         send: Send,
         load: Load,
-        render: Render,
+        render: Render | None = None,
         last_seq: LastSeq,
         seq_at_connect: int,
         label: object = "",
+        wire: "HtmlWire | JsonWire | None" = None,
     ):
         self._send_asgi = send
         self._load = load
-        self._render = render
+        # What it sends (HTML fragments, or JSON frames): the delivery rules are the same.
+        self._wire = wire if wire is not None else HtmlWire(render)
         self._last_seq = last_seq
         # The room's last seq when the socket subscribed: where a socket that never resumes
         # starts, and the least a client can have seen.
@@ -212,8 +295,11 @@ class SocketStream(_CarriedOn):
         ):
             # The common case — in order, nothing queued — without the job queue: one send,
             # with the ASGI message the hub built once for every recipient.
+            frame = self._wire.live(event)
+            if frame is None:  # (the queue reads it from the database)
+                self._submit(partial(self._deliver, event))
+                return
             self.cursor = event["seq"]
-            frame = event.get("frame") or realtime.websocket_frame(event["html"])
             self._busy = True
             try:
                 sending = start_eagerly(self._send_asgi(frame))
@@ -302,6 +388,10 @@ class SocketStream(_CarriedOn):
         for event in sorted(held, key=lambda e: e["seq"]):
             await self._deliver(event)
         self._forget_early()
+        if catch_up:
+            done = self._wire.caught_up(self.cursor)  # (JSON: "caught_up")
+            if done is not None:
+                await self._send(done)
 
     async def _ack(self, event: dict, created: bool, client_id: str | None) -> None:
         seq = event["seq"]
@@ -311,7 +401,7 @@ class SocketStream(_CarriedOn):
             if self._sent_early is None:
                 self._sent_early = set()
             self._sent_early.add(seq)
-            await self._send(event["html"])
+            await self._send_frame(self._wire.live(event))
         elif seq > self.cursor:
             await self._deliver(event)  # in order: a gap before it is filled first
         elif not created:
@@ -320,7 +410,7 @@ class SocketStream(_CarriedOn):
             # later version is still to come). Its article here would be the state read
             # before, possibly older than what went out since: a version must not go
             # backwards on one socket.
-            await self._send(render_ack(client_id or "", event["id"]))
+            await self._send(self._wire.ack(client_id or "", event["id"]))
 
     async def _catch_up(self, seq: int) -> None:
         if seq > self.cursor:
@@ -330,6 +420,10 @@ class SocketStream(_CarriedOn):
         seq = event["seq"]
         if seq <= self.cursor:
             return  # already sent: a catch-up overlapped the live stream
+        frame = self._wire.live(event)
+        if frame is None:
+            await self._send_changes(upto=seq)  # nothing to send it with: from the database
+            return
         if seq > self.cursor + 1:
             await self._send_changes(upto=seq - 1)  # the channel layer dropped something
         if seq > self.cursor:
@@ -337,7 +431,7 @@ class SocketStream(_CarriedOn):
             if self._sent_early and seq in self._sent_early:
                 self._forget_early()  # acknowledged before the stream started
                 return
-            await self._send(event["html"])
+            await self._send_frame(frame)
 
     async def _send_changes(self, *, upto: int | None) -> None:
         """Send, in one frame, the current state of every message changed after ``cursor``
@@ -346,7 +440,7 @@ class SocketStream(_CarriedOn):
         if len(changes) > RESUME_CAP:
             # Too far behind to replay over the socket: the page reloads its history instead.
             self.cursor = await self._last_seq()
-            await self._send(realtime.render_reload())
+            await self._send(self._wire.reset(self.cursor))
             return
         if upto is not None:
             # Everything up to ``upto`` is accounted for: a message changed in that range and
@@ -358,25 +452,30 @@ class SocketStream(_CarriedOn):
             return
         if self._sent_early:  # acknowledged before the stream started: not again
             changes = [m for m in changes if change_seq(m) not in self._sent_early]
-        html = await self._render(changes) if changes else ""
+        # HTML: one fragment for the batch; JSON: one frame per change.
+        texts = await self._wire.changes(changes, self.cursor) if changes else []
         self.cursor = newest
         self._forget_early()
-        if html:
-            await self._send(html)
+        for text in texts:
+            await self._send(text)
+
+    async def _send(self, text: str) -> None:
+        await self._send_frame(realtime.websocket_frame(text))
+
+    async def _send_frame(self, frame: dict) -> None:
+        """An ASGI message: a change event's (the wire's ``live``), or a text's."""
+        if self.state is State.CLOSED:  # closed while this job ran
+            return
+        try:
+            await self._send_asgi(frame)
+        except Exception as exc:
+            raise SendFailed from exc
 
     def _forget_early(self) -> None:
         """Early acknowledgements at or below the cursor can come no more: forget them (while
         any is remembered, live changes take the queue, not the quick path)."""
         if self._sent_early:
             self._sent_early = {seq for seq in self._sent_early if seq > self.cursor} or None
-
-    async def _send(self, html: str) -> None:
-        if self.state is State.CLOSED:  # closed while this job ran
-            return
-        try:
-            await self._send_asgi(realtime.websocket_frame(html))
-        except Exception as exc:
-            raise SendFailed from exc
 
 
 # --- The user stream ----------------------------------------------------------------------------

@@ -569,7 +569,9 @@ class Hub:
         if event["room"] in self.typing.rooms:
             self._typer_posted(event)
         if room.members:
-            # One ASGI message for every recipient: servers read it and never change it.
+            # One ASGI message for every recipient: servers read it and never change it. (The
+            # JSON sockets' one, ``json_frame``, is added to this same event by the first of
+            # them it is offered to, and shared by the rest: delivery.JsonWire.live.)
             event["frame"] = realtime.websocket_frame(event["html"])
             for consumer in tuple(room.members):
                 try:

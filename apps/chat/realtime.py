@@ -10,6 +10,7 @@ for websocket work, and a hanging Redis would stall every socket's queries behin
 handed to the process's event loop (``bind_loop``), where it runs as a task."""
 
 import asyncio
+import json
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from django.utils import translation
 from project.cache import OUTAGE_ERRORS
 
 from .models import Message
+from .payloads import message_data
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +80,8 @@ ROOM_CHANGE = "room.change"
 def change_event(message: Message) -> dict:
     """The channel-layer event for the message's current state: ``seq`` is the seq of the
     change it shows (its version). ``meta`` is what a sidebar needs to count it (the same for
-    every recipient: each socket applies it to its own read pointer, unread.py)."""
+    every recipient: each socket applies it to its own read pointer, unread.py). ``data`` is
+    the message object (payloads.message_data), for the JSON sockets' frames (``json_text``)."""
     return {
         "type": ROOM_CHANGE,
         "room": message.room_id,
@@ -86,7 +89,51 @@ def change_event(message: Message) -> dict:
         "seq": message.version,
         "html": render_messages_oob([message]),
         "meta": change_meta(message),
+        "data": message_data(message),
     }
+
+
+# --- JSON frames (a room socket opened with ?format=json) ----------------------------------
+
+# change_meta's kind -> the JSON frame's type.
+JSON_TYPES = {"new": "message", "update": "message_changed", "delete": "message_deleted"}
+
+
+def dumps(payload: dict) -> str:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_text(event: dict) -> str | None:
+    """A change event's JSON frame: ``{"type": "message" | "message_changed" |
+    "message_deleted", "room", "seq", "message"}``. None for an event without ``data`` (an
+    older publisher's, in a rolling deploy): the socket reads that change from the
+    database."""
+    data = event.get("data")
+    meta = event.get("meta")
+    if data is None or meta is None:
+        return None
+    kind = JSON_TYPES.get(meta.get("kind"), "message_changed")
+    return dumps({"type": kind, "room": event["room"], "seq": event["seq"], "message": data})
+
+
+def json_message_text(message: Message, after: int) -> str:
+    """A caught-up message's JSON frame: ``message`` when it is newer than what the client
+    holds (``after``), even if it changed since; ``message_deleted`` for a tombstone; else
+    ``message_changed``."""
+    if message.deleted_at is not None:
+        kind = "message_deleted"
+    elif message.seq > after:
+        kind = "message"
+    else:
+        kind = "message_changed"
+    payload = {"type": kind, "room": message.room_id, "seq": message.version}
+    payload["message"] = message_data(message)
+    return dumps(payload)
+
+
+def json_messages(messages, after: int) -> list[str]:
+    """Catch-up frames (one per change, in the order given)."""
+    return [json_message_text(message, after) for message in messages]
 
 
 NOTIFY_TEXT_MAX = 140
