@@ -345,21 +345,31 @@ class SocketConsumer(AsyncWebsocketConsumer):
         (``field``: the frame's key it is about), with the ``client_id`` / ``id`` it names."""
         message_id = _named_id(message_id)
         if self.json_frames:
+            # As the API words it: an error about one input is "<input>: <its message>".
             fields = {field: [text]} if field else None
             if isinstance(message_id, str):
                 message_id = int(message_id)
             text_data = delivery.json_error(
-                text, code=code, fields=fields, client_id=client_id, message_id=message_id
+                f"{field}: {text}" if field else text,
+                code=code,
+                fields=fields,
+                client_id=client_id,
+                message_id=message_id,
             )
         else:
             text_data = realtime.render_error(text, client_id, message_id)
         await self.send(text_data=text_data)
 
-    async def send_refusal(self, exc: Exception, client_id=None, message_id=None, field=None):
-        """A service's refusal (REFUSALS), with its code (errors.code_of)."""
-        await self.send_error(
-            errors.describe(exc), client_id, message_id, code=errors.code_of(exc), field=field
-        )
+    async def send_refusal(
+        self, exc: Exception, client_id=None, message_id=None, field=None, frame=None
+    ):
+        """A service's refusal (REFUSALS), with its code (errors.code_of). As in the API's
+        answers: a code that only names the input it is about (``reply_to``, ``emoji``: a key
+        of the refused ``frame``) is "invalid", with the error under that key in ``fields``."""
+        code = errors.code_of(exc)
+        if field is None and isinstance(frame, dict) and code in frame and code != "type":
+            code, field = "invalid", code
+        await self.send_error(errors.describe(exc), client_id, message_id, code=code, field=field)
 
     async def dispatch(self, message: dict) -> None:
         # Channels first hops to the database thread to close stale connections
@@ -586,7 +596,7 @@ class RoomConsumer(SocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         except REFUSALS as exc:
-            await self.send_refusal(exc, client_id=client_id)
+            await self.send_refusal(exc, client_id=client_id, frame=data)
             return
         # Acknowledge on this socket without waiting for the channel layer (which may drop
         # it), through the same ordered queue as live messages. A retry of a message stored
@@ -606,7 +616,7 @@ class RoomConsumer(SocketConsumer):
             return
         except REFUSALS as exc:
             message_id = data.get("id")
-            await self.send_refusal(exc, message_id=message_id)
+            await self.send_refusal(exc, message_id=message_id, frame=data)
             return
         for event in events:
             self.stream.acknowledge(event, True)

@@ -405,6 +405,33 @@ async def test_a_refused_change_names_the_message_and_its_code(public_room, alic
     await bot.close()
 
 
+async def test_a_refusal_about_one_input_has_the_apis_code_and_fields(public_room, alice, bob):
+    """The websocket and the API answer the same refusal with the same code and fields: a
+    service code that only names its input (an unknown emoji, a reply to nothing) is
+    "invalid", the error under that input."""
+    message = await post(public_room, bob, "bob's")
+    bot = await resumed_bot(public_room.pk, alice)
+    await bot.send({"type": "react", "id": message.pk, "emoji": "not-an-emoji"})
+    react = (await bot.frame())["error"]
+    await bot.send({"body": "re", "reply_to": 987654, "client_id": str(uuid.uuid4())})
+    reply = (await bot.frame())["error"]
+    await bot.close()
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {bot.secret}")
+    url = f"/api/rooms/{public_room.pk}/messages/"
+    by_api_react = await database_sync_to_async(api.post)(
+        f"{url}{message.pk}/reactions/", {"emoji": "not-an-emoji"}, format="json"
+    )
+    by_api_reply = await database_sync_to_async(api.post)(
+        url, {"body": "re", "reply_to": 987654}, format="json"
+    )
+    assert react == by_api_react.json()["error"]
+    assert react["code"] == "invalid" and list(react["fields"]) == ["emoji"]
+    assert reply == by_api_reply.json()["error"]
+    assert reply["code"] == "invalid" and list(reply["fields"]) == ["reply_to"]
+
+
 async def test_a_rate_limited_bot_gets_throttled(public_room, alice, settings):
     settings.PARLEY_MESSAGE_RATE = (1, 60)
     bot = await resumed_bot(public_room.pk, alice)
