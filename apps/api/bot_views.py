@@ -238,12 +238,13 @@ class WebhookCreatedSerializer(WebhookSerializer):
         read_only_fields = fields
 
 
-def _room(request, room_pk) -> Room:
-    """The room if the caller manages it — THE rule, ``Room.objects.managed_by`` — else 404
-    (a member who does not own it learns no more than a stranger)."""
-    room = Room.objects.managed_by(request.user).filter(pk=room_pk).first()
+def _room(room_pk) -> Room:
+    """The room the URL names (RoomNotFound: 404 if none). Whether the caller manages it is the
+    webhook service's check (``Room.objects.managed_by``): a member who does not own it gets
+    the same 404 as a stranger."""
+    room = Room.objects.filter(pk=room_pk).first()
     if room is None:
-        raise NotFound(webhooks.RoomNotFound.default_message)
+        raise webhooks.RoomNotFound
     return room
 
 
@@ -271,14 +272,14 @@ class WebhookListView(GenericAPIView):
         return NON_FIELD if code == "too_many" else "name"
 
     def get(self, request, room_pk: int):
-        room = _room(request, room_pk)
+        room = _room(room_pk)
         listed = webhooks.webhook_list_for_room(room=room, user=request.user)
         page = self.paginate_queryset(listed)
         body = WebhookSerializer(page, many=True, context=self.get_serializer_context())
         return self.get_paginated_response(body.data)
 
     def post(self, request, room_pk: int):
-        room = _room(request, room_pk)
+        room = _room(room_pk)
         data = WebhookCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         webhook, secret = _service(
@@ -307,6 +308,6 @@ class WebhookDetailView(GenericAPIView):
     serializer_class = WebhookSerializer
 
     def delete(self, request, room_pk: int, pk: int):
-        room = _room(request, room_pk)
+        room = _room(room_pk)
         _service(lambda: webhooks.webhook_revoke(room=room, user=request.user, webhook_id=pk), self)
         return Response(status=status.HTTP_204_NO_CONTENT)
