@@ -7,7 +7,12 @@ each in exactly one answer: the 201 that made them."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    extend_schema_view,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
@@ -18,6 +23,7 @@ from apps.chat import webhooks
 from apps.chat.models import Room, Webhook
 from apps.profiles import bots
 
+from . import examples
 from .exceptions import NON_FIELD, api_exception
 from .serializers import PersonSerializer, TextField, UploadField
 from .token_views import (
@@ -33,6 +39,7 @@ _GONE = {204: OpenApiResponse(description="Deleted.")}
 AVATAR_CODES = {"empty", "file_size", "dimensions", "invalid_image"}
 
 
+@extend_schema_serializer(examples=[examples.example("A bot", examples.BOT)])
 class BotSerializer(PersonSerializer):
     """A bot: a person-like object (``id`` is its user id) with its ``created_at``."""
 
@@ -212,6 +219,7 @@ class BotTokenDetailView(GenericAPIView):
 
 
 # --- incoming webhooks ------------------------------------------------------------------------
+@extend_schema_serializer(examples=[examples.example("A webhook", examples.WEBHOOK)])
 class WebhookSerializer(serializers.ModelSerializer):
     """A webhook as listed: its URL's first characters (`prefix`), never the secret."""
 

@@ -7,7 +7,7 @@ import uuid
 from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
@@ -15,6 +15,8 @@ from apps.chat import payloads, presence
 from apps.chat import selectors as chat_selectors
 from apps.chat.models import Attachment, Message, Room
 from apps.profiles.models import Profile
+
+from . import examples
 
 __all__ = [
     "AttachmentSerializer",
@@ -184,6 +186,7 @@ class PersonSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(url) if request is not None else url
 
 
+@extend_schema_serializer(examples=[examples.example("A profile", examples.PROFILE)])
 class ProfileSerializer(PersonSerializer):
     """``/api/profiles/``: a person, with their ``presence``."""
 
@@ -202,6 +205,7 @@ class ProfileSerializer(PersonSerializer):
         return states[profile.user_id]
 
 
+@extend_schema_serializer(examples=[examples.example("Your profile", examples.MY_PROFILE)])
 class MyProfileSerializer(ProfileSerializer):
     """One's own profile (``/api/profiles/me/``): also the privacy settings, which nobody
     else sees."""
@@ -211,6 +215,7 @@ class MyProfileSerializer(ProfileSerializer):
         read_only_fields = fields
 
 
+@extend_schema_serializer(examples=[examples.example("A room", examples.ROOM)])
 class RoomSerializer(serializers.ModelSerializer):
     """``title`` is what a person sees: the name of a public room or a private group, the other
     participant's name for a 1:1 conversation. ``kind`` is ``public``, ``private`` (a private
@@ -310,6 +315,7 @@ class RoomSerializer(serializers.ModelSerializer):
         return 0 if state is None else state.mentions
 
 
+@extend_schema_serializer(examples=[examples.example("Your read state", examples.UNREAD)])
 class UnreadStateSerializer(serializers.Serializer):
     """Your read state of one room (``selectors.UnreadState``): the answer of ``read/``."""
 
@@ -319,6 +325,7 @@ class UnreadStateSerializer(serializers.Serializer):
     mention_count = serializers.IntegerField(source="mentions")
 
 
+@extend_schema_serializer(examples=[examples.example("A read receipt", examples.RECEIPT)])
 class ReceiptSerializer(serializers.Serializer):
     """A read receipt (issue 11): a member who sends receipts and how far they have read
     (their read pointer, in the room's seq space)."""
@@ -329,6 +336,7 @@ class ReceiptSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_serializer(examples=[examples.example("A member", examples.MEMBER)])
 class MemberSerializer(serializers.Serializer):
     """A member of a room (a ``Membership`` with its user and profile): ``id`` is the user id,
     ``name`` what is shown (the display name, else the username), ``role`` owner/member."""
@@ -365,6 +373,7 @@ class MemberSerializer(serializers.Serializer):
         return request.build_absolute_uri(url) if request is not None else url
 
 
+@extend_schema_serializer(examples=[examples.example("An image", examples.ATTACHMENT)])
 class AttachmentSerializer(serializers.ModelSerializer):
     """A file: ``url`` serves it (a download, or the image inline), ``thumbnail_url`` an
     image's WebP thumbnail (null for other files). Both need the same access as the room
@@ -401,6 +410,7 @@ class AttachmentSerializer(serializers.ModelSerializer):
         return self._absolute(attachment.thumbnail_url)
 
 
+@extend_schema_serializer(examples=[examples.example("A message", examples.MESSAGE)])
 class MessageSerializer(serializers.ModelSerializer):
     """A message in its current state. ``seq`` is its place in the room (it never changes);
     ``version`` is the room seq of its latest change (= ``seq`` until it is edited, deleted or
@@ -473,6 +483,7 @@ class MessageSerializer(serializers.ModelSerializer):
         ]
 
 
+@extend_schema_serializer(examples=[examples.example("A search hit", examples.SEARCH_RESULT)])
 class SearchResultSerializer(serializers.Serializer):
     """A search hit (``apps.chat.search.SearchResult``): the message's ``id``, ``room`` (id),
     ``seq``, ``author`` (as in messages), ``created_at``; ``snippet``, at most ~200 characters

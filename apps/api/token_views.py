@@ -11,6 +11,7 @@ from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiResponse,
     extend_schema,
+    extend_schema_serializer,
     extend_schema_view,
     inline_serializer,
 )
@@ -25,6 +26,7 @@ from rest_framework.views import APIView
 from apps.accounts import login_limits, tokens
 from apps.accounts.models import AccessToken
 
+from . import examples
 from .exceptions import NON_FIELD, api_exception
 from .serializers import IdField, TextField
 from .throttles import TokenAddressThrottle
@@ -43,6 +45,7 @@ class _TokenErrors:
         return "name"
 
 
+@extend_schema_serializer(examples=[examples.example("A token", examples.TOKEN)])
 class TokenSerializer(serializers.ModelSerializer):
     """A token as listed: never its secret (the database does not have it)."""
 
@@ -124,6 +127,10 @@ class TokenCreatedSerializer(TokenSerializer):
 _CREATE_EXAMPLE = OpenApiExample(
     "A token for 90 days", value={"name": "deploy bot", "expires_in_days": 90}, request_only=True
 )
+_CREATED_EXAMPLE = examples.example(
+    "The new token (its secret this once)",
+    {**examples.TOKEN, "token": "pat_Xk3v9QaB" + "q" * 38},
+)
 
 
 def _created(token: AccessToken, secret: str) -> dict:
@@ -141,7 +148,7 @@ def _created(token: AccessToken, secret: str) -> dict:
         operation_id="tokens_create",
         request=TokenCreateSerializer,
         responses={201: TokenCreatedSerializer},
-        examples=[_CREATE_EXAMPLE],
+        examples=[_CREATE_EXAMPLE, _CREATED_EXAMPLE],
     ),
 )
 class TokenListView(_TokenErrors, GenericAPIView):
@@ -216,7 +223,8 @@ class TokenDetailView(GenericAPIView):
                 "A script's token",
                 value={"username": "alice", "password": "…", "name": "backup script"},
                 request_only=True,
-            )
+            ),
+            _CREATED_EXAMPLE,
         ],
     ),
     delete=extend_schema(

@@ -42,7 +42,7 @@ from apps.profiles import selectors as profile_selectors
 from apps.profiles import services as profile_services
 from apps.profiles.models import Profile
 
-from . import serializers
+from . import examples, serializers
 from .exceptions import NON_FIELD, PayloadTooLarge
 
 MESSAGE_PAGE_MAX = 100
@@ -147,6 +147,7 @@ class ApiRootView(APIView):
                 value={"name": "ops", "private": True, "members": ["alice"], "topic": "On call"},
                 request_only=True,
             ),
+            examples.example("The new room", {**examples.ROOM, "role": "owner"}),
         ],
     ),
     partial_update=extend_schema(
@@ -359,7 +360,10 @@ class RoomViewSet(
         summary="Move your read pointer",
         request=serializers.ReadSerializer,
         responses=serializers.UnreadStateSerializer,
-        examples=[OpenApiExample("Read up to seq 42", value={"seq": 42}, request_only=True)],
+        examples=[
+            OpenApiExample("Read up to seq 42", value={"seq": 42}, request_only=True),
+            examples.example("Your read state", examples.UNREAD),
+        ],
     )
     @action(detail=True, methods=["post"])
     def read(self, request, pk=None):
@@ -422,6 +426,16 @@ class RoomViewSet(
             OpenApiParameter("limit", int, description="1 to 100 (default 50)."),
         ],
         responses=_MESSAGE_PAGE,
+        examples=[
+            examples.example(
+                "An older page",
+                {
+                    "results": [examples.MESSAGE],
+                    "older": "https://chat.example.org/api/rooms/1/messages/?before=17",
+                    "newer": "https://chat.example.org/api/rooms/1/messages/?after=17",
+                },
+            )
+        ],
     )
     @extend_schema(
         methods=["POST"],
@@ -439,7 +453,8 @@ class RoomViewSet(
                     "client_id": "3f2b8c1e-0d4a-4e6b-9a7c-5e1f2a3b4c5d",
                 },
                 request_only=True,
-            )
+            ),
+            examples.example("The message sent", examples.MESSAGE),
         ],
     )
     @action(detail=True, methods=["get", "post"])
@@ -592,7 +607,10 @@ class MessageDetailView(_MessageView):
         operation_id="reactions_add",
         request=serializers.ReactionCreateSerializer,
         responses=_created_or_existing(_MESSAGE, "Reacted.", "You had already reacted so."),
-        examples=[OpenApiExample("Thumbs up", value={"emoji": "👍"}, request_only=True)],
+        examples=[
+            OpenApiExample("Thumbs up", value={"emoji": "👍"}, request_only=True),
+            examples.example("The message with your reaction", examples.MESSAGE),
+        ],
     )
 )
 class ReactionListView(_MessageView):
@@ -793,6 +811,15 @@ def _limit_param(request) -> int:
             OpenApiParameter("before", str, description="The next page's cursor."),
         ],
         responses=_SEARCH_PAGE,
+        examples=[
+            examples.example(
+                "One hit, more to come",
+                {
+                    "results": [examples.SEARCH_RESULT],
+                    "next": "https://chat.example.org/api/search/?q=icons&before=42",
+                },
+            )
+        ],
     )
 )
 class SearchView(GenericAPIView):
@@ -886,7 +913,10 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
     post=extend_schema(
         summary="Open a direct conversation",
         responses=_created_or_existing(_ROOM, "Created.", "It already existed."),
-        examples=[OpenApiExample("With alice", value={"username": "alice"}, request_only=True)],
+        examples=[
+            OpenApiExample("With alice", value={"username": "alice"}, request_only=True),
+            examples.example("The conversation", examples.DM_ROOM),
+        ],
     )
 )
 class DirectMessageView(GenericAPIView):
