@@ -344,6 +344,12 @@ SPECTACULAR_SETTINGS = {
     "PATH_CONVERTER_OVERRIDES": {
         "object_id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
     },
+    # drf-spectacular's enum naming, then the OpenAPI links between operations (what the answer
+    # of one feeds the path of the next; schemathesis's stateful phase follows them).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.api.schema_links.add_links",
+    ],
 }
 
 # --- Parley limits ----------------------------------------------------------------------------
