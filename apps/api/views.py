@@ -597,7 +597,12 @@ class ReactionListView(_MessageView):
 
 @extend_schema_view(
     delete=extend_schema(
-        summary="Take your reaction back", operation_id="reactions_remove", responses=_NO_CONTENT
+        summary="Take your reaction back",
+        operation_id="reactions_remove",
+        responses={
+            **_NO_CONTENT,
+            400: OpenApiResponse(description="Not a reaction anyone can use (`emoji`)."),
+        },
     )
 )
 class ReactionDetailView(_MessageView):
@@ -865,7 +870,10 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
 @extend_schema_view(
     post=extend_schema(
         summary="Open a direct conversation",
-        responses=_created_or_existing(_ROOM, "Created.", "It already existed."),
+        responses={
+            **_created_or_existing(_ROOM, "Created.", "It already existed."),
+            404: OpenApiResponse(description="No active user has that username."),
+        },
         examples=[OpenApiExample("With alice", value={"username": "alice"}, request_only=True)],
     )
 )
