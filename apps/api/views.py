@@ -777,7 +777,10 @@ def _limit_param(request) -> int:
             OpenApiParameter("room", int, description="Only this room."),
             OpenApiParameter("before", str, description="The next page's cursor."),
         ],
-        responses=_SEARCH_PAGE,
+        responses={
+            200: _SEARCH_PAGE,
+            404: OpenApiResponse(description="`room` is not a room you can see."),
+        },
     )
 )
 class SearchView(GenericAPIView):
