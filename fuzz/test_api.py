@@ -46,6 +46,8 @@ def run_schemathesis(api, user, label: str) -> subprocess.CompletedProcess:
     report_dir = api.workdir / f"schemathesis-{label}"
     args = [
         ST,
+        "--config-file",
+        str(Path(__file__).with_name("schemathesis.toml")),
         "run",
         f"{api.url}/api/schema/",
         "--phases",
@@ -80,7 +82,7 @@ def run_schemathesis(api, user, label: str) -> subprocess.CompletedProcess:
     }
     started = time.monotonic()
     done = subprocess.run(
-        args, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=900, check=False
+        args, cwd=api.workdir, env=env, capture_output=True, text=True, timeout=900, check=False
     )
     seconds = time.monotonic() - started
     (api.workdir / f"schemathesis-{label}.log").write_text(done.stdout + done.stderr)
@@ -94,9 +96,14 @@ def run_schemathesis(api, user, label: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("who", ["A", "B"])
 def test_schemathesis(fuzz_api, who):
     done = run_schemathesis(fuzz_api, fuzz_api.users[who], who)
-    assert done.returncode == 0, f"schemathesis as {who} found problems:\n{done.stdout[-20000:]}{done.stderr[-3000:]}"
-    # It tested something: every operation, and calls were made.
-    assert re.search(r"API Operations:\s+\d+ selected", done.stdout), done.stdout[-3000:]
+    assert done.returncode == 0, (
+        f"schemathesis as {who} found problems:\n{done.stdout[-20000:]}{done.stderr[-3000:]}"
+    )
+    # It tested every operation of the schema, statefully too.
+    selected = re.search(r"Selected: (\d+)/(\d+)\s+Tested: (\d+)", done.stdout)
+    assert selected, done.stdout[-3000:]
+    assert selected[1] == selected[2] == selected[3], selected[0]
+    assert re.search(r"Scenarios:\s+[1-9]", done.stdout), done.stdout[-3000:]
 
 
 # --- Object-level authorization ----------------------------------------------------------------
