@@ -135,6 +135,7 @@ def server_env(database: FaultDatabase, workdir: Path) -> dict:
             "DJANGO_MEDIA_ROOT": str(workdir / "media"),
             "PARLEY_ATTACHMENT_ROOT": str(workdir / "attachments"),
             "PARLEY_API_RATE": f"{HIGH}/min",
+            "PARLEY_AUTH_TOKEN_RATE": f"{HIGH}/min",
             **{
                 f"PARLEY_{name}_RATE_COUNT": HIGH
                 for name in (

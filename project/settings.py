@@ -314,7 +314,8 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": PARLEY_TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("PARLEY_API_RATE", "600/min"),
-        "token": "10/min",
+        # /api/auth/token/ (a token for a username + password): guessing passwords stays slow.
+        "token": os.environ.get("PARLEY_AUTH_TOKEN_RATE", "10/min"),
     },
 }
 
