@@ -1,10 +1,10 @@
 """The API proved against its own OpenAPI schema (issue 13), on a real server (fuzz/conftest.py).
 
-1. schemathesis (CLI, its own process) runs the examples, fuzzing and stateful phases (the
-   stateful one follows the schema's OpenAPI links, apps/api/schema_links.py) as user A, then
-   as user B, with a fixed seed and a bounded number of cases per operation. Checks: no 5xx, every
-   status code documented, every body valid against its schema, the documented Content-Type and
-   headers. Any failure fails the test, with schemathesis's report (and a curl line to replay it).
+1. schemathesis (CLI, its own process) runs the examples, coverage, fuzzing and stateful
+   phases (the stateful one follows the schema's OpenAPI links, apps/api/schema_links.py) as
+   user A, then as user B, with a fixed seed and a bounded number of cases per operation.
+   Checks: no 5xx, every status code documented, every body valid against its schema, the
+   documented Content-Type and headers. Any failure fails the test, with schemathesis's report (and a curl line to replay it).
 2. Object-level authorization: A makes private objects (a private room, a DM, a message in
    each, a reaction, an unsent attachment, a webhook, a token, a bot and its token); then B calls
    every operation that has a path parameter with A's ids. Every answer must be 404 (never 200,
@@ -28,8 +28,8 @@ from faults.harness import BASE_DIR
 from fuzz import SUMMARY
 
 SEED = int(os.environ.get("FUZZ_SEED", "13"))
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
-PHASES = os.environ.get("FUZZ_PHASES", "examples,fuzzing,stateful")
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
+PHASES = os.environ.get("FUZZ_PHASES", "examples,coverage,fuzzing,stateful")
 CHECKS = ",".join(
     [
         "not_a_server_error",
@@ -93,6 +93,7 @@ def run_schemathesis(api, user, label: str) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.mark.timeout(600)  # one run is 1-2 minutes here; pytest's default is 180 s
 @pytest.mark.parametrize("who", ["A", "B"])
 def test_schemathesis(fuzz_api, who):
     done = run_schemathesis(fuzz_api, fuzz_api.users[who], who)
