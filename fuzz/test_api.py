@@ -4,7 +4,8 @@
    phases (the stateful one follows the schema's OpenAPI links, apps/api/schema_links.py) as
    user A, then as user B, with a fixed seed and a bounded number of cases per operation.
    Checks: no 5xx, every status code documented, every body valid against its schema, the
-   documented Content-Type and headers. Any failure fails the test, with schemathesis's report (and a curl line to replay it).
+   documented Content-Type and headers. Any failure fails the test, with schemathesis's
+   report (and a curl line to replay it).
 2. Object-level authorization: A makes private objects (a private room, a DM, a message in
    each, a reaction, an unsent attachment, a webhook, a token, a bot and its token); then B calls
    every operation that has a path parameter with A's ids. Every answer must be 404 (never 200,
