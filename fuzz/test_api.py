@@ -11,7 +11,8 @@
    every operation that has a path parameter with A's ids. Every answer must be 404 (never 200,
    403 or 500: B must not even learn that the object exists), and A's objects are unchanged.
 
-Reproduce: `make fuzz` (FUZZ_SEED, FUZZ_EXAMPLES override the seed and the per-operation budget).
+Reproduce: `make fuzz` (FUZZ_SEED, FUZZ_EXAMPLES override the seed and the per-operation budget;
+FUZZ_PHASES and FUZZ_CHECKS the phases and checks, comma-separated as `st run` takes them).
 """
 
 import json
@@ -31,7 +32,7 @@ from fuzz import SUMMARY
 SEED = int(os.environ.get("FUZZ_SEED", "13"))
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 PHASES = os.environ.get("FUZZ_PHASES", "examples,coverage,fuzzing,stateful")
-CHECKS = ",".join(
+CHECKS = os.environ.get("FUZZ_CHECKS") or ",".join(
     [
         "not_a_server_error",
         "status_code_conformance",
