@@ -136,6 +136,10 @@ def server_env(database: FaultDatabase, workdir: Path) -> dict:
             "PARLEY_ATTACHMENT_ROOT": str(workdir / "attachments"),
             "PARLEY_API_RATE": f"{HIGH}/min",
             "PARLEY_AUTH_TOKEN_RATE": f"{HIGH}/min",
+            # POST /api/auth/token/ with generated passwords: the login limits would lock out.
+            "PARLEY_LOGIN_PER_ADDRESS_USERNAME": HIGH,
+            "PARLEY_LOGIN_PER_ADDRESS": HIGH,
+            "PARLEY_LOGIN_PER_USERNAME": HIGH,
             **{
                 f"PARLEY_{name}_RATE_COUNT": HIGH
                 for name in (

@@ -88,10 +88,22 @@ def run_schemathesis(api, user, label: str) -> subprocess.CompletedProcess:
     )
     seconds = time.monotonic() - started
     (api.workdir / f"schemathesis-{label}.log").write_text(done.stdout + done.stderr)
-    tail = [line for line in done.stdout.splitlines() if line.strip()][-12:]
-    SUMMARY.append(f"schemathesis as {label} ({seconds:.0f} s, exit {done.returncode}):")
-    SUMMARY.extend(f"    {line}" for line in tail)
-    print("\n".join(SUMMARY[-len(tail) - 1 :]))
+    figures = []
+    for pattern in (
+        r"Tested: \d+",
+        r"\d+ generated, [^\n]*",
+        r"Scenarios: +\d+",
+        r"API Links: +[^\n]*",
+        r"Failures:\n(?: +[^\n]+\n)+",
+    ):
+        found = re.search(pattern, done.stdout)
+        if found:
+            figures.append(" ".join(found[0].split()))
+    SUMMARY.append(
+        f"schemathesis as {label} (seed {SEED}, {EXAMPLES} cases per operation, "
+        f"{seconds:.0f} s, exit {done.returncode}): operations {'; '.join(figures)}"
+    )
+    print(SUMMARY[-1])
     return done
 
 
