@@ -101,7 +101,7 @@ def run_schemathesis(api, user, label: str) -> subprocess.CompletedProcess:
             figures.append(" ".join(found[0].split()))
     SUMMARY.append(
         f"schemathesis as {label} (seed {SEED}, {EXAMPLES} cases per operation, "
-        f"{seconds:.0f} s, exit {done.returncode}): operations {'; '.join(figures)}"
+        f"{seconds:.0f} s, exit {done.returncode}): {'; '.join(figures)}"
     )
     print(SUMMARY[-1])
     return done
