@@ -16,13 +16,14 @@ PYTEST_ARGS ?=
 
 export PYTHON
 
-.PHONY: help run test test-unit test-e2e faults setup setup-test assets migrate lint format clean \
+.PHONY: help run test test-unit test-e2e faults fuzz setup setup-test assets migrate lint format clean \
 	bench bench-quick lock audit check-deploy checks schema schema-check
 
 help:
 	@echo "make run    install everything, migrate, serve on http://$(HOST):$(PORT)"
 	@echo "make test   install everything (with test tools), run unit, end-to-end and fault tests"
 	@echo "make faults the fault-injection suite alone (figures in faults/results/latest.json)"
+	@echo "make fuzz   schemathesis against a real server, as users A and B (FUZZ_SEED, FUZZ_EXAMPLES)"
 	@echo "make lint   ruff check + ruff format --check"
 	@echo "make checks lint + check --deploy with production values + audit (lock in sync, known CVEs)"
 	@echo "make schema regenerate docs/openapi.yaml (the API's OpenAPI schema, committed)"
@@ -82,7 +83,7 @@ test:
 	bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 test-unit: setup-test
-	$(VENV)/bin/pytest -m "not e2e and not faults" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not e2e and not faults and not fuzz" $(PYTEST_ARGS)
 
 test-e2e: setup-test
 	@bash scripts/check-prereqs.sh chromium
@@ -91,6 +92,12 @@ test-e2e: setup-test
 # Fault injection: private Redis + 3 daphne processes, killed during traffic (faults/).
 faults: setup-test
 	$(VENV)/bin/pytest -m faults -s $(PYTEST_ARGS)
+
+# The API against its OpenAPI schema: schemathesis (examples, coverage, fuzzing, stateful through
+# the schema's links) on a real server as two users, and user B on user A's private objects
+# (fuzz/). A fixed seed and budget (FUZZ_SEED, FUZZ_EXAMPLES): a few minutes.
+fuzz: setup-test
+	$(VENV)/bin/pytest -m fuzz -s $(PYTEST_ARGS)
 
 # --- Benchmarks (bench/README.md) ------------------------------------------------------------
 # The load generator runs on core 1, the servers on core 0 (bench/servers.py). Redis on

@@ -110,18 +110,20 @@ class PrivateRedis:
 class FaultDatabase:
     """A fresh database for the suite: PostgreSQL next to DATABASE_URL's, or a SQLite file."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, suite: str = "faults"):
+        """``suite`` names the database (parley_<suite>_<pid>): suites sharing one PostgreSQL
+        (fuzz/ reuses this class) never clash."""
         admin_url = os.environ.get("DATABASE_URL", "")
         self.admin_url = admin_url
         self.is_postgres = bool(admin_url)
         if self.is_postgres:
-            self.name = f"parley_faults_{os.getpid()}"
+            self.name = f"parley_{suite}_{os.getpid()}"
             self.url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{self.name}"))
             self.sqlite_path = None
         else:
             self.name = "sqlite"
             self.url = ""
-            self.sqlite_path = workdir / "faults.sqlite3"
+            self.sqlite_path = workdir / f"{suite}.sqlite3"
 
     @property
     def label(self) -> str:

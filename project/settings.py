@@ -314,7 +314,8 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": PARLEY_TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("PARLEY_API_RATE", "600/min"),
-        "token": "10/min",
+        # /api/auth/token/ (a token for a username + password): guessing passwords stays slow.
+        "token": os.environ.get("PARLEY_AUTH_TOKEN_RATE", "10/min"),
     },
 }
 
@@ -345,6 +346,12 @@ SPECTACULAR_SETTINGS = {
     "PATH_CONVERTER_OVERRIDES": {
         "object_id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
     },
+    # drf-spectacular's enum naming, then the OpenAPI links between operations (what the answer
+    # of one feeds the path of the next; schemathesis's stateful phase follows them).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.api.schema_links.add_links",
+    ],
 }
 
 # --- Parley limits ----------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 # The whole suite, as `make test` runs it: unit/integration tests, then the browser tests in a
 # process of their own (Playwright's sync API keeps an event loop running, which breaks
 # pytest-asyncio tests that share its process), then the fault-injection suite in a third one
-# (it starts a private Redis and several server processes, and kills them; see faults/).
+# (it starts a private Redis and several server processes, and kills them; see faults/), then
+# schemathesis against a real server in a fourth (fuzz/).
 #
 #   scripts/run-tests.sh [extra pytest args...]
 #
@@ -35,9 +36,10 @@ run() {
 # a busy 2-core test machine a healthy Redis can answer later than that once, which pauses the
 # rate limits for 5 s and fails a rate-limit test. The outage tests set their own timeouts.
 DJANGO_CONN_MAX_AGE=0 PARLEY_CACHE_TIMEOUT="${PARLEY_CACHE_TIMEOUT:-5}" \
-  run "unit and integration tests" -m "not e2e and not faults" "$@"
+  run "unit and integration tests" -m "not e2e and not faults and not fuzz" "$@"
 run "end-to-end browser tests" -m e2e "$@"
 run "fault-injection tests" -m faults "$@"
+run "API fuzz tests (schemathesis)" -m fuzz "$@"
 
 if [ "$status" -ne 0 ]; then
   echo "Some tests failed." >&2

@@ -85,6 +85,7 @@ urlpatterns = [
         bot_views.WebhookDetailView.as_view(),
         name="room-webhook",
     ),
-    # Last: anything else under /api/ is a JSON 404, not Django's HTML page.
-    re_path(r"^.*$", views.NotFoundView.as_view(), name="not-found"),
+    # Last: anything else under /api/ is a JSON 404, not Django's HTML page. [\s\S]: a path
+    # with a newline in it (%0A) too, which "." does not match.
+    re_path(r"^[\s\S]*$", views.NotFoundView.as_view(), name="not-found"),
 ]

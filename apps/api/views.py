@@ -635,7 +635,12 @@ class ReactionListView(_MessageView):
 
 @extend_schema_view(
     delete=extend_schema(
-        summary="Take your reaction back", operation_id="reactions_remove", responses=_NO_CONTENT
+        summary="Take your reaction back",
+        operation_id="reactions_remove",
+        responses={
+            **_NO_CONTENT,
+            400: OpenApiResponse(description="Not a reaction anyone can use (`emoji`)."),
+        },
     )
 )
 class ReactionDetailView(_MessageView):
@@ -810,7 +815,10 @@ def _limit_param(request) -> int:
             OpenApiParameter("room", int, description="Only this room."),
             OpenApiParameter("before", str, description="The next page's cursor."),
         ],
-        responses=_SEARCH_PAGE,
+        responses={
+            200: _SEARCH_PAGE,
+            404: OpenApiResponse(description="`room` is not a room you can see."),
+        },
         examples=[
             examples.example(
                 "One hit, more to come",
@@ -912,7 +920,10 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
 @extend_schema_view(
     post=extend_schema(
         summary="Open a direct conversation",
-        responses=_created_or_existing(_ROOM, "Created.", "It already existed."),
+        responses={
+            **_created_or_existing(_ROOM, "Created.", "It already existed."),
+            404: OpenApiResponse(description="No active user has that username."),
+        },
         examples=[
             OpenApiExample("With alice", value={"username": "alice"}, request_only=True),
             examples.example("The conversation", examples.DM_ROOM),
