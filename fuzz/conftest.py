@@ -140,6 +140,11 @@ def server_env(database: FaultDatabase, workdir: Path) -> dict:
             "PARLEY_LOGIN_PER_ADDRESS_USERNAME": HIGH,
             "PARLEY_LOGIN_PER_ADDRESS": HIGH,
             "PARLEY_LOGIN_PER_USERNAME": HIGH,
+            # The per-user and per-room caps: thousands of generated POSTs as A reach them
+            # (20 bots), and the 404 pass then makes A's objects after them.
+            "PARLEY_BOTS_PER_USER_MAX": HIGH,
+            "PARLEY_TOKENS_PER_USER_MAX": HIGH,
+            "PARLEY_WEBHOOKS_PER_ROOM_MAX": HIGH,
             **{
                 f"PARLEY_{name}_RATE_COUNT": HIGH
                 for name in (
