@@ -269,6 +269,80 @@ def summary(sink) -> dict:
     }
 
 
+# --- Parley's JSON frames (S16) ------------------------------------------------------------------
+#
+# A socket opened with ``?format=json`` gets one JSON object per change:
+# ``{"type":"message","room":R,"seq":S,"message":{"id":…,"author":{…},"body":"~T…~7~ xx…",
+# "html":"<p>~T…~7~ xx…</p>",…}}`` (compact separators, keys in this order: realtime.json_text).
+# The marker is there twice (body and html), so ``Sink.record`` would count every delivery
+# once more as a duplicate. ``JsonSink`` reads the top-level seq and the marker at the start of
+# ``message.body`` with a few ``bytes.find`` (no json.loads: the load generator's core also
+# reads 500 sockets), and checks the seqs: each socket's must grow by one (a repeat is a
+# duplicate, a jump a lost change). HTML frames (the other variant's sockets) go through
+# ``Sink.record`` as in S2, so both variants share one sink and one accounting.
+
+JSON_MESSAGE = b'{"type":"message",'
+JSON_SEQ = b'"seq":'
+JSON_BODY = b'"body":"'
+
+
+class JsonSink(Sink):
+    def __init__(self) -> None:
+        self.json_clients: set[int] = set()  # the indices of the ?format=json sockets
+        self.seqs: dict[int, int] = {}  # client -> the highest seq it got (for the run)
+        self.html_on_json = 0  # an HTML frame on a ?format=json socket (for the run): the
+        # tree ignored the query (a baseline before issue 13)
+        super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        self.seq_repeats = 0  # a seq a socket already had (or older): a duplicate
+        self.seq_gaps = 0  # a seq more than one past the socket's last: something skipped
+        self.json_messages = 0
+        self.other_json = 0  # caught_up, error, …
+        self.errors = 0
+
+    def record(self, client: int, data: bytes, at: int) -> None:
+        if not data.startswith(JSON_MESSAGE):
+            if data[:1] != b"{":
+                if client in self.json_clients:
+                    self.html_on_json += 1
+                super().record(client, data, at)  # an HTML fragment (S2's path)
+                return
+            self.frames += 1
+            self.other_json += 1
+            if data.startswith(b'{"type":"error"'):
+                self.errors += 1
+            return
+        self.frames += 1
+        self.json_messages += 1
+        s = data.find(JSON_SEQ, len(JSON_MESSAGE)) + len(JSON_SEQ)
+        e = data.find(b",", s)
+        seq = int(data[s:e])
+        last = self.seqs.get(client)
+        if last is not None and seq <= last:
+            self.seq_repeats += 1
+        else:
+            if last is not None and seq > last + 1:
+                self.seq_gaps += 1
+            self.seqs[client] = seq
+        pos = data.find(JSON_BODY, e) + len(JSON_BODY)
+        if data[pos : pos + 2] != MARK:
+            return
+        a = data.find(b"~", pos + 2)
+        b = data.find(b"~", a + 1)
+        if a < 0 or b < 0:
+            return
+        mid = int(data[a + 1 : b])
+        if mid >= self.lo:
+            key = mid * 1_000_000 + client
+            if key in self.seen:
+                self.duplicates += 1
+            else:
+                self.seen.add(key)
+                self.latencies.append(at - int(data[pos + 2 : a]))
+
+
 # --- protocols of the three targets ---------------------------------------------------------
 
 
@@ -299,12 +373,15 @@ def parley_protocol(
     room_ids: dict[int, int],
     last_seq: dict[int, int],
     live: bool = False,
+    json_rooms: frozenset[int] = frozenset(),
 ) -> Protocol:
     """``room_ids`` maps the scenario's room keys to Parley room pks; ``last_seq`` (by pk) is
     what a client that already saw the history resumes after. ``live`` (a tree since issue
     10's live reading): each client is a page focused at the bottom of its room, as a person
     in the room is — after its resume it sends ``{"type": "active", "seq": N}``, so the
-    server reads each new message for it as it comes."""
+    server reads each new message for it as it comes. The sockets of ``json_rooms`` (room
+    keys, S16) are bots: ``?format=json`` (issue 13's JSON frames), ``resume`` only (a bot
+    has no page to be focused)."""
     origin = ("Origin", f"http://127.0.0.1:{port}")
 
     def hello(room: int) -> list[bytes]:
@@ -312,16 +389,18 @@ def parley_protocol(
             return []  # a page that shows no room: its user stream only
         after = last_seq.get(room_ids[room], 0)
         frames = [json.dumps({"type": "resume", "after_seq": after}).encode()]
-        if live:
+        if live and room not in json_rooms:
             frames.append(json.dumps({"type": "active", "seq": after}).encode())
         return frames
 
+    def url(room: int) -> str:
+        if room == USER_SOCKET:
+            return f"ws://127.0.0.1:{port}/ws/user/"
+        query = "?format=json" if room in json_rooms else ""
+        return f"ws://127.0.0.1:{port}/ws/chat/room/{room_ids[room]}/{query}"
+
     return Protocol(
-        url=lambda room: (
-            f"ws://127.0.0.1:{port}/ws/user/"
-            if room == USER_SOCKET
-            else f"ws://127.0.0.1:{port}/ws/chat/room/{room_ids[room]}/"
-        ),
+        url=url,
         headers=lambda i: [origin, ("Cookie", f"sessionid={sessions[i % len(sessions)]}")],
         encode=lambda body: json.dumps(
             {"type": "message", "body": body, "client_id": str(uuid.uuid4())}

@@ -18,6 +18,7 @@ it writes must suit that tree's schema (``capabilities``, ``fill``)."""
 
 import argparse
 import contextlib
+import importlib
 import importlib.util
 import json
 import os
@@ -73,6 +74,14 @@ def capabilities() -> dict:
     except ImportError:
         search = False
     attachments = importlib.util.find_spec("apps.chat.attachments") is not None
+    # Issue 13: room sockets that speak JSON (``?format=json``; S16). An older tree ignores
+    # the query and sends HTML.
+    from apps.chat import realtime
+
+    json_frames = hasattr(realtime, "json_text") and (
+        importlib.util.find_spec("apps.chat.delivery") is not None
+        and hasattr(importlib.import_module("apps.chat.delivery"), "JsonWire")
+    )
     return {
         "changes": changes,
         "sidebar": sidebar,
@@ -80,6 +89,7 @@ def capabilities() -> dict:
         "presence": presence,
         "search": search,
         "attachments": attachments,
+        "json_frames": json_frames,
     }
 
 

@@ -63,24 +63,31 @@ LABELS = {
     "t2-pubsub": "T2 Parley, production server, channels-redis pub/sub layer",
     "t2-base": "T2 Parley at the --baseline commit, production server",
 }
-ALL_SCENARIOS = ["s1", "s2", "s3", "s4", "s5", "s7", "s8", "s10", "s11", "s12", "s13", "s15"]
+ALL_SCENARIOS = [
+    "s1", "s2", "s3", "s4", "s5", "s7", "s8", "s10", "s11", "s12", "s13", "s15", "s16",
+]  # fmt: skip
 # Parley only, on Parley's targets (without --targets only on S8_DEFAULT_TARGETS).
-PARLEY_SCENARIOS = {"s8", "s10", "s11", "s12", "s13", "s15"}
+PARLEY_SCENARIOS = {"s8", "s10", "s11", "s12", "s13", "s15", "s16"}
 # Parley only, run once per benchmark (not per target) through bench/parley_tool.py.
 TOOL_SCENARIOS = ["s6", "s9", "s14"]
 # S8 runs on Parley's targets; without --targets only on these (it takes ~4 min a target).
 S8_DEFAULT_TARGETS = {"t2", "t2-base"}
 # Room keys: 0 = the big room, 1..40 = S4 rooms, 41 = the S5 room, 42 = the S8 room, 43 = the
-# S10 room (fresh: its unread counts start at 0 for everyone).
+# S10 room (fresh: its unread counts start at 0 for everyone), 44 and 45 = S16's rooms (HTML
+# pages, JSON bots: other users each, so neither room moves the other's sidebars).
 S8_ROOM = 42
 S10_ROOM = 43
-ROOMS = 44
+S16_HTML_ROOM = 44
+S16_JSON_ROOM = 45
+ROOMS = 46
 # S10 against a tree without read pointers and the user's stream (see Parley.capabilities).
 NO_SIDEBAR = "n/a (baseline predates issue 10)"
 # S11's rooms follow the others (keys S11_ROOM0..; created only when S11 runs), and S11/S13
 # against a tree without presence.
 S11_ROOM0 = ROOMS
 NO_PRESENCE = "n/a (baseline predates issue 11)"
+# S16 against a tree without JSON room sockets (?format=json is ignored there: HTML frames).
+NO_JSON = "n/a (baseline predates issue 13)"
 
 FULL = {
     "targets": ["t0", "t1-daphne", "t1-uvicorn", "t2", "t2-daphne"],
@@ -170,6 +177,16 @@ FULL = {
     # watcher shows X's dot; then s13_tail_seconds more (the last close's grace and window).
     "s13_seconds": 60,
     "s13_tail_seconds": 12,
+    # S16 (issue 13): JSON frames. Two rooms of "clients" each, all connected: pages (HTML,
+    # S2's path) and bots (?format=json); at the S2 rate s16_seconds of each, in s16_slices
+    # slices per kind interleaved html, json, json, html, … Then a step ramp, both kinds at
+    # each step (the order alternating): these fractions of this run's S3 ceiling, or without
+    # S3 in the run these deliveries/s; up while either kind sustains the step.
+    "s16_seconds": 20,
+    "s16_slices": 4,
+    "s16_idle_seconds": 5,
+    "s16_fractions": [0.8, 1.0, 1.25],
+    "s16_steps": [5_000, 10_000, 20_000, 30_000, 40_000],
     # S2 and S10 measure the steady state: first this much traffic at their rate, unmeasured
     # (S10: at most 1 s, its badges must stay below the cap). After a connect storm the
     # collector's first full pass over the new sockets' objects (~100k, 60-100 ms here) comes
@@ -211,6 +228,11 @@ QUICK = {
     "s11_slices": 1,
     "s13_seconds": 10,
     "s13_tail_seconds": 7,
+    "s16_seconds": 2,
+    "s16_slices": 1,
+    "s16_idle_seconds": 1,
+    "s16_fractions": [1.0],
+    "s16_steps": [400],
     "warmup_seconds": 0.5,
 }
 P99_LIMIT_MS = 250.0
@@ -346,6 +368,8 @@ class Parley:
             say(f"T2: {self.root} predates issue 10 (no read pointers): S10 is n/a")
         if not self.capabilities.get("presence"):
             say(f"T2: {self.root} predates issue 11 (no presence): S11 and S13 are n/a")
+        if not self.capabilities.get("json_frames"):
+            say(f"T2: {self.root} predates issue 13 (no ?format=json): S16 is n/a")
 
     def env(self, prefix: str) -> dict[str, str]:
         return {
@@ -453,6 +477,7 @@ class Target:
             room_ids,
             self.parley.last_seq(),
             live=self.parley.capabilities.get("live", False),
+            json_rooms=frozenset({S16_JSON_ROOM}),
         )
 
     def env(self) -> dict[str, str]:
@@ -564,7 +589,12 @@ class Target:
         await asyncio.sleep(1.0)
         return sent["messages"]
 
-    async def measure(self, rooms, *, rate: float, seconds: float, senders=None) -> dict:
+    async def measure(
+        self, rooms, *, rate: float, seconds: float, senders=None, extra=None
+    ) -> dict:
+        """``rate`` messages/s into ``rooms`` for ``seconds``, open loop: the sink's summary,
+        the CPU per delivery; ``extra()``: more of the window's figures, read before the sink
+        is reset."""
         self.sink.open_window(self._id + 1)
         before = self.cpu()
         sent = await lg.open_loop(
@@ -583,6 +613,10 @@ class Target:
         result["rate_msgs"] = rate
         result["deliveries_per_s"] = round(result["delivered"] / seconds)
         result.update(self.cpu_report(before, after, result["delivered"]))
+        result["server_cpu_ms"] = round(after["server"] - before["server"], 1)
+        result["wall_ms"] = round(after["wall"] - before["wall"], 1)
+        if extra is not None:
+            result.update(extra())
         self.sink.open_window(1 << 62)
         return result
 
@@ -1146,6 +1180,140 @@ class Target:
             out["room_view_p99_over_s2_p99"] = round(room_view["p99_ms"] / s2, 2)
         return out
 
+    async def s16(self) -> dict | None:
+        """JSON-frame fan-out (issue 13): two rooms of N connected clients each, in one server
+        process — pages (HTML fragments, S2's path: resume + active) and bots
+        (``?format=json``, resume only), other users each, so neither room moves the other's
+        sidebars. Messages at the S2 rate into one room at a time, in slices interleaved html,
+        json, json, html, … (a machine whose load drifts weighs on both alike); then a step
+        ramp, both kinds at each step. Per kind: p50/p95/p99 over all its slices,
+        delivered/expected (the bots' seqs checked: none repeated, none skipped), server CPU
+        per 1k deliveries; and the ratios JSON / HTML."""
+        if self.kind != "t2":
+            return None
+        if not self.parley.capabilities.get("json_frames"):
+            return {"skipped": NO_JSON}
+        n = self.cfg["clients"]
+        if len(self.parley.sessions) < 2 * n:
+            raise RuntimeError(f"S16 needs {2 * n} users, the database has fewer")
+        sink = lg.JsonSink()
+        saved, self.sink = self.sink, sink
+        try:
+            async with self.fresh_server("s16"):
+                self.proto = self.protocol()
+                res = await lg.connect_many(
+                    self.proto,
+                    [(i, S16_HTML_ROOM) for i in range(n)]
+                    + [(n + i, S16_JSON_ROOM) for i in range(n)],
+                    sink,
+                    concurrency=self.cfg["connect_concurrency"],
+                )
+                await asyncio.sleep(1.0)
+                rooms = {
+                    kind: [c for c in res.clients if c.open and c.room == key]
+                    for kind, key in (("html", S16_HTML_ROOM), ("json", S16_JSON_ROOM))
+                }
+                sink.json_clients = {c.index for c in rooms["json"]}
+                await self.quiesce()
+                for kind, key in (("html", S16_HTML_ROOM), ("json", S16_JSON_ROOM)):
+                    await self.warm_up({key: rooms[kind]}, sink, self.cfg["warmup_seconds"])
+                if sink.html_on_json:  # the tree ignored ?format=json (counted for the run)
+                    for c in res.clients:
+                        c.close()
+                    return {"skipped": NO_JSON, "html_frames_on_json_sockets": sink.html_on_json}
+                keys = {"html": S16_HTML_ROOM, "json": S16_JSON_ROOM}
+
+                async def run(kind: str, rate: float, seconds: float) -> dict:
+                    await self.quiesce()
+                    live = [c for c in rooms[kind] if c.open]
+                    r = await self.measure(
+                        {keys[kind]: live},
+                        rate=rate,
+                        seconds=seconds,
+                        extra=lambda: {
+                            "seq_repeats": sink.seq_repeats,
+                            "seq_gaps": sink.seq_gaps,
+                            "error_frames": sink.errors,
+                            "json_message_frames": sink.json_messages,
+                            "latencies": sorted(sink.latencies),  # dropped from the report
+                        },
+                    )
+                    r.update(kind=kind, clients=len(live))
+                    ok = r["lost"] == 0 and r["p99_ms"] is not None
+                    ok = ok and len(live) == len(rooms[kind]) and not r["duplicates"]
+                    ok = ok and not (r["seq_repeats"] or r["seq_gaps"] or r["error_frames"])
+                    r["sustained"] = ok and r["p99_ms"] <= SUSTAINED_P99_MS
+                    r["passed"] = ok and r["p99_ms"] <= P99_LIMIT_MS
+                    return r
+
+                # The server with both rooms connected and nothing sent: what every window
+                # pays whatever its kind (the hub's ticks, the sockets' pings), subtracted
+                # for the net CPU per delivery.
+                await self.quiesce()
+                before = self.cpu()
+                await asyncio.sleep(self.cfg["s16_idle_seconds"])
+                after = self.cpu()
+                idle = {
+                    "seconds": round((after["wall"] - before["wall"]) / 1000, 1),
+                    "server_cpu_pct": round(
+                        100
+                        * (after["server"] - before["server"])
+                        / (after["wall"] - before["wall"]),
+                        2,
+                    ),
+                }
+                slices = self.cfg["s16_slices"]
+                order = [("html", "json")[(k + 1) // 2 % 2] for k in range(2 * slices)]
+                at_s2: list[dict] = []
+                with self.profiling("s16"):
+                    for kind in order:
+                        r = await run(kind, self.cfg["s2_rate"], self.cfg["s16_seconds"] / slices)
+                        say(f"  {self.name} S16 at the S2 rate, {kind}: " + brief("s2", r))
+                        at_s2.append(r)
+                    base = (self.results.get("s3") or {}).get("ceiling_deliveries_per_s")
+                    if base:
+                        targets = [round(base * f) for f in self.cfg["s16_fractions"]]
+                        base_from = "s3"
+                    else:
+                        targets, base_from = list(self.cfg["s16_steps"]), "s16_steps"
+                    steps: list[dict] = []
+
+                    async def pair(i: int, target: int) -> list[dict]:
+                        kinds = ("html", "json") if i % 2 == 0 else ("json", "html")
+                        both = []
+                        for kind in kinds:
+                            live = len([c for c in rooms[kind] if c.open])
+                            rate = target / max(1, live)
+                            seconds = max(self.cfg["s3_step_seconds"], 8 / rate)
+                            say(f"  {self.name} S16 step {target} deliveries/s, {kind}")
+                            r = await run(kind, rate, seconds)
+                            r["target_deliveries_per_s"] = target
+                            say("    " + brief("s2", r))
+                            both.append(r)
+                        steps.extend(both)
+                        return both
+
+                    last_ok = stop = None
+                    for i, target in enumerate(targets):
+                        both = await pair(i, target)
+                        if any(r["passed"] for r in both):
+                            last_ok = target
+                        if not any(r["sustained"] for r in both):
+                            stop = target
+                            break
+                    # As S3: one bisection between the last step either kind passed and the
+                    # step that stopped the ramp (the fixed steps are far apart).
+                    if self.cfg["s3_refine"] and last_ok and stop and stop - last_ok > 1:
+                        await pair(len(targets), (last_ok + stop) // 2)
+                closed = self.closed(res.clients)
+                for c in res.clients:
+                    c.close()
+        finally:
+            self.sink = saved
+        out = s16_report(at_s2, steps, targets, base, base_from, rooms, closed, n, idle)
+        out["connect_failures"] = dict(res.failures)
+        return out
+
     def s11_plan(self, n: int) -> tuple[list[tuple[int, int]], dict[int, list[int]]]:
         """S11's sockets (client index, room key): user i is in room i % rooms; those with
         (i // rooms) % 4 == 3 are on a page without a room (/ws/user/). And each one's
@@ -1603,6 +1771,128 @@ def s9(parley: Parley, cfg: dict, where: str = "") -> dict:
     return r
 
 
+def _percentiles(lat: list[int]) -> dict:
+    """p50/p95/p99/max ms of sorted latencies (ns)."""
+    n = len(lat)
+
+    def pct(p: float) -> float | None:
+        return round(lat[min(n - 1, int(n * p))] / 1e6, 1) if n else None
+
+    return {
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "max_ms": round(lat[-1] / 1e6, 1) if n else None,
+    }
+
+
+def _ratio(a, b, digits: int = 3) -> float | None:
+    return round(a / b, digits) if a is not None and b else None
+
+
+def s16_report(at_s2, steps, targets, base, base_from, rooms, closed, n, idle) -> dict:
+    """S16's figures: per kind over all its slices at the S2 rate (percentiles of every
+    delivery, CPU per 1k over the slices' sum; net: less the idle server's CPU over the same
+    time), the JSON / HTML ratios, and the ramp."""
+    kinds = {}
+    for kind in ("html", "json"):
+        runs = [r for r in at_s2 if r["kind"] == kind]
+        lat = sorted(x for r in runs for x in r["latencies"])
+        delivered = sum(r["delivered"] for r in runs)
+
+        def total(key: str, runs=runs) -> int:
+            return sum(r[key] for r in runs)
+
+        def mean(key: str, runs=runs) -> float:
+            return round(statistics.mean(r[key] for r in runs), 1)
+
+        kinds[kind] = {
+            **_percentiles(lat),
+            "expected": total("expected"),
+            "delivered": delivered,
+            "lost": total("lost"),
+            "duplicates": total("duplicates"),
+            "seq_repeats": total("seq_repeats"),
+            "seq_gaps": total("seq_gaps"),
+            "error_frames": total("error_frames"),
+            "json_message_frames": total("json_message_frames"),
+            "server_cpu_ms_per_1k": per_1k(total("server_cpu_ms"), delivered),
+            "net_server_cpu_ms_per_1k": per_1k(
+                total("server_cpu_ms") - idle["server_cpu_pct"] / 100 * total("wall_ms"),
+                delivered,
+            ),
+            "server_cpu_pct": mean("server_cpu_pct"),
+            "loadgen_cpu_pct": mean("loadgen_cpu_pct"),
+            "other_cpu_pct": mean("other_cpu_pct"),
+            "slices": len(runs),
+            "slice_p99_ms": [r["p99_ms"] for r in runs],
+            "slice_server_cpu_ms_per_1k": [r["server_cpu_ms_per_1k"] for r in runs],
+        }
+    # Each html slice beside its json neighbour (html, json | json, html | …): CPU per
+    # delivery json / html per pair, so one disturbed slice shows as an outlier.
+    pair_ratios = [
+        _ratio(b["server_cpu_ms_per_1k"], a["server_cpu_ms_per_1k"])
+        for a, b in (
+            sorted(at_s2[i : i + 2], key=lambda r: r["kind"]) for i in range(0, len(at_s2) - 1, 2)
+        )
+    ]
+    pair_ratios = [r for r in pair_ratios if r is not None]
+    for r in at_s2 + steps:
+        r.pop("latencies", None)
+    h, j = kinds["html"], kinds["json"]
+    by_target: dict[int, dict] = {}
+    for s in steps:
+        by_target.setdefault(s["target_deliveries_per_s"], {})[s["kind"]] = s
+    step_cpu_ratios = {
+        t: _ratio(p["json"]["server_cpu_ms_per_1k"], p["html"]["server_cpu_ms_per_1k"])
+        for t, p in sorted(by_target.items())
+        if len(p) == 2 and p["json"]["sustained"] and p["html"]["sustained"]
+    }
+
+    def ceiling(kind: str) -> tuple[int, bool]:
+        ok = [s for s in steps if s["kind"] == kind and s["passed"]]
+        best = max(ok, key=lambda s: s["target_deliveries_per_s"]) if ok else None
+        found = any(
+            s["kind"] == kind and not s["passed"]
+            and s["target_deliveries_per_s"] > (best or {}).get("target_deliveries_per_s", 0)
+            for s in steps
+        )  # fmt: skip
+        return (best["deliveries_per_s"] if best else 0), found
+
+    (ch, fh), (cj, fj) = ceiling("html"), ceiling("json")
+    return {
+        "clients_per_kind": n,
+        "html_clients": len(rooms["html"]),
+        "json_clients": len(rooms["json"]),
+        "closed_during_run": closed,
+        "idle": idle,
+        "html": h,
+        "json": j,
+        "ratio_json_over_html": {
+            "server_cpu_ms_per_1k": _ratio(j["server_cpu_ms_per_1k"], h["server_cpu_ms_per_1k"]),
+            "net_server_cpu_ms_per_1k": _ratio(
+                j["net_server_cpu_ms_per_1k"], h["net_server_cpu_ms_per_1k"]
+            ),
+            "server_cpu_per_1k_slice_pairs": pair_ratios,
+            "server_cpu_per_1k_slice_pairs_median": (
+                round(statistics.median(pair_ratios), 3) if pair_ratios else None
+            ),
+            "p50_ms": _ratio(j["p50_ms"], h["p50_ms"], 2),
+            "p95_ms": _ratio(j["p95_ms"], h["p95_ms"], 2),
+            "p99_ms": _ratio(j["p99_ms"], h["p99_ms"], 2),
+        },
+        "ramp_from": base_from,
+        "ramp_base_deliveries_per_s": base,
+        "ramp_targets": targets,
+        "html_ceiling_deliveries_per_s": ch,
+        "json_ceiling_deliveries_per_s": cj,
+        "ceilings_found": fh and fj,
+        "step_cpu_ratios": step_cpu_ratios,
+        "steps": steps,
+        "loadgen_limited": any(s["loadgen_cpu_pct"] > 90 for s in at_s2 + steps),
+    }
+
+
 # --- the report -----------------------------------------------------------------------------
 
 
@@ -1868,6 +2158,40 @@ def markdown(results: dict) -> str:
                 f"{r['frames_about_x']} = {r['frames_while_flapping']} + "
                 f"{r['frames_in_tail']} (in {r['tail_seconds']} s) | {times} |"
             )
+    s16_rows = [(name, r["s16"]) for name, r in t.items() if r.get("s16")]
+    if s16_rows:
+        out += [
+            "",
+            "| S16 JSON frames: two rooms of N, S2's rate, interleaved slices | HTML pages: "
+            "p50 / p95 / p99 / max ms (delivered / expected) | JSON bots: p50 / p95 / p99 / max "
+            "ms (delivered / expected; seqs repeated, skipped) | server CPU-ms per 1k "
+            "deliveries, HTML / JSON (net of the idle server's CPU %) | ratio JSON / HTML: CPU "
+            "per delivery (median of the slice pairs; net), p99 | ramp: ceilings HTML / JSON "
+            "(CPU ratio at each step both sustained) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in s16_rows:
+            if r.get("skipped"):
+                out.append(f"| {LABELS[name]} | {r['skipped']} |" + " |" * 4)
+                continue
+            h, j, q = r["html"], r["json"], r["ratio_json_over_html"]
+            steps = ", ".join(f"{k}: {v:g}" for k, v in r["step_cpu_ratios"].items()) or "–"
+            out.append(
+                f"| {LABELS[name]} ({r['html_clients']} + {r['json_clients']}) | "
+                f"{_ms(h['p50_ms'], h['p95_ms'], h['p99_ms'], h['max_ms'])} "
+                f"({h['delivered']:,} / {h['expected']:,}) | "
+                f"{_ms(j['p50_ms'], j['p95_ms'], j['p99_ms'], j['max_ms'])} "
+                f"({j['delivered']:,} / {j['expected']:,}; {j['seq_repeats']}, "
+                f"{j['seq_gaps']}) | {_ms(h['server_cpu_ms_per_1k'], j['server_cpu_ms_per_1k'])} "
+                f"(net of {r['idle']['server_cpu_pct']} %: "
+                f"{_ms(h['net_server_cpu_ms_per_1k'], j['net_server_cpu_ms_per_1k'])}) "
+                f"| {_ms(q['server_cpu_ms_per_1k'])} "
+                f"({_ms(q['server_cpu_per_1k_slice_pairs_median'])}; "
+                f"{_ms(q['net_server_cpu_ms_per_1k'])}), "
+                f"{_ms(q['p99_ms'])} | {r['html_ceiling_deliveries_per_s']:,} / "
+                f"{r['json_ceiling_deliveries_per_s']:,}{'' if r['ceilings_found'] else ' ³'} "
+                f"({steps}) |"
+            )
     if results.get("ratios"):
         out += ["", "Ratios: " + ", ".join(
             f"{k} = {v:g}" for k, v in results["ratios"].items()
@@ -1876,6 +2200,8 @@ def markdown(results: dict) -> str:
         out += ["", "¹ the load generator's core was above 90 % in a step: a lower bound."]
     if any(r.get("s8") and not r["s8"].get("ceilings_found", True) for r in t.values()):
         out += ["", "² S8: a ceiling is the top of the ramp, not found (quick mode stops early)."]
+    if any(r.get("s16") and not r["s16"].get("ceilings_found", True) for r in t.values()):
+        out += ["", "³ S16: a ceiling is the top of the ramp (or below its first step), not found."]
     if results.get("checks"):
         out += ["", "Targets of issues 4, 9, 10, 11 and 12 (measured, not asserted):", ""]
         out += [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in results["checks"]]
@@ -1959,6 +2285,12 @@ def ratios_and_checks(results: dict) -> None:
                     ratio is not None and ratio >= 0.9,
                 )
             )
+        s16r = r.get("s16")
+        if s16r and not s16r.get("skipped"):
+            q = s16r["ratio_json_over_html"]
+            for key in ("server_cpu_ms_per_1k", "net_server_cpu_ms_per_1k", "p99_ms"):
+                if q.get(key) is not None:
+                    ratios[f"s16 JSON / HTML {key}: {name}"] = q[key]
         s10r = r.get("s10")
         if s10r and not s10r.get("skipped"):
             ratio = s10r.get("room_view_p99_over_s2_p99")
@@ -2060,6 +2392,12 @@ def ratios_and_checks(results: dict) -> None:
             now, before = (t["t2"].get(sc) or {}).get(key), (base.get(sc) or {}).get(key)
             if now is not None and before:
                 ratios[f"{sc} {key}: t2/t2-base"] = round(now / before, 2)
+        s16, s16b = t["t2"].get("s16") or {}, base.get("s16") or {}
+        for kind in ("html", "json"):
+            now, before = (s16.get(kind) or {}), (s16b.get(kind) or {})
+            for key in ("p99_ms", "server_cpu_ms_per_1k"):
+                if now.get(key) is not None and before.get(key):
+                    ratios[f"s16 {kind} {key}: t2/t2-base"] = round(now[key] / before[key], 2)
         s8, s8b = t["t2"].get("s8") or {}, base.get("s8") or {}
         for key in ("messages_ceiling_deliveries_per_s", "mixed_ceiling_deliveries_per_s"):
             if s8.get(key) and s8b.get(key):
@@ -2165,6 +2503,10 @@ async def main(args) -> dict:
     users = max(cfg["clients"], cfg["s4_rooms"] * cfg["s4_room_size"])
     members = membership_plan(cfg, users)
     rooms = ROOMS
+    if "s16" in scenarios:  # the bots are other users than the pages (sidebars)
+        members[S16_HTML_ROOM] = list(range(cfg["clients"]))
+        members[S16_JSON_ROOM] = list(range(cfg["clients"], 2 * cfg["clients"]))
+        users = max(users, 2 * cfg["clients"])
     if "s11" in scenarios:  # S11's users and rooms only when it runs (setup time)
         rooms += cfg["s11_rooms"]
         for i in range(cfg["s11_users"]):
@@ -2310,6 +2652,21 @@ def brief(sc: str, r: dict) -> str:
             f"{r['frames_in_tail']} in the {r['tail_seconds']} s after): {r['timeline']}; "
             f"answer {r['watch_answer']}, failures {r['connect_failures']}"
         )
+    if sc == "s16" and "html" in r:
+        h, j, q = r["html"], r["json"], r["ratio_json_over_html"]
+        return (
+            f"HTML p50/p95/p99 {_ms(h['p50_ms'], h['p95_ms'], h['p99_ms'])} ms "
+            f"({h['delivered']:,}/{h['expected']:,}, {h['server_cpu_ms_per_1k']} CPU-ms/1k), "
+            f"JSON {_ms(j['p50_ms'], j['p95_ms'], j['p99_ms'])} ms "
+            f"({j['delivered']:,}/{j['expected']:,}, {j['server_cpu_ms_per_1k']} CPU-ms/1k; "
+            f"duplicates {j['duplicates']}, seqs repeated {j['seq_repeats']}, skipped "
+            f"{j['seq_gaps']}): JSON/HTML CPU per delivery {q['server_cpu_ms_per_1k']} "
+            f"(slice pairs {q['server_cpu_per_1k_slice_pairs']}; net of the idle server's "
+            f"{r['idle']['server_cpu_pct']} %: {q['net_server_cpu_ms_per_1k']}), p99 "
+            f"{q['p99_ms']}; ramp "
+            f"ceilings {r['html_ceiling_deliveries_per_s']:,} / "
+            f"{r['json_ceiling_deliveries_per_s']:,}, step CPU ratios {r['step_cpu_ratios']}"
+        )
     if sc == "s3":
         return (
             f"ceiling (p99 ≤ 250 ms) {r['ceiling_deliveries_per_s']:,} deliveries/s, sustained "
@@ -2338,9 +2695,7 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="about a minute, few clients")
     parser.add_argument("--targets", help="comma-separated: " + ", ".join(LABELS))
-    parser.add_argument(
-        "--scenarios", help="comma-separated: s1,s2,s3,s4,s5,s6,s7,s8,s9,s10,s11,s12,s13,s14,s15"
-    )
+    parser.add_argument("--scenarios", help="comma-separated: s1,s2,...,s15,s16")
     parser.add_argument("--clients", type=int, help="clients in the big room (default 500)")
     parser.add_argument("--s2-rate", type=float, help="S2/S7 messages per second (default 10)")
     parser.add_argument("--s2-seconds", type=float, help="S2 duration (default 20)")
