@@ -2,6 +2,7 @@
 
 import itertools
 import os
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -104,6 +105,20 @@ def private_room(alice, bob):
 def alice_client(client, alice):
     client.force_login(alice)
     return client
+
+
+# The suites that run against real servers, each in a pytest process of its own
+# (scripts/run-tests.sh): every test under one of these directories carries its marker, so
+# ``-m "not e2e and not faults and not fuzz"`` leaves them out.
+SUITE_DIRS = ("e2e", "faults", "fuzz")
+ROOT_DIR = Path(__file__).resolve().parent
+
+
+def pytest_itemcollected(item):
+    """Mark a test by its suite's directory (before ``-m`` deselects by marker)."""
+    parts = Path(str(item.path)).resolve().relative_to(ROOT_DIR).parts
+    if parts and parts[0] in SUITE_DIRS:
+        item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 def pytest_collection_modifyitems(config, items):

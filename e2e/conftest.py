@@ -44,12 +44,6 @@ SERVER_LOG_KEY = pytest.StashKey[Path]()
 
 
 # --- Collection -----------------------------------------------------------------------------
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Everything under e2e/ is an e2e test (tryfirst: before -m deselects by marker)."""
-    for item in items:
-        if E2E_DIR in Path(str(item.path)).resolve().parents:
-            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.hookimpl(wrapper=True)

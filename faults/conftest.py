@@ -10,24 +10,14 @@ import os
 import platform
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from .checks import RESULTS, RESULTS_DIR, SUMMARY_LINES, write_results
 from .harness import Cluster, FaultDatabase, PrivateRedis, find_redis_server, strict
 
-FAULTS_DIR = Path(__file__).resolve().parent
 SERVER_COUNT = 3
 CLUSTER_KEY = pytest.StashKey[Cluster]()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Everything under faults/ is a fault test (tryfirst: before -m deselects by marker)."""
-    for item in items:
-        if FAULTS_DIR in Path(str(item.path)).resolve().parents:
-            item.add_marker(pytest.mark.faults)
 
 
 @pytest.hookimpl(wrapper=True)

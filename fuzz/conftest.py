@@ -22,17 +22,8 @@ import pytest
 from faults.harness import BASE_DIR, PYTHON, FaultDatabase, Server, free_port
 from fuzz import SUMMARY
 
-FUZZ_DIR = Path(__file__).resolve().parent
 SERVER_KEY = pytest.StashKey[Server]()
 HIGH = "1000000"
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Everything under fuzz/ is a fuzz test (tryfirst: before -m deselects by marker)."""
-    for item in items:
-        if FUZZ_DIR in Path(str(item.path)).resolve().parents:
-            item.add_marker(pytest.mark.fuzz)
 
 
 @pytest.hookimpl(wrapper=True)
