@@ -62,19 +62,27 @@ class Sink:
         self.frames += 1
         pos = data.find(MARK)
         while pos >= 0:
-            a = data.find(b"~", pos + 2)
-            b = data.find(b"~", a + 1)
-            if a < 0 or b < 0:
+            end = self.take(client, data, pos, at)
+            if end < 0:
                 return
-            mid = int(data[a + 1 : b])
-            if mid >= self.lo:
-                key = mid * 1_000_000 + client
-                if key in self.seen:
-                    self.duplicates += 1
-                else:
-                    self.seen.add(key)
-                    self.latencies.append(at - int(data[pos + 2 : a]))
-            pos = data.find(MARK, b)
+            pos = data.find(MARK, end)
+
+    def take(self, client: int, data: bytes, pos: int, at: int) -> int:
+        """Count the marker ``make_body`` wrote at ``pos`` (``MARK<sent ns>~<id>~``) for this
+        client: a delivery of the window, or a duplicate. Where it ends, or -1 if cut short."""
+        a = data.find(b"~", pos + 2)
+        b = data.find(b"~", a + 1)
+        if a < 0 or b < 0:
+            return -1
+        mid = int(data[a + 1 : b])
+        if mid >= self.lo:
+            key = mid * 1_000_000 + client
+            if key in self.seen:
+                self.duplicates += 1
+            else:
+                self.seen.add(key)
+                self.latencies.append(at - int(data[pos + 2 : a]))
+        return b
 
 
 class Client(WSListener):
@@ -327,20 +335,8 @@ class JsonSink(Sink):
                 self.seq_gaps += 1
             self.seqs[client] = seq
         pos = data.find(JSON_BODY, e) + len(JSON_BODY)
-        if data[pos : pos + 2] != MARK:
-            return
-        a = data.find(b"~", pos + 2)
-        b = data.find(b"~", a + 1)
-        if a < 0 or b < 0:
-            return
-        mid = int(data[a + 1 : b])
-        if mid >= self.lo:
-            key = mid * 1_000_000 + client
-            if key in self.seen:
-                self.duplicates += 1
-            else:
-                self.seen.add(key)
-                self.latencies.append(at - int(data[pos + 2 : a]))
+        if data[pos : pos + 2] == MARK:  # (the body only: ``html`` repeats the marker)
+            self.take(client, data, pos, at)
 
 
 # --- protocols of the three targets ---------------------------------------------------------
