@@ -5,7 +5,8 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.i18n import set_language
 
 from . import selectors, services
 from .forms import ProfileForm
@@ -81,3 +82,15 @@ def profile_edit(request):
     # htmx swaps only 2xx responses by default: errors come back as 200 there, 400 otherwise.
     status = 200 if request.htmx else 400
     return render(request, template, _edit_context(profile, form), status=status)
+
+
+@require_POST
+def language_set(request):
+    """The language switch (nav menu, login page): Django's ``set_language`` (the cookie, a
+    redirect to ``next``), and for a signed-in user the profile's choice, through the same
+    service the API's ``PATCH /api/profiles/me/`` calls."""
+    response = set_language(request)
+    language = request.POST.get("language", "")
+    if request.user.is_authenticated and language in services.language_codes():
+        services.profile_update(profile=request.user.profile, language=language)
+    return response
