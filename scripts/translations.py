@@ -89,8 +89,10 @@ def problems(po_path: Path) -> list[str]:
     return found
 
 
-def _makemessages(locale_dir: Path) -> None:
-    """Django's makemessages for every language, writing into ``locale_dir``."""
+def _makemessages(root: Path) -> None:
+    """Django's makemessages for every language over the sources under ``root``, writing into
+    ``root``/locale (makemessages writes next to the working directory's locale/, whatever
+    LOCALE_PATHS says, so a check runs it in a copy of the sources)."""
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     import django
@@ -98,18 +100,31 @@ def _makemessages(locale_dir: Path) -> None:
     from django.core.management import call_command
 
     django.setup()
-    settings.LOCALE_PATHS = [str(locale_dir)]
+    locale_paths = settings.LOCALE_PATHS
+    settings.LOCALE_PATHS = [str(root / "locale")]
     cwd = os.getcwd()
-    os.chdir(ROOT)  # makemessages walks the current directory
+    os.chdir(root)  # makemessages walks the current directory
     try:
-        call_command(
-            "makemessages",
-            locale=LANGUAGES,
-            ignore_patterns=IGNORE,
-            verbosity=0,
-        )
+        call_command("makemessages", locale=LANGUAGES, ignore_patterns=IGNORE, verbosity=0)
     finally:
         os.chdir(cwd)
+        settings.LOCALE_PATHS = locale_paths
+
+
+def _source_copy(destination: Path, locale: Path) -> None:
+    """The sources makemessages reads (not .git, the venv, node_modules or IGNORE), with a copy
+    of ``locale`` (without its .mo files) as their locale/."""
+    skip = {".git", *(name for name in IGNORE if "/" not in name and "*" not in name)}
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        top = Path(directory).resolve() == ROOT
+        return {n for n in names if (top and n in skip) or n.endswith((".mo", ".pyc"))}
+
+    shutil.copytree(ROOT, destination, ignore=ignore, symlinks=True)
+    if locale.exists():
+        shutil.copytree(locale, destination / "locale", ignore=shutil.ignore_patterns("*.mo"))
+    else:
+        (destination / "locale").mkdir()
 
 
 def _need_gettext() -> None:
@@ -126,17 +141,15 @@ def check(locale: Path = LOCALE) -> list[str]:
     _need_gettext()
     report = []
     with tempfile.TemporaryDirectory(prefix="parley-locale-") as tmp:
-        copy = Path(tmp) / "locale"
-        if locale.exists():
-            shutil.copytree(locale, copy, ignore=shutil.ignore_patterns("*.mo"))
-        else:
-            copy.mkdir()
-        _makemessages(copy)
+        sources = Path(tmp) / "parley"
+        _source_copy(sources, locale)
+        _makemessages(sources)
+        copy = sources / "locale"
         for po_path in catalogues(copy):
             name = po_path.relative_to(copy)
             committed = locale / name
             if not committed.exists():
-                report.append(f"locale/{name}: missing (run: python scripts/translations.py update)")
+                report.append(f"locale/{name}: missing (run: make translations)")
                 continue
             report += [f"locale/{name}: {problem}" for problem in problems(po_path)]
             result = subprocess.run(  # noqa: S603 - fixed arguments
@@ -159,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "update":
         _need_gettext()
-        _makemessages(LOCALE)
+        _makemessages(ROOT)
         for po_path in catalogues():
             for problem in problems(po_path):
                 print(f"{po_path.relative_to(ROOT)}: {problem}")
@@ -169,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr)
     if report:
         print(
-            f"\ntranslations: {len(report)} problem(s). Run `python scripts/translations.py "
-            "update`, translate, and remove the fuzzy marks.",
+            f"\ntranslations: {len(report)} problem(s). Run `make translations`, translate, "
+            "and remove the fuzzy marks.",
             file=sys.stderr,
         )
         return 1

@@ -195,3 +195,35 @@ def test_a_privacy_setting_that_is_not_a_boolean_is_a_400_naming_it(as_alice, al
     assert response.status_code == 400
     assert "show_presence" in str(response.json())
     assert Profile.objects.get(user=alice).show_presence is True
+
+
+def test_me_shows_the_language_and_patch_changes_it_through_the_profile_service(
+    as_alice, alice, alice_client
+):
+    assert as_alice.get("/api/profiles/me/").json()["language"] == ""
+
+    response = as_alice.patch("/api/profiles/me/", {"language": "ru"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["language"] == "ru"
+    assert Profile.objects.get(user=alice).language == "ru"
+    # The pages follow the saved choice.
+    assert ">Общий чат</a>" in alice_client.get("/").content.decode()
+
+    response = as_alice.patch("/api/profiles/me/", {"language": ""}, format="json")
+    assert response.status_code == 200
+    assert Profile.objects.get(user=alice).language == ""
+
+
+@pytest.mark.parametrize("language", ["de", "RU", "ru-xx", 7, None])
+def test_an_unknown_language_is_a_400_on_the_field_and_changes_nothing(as_alice, alice, language):
+    response = as_alice.patch(
+        "/api/profiles/me/", {"language": language, "display_name": "New"}, format="json"
+    )
+
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "invalid"
+    assert list(error["fields"]) == ["language"]
+    profile = Profile.objects.get(user=alice)
+    assert (profile.language, profile.display_name) == ("", "Alice")
