@@ -155,3 +155,17 @@ def test_russian_plural_forms(n, members):
         )
     with translation.override("en"):
         assert template.render(Context({"n": n})) == (f"{n} member" if n == 1 else f"{n} members")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_under_asgi_the_saved_choice_applies_too(alice, async_client):
+    """The middleware's async path (daphne/uvicorn serve Parley through ASGIHandler)."""
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(_set_language)(alice, "ru")
+    await async_client.aforce_login(alice)
+
+    response = await async_client.get("/profiles/")
+
+    assert response["Content-Language"] == "ru"
+    assert ">Пользователи</a>" in response.content.decode()
