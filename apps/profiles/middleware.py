@@ -6,6 +6,8 @@ It costs the signed-in user's profile row: pages read ``user.profile`` for the n
 row is cached on the request's user, so a page makes the query once); a fragment endpoint
 pays one primary-key lookup. A request without a session cookie costs nothing."""
 
+from types import SimpleNamespace
+
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.utils import translation
@@ -47,7 +49,11 @@ def _activate(request, language: str) -> None:
 
 def profile_language(request) -> str:
     """The signed-in user's saved language, or "" (none saved, anonymous, no profile)."""
-    user = getattr(request, "user", None)
+    return saved_language(getattr(request, "user", None))
+
+
+def saved_language(user) -> str:
+    """``user``'s saved language if it is one we have, else "" (anonymous, none saved)."""
     if user is None or not user.is_authenticated:
         return ""
     profile = getattr(user, "profile", None)  # a user without a profile follows the browser
@@ -55,3 +61,19 @@ def profile_language(request) -> str:
     if language and translation.check_for_language(language):
         return language
     return ""
+
+
+def socket_language(user, scope) -> str:
+    """The language of what a websocket sends its own user (error fragments, notices): the
+    same order as a page's, from the handshake's cookie and Accept-Language header. Broadcast
+    fragments never use it (apps/chat/realtime.py renders them in the site's language)."""
+    saved = saved_language(user)
+    if saved:
+        return saved
+    headers = dict(scope.get("headers") or [])
+    handshake = SimpleNamespace(
+        COOKIES=scope.get("cookies") or {},
+        META={"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin-1")},
+        path_info="/",
+    )
+    return translation.get_language_from_request(handshake)
