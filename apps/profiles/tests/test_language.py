@@ -169,3 +169,47 @@ async def test_under_asgi_the_saved_choice_applies_too(alice, async_client):
 
     assert response["Content-Language"] == "ru"
     assert ">Пользователи</a>" in response.content.decode()
+
+
+EDIT_URL = "/profiles/me/edit/"
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_the_profile_editor_offers_the_languages_and_follow_the_browser(alice, alice_client):
+    _set_language(alice, "ru")
+
+    html = alice_client.get(EDIT_URL).content.decode()
+
+    assert 'data-testid="profile-language"' in html
+    assert '<option value="">Как в браузере</option>' in html
+    assert '<option value="ru" lang="ru" selected>Русский</option>' in html
+    assert '<option value="en" lang="en">English</option>' in html
+
+
+def test_the_profile_editor_saves_the_language_and_reloads_the_page_in_it(alice, alice_client):
+    response = alice_client.post(EDIT_URL, {"display_name": "Alice", "language": "ru"}, **HTMX)
+
+    assert response.status_code == 200
+    assert response["HX-Refresh"] == "true"
+    assert Profile.objects.get(user=alice).language == "ru"
+    html = alice_client.get(EDIT_URL).content.decode()
+    assert "Ваш профиль сохранён." in html  # the notice, in the new language
+
+    alice_client.post(EDIT_URL, {"display_name": "Alice", "language": ""})
+    assert Profile.objects.get(user=alice).language == ""
+
+
+def test_a_profile_post_without_the_language_leaves_it_alone(alice, alice_client):
+    _set_language(alice, "ru")
+
+    alice_client.post(EDIT_URL, {"display_name": "Alice B."}, **HTMX)
+
+    profile = Profile.objects.get(user=alice)
+    assert (profile.display_name, profile.language) == ("Alice B.", "ru")
+
+
+def test_the_profile_editor_refuses_an_unknown_language_on_the_field(alice, alice_client):
+    response = alice_client.post(EDIT_URL, {"display_name": "Alice", "language": "de"}, **HTMX)
+
+    assert 'id="language-error"' in response.content.decode()
+    assert Profile.objects.get(user=alice).language == ""
