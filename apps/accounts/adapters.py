@@ -28,8 +28,7 @@ class AccountAdapter(DefaultAccountAdapter):
         # allauth's e-mails greet from and thank "current_site": without django.contrib.sites
         # that is the request's host. They say the product's name instead (issue 14); the
         # subject prefix is ACCOUNT_EMAIL_SUBJECT_PREFIX.
-        request = context.get("request") or _allauth_request()
-        context = {"current_site": ParleySite(request), **context}
+        context = {"current_site": ParleySite(_allauth_request()), **context}
         super().send_mail(template_prefix, email, context)
 
     def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:

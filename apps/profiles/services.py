@@ -45,7 +45,8 @@ _DISPLAY_NAME = Wording(
 
 
 def language_codes() -> list[str]:
-    """The languages a profile may choose (settings.LANGUAGES); "" (follow the browser) too."""
+    """The language codes a profile may save (settings.LANGUAGES); "" (follow the browser's
+    Accept-Language) is allowed besides."""
     return [code for code, _name in settings.LANGUAGES]
 
 
