@@ -227,3 +227,25 @@ def test_an_unknown_language_is_a_400_on_the_field_and_changes_nothing(as_alice,
     assert list(error["fields"]) == ["language"]
     profile = Profile.objects.get(user=alice)
     assert (profile.language, profile.display_name) == ("", "Alice")
+
+
+@pytest.mark.parametrize(
+    ("saved", "accept", "message"),
+    [
+        ("ru", "", "Такой комнаты нет."),
+        ("", "ru", "Такой комнаты нет."),
+        ("en", "ru", "No such room."),
+        ("", "", "No such room."),
+    ],
+)
+def test_a_token_clients_errors_come_in_the_saved_language_else_accept_language(
+    token_client, alice, saved, accept, message
+):
+    Profile.objects.filter(user=alice).update(language=saved)
+    client = token_client(alice)
+    headers = {"HTTP_ACCEPT_LANGUAGE": accept} if accept else {}
+
+    response = client.get("/api/rooms/999999/", **headers)
+
+    assert response.status_code == 404
+    assert error_of(response)["message"] == message
