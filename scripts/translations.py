@@ -17,6 +17,7 @@ One list of what makemessages skips (IGNORE), so `update` and `check` see the sa
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -114,11 +115,17 @@ def _makemessages(root: Path) -> None:
 def _source_copy(destination: Path, locale: Path) -> None:
     """The sources makemessages reads (not .git, the venv, node_modules or IGNORE), with a copy
     of ``locale`` (without its .mo files) as their locale/."""
-    skip = {".git", *(name for name in IGNORE if "/" not in name and "*" not in name)}
+    skip = {name for name in IGNORE if "/" not in name and "*" not in name}
+    skip |= {".git", ".pytest_cache", ".ruff_cache", "test-results", "db.sqlite3*", "*.egg-info"}
 
     def ignore(directory: str, names: list[str]) -> set[str]:
         top = Path(directory).resolve() == ROOT
-        return {n for n in names if (top and n in skip) or n.endswith((".mo", ".pyc"))}
+        return {
+            name
+            for name in names
+            if (top and any(fnmatch.fnmatch(name, pattern) for pattern in skip))
+            or name.endswith((".mo", ".pyc"))
+        }
 
     shutil.copytree(ROOT, destination, ignore=ignore, symlinks=True)
     if locale.exists():
