@@ -17,7 +17,8 @@ PYTEST_ARGS ?=
 export PYTHON
 
 .PHONY: help run test test-unit test-e2e faults fuzz setup setup-test assets migrate lint format clean \
-	bench bench-quick lock audit check-deploy checks schema schema-check
+	bench bench-quick lock audit check-deploy checks schema schema-check \
+	messages translations translations-check
 
 help:
 	@echo "make run    install everything, migrate, serve on http://$(HOST):$(PORT)"
@@ -28,6 +29,7 @@ help:
 	@echo "make checks lint + check --deploy with production values + audit (lock in sync, known CVEs)"
 	@echo "make schema regenerate docs/openapi.yaml (the API's OpenAPI schema, committed)"
 	@echo "make lock   recompile requirements/*.txt from pyproject.toml"
+	@echo "make translations  extract the marked strings into locale/*/django.po (needs GNU gettext)"
 	@echo "make bench  benchmark T0/T1/T2 (needs Redis + PostgreSQL, 15-20 min); bench-quick: ~3 min"
 	@echo "make clean  remove .venv, node_modules, built assets and caches"
 
@@ -63,9 +65,28 @@ node_modules/.installed: package.json package-lock.json
 assets: node_modules/.installed
 	npm run --silent build
 
+# --- Translations (scripts/translations.py) -------------------------------------------------
+# The .mo files are compiled with polib (pure Python, a locked dependency): no GNU gettext needed
+# to run or test Parley. They are build outputs (.gitignore); each is rebuilt when its .po changes.
+PO_FILES := $(wildcard locale/*/LC_MESSAGES/*.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+
+locale/%.mo: locale/%.po $(VENV)/.installed
+	$(PY) scripts/translations.py compile
+
+messages: $(MO_FILES)
+
+# Extract the marked strings into the catalogues (then translate what it lists). Needs xgettext.
+translations: $(VENV)/.installed
+	$(PY) scripts/translations.py update
+
+# CI: fails when a string is missing, untranslated, fuzzy or obsolete in a catalogue.
+translations-check: $(VENV)/.installed
+	$(PY) scripts/translations.py check
+
 # --- Setup ---------------------------------------------------------------------------------------
-setup: $(VENV)/.installed assets
-setup-test: $(VENV)/.installed-test assets
+setup: $(VENV)/.installed assets messages
+setup-test: $(VENV)/.installed-test assets messages
 
 migrate: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
@@ -139,8 +160,9 @@ check-deploy: $(VENV)/.installed
 	DJANGO_CSRF_TRUSTED_ORIGINS=https://chat.example.com \
 	$(PY) manage.py check --deploy --fail-level WARNING
 
-# What CI runs before the tests: lint, deployment checks, supply chain.
-checks: lint check-deploy audit schema-check
+# What CI runs before the tests: lint, deployment checks, supply chain, the schema and the
+# translations (scripts/translations.py check needs GNU gettext: .ci/run installs it).
+checks: lint check-deploy audit schema-check translations-check
 
 # CI: the schema validates without a warning (the test suite also compares it to docs/openapi.yaml).
 schema-check: $(VENV)/.installed

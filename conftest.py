@@ -121,6 +121,18 @@ def pytest_itemcollected(item):
         item.add_marker(getattr(pytest.mark, parts[0]))
 
 
+def pytest_configure(config):
+    # The Russian pages need locale/ru's .mo, a build output of `make setup`: compile it here
+    # too (only when the .po is newer), so a bare `pytest` tests the committed catalogue.
+    import importlib.util
+
+    script = Path(__file__).resolve().parent / "scripts" / "translations.py"
+    spec = importlib.util.spec_from_file_location("parley_translations", script)
+    translations = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(translations)
+    translations.compile_catalogues()
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that need Redis carry the ``redis`` marker; without REDIS_URL they are skipped
     with a visible reason (and in CI that skip becomes a failure, see below)."""

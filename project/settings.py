@@ -75,6 +75,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A signed-in user's saved language beats the cookie and Accept-Language that
+    # LocaleMiddleware went by (apps/profiles/middleware.py).
+    "apps.profiles.middleware.ProfileLanguageMiddleware",
     # Sends the request's session revocations (logout, password change …) to open websockets,
     # keeping the session that changed its own password (apps/accounts/sessions.py).
     "apps.accounts.sessions.SessionRevocationMiddleware",
@@ -277,6 +280,10 @@ EMAIL_BACKEND = os.environ.get(
     "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "parley@localhost")
+# What e-mails (allauth's password reset, e-mail confirmation …) call the site: its name, not
+# the host (apps/accounts/adapters.py).
+PARLEY_SITE_NAME = os.environ.get("PARLEY_SITE_NAME", "Parley")
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{PARLEY_SITE_NAME}] "
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {

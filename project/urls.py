@@ -2,6 +2,7 @@ from django.conf import settings
 from django.urls import include, path
 
 from apps.chat.hooks import webhook_incoming
+from apps.profiles.views import language_set
 from project.csp_report import csp_report
 
 
@@ -15,6 +16,8 @@ def build_urlpatterns(*, admin_enabled: bool) -> list:
         path("hooks/<str:secret>/", webhook_incoming, name="webhook_incoming"),
         path("", include("apps.chat.urls")),
         path("profiles/", include("apps.profiles.urls")),
+        # The language switch: Django's set_language, which also saves a signed-in user's choice.
+        path("i18n/setlang/", language_set, name="set_language"),
         # Parley's own account pages (API tokens), then allauth's.
         path("accounts/", include("apps.accounts.urls")),
         path("accounts/", include("allauth.urls")),

@@ -1,6 +1,7 @@
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
@@ -22,6 +23,13 @@ class AccountAdapter(DefaultAccountAdapter):
         if not address:
             raise PermissionDenied("Unable to determine client IP address")
         return address
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        # allauth's e-mails greet from and thank "current_site": without django.contrib.sites
+        # that is the request's host. They say the product's name instead (issue 14); the
+        # subject prefix is ACCOUNT_EMAIL_SUBJECT_PREFIX.
+        context = {"current_site": ParleySite(_allauth_request()), **context}
+        super().send_mail(template_prefix, email, context)
 
     def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
         # allauth's login_failed limit is replaced (its per-username part refuses the right
@@ -51,3 +59,20 @@ def _not_a_bot(user):
     if profile is not None and profile.is_bot:
         return None
     return user
+
+
+class ParleySite:
+    """What allauth's e-mail templates read as ``current_site``: the site name and the host."""
+
+    def __init__(self, request: HttpRequest | None) -> None:
+        self.name = settings.PARLEY_SITE_NAME
+        self.domain = request.get_host() if request is not None else ""
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _allauth_request() -> HttpRequest | None:
+    from allauth.core import context
+
+    return getattr(context, "request", None)

@@ -217,12 +217,17 @@ def secret_from_authorization(header: bytes | str | None) -> str | None:
 
 
 def token_lookup(secret) -> AccessToken | None:
-    """The token (with its user) whose secret this is, if it is valid now: not revoked, not
-    expired, its user active. Records the use (at most once a minute). One query, and one
-    update when the last use is older than LAST_USED_EVERY."""
+    """The token (with its user and profile) whose secret this is, if it is valid now: not
+    revoked, not expired, its user active. Records the use (at most once a minute). One query,
+    and one update when the last use is older than LAST_USED_EVERY."""
     if not isinstance(secret, str) or not secret or len(secret) > SECRET_MAX_LENGTH:
         return None
-    token = AccessToken.objects.select_related("user").filter(key_hash=hash_secret(secret)).first()
+    # The user's profile in the same query: its bot mark and saved language are read next.
+    token = (
+        AccessToken.objects.select_related("user", "user__profile")
+        .filter(key_hash=hash_secret(secret))
+        .first()
+    )
     if token is None or not token.user.is_active:
         return None
     moment = now()

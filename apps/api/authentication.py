@@ -10,10 +10,12 @@ would now fail, as ``rest_framework.authtoken`` is no longer installed — the s
 below says so at start-up rather than with a 500 at the first request."""
 
 from django.core import checks
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
 from apps.accounts import tokens
+from apps.profiles.middleware import saved_language
 
 __all__ = ["AccessTokenAuthentication"]
 
@@ -39,6 +41,13 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
         token = tokens.token_lookup(secret)
         if token is None:
             raise exceptions.AuthenticationFailed(self.invalid)
+        # The answers (error messages) in the token owner's saved language: the middleware
+        # that does this for sessions runs before DRF knows the user. Without one saved,
+        # Accept-Language (LocaleMiddleware) stands.
+        language = saved_language(token.user)
+        if language:
+            translation.activate(language)
+            request._request.LANGUAGE_CODE = language
         return token.user, token
 
     def authenticate_header(self, request) -> str:

@@ -84,7 +84,7 @@ DM_ROOM = {
 }
 
 PROFILE = {**ALICE, "presence": "online"}
-MY_PROFILE = {**PROFILE, "show_presence": True, "send_read_receipts": True}
+MY_PROFILE = {**PROFILE, "show_presence": True, "send_read_receipts": True, "language": "ru"}
 MEMBER = {**ALICE, "role": "owner"}
 UNREAD = {"room": 1, "last_read_seq": 117, "unread_count": 3, "mention_count": 1}
 RECEIPT = {"user": 9, "last_read_seq": 117}

@@ -4,6 +4,7 @@ repeats a rule a service already enforces."""
 
 import uuid
 
+from django.conf import settings
 from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
@@ -211,7 +212,7 @@ class MyProfileSerializer(ProfileSerializer):
     else sees."""
 
     class Meta(ProfileSerializer.Meta):
-        fields = [*ProfileSerializer.Meta.fields, "show_presence", "send_read_receipts"]
+        fields = [*ProfileSerializer.Meta.fields, "show_presence", "send_read_receipts", "language"]
         read_only_fields = fields
 
 
@@ -602,3 +603,8 @@ class ProfileUpdateSerializer(serializers.Serializer):
     remove_avatar = serializers.BooleanField(required=False)
     show_presence = serializers.BooleanField(required=False)
     send_read_receipts = serializers.BooleanField(required=False)
+    # A code of settings.LANGUAGES, or "" to follow the browser (Accept-Language); the service
+    # (profiles.services.profile_update) judges it, as for the page's language switch.
+    language = serializers.ChoiceField(
+        choices=[("", "")] + list(settings.LANGUAGES), required=False, allow_blank=True
+    )

@@ -875,7 +875,8 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
     """People: every active user's profile. `id` is the user id.
 
     `me` shows your own profile; PATCH it with `display_name` and/or `avatar` (a multipart file
-    upload), or `remove_avatar=true`. Fields you leave out stay unchanged."""
+    upload), or `remove_avatar=true`; `language` (`en`, `ru`, or `""` to follow the browser's
+    Accept-Language) is the language of your pages. Fields you leave out stay unchanged."""
 
     serializer_class = serializers.ProfileSerializer
     lookup_field = "user_id"

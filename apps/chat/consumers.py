@@ -38,7 +38,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import translation
 from django.utils.translation import gettext as _
+
+from apps.profiles.middleware import socket_language
 
 from . import delivery, errors, fanout, realtime, receipts, selectors, services, socketlimit
 from . import typing as typing_
@@ -142,6 +145,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
     user_stream: UserStream | None = None  # from its start on
     # Identity, for the hub's identity events and re-checks (fanout.Hub.revoke / verify).
     user_id = None
+    language: str = settings.LANGUAGE_CODE  # of what it sends its own user (connect)
     session_key: str | None = None
     socket_id: str = ""
     leased = False  # holds a place in the shared per-user count (socketlimit)
@@ -176,6 +180,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
         if not await self.find(user):
             return
         self.user_id = user.pk
+        # Errors and notices to this user in their language (issue 14): the profile's saved
+        # choice, else the handshake's cookie / Accept-Language. Never for broadcasts.
+        self.language = await database_sync_to_async(socket_language)(user, self.scope)
         session = self.scope.get("session")  # None only when mounted without the auth stack
         # What the revocations and re-checks name: the session's key, or for a socket that
         # authenticated by access token, the token's (project/websocket_auth.py).
@@ -277,6 +284,10 @@ class SocketConsumer(AsyncWebsocketConsumer):
         await self._leave_hub()
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
+        with translation.override(self.language):
+            await self.receive_text_frame(text_data)
+
+    async def receive_text_frame(self, text_data) -> None:
         if self.revoked or not self.ready:
             return  # a frame after the session ended is not acted on
         if text_data is None:

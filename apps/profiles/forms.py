@@ -13,6 +13,8 @@ class ProfileForm(forms.Form):
     remove_avatar = forms.BooleanField(label=_("Remove my avatar"), required=False)
     show_presence = forms.BooleanField(label=_("Show my online status"), required=False)
     send_read_receipts = forms.BooleanField(label=_("Send read receipts"), required=False)
+    # A code of settings.LANGUAGES or "" (follow the browser); the service judges it.
+    language = forms.CharField(label=_("Language"), required=False)
 
 
 class BotCreateForm(forms.Form):

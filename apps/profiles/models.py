@@ -31,6 +31,9 @@ class Profile(models.Model):
         on_delete=models.CASCADE,
         related_name="owned_bots",
     )
+    # The interface language (issue 14): a code from settings.LANGUAGES, or "" to follow the
+    # browser's Accept-Language. Applied per request by apps.profiles.middleware.
+    language = models.CharField(_("language"), max_length=10, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -18,7 +18,7 @@ from apps.core.text import Wording
 
 from .models import Profile
 
-__all__ = ["DISPLAY_NAME_MAX_LENGTH", "avatar_process", "profile_update"]
+__all__ = ["DISPLAY_NAME_MAX_LENGTH", "avatar_process", "language_codes", "profile_update"]
 
 DISPLAY_NAME_MAX_LENGTH = 40
 # Decoders Pillow may try: the type comes from the bytes, never from the name or Content-Type.
@@ -42,6 +42,12 @@ _DISPLAY_NAME = Wording(
     # spaces) would let a name break layouts or impersonate someone.
     forbidden=gettext_lazy("A display name cannot contain control or invisible characters."),
 )
+
+
+def language_codes() -> list[str]:
+    """The language codes a profile may save (settings.LANGUAGES); "" (follow the browser's
+    Accept-Language) is allowed besides."""
+    return [code for code, _name in settings.LANGUAGES]
 
 
 def _clean_display_name(value: object) -> str:
@@ -121,6 +127,7 @@ def profile_update(
     remove_avatar: bool = False,
     show_presence: bool = _UNSET,
     send_read_receipts: bool = _UNSET,
+    language: str = _UNSET,
 ) -> Profile:
     """Change a profile's display name and/or avatar; arguments left out are left alone.
 
@@ -129,7 +136,8 @@ def profile_update(
     new one is given. Everything is validated before anything is written; errors come as one
     ``ValidationError`` keyed by field (``display_name``, ``avatar``). The replaced avatar file
     is deleted once the transaction commits. ``show_presence`` and ``send_read_receipts``
-    (the privacy settings) must be booleans.
+    (the privacy settings) must be booleans. ``language`` is a code of settings.LANGUAGES, or
+    "" to follow the browser's Accept-Language.
     """
     errors: dict[str, list[ValidationError]] = {}
     new_name = profile.display_name
@@ -144,7 +152,7 @@ def profile_update(
             new_avatar = avatar_process(upload=avatar)
         except ValidationError as exc:
             errors["avatar"] = exc.error_list
-    privacy = {}
+    changes = {}
     for field, value in (
         ("show_presence", show_presence),
         ("send_read_receipts", send_read_receipts),
@@ -154,11 +162,22 @@ def profile_update(
         if not isinstance(value, bool):
             errors[field] = [_error(_("Enter true or false."), "invalid")]
         else:
-            privacy[field] = value
+            changes[field] = value
+    if language is not _UNSET:
+        if language == "" or language in language_codes():
+            changes["language"] = language
+        else:
+            errors["language"] = [
+                _error(
+                    _("Choose one of: %(choices)s, or empty to follow the browser.")
+                    % {"choices": ", ".join(language_codes())},
+                    "invalid_choice",
+                )
+            ]
     if errors:
         raise ValidationError(errors)
 
-    for field, value in privacy.items():
+    for field, value in changes.items():
         setattr(profile, field, value)
     old_avatar_name = profile.avatar.name if profile.avatar else ""
     profile.display_name = new_name

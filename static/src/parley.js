@@ -131,14 +131,15 @@
     if (sr) {
       var nav = document.getElementById("sidebar-nav");
       srTexts = srTexts || {
-        unread: nav.dataset.textUnread || "unread",
-        mentions: nav.dataset.textMentions || "mentions",
+        // "{count} unread": the number's place is the translation's (Russian puts it last).
+        unread: nav.dataset.textUnread || "{count} unread",
+        mentions: nav.dataset.textMentions || "{count} mentions",
         mutedUnread: nav.dataset.textMutedUnread || "unread messages, muted",
       };
       // A muted room shows a dot, not a number: its text says so.
-      sr.textContent = (unread && !muted ? ", " + badge(unread) + " " + srTexts.unread : "") +
+      sr.textContent = (unread && !muted ? ", " + srTexts.unread.replace("{count}", badge(unread)) : "") +
         (unread && muted ? ", " + srTexts.mutedUnread : "") +
-        (mentions ? ", " + badge(mentions) + " " + srTexts.mentions : "");
+        (mentions ? ", " + srTexts.mentions.replace("{count}", badge(mentions)) : "");
     }
   }
 

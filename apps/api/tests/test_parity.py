@@ -35,6 +35,8 @@ PAGES = {
     "chat:file": [("api:room-messages", "GET")],  # the message's attachment url
     "profiles:list": [("api:profile-list", "GET")],
     "profiles:edit": [("api:profile-me", "GET"), ("api:profile-me", "PATCH")],
+    # The language switch saves profile.language, as PATCH /api/profiles/me/ {"language"} does.
+    "set_language": [("api:profile-me", "PATCH")],
     "profiles:bots": [("api:bot-list", "GET"), ("api:bot-list", "POST")],
     "profiles:bot_detail": [("api:bot-detail", "GET"), ("api:bot-detail", "PATCH")],
     "profiles:bot_token_create": [("api:bot-tokens", "POST"), ("api:bot-tokens", "GET")],

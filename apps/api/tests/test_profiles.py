@@ -195,3 +195,57 @@ def test_a_privacy_setting_that_is_not_a_boolean_is_a_400_naming_it(as_alice, al
     assert response.status_code == 400
     assert "show_presence" in str(response.json())
     assert Profile.objects.get(user=alice).show_presence is True
+
+
+def test_me_shows_the_language_and_patch_changes_it_through_the_profile_service(
+    as_alice, alice, alice_client
+):
+    assert as_alice.get("/api/profiles/me/").json()["language"] == ""
+
+    response = as_alice.patch("/api/profiles/me/", {"language": "ru"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["language"] == "ru"
+    assert Profile.objects.get(user=alice).language == "ru"
+    # The pages follow the saved choice.
+    assert ">Общий чат</a>" in alice_client.get("/").content.decode()
+
+    response = as_alice.patch("/api/profiles/me/", {"language": ""}, format="json")
+    assert response.status_code == 200
+    assert Profile.objects.get(user=alice).language == ""
+
+
+@pytest.mark.parametrize("language", ["de", "RU", "ru-xx", 7, None])
+def test_an_unknown_language_is_a_400_on_the_field_and_changes_nothing(as_alice, alice, language):
+    response = as_alice.patch(
+        "/api/profiles/me/", {"language": language, "display_name": "New"}, format="json"
+    )
+
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "invalid"
+    assert list(error["fields"]) == ["language"]
+    profile = Profile.objects.get(user=alice)
+    assert (profile.language, profile.display_name) == ("", "Alice")
+
+
+@pytest.mark.parametrize(
+    ("saved", "accept", "message"),
+    [
+        ("ru", "", "Такой комнаты нет."),
+        ("", "ru", "Такой комнаты нет."),
+        ("en", "ru", "No such room."),
+        ("", "", "No such room."),
+    ],
+)
+def test_a_token_clients_errors_come_in_the_saved_language_else_accept_language(
+    token_client, alice, saved, accept, message
+):
+    Profile.objects.filter(user=alice).update(language=saved)
+    client = token_client(alice)
+    headers = {"HTTP_ACCEPT_LANGUAGE": accept} if accept else {}
+
+    response = client.get("/api/rooms/999999/", **headers)
+
+    assert response.status_code == 404
+    assert error_of(response)["message"] == message

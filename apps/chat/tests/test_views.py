@@ -235,9 +235,10 @@ def test_history_page_query_count_is_constant(
     for i in range(history):
         services.message_send(room=public_room, author=alice if i % 2 else bob, body=str(i))
     url = reverse("chat:room_history", kwargs={"pk": public_room.pk}) + f"?before={history - 5}"
-    # session + user + room (the access rule) + one page of messages with authors, profiles and
-    # replied-to messages + their reactions with who reacted
-    with django_assert_num_queries(5):
+    # session + user + the viewer's profile (its saved language: ProfileLanguageMiddleware) +
+    # room (the access rule) + one page of messages with authors, profiles and replied-to
+    # messages + their reactions with who reacted
+    with django_assert_num_queries(6):
         assert alice_client.get(url).status_code == 200
 
 
@@ -349,8 +350,9 @@ def test_the_sidebar_costs_the_same_queries_whatever_the_rooms(
         room = services.room_create(name=f"r{n}", creator=alice)
         services.message_send(room=room, author=bob, body="x")
         services.dm_get_or_create(user=alice, other=make_user())
-    # session + user + the memberships with their counts + the DMs' other participants
-    with django_assert_num_queries(4):
+    # session + user + the viewer's profile (its saved language: ProfileLanguageMiddleware) +
+    # the memberships with their counts + the DMs' other participants
+    with django_assert_num_queries(5):
         assert client.get(reverse("chat:sidebar")).status_code == 200
 
 
