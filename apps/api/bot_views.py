@@ -5,7 +5,6 @@
 everyone else gets 404, like a room they cannot see. A bot token's and a webhook's secret are
 each in exactly one answer: the 201 that made them."""
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -14,7 +13,6 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
@@ -24,7 +22,7 @@ from apps.chat.models import Room, Webhook
 from apps.profiles import bots
 
 from . import examples
-from .exceptions import NON_FIELD, api_exception
+from .exceptions import NON_FIELD
 from .serializers import PersonSerializer, TextField, UploadField
 from .token_views import (
     TokenCreatedSerializer,
@@ -74,20 +72,8 @@ class _BotErrors:
 
 
 def _bot(request, pk):
-    try:
-        return bots.bot_get_for_user(user=request.user, bot_id=pk)
-    except bots.BotNotFound as exc:
-        raise NotFound(exc.message) from None
-
-
-def _service(call, view):
-    """Run a bots/webhooks service call, its own not-found exceptions as 404s."""
-    try:
-        return call()
-    except (bots.BotNotFound, webhooks.WebhookNotFound) as exc:
-        raise NotFound(exc.message) from None
-    except DjangoValidationError as exc:
-        raise api_exception(exc, view) from None
+    """The caller's bot (BotNotFound, a 404 from the API's exception handler, otherwise)."""
+    return bots.bot_get_for_user(user=request.user, bot_id=pk)
 
 
 @extend_schema_view(
@@ -122,14 +108,11 @@ class BotListView(_BotErrors, GenericAPIView):
     def post(self, request):
         data = BotCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        profile = _service(
-            lambda: bots.bot_create(
-                owner=request.user,
-                name=data.validated_data["name"],
-                username=data.validated_data.get("username"),
-                avatar=data.validated_data.get("avatar"),
-            ),
-            self,
+        profile = bots.bot_create(
+            owner=request.user,
+            name=data.validated_data["name"],
+            username=data.validated_data.get("username"),
+            avatar=data.validated_data.get("avatar"),
         )
         body = BotSerializer(profile, context=self.get_serializer_context())
         return Response(body.data, status=status.HTTP_201_CREATED)
@@ -159,13 +142,11 @@ class BotDetailView(_BotErrors, GenericAPIView):
         _bot(request, pk)
         data = BotUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        profile = _service(
-            lambda: bots.bot_update(user=request.user, bot_id=pk, **data.validated_data), self
-        )
+        profile = bots.bot_update(user=request.user, bot_id=pk, **data.validated_data)
         return Response(BotSerializer(profile, context=self.get_serializer_context()).data)
 
     def delete(self, request, pk: int):
-        _service(lambda: bots.bot_delete(user=request.user, bot_id=pk), self)
+        bots.bot_delete(user=request.user, bot_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -212,9 +193,7 @@ class BotTokenDetailView(GenericAPIView):
     serializer_class = TokenSerializer
 
     def delete(self, request, pk: int, token_id: int):
-        _service(
-            lambda: bots.bot_token_revoke(user=request.user, bot_id=pk, token_id=token_id), self
-        )
+        bots.bot_token_revoke(user=request.user, bot_id=pk, token_id=token_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -290,11 +269,8 @@ class WebhookListView(GenericAPIView):
         room = _room(room_pk)
         data = WebhookCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        webhook, secret = _service(
-            lambda: webhooks.webhook_create(
-                room=room, user=request.user, name=data.validated_data["name"]
-            ),
-            self,
+        webhook, secret = webhooks.webhook_create(
+            room=room, user=request.user, name=data.validated_data["name"]
         )
         path = reverse("webhook_incoming", kwargs={"secret": secret})
         body = {
@@ -317,5 +293,5 @@ class WebhookDetailView(GenericAPIView):
 
     def delete(self, request, room_pk: int, pk: int):
         room = _room(room_pk)
-        _service(lambda: webhooks.webhook_revoke(room=room, user=request.user, webhook_id=pk), self)
+        webhooks.webhook_revoke(room=room, user=request.user, webhook_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -10,7 +10,8 @@ exception, DRF's handler adds the headers (``WWW-Authenticate`` on a 401, ``Retr
 429), and ``error_body`` writes the body:
 
 - 404 ``not_found``: ``RoomNotFound``, ``MessageNotFound``, ``MemberNotFound``,
-  ``AttachmentNotFound``, ``tokens.TokenNotFound``, ``Http404``, an unknown ``/api/`` URL;
+  ``AttachmentNotFound``, ``tokens.TokenNotFound``, ``bots.BotNotFound``,
+  ``webhooks.WebhookNotFound``, ``Http404``, an unknown ``/api/`` URL;
 - 403 ``permission_denied``: ``NotAllowed``, Django's ``PermissionDenied``, a session request
   without its CSRF token;
 - 400 with the service's own code (``errors.code_of``: ``required``, ``max_length``,
@@ -55,8 +56,9 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.accounts import tokens
-from apps.chat import errors
+from apps.chat import errors, webhooks
 from apps.core.ratelimit import RateLimited
+from apps.profiles import bots
 
 __all__ = [
     "JSON_PREFIXES",
@@ -132,7 +134,7 @@ def api_exception(exc: Exception, view=None) -> Exception:
     if isinstance(exc, _NOT_FOUND):
         # MemberNotFound is a ValidationError too (the pages' form error): before that branch.
         return exceptions.NotFound(errors.describe(exc))
-    if isinstance(exc, tokens.TokenNotFound):
+    if isinstance(exc, (tokens.TokenNotFound, bots.BotNotFound, webhooks.WebhookNotFound)):
         return exceptions.NotFound(exc.message)
     if isinstance(exc, errors.NotAllowed):
         return exceptions.PermissionDenied(errors.describe(exc))
